@@ -1,0 +1,1 @@
+"""Provenance ledger: the hash-chained event log and, later, its on-chain anchoring."""

@@ -1,0 +1,96 @@
+"""State changes for organisations and users; each appends its lineage event."""
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from miliao.errors import InvalidInput
+from provenance.recorder import actor_of, record, subject_of
+
+from . import permissions
+from .models import ROLE_ORGANISATION_KINDS, Organisation, OrganisationKind, Role, User
+
+_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,59}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,150}$")
+
+
+def _authorize(actor) -> None:
+    # actor None is the platform itself (bootstrap commands, the demo seed).
+    if actor is not None:
+        permissions.check_manage_accounts(actor)
+
+
+@transaction.atomic(durable=True)
+def create_organisation(*, actor, code: str, name: str, kind: str, name_en: str = "") -> Organisation:
+    _authorize(actor)
+    if not _CODE.match(code or ""):
+        raise InvalidInput("code", "use 2-60 lowercase letters, digits and hyphens")
+    if not (name or "").strip():
+        raise InvalidInput("name", "an organisation needs a name")
+    if kind not in OrganisationKind.values:
+        raise InvalidInput("kind", f"must be one of {', '.join(OrganisationKind.values)}")
+    if Organisation.objects.filter(code=code).exists():
+        raise InvalidInput("code", f"an organisation with code {code!r} already exists")
+    if Organisation.objects.filter(name=name.strip()).exists():
+        raise InvalidInput("name", f"an organisation named {name!r} already exists")
+    org = Organisation.objects.create(code=code, name=name.strip(), name_en=name_en.strip(), kind=kind)
+    record(
+        "accounts.organisation_created",
+        actor=actor_of(actor),
+        subject=subject_of(org),
+        payload={"code": org.code, "name": org.name, "kind": org.kind},
+    )
+    return org
+
+
+@transaction.atomic(durable=True)
+def create_user(
+    *,
+    actor,
+    username: str,
+    password: str,
+    role: str,
+    organisation: Organisation,
+    email: str = "",
+    display_name: str = "",
+) -> User:
+    _authorize(actor)
+    if not _USERNAME.match(username or ""):
+        raise InvalidInput("username", "use 3-150 letters, digits, '.', '_' or '-'")
+    if User.objects.filter(username__iexact=username).exists():
+        raise InvalidInput("username", f"the username {username!r} is taken")
+    if role not in Role.values:
+        raise InvalidInput("role", f"must be one of {', '.join(Role.values)}")
+    if organisation.kind not in ROLE_ORGANISATION_KINDS[role]:
+        allowed_kinds = ", ".join(sorted(ROLE_ORGANISATION_KINDS[role]))
+        raise InvalidInput(
+            "organisation",
+            f"a {role} belongs to an organisation of kind {allowed_kinds}; "
+            f"{organisation.code} is a {organisation.kind}",
+        )
+    user = User(
+        username=username,
+        email=email,
+        first_name=display_name[:150],
+        role=role,
+        organisation=organisation,
+        # Stewards and admins use Django admin; what they may do there is still
+        # decided by accounts.permissions.
+        is_staff=role in (Role.STEWARD, Role.ADMIN),
+    )
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise InvalidInput("password", " ".join(exc.messages)) from exc
+    user.set_password(password)
+    user.save()
+    record(
+        "accounts.user_created",
+        actor=actor_of(actor),
+        subject=subject_of(user),
+        payload={"username": user.username, "role": role, "organisation": organisation.code},
+    )
+    return user

@@ -1,0 +1,102 @@
+"""API for organisations, users and the caller's own identity."""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import actions, permissions
+from .models import Organisation, Role, User
+
+
+class OrganisationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Organisation
+        fields = ["id", "code", "name", "name_en", "kind", "created_at"]
+        read_only_fields = ["id", "created_at"]
+        # Uniqueness is checked by the action, with the field named; skip DRF's copy.
+        extra_kwargs = {"code": {"validators": []}, "name": {"validators": []}}
+
+
+class UserSerializer(serializers.ModelSerializer):
+    organisation = serializers.SlugRelatedField(slug_field="code", queryset=Organisation.objects.all())
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "password", "email", "first_name", "role", "organisation", "is_active"]
+        read_only_fields = ["id", "is_active"]
+        extra_kwargs = {"username": {"validators": []}}
+
+
+class OrganisationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """The directory of organisations. Every logged-in user reads it; admins add to it."""
+
+    serializer_class = OrganisationSerializer
+    queryset = Organisation.objects.all()
+
+    def create(self, request, *args, **kwargs):
+        permissions.check_manage_accounts(request.user)
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
+        serializer.instance = actions.create_organisation(actor=self.request.user, **serializer.validated_data)
+
+
+class UserViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Users: admins and auditors see everyone, others their own organisation."""
+
+    serializer_class = UserSerializer
+
+    def get_queryset(self):
+        return permissions.visible_users(
+            self.request.user, User.objects.select_related("organisation")
+        )
+
+    def create(self, request, *args, **kwargs):
+        # Refuse before validating, so a non-admin learns nothing about existing names.
+        permissions.check_manage_accounts(request.user)
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = actions.create_user(
+            actor=self.request.user,
+            username=data["username"],
+            password=data["password"],
+            role=data["role"],
+            organisation=data["organisation"],
+            email=data.get("email", ""),
+            display_name=data.get("first_name", ""),
+        )
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    role = serializers.CharField()
+    organisation = OrganisationSerializer(allow_null=True)
+
+
+class MeView(APIView):
+    """Who the caller is: username, role and organisation."""
+
+    @extend_schema(responses=MeSerializer)
+    def get(self, request):
+        user = request.user
+        return Response(
+            MeSerializer(
+                {
+                    "id": user.pk,
+                    "username": user.username,
+                    "role": permissions.role_of(user),
+                    "organisation": user.organisation,
+                }
+            ).data
+        )

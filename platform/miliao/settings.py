@@ -1,0 +1,273 @@
+"""Miliao settings, read from the environment.
+
+Every setting has an embedded default so that `make demo` needs no server:
+SQLite, an in-process memory broker and an embedded EVM. With MILIAO_ENV=production
+the defaults are refused and every secret must come from the environment;
+deploy/env.example lists them all.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dj_database_url
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+PLATFORM_DIR = REPO_DIR / "platform"
+
+MILIAO_ENV = os.environ.get("MILIAO_ENV", "development")
+if MILIAO_ENV not in {"development", "production"}:
+    raise ImproperlyConfigured(
+        f"MILIAO_ENV must be 'development' or 'production', not {MILIAO_ENV!r}."
+    )
+PRODUCTION = MILIAO_ENV == "production"
+
+# Production secrets have no default: a missing one stops start-up with their names.
+PRODUCTION_REQUIRED = (
+    "DJANGO_SECRET_KEY",
+    "MILIAO_MASTER_KEY",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CHAIN_RPC_URL",
+    "DJANGO_ALLOWED_HOSTS",
+)
+if PRODUCTION:
+    missing = [name for name in PRODUCTION_REQUIRED if not os.environ.get(name)]
+    if missing:
+        raise ImproperlyConfigured(
+            "MILIAO_ENV=production but these settings are missing from the environment: "
+            + ", ".join(missing)
+            + ". deploy/env.example lists every setting."
+        )
+
+# Development state (SQLite file, generated dev secrets) lives outside git.
+STATE_DIR = Path(os.environ.get("MILIAO_STATE_DIR", REPO_DIR / "var"))
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {raw!r}.")
+
+
+def _dev_secret(name: str, make) -> str:
+    """A secret from the environment, or one generated once into STATE_DIR (never git)."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    path = STATE_DIR / name.lower()
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _dev_secret("DJANGO_SECRET_KEY", lambda: secrets.token_urlsafe(50))
+# Encrypts per-release keys and the anchoring keystore (Fernet, urlsafe base64, 32 bytes).
+MILIAO_MASTER_KEY = _dev_secret("MILIAO_MASTER_KEY", lambda: Fernet.generate_key().decode())
+try:
+    Fernet(MILIAO_MASTER_KEY.encode())
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        "MILIAO_MASTER_KEY must be a Fernet key (32 bytes, urlsafe base64); "
+        "make one with: python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'"
+    ) from exc
+
+DEBUG = _env_flag("DJANGO_DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+    if h.strip()
+]
+
+# --- database ---------------------------------------------------------------
+_database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{STATE_DIR / 'miliao.sqlite3'}"
+try:
+    _db = dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)
+except Exception as exc:  # dj_database_url raises several types for a bad URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    if PRODUCTION:
+        raise ImproperlyConfigured("DATABASE_URL: production needs PostgreSQL, not SQLite.")
+    Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # IMMEDIATE transactions take the write lock up front, so two writers queue
+    # instead of failing; this is what serialises appends to the event log on SQLite.
+    _db["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    _db["CONN_MAX_AGE"] = 0
+elif _db["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        f"DATABASE_URL: only postgres:// and sqlite:// are supported, not {_db['ENGINE']}."
+    )
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- broker -----------------------------------------------------------------
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
+_broker_scheme = urlparse(CELERY_BROKER_URL).scheme
+if _broker_scheme not in {"memory", "redis", "rediss"}:
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL must be redis://, rediss:// or memory://, not {CELERY_BROKER_URL!r}."
+    )
+if PRODUCTION and _broker_scheme == "memory":
+    raise ImproperlyConfigured("CELERY_BROKER_URL: production needs Redis, not memory://.")
+# True when tasks are consumed by a worker thread inside this process (demo, smoke test).
+EMBEDDED_BROKER = _broker_scheme == "memory"
+# Task state lives in the TaskProgress model, so Celery keeps no results.
+CELERY_TASK_IGNORE_RESULT = True
+# A task is acknowledged only after it ran: a worker killed mid-task leaves it to be retried,
+# which is safe because every task is idempotent (see progress.actions).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- chain ------------------------------------------------------------------
+# "embedded" is an in-process EVM (eth-tester/py-evm); anything else is a JSON-RPC URL.
+CHAIN_RPC_URL = os.environ.get("CHAIN_RPC_URL", "embedded")
+if CHAIN_RPC_URL != "embedded" and urlparse(CHAIN_RPC_URL).scheme not in {
+    "http",
+    "https",
+    "ws",
+    "wss",
+}:
+    raise ImproperlyConfigured(
+        f"CHAIN_RPC_URL must be 'embedded' or an http(s)/ws(s) JSON-RPC URL, not {CHAIN_RPC_URL!r}."
+    )
+if PRODUCTION and CHAIN_RPC_URL == "embedded":
+    raise ImproperlyConfigured("CHAIN_RPC_URL: production needs a JSON-RPC node, not 'embedded'.")
+_chain_id = os.environ.get("CHAIN_ID", "")
+if _chain_id and not _chain_id.isdigit():
+    raise ImproperlyConfigured(f"CHAIN_ID must be a positive integer, not {_chain_id!r}.")
+CHAIN_ID = int(_chain_id) if _chain_id else None
+
+# --- email (alerts) ---------------------------------------------------------
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "miliao@localhost")
+
+# --- Django -----------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "accounts",
+    "provenance",
+    "progress",
+    "catalog",
+    "access",
+    "portal",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "miliao.urls"
+WSGI_APPLICATION = "miliao.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [REPO_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", _("简体中文")), ("en", _("English"))]
+LOCALE_PATHS = [PLATFORM_DIR / "locale"]
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [REPO_DIR / "static"]
+STATIC_ROOT = STATE_DIR / "static"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        # Same-origin portal pages poll the API with their session (CSRF-checked).
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.AuditorsReadOnly"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "miliao.api.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Miliao API",
+    "DESCRIPTION": "Privacy-preserving spatial data sharing: catalog, applications, "
+    "provenance events and task progress. Authenticate with `Authorization: Token <key>`.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from the sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("MILIAO_LOG_LEVEL", "INFO")},
+    "loggers": {"django.server": {"level": "WARNING"}},
+}

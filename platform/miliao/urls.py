@@ -1,0 +1,31 @@
+"""URL map: pages, Django admin, the REST API and its OpenAPI schema and docs."""
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from access.api import ApplicationViewSet
+from accounts.api import MeView, OrganisationViewSet, UserViewSet
+from catalog.api import DatasetViewSet
+from progress.api import TaskProgressViewSet
+from provenance.api import LineageEventViewSet
+
+router = DefaultRouter()
+router.register("organisations", OrganisationViewSet, basename="organisation")
+router.register("users", UserViewSet, basename="user")
+router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("applications", ApplicationViewSet, basename="application")
+router.register("events", LineageEventViewSet, basename="event")
+router.register("tasks", TaskProgressViewSet, basename="task")
+
+urlpatterns = [
+    path("", include("portal.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/me/", MeView.as_view(), name="api-me"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/", include(router.urls)),
+]

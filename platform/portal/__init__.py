@@ -1,0 +1,1 @@
+"""Server-rendered pages: login, one dashboard per role, task progress, the event log."""

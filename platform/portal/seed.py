@@ -1,0 +1,105 @@
+"""The demo district: organisations, one user per role, datasets and applications.
+
+Everything is created through actions, so the demo's event log is a real one.
+Seeding twice changes nothing.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from access import actions as access_actions
+from access.models import Application
+from accounts import actions as account_actions
+from accounts.models import Organisation, OrganisationKind, Role, User
+from catalog import actions as catalog_actions
+from catalog.models import DataClass, Dataset
+
+ORGANISATIONS = [
+    ("sh-planning", "上海市规划和自然资源局", "Shanghai Planning and Natural Resources Bureau", OrganisationKind.BUREAU),
+    ("pudong", "浦东新区规划资源局", "Pudong District Planning Bureau", OrganisationKind.DISTRICT),
+    ("xuhui", "徐汇区规划资源局", "Xuhui District Planning Bureau", OrganisationKind.DISTRICT),
+    ("mili-tech", "米粒空间科技有限公司", "Mili Spatial Tech", OrganisationKind.STARTUP),
+    ("tongji-lab", "同济空间智能实验室", "Tongji Spatial Intelligence Lab", OrganisationKind.RESEARCH_LAB),
+    ("sh-audit", "上海市审计局", "Shanghai Audit Bureau", OrganisationKind.AUDIT_OFFICE),
+]
+
+USERS = [
+    ("admin", Role.ADMIN, "sh-planning", "平台管理员"),
+    ("steward", Role.STEWARD, "sh-planning", "王数据"),
+    ("holder", Role.DATA_HOLDER, "pudong", "浦东节点"),
+    ("applicant", Role.APPLICANT, "mili-tech", "李创业"),
+    ("researcher", Role.APPLICANT, "tongji-lab", "陈研究"),
+    ("auditor", Role.AUDITOR, "sh-audit", "赵审计"),
+]
+
+DATASETS = [
+    ("huangpu-roads", "黄浦区道路段", "Huangpu road segments", DataClass.OPEN, []),
+    ("pudong-pipes", "浦东地下管线段", "Pudong underground pipe segments", DataClass.CONDITIONAL, ["pudong"]),
+    ("district-rooms", "建筑单元(间)", "Building rooms", DataClass.COMPUTE_ONLY, ["pudong", "xuhui"]),
+]
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str
+    role: str
+    organisation: str
+
+
+def _password(state_dir: Path, username: str) -> str:
+    """One random password per demo user, kept beside the SQLite file (never in git)."""
+    path = state_dir / "demo_passwords" / username
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"miliao-{secrets.token_urlsafe(9)}")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def seed_demo(state_dir: Path) -> list[Login]:
+    for code, name, name_en, kind in ORGANISATIONS:
+        if not Organisation.objects.filter(code=code).exists():
+            account_actions.create_organisation(actor=None, code=code, name=name, name_en=name_en, kind=kind)
+    logins = []
+    for username, role, org_code, display in USERS:
+        password = _password(state_dir, username)
+        if not User.objects.filter(username=username).exists():
+            account_actions.create_user(
+                actor=None,
+                username=username,
+                password=password,
+                role=role,
+                organisation=Organisation.objects.get(code=org_code),
+                display_name=display,
+            )
+        logins.append(Login(username, password, role, org_code))
+
+    steward = User.objects.get(username="steward")
+    for slug, title, title_en, data_class, holder_codes in DATASETS:
+        if not Dataset.objects.filter(slug=slug).exists():
+            catalog_actions.register_dataset(
+                actor=steward,
+                slug=slug,
+                title=title,
+                title_en=title_en,
+                data_class=data_class,
+                holders=list(Organisation.objects.filter(code__in=holder_codes)),
+            )
+
+    if not Application.objects.exists():
+        researcher = User.objects.get(username="researcher")
+        approved = access_actions.submit_application(
+            actor=researcher,
+            dataset=Dataset.objects.get(slug="pudong-pipes"),
+            purpose="地下管线风险评估模型研究 (pipe risk model research)",
+        )
+        access_actions.approve_application(actor=steward, application=approved, reason="用途明确")
+        access_actions.submit_application(
+            actor=User.objects.get(username="applicant"),
+            dataset=Dataset.objects.get(slug="district-rooms"),
+            purpose="训练房间用途识别模型 (train a room-use classifier)",
+        )
+    return logins

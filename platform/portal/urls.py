@@ -1,0 +1,15 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("applications/new/", views.submit_application, name="application-submit"),
+    path("applications/<int:pk>/decide/", views.decide_application, name="application-decide"),
+    path("events/", views.events, name="events"),
+    path("events/verify/", views.start_verification, name="events-verify"),
+    path("tasks/<uuid:pk>/", views.task_detail, name="task-detail"),
+]

@@ -1,0 +1,145 @@
+"""Pages. Each view parses the form, calls an action and reports the outcome; the
+rules themselves live in accounts.permissions."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from access import actions as access_actions
+from access.models import Application, ApplicationStatus
+from accounts import permissions
+from accounts.models import Organisation, Role, User
+from catalog.models import DataClass, Dataset
+from miliao.errors import ActionError, Refused
+from progress.models import TaskProgress
+from provenance import actions as provenance_actions
+from provenance.models import LineageEvent
+
+
+def _applications(user):
+    return permissions.visible_applications(
+        user, Application.objects.select_related("dataset__owner", "organisation", "applicant")
+    )
+
+
+def _tasks(user):
+    return permissions.visible_tasks(user, TaskProgress.objects.select_related("started_by"))[:10]
+
+
+@login_required
+def dashboard(request):
+    user = request.user
+    role = permissions.role_of(user)
+    context = {"role": role, "tasks": _tasks(user)}
+    if role == Role.APPLICANT:
+        context["applications"] = _applications(user)[:50]
+        context["datasets"] = Dataset.objects.select_related("owner").order_by("slug")
+        context["apply_datasets"] = Dataset.objects.exclude(data_class=DataClass.OPEN).order_by("slug")
+    elif role == Role.STEWARD:
+        owned = Dataset.objects.filter(owner_id=user.organisation_id)
+        queue = _applications(user).filter(
+            dataset__owner_id=user.organisation_id, status=ApplicationStatus.SUBMITTED
+        )
+        context["datasets"] = owned.prefetch_related("holders")
+        context["queue"] = [
+            (app, permissions.allowed(permissions.check_decide_application, user, app)) for app in queue
+        ]
+        context["decided"] = _applications(user).filter(dataset__owner_id=user.organisation_id).exclude(
+            status=ApplicationStatus.SUBMITTED
+        )[:20]
+        context["events"] = LineageEvent.objects.order_by("-seq")[:10]
+    elif role == Role.DATA_HOLDER:
+        context["held"] = Dataset.objects.filter(holders=user.organisation_id).select_related("owner")
+        context["applications"] = _applications(user)[:20]
+    elif role == Role.AUDITOR:
+        context["events"] = LineageEvent.objects.order_by("-seq")[:15]
+        context["event_count"] = LineageEvent.objects.count()
+        context["last_verification"] = (
+            LineageEvent.objects.filter(event_type="ledger.events_verified").order_by("-seq").first()
+        )
+        context["applications"] = _applications(user)[:20]
+    elif role == Role.ADMIN:
+        context["organisations"] = Organisation.objects.all()
+        context["users"] = User.objects.select_related("organisation").order_by("organisation__code", "username")
+        context["event_count"] = LineageEvent.objects.count()
+    else:
+        raise PermissionDenied(_("您的账户没有角色，请联系平台管理员。"))
+    return render(request, f"portal/dashboard_{role}.html", context)
+
+
+@login_required
+@require_POST
+def submit_application(request):
+    dataset = Dataset.objects.filter(slug=request.POST.get("dataset", "")).first()
+    if dataset is None:
+        messages.error(request, _("请选择要申请的数据集。"))
+        return redirect("dashboard")
+    try:
+        application = access_actions.submit_application(
+            actor=request.user, dataset=dataset, purpose=request.POST.get("purpose", "")
+        )
+    except ActionError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("申请 #%(pk)s 已提交，等待审核。") % {"pk": application.pk})
+    return redirect("dashboard")
+
+
+@login_required
+@require_POST
+def decide_application(request, pk: int):
+    application = get_object_or_404(_applications(request.user), pk=pk)
+    decision = request.POST.get("decision")
+    decide = {
+        "approve": access_actions.approve_application,
+        "reject": access_actions.reject_application,
+    }.get(decision)
+    if decide is None:
+        messages.error(request, _("未知的审核决定。"))
+        return redirect("dashboard")
+    try:
+        decide(actor=request.user, application=application, reason=request.POST.get("reason", ""))
+    except ActionError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("申请 #%(pk)s 已处理。") % {"pk": pk})
+    return redirect("dashboard")
+
+
+@login_required
+def events(request):
+    try:
+        permissions.check_view_events(request.user)
+    except Refused as exc:
+        raise PermissionDenied(exc.message) from exc
+    return render(
+        request,
+        "portal/events.html",
+        {
+            "events": LineageEvent.objects.order_by("-seq")[:100],
+            "can_verify": permissions.allowed(permissions.check_verify_events, request.user),
+        },
+    )
+
+
+@login_required
+@require_POST
+def start_verification(request):
+    try:
+        task = provenance_actions.start_event_log_verification(actor=request.user)
+    except Refused as exc:
+        raise PermissionDenied(exc.message) from exc
+    return redirect("task-detail", pk=task.pk)
+
+
+@login_required
+def task_detail(request, pk):
+    task = permissions.visible_tasks(request.user, TaskProgress.objects.filter(pk=pk)).first()
+    if task is None:
+        raise Http404
+    return render(request, "portal/task.html", {"task": task})

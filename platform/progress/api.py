@@ -1,0 +1,32 @@
+"""API for task progress."""
+from __future__ import annotations
+
+from rest_framework import mixins, serializers, viewsets
+
+from accounts import permissions
+
+from .models import TaskProgress
+
+
+class TaskProgressSerializer(serializers.ModelSerializer):
+    started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    status_display = serializers.CharField(source="get_status_display", read_only=True)
+
+    class Meta:
+        model = TaskProgress
+        fields = [
+            "id", "kind", "label", "status", "status_display", "percent", "stage", "error", "result", "attempts",
+            "started_by", "created_at", "started_at", "finished_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class TaskProgressViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Long-running work with its progress: your organisation's, or everyone's for auditors."""
+
+    serializer_class = TaskProgressSerializer
+
+    def get_queryset(self):
+        return permissions.visible_tasks(
+            self.request.user, TaskProgress.objects.select_related("started_by")
+        )

@@ -1,0 +1,64 @@
+"""Task progress rows. Only progress.actions writes these."""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Organisation
+
+
+class TaskStatus(models.TextChoices):
+    QUEUED = "queued", _("排队中")
+    RUNNING = "running", _("运行中")
+    SUCCEEDED = "succeeded", _("已完成")
+    FAILED = "failed", _("失败")
+
+
+FINISHED = {TaskStatus.SUCCEEDED, TaskStatus.FAILED}
+
+
+class TaskProgress(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(_("任务类型"), max_length=80)
+    label = models.CharField(_("说明"), max_length=200)
+    status = models.CharField(
+        _("状态"), max_length=20, choices=TaskStatus.choices, default=TaskStatus.QUEUED
+    )
+    percent = models.FloatField(_("进度 %"), default=0.0)
+    stage = models.CharField(_("阶段"), max_length=200, blank=True)
+    error = models.TextField(_("错误"), blank=True)
+    result = models.JSONField(_("结果"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("尝试次数"), default=0)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("发起人"),
+        on_delete=models.PROTECT,
+        related_name="tasks",
+    )
+    organisation = models.ForeignKey(
+        Organisation,
+        verbose_name=_("组织"),
+        on_delete=models.PROTECT,
+        related_name="tasks",
+        null=True,
+        blank=True,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("任务进度")
+        verbose_name_plural = _("任务进度")
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.get_status_display()}, {self.percent:.0f}%)"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED

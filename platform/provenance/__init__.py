@@ -1,0 +1,1 @@
+"""Provenance: the hash-chained lineage event log that every action appends to."""

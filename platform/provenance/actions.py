@@ -1,0 +1,57 @@
+"""Actions of the provenance app: verifying the chain, and recording admin edits."""
+from __future__ import annotations
+
+from django.db import models, transaction
+
+from accounts import permissions
+from progress.actions import queue_task
+from progress.models import TaskProgress
+
+from .recorder import actor_of, record, subject_of
+
+VERIFY_TASK_KIND = "ledger.verify_events"
+
+
+def start_event_log_verification(*, actor) -> TaskProgress:
+    """Queue a background walk of the whole chain; its progress row is returned."""
+    permissions.check_verify_events(actor)
+    from .tasks import verify_event_log_task  # tasks import this module
+
+    return queue_task(
+        VERIFY_TASK_KIND,
+        label="Verify the provenance event log",
+        actor=actor,
+        dispatch=lambda task_id: verify_event_log_task.delay(task_id),
+    )
+
+
+def record_verification(*, actor, report: dict) -> None:
+    """Called inside the transaction that finishes the verification task.
+
+    The event is a checkpoint: it attests the head the auditor saw, so a later
+    truncation of the log below that head is visible.
+    """
+    record(
+        "ledger.events_verified",
+        actor=actor_of(actor),
+        subject="ledger.chain:head",
+        payload={
+            "ok": report["ok"],
+            "checked": report["checked"],
+            "head_seq": report["head_seq"],
+            "head_hash": report["head_hash"],
+            "tamper": report["tamper"],
+        },
+    )
+
+
+@transaction.atomic(durable=True)
+def save_from_admin(*, actor, obj: models.Model, changed: list[str], adding: bool) -> None:
+    """Django admin saves go through here, so an admin edit is an event like any other."""
+    obj.save()
+    record(
+        "admin.object_added" if adding else "admin.object_changed",
+        actor=actor_of(actor),
+        subject=subject_of(obj),
+        payload={"fields": sorted(changed)},
+    )

@@ -1,0 +1,49 @@
+"""Django admin: every model is registered; who may do what is asked of accounts.permissions,
+and every save goes through an action that records an event."""
+from __future__ import annotations
+
+from django.contrib import admin
+
+from accounts import permissions
+
+from . import actions
+from .models import LineageEvent
+
+
+class RecordedModelAdmin(admin.ModelAdmin):
+    """Read-only for stewards and admins unless `may_edit` allows; never deletes."""
+
+    def may_edit(self, user, obj=None) -> bool:
+        return False
+
+    def has_module_permission(self, request) -> bool:
+        return permissions.can_use_admin(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return permissions.can_use_admin(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return permissions.can_use_admin(request.user) and self.may_edit(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return permissions.can_use_admin(request.user) and self.may_edit(request.user, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        actions.save_from_admin(
+            actor=request.user, obj=obj, changed=list(form.changed_data), adding=not change
+        )
+
+
+@admin.register(LineageEvent)
+class LineageEventAdmin(RecordedModelAdmin):
+    list_display = ["seq", "event_type", "actor", "subject", "recorded_at", "short_hash"]
+    list_filter = ["event_type"]
+    search_fields = ["subject", "actor", "event_type", "hash"]
+    ordering = ["-seq"]
+
+    @admin.display(description="hash")
+    def short_hash(self, obj) -> str:
+        return obj.hash[:16] + "…"

@@ -1,0 +1,29 @@
+"""Celery tasks of the provenance app."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from progress.actions import run_tracked
+from progress.models import TaskProgress
+
+from .actions import record_verification
+from .verification import verify_event_log
+
+
+@shared_task(name="provenance.verify_event_log")
+def verify_event_log_task(task_id: str) -> None:
+    task = TaskProgress.objects.select_related("started_by").get(pk=task_id)
+
+    def work(report) -> dict:
+        report(0, "reading events")
+
+        def on_progress(done: int, total: int) -> None:
+            report(100.0 * done / max(total, 1), f"checked {done} of {total} events")
+
+        return verify_event_log(on_progress).to_dict()
+
+    run_tracked(
+        task_id,
+        work,
+        commit=lambda result: record_verification(actor=task.started_by, report=result),
+    )

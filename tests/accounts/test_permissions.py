@@ -1,0 +1,230 @@
+"""Every API endpoint against every role: the allowed outcome and the refused one.
+
+A refused request must also write nothing: the event log does not grow.
+"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import api_client
+
+pytestmark = [pytest.mark.foundation, pytest.mark.django_db]
+
+ANON = "anonymous"
+ALL = [ANON, "applicant", "steward", "data_holder", "auditor", "admin"]
+
+
+def expect(default, **per_role):
+    """Expected status per role; anonymous callers are always refused with 401."""
+    table = {role: default for role in ALL}
+    table[ANON] = 401
+    table.update(per_role)
+    return table
+
+
+# (name, method, path builder, body builder, expected status per role)
+ENDPOINTS = [
+    ("me", "get", lambda w: "/api/me/", None, expect(200)),
+    ("token", "post", lambda w: "/api/auth/token/", None, None),  # covered by its own test
+    ("organisations-list", "get", lambda w: "/api/organisations/", None, expect(200)),
+    (
+        "organisations-create",
+        "post",
+        lambda w: "/api/organisations/",
+        lambda w: {"code": "new-startup", "name": "新创公司", "kind": "startup"},
+        expect(403, admin=201),
+    ),
+    ("users-list", "get", lambda w: "/api/users/", None, expect(200)),
+    (
+        "users-create",
+        "post",
+        lambda w: "/api/users/",
+        lambda w: {
+            "username": "newcomer", "password": "Another-horse-77", "role": "applicant",
+            "organisation": "mili-tech",
+        },
+        expect(403, admin=201),
+    ),
+    ("datasets-list", "get", lambda w: "/api/datasets/", None, expect(200)),
+    ("datasets-detail", "get", lambda w: f"/api/datasets/{w.rooms.slug}/", None, expect(200)),
+    (
+        "datasets-create",
+        "post",
+        lambda w: "/api/datasets/",
+        lambda w: {"slug": "new-parcels", "title": "新地块", "data_class": "conditional"},
+        expect(403, steward=201),
+    ),
+    ("applications-list", "get", lambda w: "/api/applications/", None, expect(200)),
+    (
+        # The startup's application: its own org, the owning bureau's steward and the
+        # read-everything roles see it; a district data holder does not know it exists.
+        "applications-detail",
+        "get",
+        lambda w: f"/api/applications/{w.app_startup.pk}/",
+        None,
+        expect(200, data_holder=404),
+    ),
+    (
+        "applications-create",
+        "post",
+        lambda w: "/api/applications/",
+        lambda w: {"dataset": "sz-parcels", "purpose": "compare parcel structure across cities"},
+        expect(403, applicant=201),
+    ),
+    (
+        "applications-approve",
+        "post",
+        lambda w: f"/api/applications/{w.app_startup.pk}/approve/",
+        lambda w: {"reason": "purpose is clear"},
+        expect(403, steward=200, data_holder=404),
+    ),
+    (
+        "applications-reject",
+        "post",
+        lambda w: f"/api/applications/{w.app_lab.pk}/reject/",
+        lambda w: {"reason": "area too large"},
+        # The lab's application is invisible to the startup's applicant and the holder.
+        expect(403, steward=200, applicant=404, data_holder=404),
+    ),
+    ("events-list", "get", lambda w: "/api/events/", None, expect(403, steward=200, auditor=200, admin=200)),
+    ("events-detail", "get", lambda w: "/api/events/1/", None, expect(403, steward=200, auditor=200, admin=200)),
+    ("events-verify", "post", lambda w: "/api/events/verify/", lambda w: {}, expect(403, auditor=202, admin=202)),
+    ("tasks-list", "get", lambda w: "/api/tasks/", None, expect(200)),
+    ("schema", "get", lambda w: "/api/schema/", None, expect(200)),
+    ("docs", "get", lambda w: "/api/docs/", None, expect(200)),
+]
+MATRIX = [(name, role) for name, *_rest, table in ENDPOINTS if table for role in ALL]
+
+
+@pytest.mark.parametrize("name,role", MATRIX, ids=[f"{n}-{r}" for n, r in MATRIX])
+def test_role_endpoint_matrix(world, name, role):
+    from provenance.models import LineageEvent
+
+    _, method, path, body, table = next(e for e in ENDPOINTS if e[0] == name)
+    client = api_client(None if role == ANON else world.by_role[role])
+    events_before = LineageEvent.objects.count()
+    kwargs = {"format": "json"} if body else {}
+    response = getattr(client, method)(path(world), body(world) if body else None, **kwargs)
+    expected = table[role]
+    assert response.status_code == expected, (name, role, response.status_code, getattr(response, "data", None))
+    if expected >= 400:
+        assert LineageEvent.objects.count() == events_before, "a refused request wrote an event"
+        if expected == 403:
+            assert response.json()["detail"], "a refusal says why"
+    elif method == "post" and name != "events-verify":
+        assert LineageEvent.objects.count() == events_before + 1, "an allowed change records one event"
+
+
+def test_every_api_route_is_in_the_matrix():
+    """A new endpoint without a row in ENDPOINTS fails here."""
+    from django.urls import get_resolver
+
+    covered = {
+        "api-me", "api-token", "api-schema", "api-docs", "api-root",
+        "organisation-list", "organisation-detail", "user-list", "user-detail",
+        "dataset-list", "dataset-detail", "application-list", "application-detail",
+        "application-approve", "application-reject", "event-list", "event-detail",
+        "event-verify", "task-list", "task-detail",
+    }
+    names = {
+        name
+        for name, _ in get_resolver().reverse_dict.items()
+        if isinstance(name, str) and (name.startswith("api-") or name.split("-")[0] in {
+            "organisation", "user", "dataset", "application", "event", "task"})
+    }
+    assert names <= covered, f"endpoints missing from the role matrix: {sorted(names - covered)}"
+
+
+def test_anonymous_pages_redirect_to_login(client):
+    for path in ["/", "/events/", "/admin/"]:
+        response = client.get(path)
+        assert response.status_code == 302 and "login" in response["Location"], path
+
+
+def test_token_is_issued_for_valid_credentials_only(world, client):
+    from conftest import PASSWORD
+
+    ok = client.post("/api/auth/token/", {"username": "applicant", "password": PASSWORD})
+    assert ok.status_code == 200 and len(ok.json()["token"]) == 40
+    bad = client.post("/api/auth/token/", {"username": "applicant", "password": "wrong"})
+    assert bad.status_code == 400 and "non_field_errors" in bad.json()
+    me = api_client().get("/api/me/", HTTP_AUTHORIZATION=f"Token {ok.json()['token']}")
+    assert me.json()["role"] == "applicant" and me.json()["organisation"]["code"] == "mili-tech"
+
+
+def test_applicant_sees_only_its_organisations_applications(world):
+    data = api_client(world.applicant).get("/api/applications/").json()
+    assert {a["organisation"] for a in data["results"]} == {"mili-tech"}
+    assert [a["id"] for a in data["results"]] == [world.app_startup.pk]
+
+
+def test_steward_sees_applications_for_its_datasets_and_its_own(world):
+    ids = {a["id"] for a in api_client(world.steward).get("/api/applications/").json()["results"]}
+    assert ids == {world.app_startup.pk, world.app_lab.pk, world.app_own_bureau.pk}
+    other = {a["id"] for a in api_client(world.other_steward).get("/api/applications/").json()["results"]}
+    assert other == set()
+
+
+def test_auditor_and_admin_see_every_application_and_user(world):
+    from accounts.models import User
+
+    for user in (world.auditor, world.admin):
+        client = api_client(user)
+        assert client.get("/api/applications/").json()["count"] == 3
+        assert client.get("/api/users/").json()["count"] == User.objects.count()
+
+
+def test_non_auditors_see_only_their_organisations_users(world):
+    data = api_client(world.applicant).get("/api/users/").json()
+    assert [u["username"] for u in data["results"]] == ["applicant"]
+
+
+def test_separation_of_duties_steward_cannot_approve_own_organisation(world):
+    from access.models import Application
+
+    response = api_client(world.steward).post(
+        f"/api/applications/{world.app_own_bureau.pk}/approve/", {"reason": "ok"}, format="json"
+    )
+    assert response.status_code == 403
+    assert "separation of duties" in response.json()["detail"]
+    assert Application.objects.get(pk=world.app_own_bureau.pk).status == "submitted"
+
+
+def test_steward_of_another_bureau_cannot_decide(world):
+    response = api_client(world.other_steward).post(
+        f"/api/applications/{world.app_startup.pk}/approve/", {}, format="json"
+    )
+    # It cannot even see an application for another bureau's dataset.
+    assert response.status_code == 404
+
+
+def test_steward_cannot_register_a_dataset_for_another_bureau(world):
+    from accounts import permissions
+    from catalog import actions
+    from miliao.errors import Refused
+
+    with pytest.raises(Refused, match="own bureau"):
+        permissions.check_register_dataset(world.steward, world.other_bureau)
+    # Through the action, the owner is always the steward's own bureau.
+    dataset = actions.register_dataset(actor=world.other_steward, slug="sz-roads", title="道路", data_class="open")
+    assert dataset.owner == world.other_bureau
+
+
+def test_deciding_twice_is_a_conflict(world):
+    client = api_client(world.steward)
+    first = client.post(f"/api/applications/{world.app_startup.pk}/approve/", {}, format="json")
+    assert first.status_code == 200 and first.json()["status"] == "approved"
+    second = client.post(f"/api/applications/{world.app_startup.pk}/reject/", {"reason": "x"}, format="json")
+    assert second.status_code == 409 and "already approved" in second.json()["detail"]
+
+
+def test_auditor_changes_nothing_even_with_a_valid_body(world):
+    from accounts.models import Organisation
+
+    client = api_client(world.auditor)
+    before = Organisation.objects.count()
+    response = client.post(
+        "/api/organisations/", {"code": "audit-x", "name": "X", "kind": "startup"}, format="json"
+    )
+    assert response.status_code == 403 and "auditors" in response.json()["detail"]
+    assert Organisation.objects.count() == before

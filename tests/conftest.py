@@ -70,6 +70,10 @@ def build_world():
     w.app_own_bureau = access_actions.submit_application(
         actor=w.bureau_applicant, dataset=w.pipes, purpose="internal planning study of pipes"
     )
+    from progress.actions import queue_task
+
+    # Nothing consumes it: dispatch is a no-op, so tests can look at a queued task.
+    w.steward_task = queue_task("test.idle", label="idle", actor=w.steward, dispatch=lambda _id: None)
     w.by_role = {
         "applicant": w.applicant,
         "steward": w.steward,

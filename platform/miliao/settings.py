@@ -258,6 +258,7 @@ SPECTACULAR_SETTINGS = {
     "provenance events and task progress. Authenticate with `Authorization: Token <key>`.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["accounts.permissions.AuditorsReadOnly"],
     # Swagger UI and ReDoc from the sidecar package: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

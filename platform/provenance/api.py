@@ -42,6 +42,8 @@ class LineageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     auditors_may_post = True  # starting a verification changes no data
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return LineageEvent.objects.none()
         permissions.check_view_events(self.request.user)
         qs = LineageEvent.objects.all()
         params = self.request.query_params

@@ -1,0 +1,116 @@
+"""Long work runs on a real Celery worker, shows its progress, and is idempotent."""
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from conftest import api_client, wait_for
+
+pytestmark = pytest.mark.foundation
+
+
+def _follow(client, task_id, timeout=60):
+    def finished():
+        data = client.get(f"/api/tasks/{task_id}/").json()
+        return data if data["status"] in {"succeeded", "failed"} else None
+
+    return wait_for(finished, timeout=timeout, interval=0.3, what=f"task {task_id} to finish")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_auditor_verifies_the_log_on_a_real_worker(celery_worker, live_world):
+    from provenance.models import LineageEvent
+
+    client = api_client(live_world.auditor)
+    head = LineageEvent.objects.order_by("-seq").first()
+    started = client.post("/api/events/verify/")
+    assert started.status_code == 202 and started.json()["status"] == "queued"
+    task = _follow(client, started.json()["id"])
+    assert task["status"] == "succeeded", task
+    assert task["percent"] == 100 and task["attempts"] == 1
+    assert task["result"]["ok"] is True
+    assert (task["result"]["checked"], task["result"]["head_hash"]) == (head.seq, head.hash)
+    checkpoint = LineageEvent.objects.get(event_type="ledger.events_verified")
+    assert checkpoint.actor == live_world.auditor.actor_label
+    assert f'"head_seq":{head.seq}' in checkpoint.payload
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_names_a_tampered_event_to_the_auditor(celery_worker, live_world):
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute("UPDATE provenance_lineageevent SET actor = 'user:0:mallory' WHERE seq = 4")
+        cursor.execute("SET session_replication_role = DEFAULT")
+    client = api_client(live_world.auditor)
+    task = _follow(client, client.post("/api/events/verify/").json()["id"])
+    assert task["status"] == "succeeded"
+    assert task["result"]["ok"] is False
+    assert task["result"]["tamper"]["kind"] == "edited" and task["result"]["tamper"]["seq"] == 4
+
+
+@pytest.mark.django_db
+def test_a_retried_task_repeats_no_side_effect(world):
+    from provenance.actions import start_event_log_verification
+    from provenance.models import LineageEvent
+    from provenance.tasks import verify_event_log_task
+
+    task = start_event_log_verification(actor=world.auditor)  # on_commit never fires here
+    verify_event_log_task(str(task.pk))
+    verify_event_log_task(str(task.pk))  # a broker redelivery
+    task.refresh_from_db()
+    assert task.status == "succeeded" and task.attempts == 1
+    assert LineageEvent.objects.filter(event_type="ledger.events_verified").count() == 1
+
+
+@pytest.mark.django_db
+def test_progress_is_visible_while_work_runs(world):
+    from progress.actions import queue_task, run_tracked
+    from progress.models import TaskProgress
+
+    task = queue_task("test.steps", label="steps", actor=world.steward, dispatch=lambda _id: None)
+    seen = []
+
+    def work(report):
+        for percent in (25, 50, 75):
+            report(percent, f"step {percent}")
+            seen.append(api_client(world.steward).get(f"/api/tasks/{task.pk}/").json())
+        return {"steps": 3}
+
+    run_tracked(str(task.pk), work, min_interval_s=0)
+    assert [(s["status"], s["percent"], s["stage"]) for s in seen] == [
+        ("running", 25, "step 25"), ("running", 50, "step 50"), ("running", 75, "step 75"),
+    ]
+    task = TaskProgress.objects.get(pk=task.pk)
+    assert (task.status, task.percent, task.result) == ("succeeded", 100, {"steps": 3})
+
+
+@pytest.mark.django_db
+def test_a_failing_task_shows_its_error_and_commits_nothing(world):
+    from progress.actions import queue_task, run_tracked
+    from provenance.models import LineageEvent
+
+    task = queue_task("test.fails", label="fails", actor=world.steward, dispatch=lambda _id: None)
+    before = LineageEvent.objects.count()
+
+    def work(report):
+        report(40, "reading input")
+        raise ValueError("row 17: geometry is not closed")
+
+    with pytest.raises(ValueError):
+        run_tracked(str(task.pk), work, commit=lambda result: pytest.fail("commit after failure"))
+    data = api_client(world.steward).get(f"/api/tasks/{task.pk}/").json()
+    assert data["status"] == "failed"
+    assert data["error"] == "ValueError: row 17: geometry is not closed"
+    assert LineageEvent.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_task_page_shows_a_progress_bar(world, client):
+    from progress.actions import queue_task
+
+    task = queue_task("test.page", label="核验事件链", actor=world.auditor, dispatch=lambda _id: None)
+    client.force_login(world.auditor)
+    html = client.get(f"/tasks/{task.pk}/").content.decode()
+    assert '<progress id="task-bar" max="100" value="0">' in html and "核验事件链" in html
+    client.force_login(world.applicant)
+    assert client.get(f"/tasks/{task.pk}/").status_code == 404

@@ -168,3 +168,19 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+CAPABILITIES = {"foundation", "release", "access", "ledger", "sandbox", "innovation"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test names its capability, so `make test PYTEST_ARGS='-m ledger'` selects it."""
+    unmarked = [item.nodeid for item in items if not CAPABILITIES & {m.name for m in item.iter_markers()}]
+    if unmarked:
+        raise pytest.UsageError(f"tests without a capability marker ({', '.join(sorted(CAPABILITIES))}): {unmarked[:5]}")
+    unflagged = [
+        item.nodeid for item in items
+        if "browser" in item.fixturenames and not item.get_closest_marker("browser")
+    ]
+    if unflagged:
+        raise pytest.UsageError(f"browser tests must carry the 'browser' marker: {unflagged[:5]}")

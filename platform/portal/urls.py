@@ -11,5 +11,5 @@ urlpatterns = [
     path("applications/<int:pk>/decide/", views.decide_application, name="application-decide"),
     path("events/", views.events, name="events"),
     path("events/verify/", views.start_verification, name="events-verify"),
-    path("tasks/<uuid:pk>/", views.task_detail, name="task-detail"),
+    path("tasks/<uuid:pk>/", views.task_detail, name="task-page"),
 ]

@@ -134,7 +134,7 @@ def start_verification(request):
         task = provenance_actions.start_event_log_verification(actor=request.user)
     except Refused as exc:
         raise PermissionDenied(exc.message) from exc
-    return redirect("task-detail", pk=task.pk)
+    return redirect("task-page", pk=task.pk)
 
 
 @login_required

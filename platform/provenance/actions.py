@@ -45,7 +45,7 @@ def record_verification(*, actor, report: dict) -> None:
     )
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic  # not durable: the admin's change view already holds a transaction
 def save_from_admin(*, actor, obj: models.Model, changed: list[str], adding: bool) -> None:
     """Django admin saves go through here, so an admin edit is an event like any other."""
     obj.save()

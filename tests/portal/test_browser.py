@@ -1,0 +1,118 @@
+"""Each role logs in through Chromium and sees its own dashboard."""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from conftest import PASSWORD
+
+pytestmark = [pytest.mark.foundation, pytest.mark.browser]
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+# around it are plain synchronous ones.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("MILIAO_CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(executable):
+        pytest.skip(f"no Chromium at {executable} (make test installs Debian's chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def log_in(page, base_url, username):
+    page.goto(f"{base_url}/")
+    assert "/accounts/login/" in page.url  # anonymous visitors are sent to log in
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_selector("[data-testid=dashboard-title]")
+
+
+@pytest.mark.parametrize(
+    "username,title,marker,text",
+    [
+        ("applicant", "申请方工作台", "catalog", "建筑单元"),
+        ("steward", "数据管理员工作台", "review-queue", "pipe risk model"),
+        ("holder", "数据持有方工作台", "held-datasets", "建筑单元"),
+        ("auditor", "审计员工作台", "events", "accounts.user_created"),
+        ("admin", "平台管理员工作台", "organisations", "sh-audit"),
+    ],
+)
+def test_each_role_logs_in_to_its_dashboard(live_server, live_world, page, username, title, marker, text):
+    log_in(page, live_server.url, username)
+    assert page.inner_text("[data-testid=dashboard-title]") == title
+    assert text in page.inner_text(f"[data-testid={marker}]")
+    assert username in page.inner_text("[data-testid=who]")
+
+
+def test_wrong_password_shows_an_error(live_server, live_world, page):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", "applicant")
+    page.fill("input[name=password]", "not-the-password")
+    page.click("button[type=submit].primary")
+    assert "用户名或密码不正确" in page.inner_text("[role=alert]")
+
+
+def test_steward_approves_and_the_applicant_sees_it_in_english(live_server, live_world, browser, page):
+    log_in(page, live_server.url, "steward")
+    row = page.locator("[data-testid=review-queue] tr", has_text="pipe risk model")
+    row.locator("input[name=reason]").fill("purpose is clear")
+    row.locator("button[value=approve]").click()
+    assert "已处理" in page.inner_text("[role=alert]")
+    # Its own bureau's request is shown without buttons: separation of duties.
+    own = page.locator("[data-testid=review-queue] tr", has_text="internal planning study")
+    assert own.locator("button").count() == 0 and "职责分离" in own.inner_text()
+
+    applicant = browser.new_context(locale="zh-CN").new_page()
+    log_in(applicant, live_server.url, "applicant")
+    assert "已批准" in applicant.inner_text("[data-testid=applications]")
+    applicant.click("button[value=en]")
+    applicant.wait_for_selector("text=Applicant dashboard")
+    assert "Approved" in applicant.inner_text("[data-testid=applications]")
+    applicant.context.close()
+
+
+def test_applicant_gets_a_clear_message_for_a_bad_application(live_server, live_world, page):
+    from access.models import Application
+
+    before = Application.objects.count()
+    log_in(page, live_server.url, "applicant")
+    page.select_option("[data-testid=apply-form] select[name=dataset]", "district-rooms")
+    page.fill("[data-testid=apply-form] textarea[name=purpose]", "too short")
+    page.click("[data-testid=apply-form] button[type=submit]")
+    assert re.search(r"purpose: state the purpose in 10 to 4000 characters", page.inner_text("[role=alert]"))
+    assert Application.objects.count() == before
+
+
+def test_auditor_verifies_the_chain_and_watches_the_progress_bar(live_server, live_world, celery_worker, page):
+    log_in(page, live_server.url, "auditor")
+    page.click("[data-testid=verify]")
+    page.wait_for_url(re.compile(r"/tasks/[0-9a-f-]+/$"))
+    page.wait_for_function(
+        "document.getElementById('task-status').className.includes('succeeded')", timeout=60_000
+    )
+    assert page.eval_on_selector("#task-bar", "bar => bar.value") == 100
+    assert '"ok": true' in page.inner_text("[data-testid=task-result]")

@@ -1,0 +1,111 @@
+"""Smoke test of the embedded defaults: `manage.py demo` (what `make demo` runs) on SQLite,
+the in-process broker and worker, serving the portal on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from conftest import REPO, wait_for
+
+pytestmark = pytest.mark.foundation
+
+SERVICE_ENV = {"DATABASE_URL", "CELERY_BROKER_URL", "CHAIN_RPC_URL", "DJANGO_SETTINGS_MODULE", "MILIAO_ENV"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def demo(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
+    env["MILIAO_STATE_DIR"] = str(tmp_path / "state")
+    log_path = tmp_path / "demo.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "demo", "--port", str(port)],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def serving():
+        if proc.poll() is not None:
+            raise AssertionError(f"demo exited early:\n{log_path.read_text()[-3000:]}")
+        try:
+            return requests.get(f"{base}/accounts/login/", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_for(serving, timeout=120, interval=0.5, what="the demo portal to answer")
+        output = log_path.read_text()
+        logins = dict(re.findall(r"^\s+\w+\s+(\w+)\s+(miliao-\S+)", output, re.M))
+        yield base, logins, output, tmp_path
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_demo_serves_the_seeded_portal_on_embedded_defaults(demo):
+    base, logins, output, tmp_path = demo
+    assert set(logins) >= {"admin", "steward", "holder", "applicant", "auditor"}
+    assert (tmp_path / "state" / "miliao.sqlite3").exists()
+
+    # A page, with a session login.
+    web = requests.Session()
+    web.get(f"{base}/accounts/login/")
+    page = web.post(
+        f"{base}/accounts/login/",
+        data={"username": "steward", "password": logins["steward"], "csrfmiddlewaretoken": web.cookies["csrftoken"]},
+        headers={"Referer": f"{base}/accounts/login/"},
+    )
+    assert page.status_code == 200 and "数据管理员工作台" in page.text
+    assert "训练房间用途识别模型" in page.text  # the seeded application awaits review
+
+    # The API, with a token; a background task on the in-process worker.
+    token = requests.post(
+        f"{base}/api/auth/token/", data={"username": "auditor", "password": logins["auditor"]}
+    ).json()["token"]
+    api = requests.Session()
+    api.headers["Authorization"] = f"Token {token}"
+    datasets = api.get(f"{base}/api/datasets/").json()
+    assert {d["data_class"] for d in datasets["results"]} == {"open", "conditional", "compute_only"}
+    task_id = api.post(f"{base}/api/events/verify/").json()["id"]
+
+    def finished():
+        task = api.get(f"{base}/api/tasks/{task_id}/").json()
+        return task if task["status"] in {"succeeded", "failed"} else None
+
+    task = wait_for(finished, timeout=60, interval=0.3, what="the verification task")
+    assert task["status"] == "succeeded" and task["result"]["ok"] is True
+    assert task["result"]["checked"] >= 18
+
+
+def test_demo_seeding_twice_changes_nothing(demo):
+    base, logins, output, tmp_path = demo
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
+    env["MILIAO_STATE_DIR"] = str(tmp_path / "state")
+    time.sleep(0.5)
+    again = subprocess.run(
+        [sys.executable, "manage.py", "demo", "--no-serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert again.returncode == 0, again.stderr
+    assert dict(re.findall(r"^\s+\w+\s+(\w+)\s+(miliao-\S+)", again.stdout, re.M)) == logins
+    verify = subprocess.run(
+        [sys.executable, "manage.py", "verify_events"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert verify.returncode == 0 and "event log OK: 18 events" in verify.stdout, verify.stdout + verify.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.db import models, transaction
+from django.utils.translation import gettext_noop
 
 from accounts import permissions
 from progress.actions import queue_task
@@ -19,7 +20,7 @@ def start_event_log_verification(*, actor) -> TaskProgress:
 
     return queue_task(
         VERIFY_TASK_KIND,
-        label="Verify the provenance event log",
+        label=gettext_noop("核验溯源事件链"),  # stored untranslated; pages translate it
         actor=actor,
         dispatch=lambda task_id: verify_event_log_task.delay(task_id),
     )

@@ -108,9 +108,9 @@ def test_a_failing_task_shows_its_error_and_commits_nothing(world):
 def test_task_page_shows_a_progress_bar(world, client):
     from progress.actions import queue_task
 
-    task = queue_task("test.page", label="核验事件链", actor=world.auditor, dispatch=lambda _id: None)
+    task = queue_task("test.page", label="核验溯源事件链", actor=world.auditor, dispatch=lambda _id: None)
     client.force_login(world.auditor)
     html = client.get(f"/tasks/{task.pk}/").content.decode()
-    assert '<progress id="task-bar" max="100" value="0">' in html and "核验事件链" in html
+    assert '<progress id="task-bar" max="100" value="0">' in html and "核验溯源事件链" in html
     client.force_login(world.applicant)
     assert client.get(f"/tasks/{task.pk}/").status_code == 404

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -102,3 +103,13 @@ class MeView(APIView):
                 }
             ).data
         )
+
+
+class ObtainTokenView(ObtainAuthToken):
+    """Exchange a username and password for the user's API token."""
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token = actions.issue_api_token(user=serializer.validated_data["user"])
+        return Response({"token": token.key})

@@ -2,11 +2,10 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from access.api import ApplicationViewSet
-from accounts.api import MeView, OrganisationViewSet, UserViewSet
+from accounts.api import MeView, ObtainTokenView, OrganisationViewSet, UserViewSet
 from catalog.api import DatasetViewSet
 from progress.api import TaskProgressViewSet
 from provenance.api import LineageEventViewSet
@@ -23,7 +22,7 @@ urlpatterns = [
     path("", include("portal.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/me/", MeView.as_view(), name="api-me"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

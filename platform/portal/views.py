@@ -12,10 +12,11 @@ from django.views.decorators.http import require_POST
 
 from access import actions as access_actions
 from access.models import Application, ApplicationStatus
+from accounts import actions as account_actions
 from accounts import permissions
-from accounts.models import Organisation, Role, User
+from accounts.models import Organisation, OrganisationKind, Role, User
 from catalog.models import DataClass, Dataset
-from miliao.errors import ActionError, Refused
+from miliao.errors import ActionError, InvalidInput, Refused
 from progress.models import TaskProgress
 from provenance import actions as provenance_actions
 from provenance.models import LineageEvent
@@ -67,6 +68,8 @@ def dashboard(request):
         context["organisations"] = Organisation.objects.all()
         context["users"] = User.objects.select_related("organisation").order_by("organisation__code", "username")
         context["event_count"] = LineageEvent.objects.count()
+        context["kinds"] = OrganisationKind.choices
+        context["roles"] = Role.choices
     else:
         raise PermissionDenied(_("您的账户没有角色，请联系平台管理员。"))
     return render(request, f"portal/dashboard_{role}.html", context)
@@ -143,3 +146,62 @@ def task_detail(request, pk):
     if task is None:
         raise Http404
     return render(request, "portal/task.html", {"task": task})
+
+
+@login_required
+def account(request):
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.filter(user=request.user).first()
+    return render(request, "portal/account.html", {"token": token})
+
+
+@login_required
+@require_POST
+def rotate_token(request):
+    account_actions.issue_api_token(user=request.user, rotate=True)
+    messages.success(request, _("已生成新的 API 令牌，旧令牌已失效。"))
+    return redirect("account")
+
+
+@login_required
+@require_POST
+def create_organisation(request):
+    form = request.POST
+    try:
+        org = account_actions.create_organisation(
+            actor=request.user,
+            code=form.get("code", "").strip(),
+            name=form.get("name", ""),
+            name_en=form.get("name_en", ""),
+            kind=form.get("kind", ""),
+        )
+    except ActionError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("组织 %(name)s 已创建。") % {"name": org.name})
+    return redirect("dashboard")
+
+
+@login_required
+@require_POST
+def create_user(request):
+    form = request.POST
+    organisation = Organisation.objects.filter(code=form.get("organisation", "")).first()
+    try:
+        if organisation is None:
+            raise InvalidInput("organisation", "choose an existing organisation")
+        user = account_actions.create_user(
+            actor=request.user,
+            username=form.get("username", "").strip(),
+            password=form.get("password", ""),
+            role=form.get("role", ""),
+            organisation=organisation,
+            email=form.get("email", "").strip(),
+            display_name=form.get("display_name", "").strip(),
+        )
+    except ActionError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("用户 %(username)s 已创建。") % {"username": user.username})
+    return redirect("dashboard")

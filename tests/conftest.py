@@ -101,6 +101,37 @@ def live_world(transactional_db):
     return build_world()
 
 
+def add_release(w, *, rooms: int = 400, seed: int = 3):
+    """A corpus version of the open roads dataset, its default policy and a built release,
+    made the way the Celery tasks make them (the build runs inline here)."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from corpora import store
+    from corpora.actions import record_corpus_version
+    from corpora.generator import generate_district
+    from releases import actions as release_actions
+    from releases.pipeline import ReleaseSpec
+    from releases.tasks import build_release_task
+
+    scratch = Path(settings.STATE_DIR) / "scratch" / f"{w.roads.slug}-{seed}-{rooms}.parquet"
+    summary = store.write_corpus(generate_district(seed=seed, rooms=rooms), scratch)
+    w.corpus = record_corpus_version(actor=w.steward, dataset=w.roads, file=scratch, source="generator",
+                                     source_crs="EPSG:4490", summary=summary)
+    w.policy = release_actions.save_policy(actor=w.steward, dataset=w.roads,
+                                           spec=ReleaseSpec(data_class="open").to_dict())
+    w.release = release_actions.start_release(actor=w.steward, corpus=w.corpus, policy=w.policy)
+    build_release_task(str(w.release.task_id), w.release.pk)
+    w.release.refresh_from_db()
+    return w
+
+
+@pytest.fixture
+def release_world(world):
+    return add_release(world)
+
+
 def api_client(user=None):
     from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
@@ -168,6 +199,50 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+# --- the browser ----------------------------------------------------------------
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+# around it are plain synchronous ones.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("MILIAO_CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(executable):
+        pytest.skip(f"no Chromium at {executable} (make test installs Debian's chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def log_in(page, base_url, username):
+    """Log in through the login form, as a person would."""
+    page.goto(f"{base_url}/")
+    assert "/accounts/login/" in page.url  # anonymous visitors are sent to log in
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_selector("[data-testid=dashboard-title]")
+
 
 
 CAPABILITIES = {"foundation", "release", "access", "ledger", "sandbox", "innovation"}

@@ -113,6 +113,19 @@ def visible_applications(user, qs: QuerySet) -> QuerySet:
     return qs.filter(own)
 
 
+# --- releases ----------------------------------------------------------------------
+
+
+def visible_releases(user, qs: QuerySet) -> QuerySet:
+    """Published releases are for everyone; unpublished ones for their bureau and auditors."""
+    if reads_everything(user):
+        return qs
+    published = Q(status="published")
+    if has_role(user, Role.STEWARD):
+        return qs.filter(published | Q(corpus__dataset__owner_id=user.organisation_id))
+    return qs.filter(published)
+
+
 # --- provenance events and tasks -------------------------------------------------
 
 

@@ -152,6 +152,16 @@ if _chain_id and not _chain_id.isdigit():
     raise ImproperlyConfigured(f"CHAIN_ID must be a positive integer, not {_chain_id!r}.")
 CHAIN_ID = int(_chain_id) if _chain_id else None
 
+# --- spatial -----------------------------------------------------------------
+# The bureau's extent in CGCS2000 lon/lat (lon_min,lat_min,lon_max,lat_max): ingest refuses
+# units outside it. The default is Shanghai.
+try:
+    MILIAO_EXTENT = tuple(float(v) for v in os.environ.get("MILIAO_EXTENT", "120.8,30.6,122.2,31.95").split(","))
+    if len(MILIAO_EXTENT) != 4 or not (MILIAO_EXTENT[0] < MILIAO_EXTENT[2] and MILIAO_EXTENT[1] < MILIAO_EXTENT[3]):
+        raise ValueError
+except ValueError as exc:
+    raise ImproperlyConfigured("MILIAO_EXTENT must be lon_min,lat_min,lon_max,lat_max with min < max.") from exc
+
 # --- email (alerts) ---------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND",
@@ -179,6 +189,8 @@ INSTALLED_APPS = [
     "provenance",
     "progress",
     "catalog",
+    "corpora",
+    "releases",
     "access",
     "portal",
 ]

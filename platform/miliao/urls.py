@@ -7,13 +7,18 @@ from rest_framework.routers import DefaultRouter
 from access.api import ApplicationViewSet
 from accounts.api import MeView, ObtainTokenView, OrganisationViewSet, UserViewSet
 from catalog.api import DatasetViewSet
+from corpora.api import CorpusVersionViewSet
 from progress.api import TaskProgressViewSet
 from provenance.api import LineageEventViewSet
+from releases.api import ReleasePolicyViewSet, ReleaseViewSet
 
 router = DefaultRouter()
 router.register("organisations", OrganisationViewSet, basename="organisation")
 router.register("users", UserViewSet, basename="user")
 router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("corpus-versions", CorpusVersionViewSet, basename="corpus-version")
+router.register("release-policies", ReleasePolicyViewSet, basename="release-policy")
+router.register("releases", ReleaseViewSet, basename="release")
 router.register("applications", ApplicationViewSet, basename="application")
 router.register("events", LineageEventViewSet, basename="event")
 router.register("tasks", TaskProgressViewSet, basename="task")
@@ -26,5 +31,6 @@ urlpatterns = [
     path("api/me/", MeView.as_view(), name="api-me"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/", include(router.urls)),
+    # Namespaced, so API route names never collide with page names.
+    path("api/", include((router.urls, "api"))),
 ]

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import release_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -13,6 +13,12 @@ urlpatterns = [
     path("users/new/", views.create_user, name="user-create"),
     path("applications/new/", views.submit_application, name="application-submit"),
     path("applications/<int:pk>/decide/", views.decide_application, name="application-decide"),
+    path("datasets/<slug:slug>/", release_views.dataset_page, name="dataset-page"),
+    path("datasets/<slug:slug>/ingest/", release_views.ingest, name="dataset-ingest"),
+    path("datasets/<slug:slug>/release/", release_views.start_release, name="dataset-release"),
+    path("releases/<int:pk>/", release_views.release_page, name="release-page"),
+    path("releases/<int:pk>/publish/", release_views.publish, name="release-publish"),
+    path("releases/<int:pk>/files/<str:fmt>/", release_views.release_file, name="release-file"),
     path("events/", views.events, name="events"),
     path("events/verify/", views.start_verification, name="events-verify"),
     path("tasks/<uuid:pk>/", views.task_detail, name="task-page"),

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -145,7 +146,11 @@ def task_detail(request, pk):
     task = permissions.visible_tasks(request.user, TaskProgress.objects.filter(pk=pk)).first()
     if task is None:
         raise Http404
-    return render(request, "portal/task.html", {"task": task})
+    # Where the work's outcome is shown, once it is done.
+    kind, _, ref = task.label.partition(":")
+    outcome = {"ingest": ("dataset-page", {"slug": ref}), "release": ("release-page", {"pk": ref})}.get(kind)
+    next_url = reverse(outcome[0], kwargs=outcome[1]) if outcome else ""
+    return render(request, "portal/task.html", {"task": task, "next_url": next_url})
 
 
 @login_required

@@ -1,55 +1,13 @@
 """Each role logs in through Chromium and sees its own dashboard."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
-from conftest import PASSWORD
+from conftest import PASSWORD, log_in
 
 pytestmark = [pytest.mark.foundation, pytest.mark.browser]
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
-# around it are plain synchronous ones.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = os.environ.get("MILIAO_CHROMIUM", "/usr/bin/chromium")
-    if not os.path.exists(executable):
-        pytest.skip(f"no Chromium at {executable} (make test installs Debian's chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
-def log_in(page, base_url, username):
-    page.goto(f"{base_url}/")
-    assert "/accounts/login/" in page.url  # anonymous visitors are sent to log in
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_selector("[data-testid=dashboard-title]")
-
 
 @pytest.mark.parametrize(
     "username,title,marker,text",

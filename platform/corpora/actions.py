@@ -1,0 +1,101 @@
+"""Ingesting a corpus version, from an upload or from the synthetic district generator.
+
+Both run as a tracked Celery task: the work writes the version's file under a name of its
+own, and the commit creates the CorpusVersion row and its event in one transaction."""
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from accounts import permissions
+from catalog.models import Dataset
+from miliao.errors import InvalidInput
+from progress.actions import queue_task
+from progress.models import TaskProgress
+from provenance.recorder import actor_of, record, subject_of
+
+from .models import CorpusVersion
+
+INGEST_TASK_KIND = "corpora.ingest"
+MAX_GENERATED_ROOMS = 2_000_000
+
+
+def corpus_dir() -> Path:
+    return Path(settings.STATE_DIR) / "corpora"
+
+
+def start_upload_ingest(*, actor, dataset: Dataset, upload, declared_crs: str = "") -> TaskProgress:
+    """Keep the uploaded file and queue its ingest. `upload` is a Django UploadedFile."""
+    permissions.check_manage_dataset(actor, dataset)
+    name = Path(upload.name).name
+    if not name:
+        raise InvalidInput("file", "choose a file to upload")
+    incoming = corpus_dir() / "incoming" / f"{uuid.uuid4().hex}-{name}"
+    incoming.parent.mkdir(parents=True, exist_ok=True)
+    with open(incoming, "wb") as f:
+        for chunk in upload.chunks():
+            f.write(chunk)
+    return _queue(actor, dataset, {"upload": str(incoming), "name": name, "declared_crs": declared_crs.strip() or None})
+
+
+def start_generated_ingest(*, actor, dataset: Dataset, seed: int, rooms: int) -> TaskProgress:
+    permissions.check_manage_dataset(actor, dataset)
+    if not 100 <= rooms <= MAX_GENERATED_ROOMS:
+        raise InvalidInput("rooms", f"generate between 100 and {MAX_GENERATED_ROOMS:,} rooms")
+    if not 0 <= seed < 2**32:
+        raise InvalidInput("seed", "use a seed between 0 and 2**32 - 1")
+    return _queue(actor, dataset, {"generator": {"seed": seed, "rooms": rooms}})
+
+
+def _queue(actor, dataset: Dataset, source: dict) -> TaskProgress:
+    from .tasks import ingest_task
+
+    return queue_task(
+        INGEST_TASK_KIND,
+        label=f"ingest:{dataset.slug}",
+        actor=actor,
+        dispatch=lambda task_id: ingest_task.delay(task_id, dataset.pk, source),
+    )
+
+
+def record_corpus_version(*, actor, dataset: Dataset, file: Path, source: str, source_crs: str, summary) -> CorpusVersion:
+    """Called inside the transaction that finishes the ingest task."""
+    with transaction.atomic():
+        # Lock the dataset row so two ingests cannot take the same version number.
+        Dataset.objects.select_for_update().get(pk=dataset.pk)
+        version = (dataset.versions.aggregate(v=Max("version"))["v"] or 0) + 1
+        final = corpus_dir() / dataset.slug / f"v{version}.parquet"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(file, final)
+        corpus = CorpusVersion.objects.create(
+            dataset=dataset,
+            version=version,
+            source=source,
+            source_crs=source_crs,
+            units=summary.units,
+            kinds=summary.kinds,
+            extent=[round(v, 7) for v in summary.extent],
+            sha256=summary.sha256,
+            path=str(final.relative_to(settings.STATE_DIR)),
+            created_by=actor,
+        )
+        record(
+            "corpora.version_ingested",
+            actor=actor_of(actor),
+            subject=subject_of(corpus),
+            payload={
+                "dataset": dataset.slug,
+                "version": version,
+                "source": source,
+                "source_crs": source_crs,
+                "units": summary.units,
+                "kinds": summary.kinds,
+                "sha256": summary.sha256,
+            },
+        )
+    return corpus

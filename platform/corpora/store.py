@@ -1,0 +1,93 @@
+"""A corpus version on disk: one Parquet file of UNIT_SCHEMA rows with their grid codes,
+written once, hashed, and read back in batches so that memory does not grow with the corpus."""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import shapely
+
+from . import grid
+from .schema import UNIT_SCHEMA
+
+BATCH_ROWS = 100_000
+
+
+def with_grid_codes(table: pa.Table) -> pa.Table:
+    """Give every unit the smallest 3D grid cell that holds it (adaptive level)."""
+    geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+    bounds = shapely.bounds(geoms)
+    codes = grid.adaptive_codes(
+        bounds[:, 0], bounds[:, 1], table.column("z_min").to_numpy(),
+        bounds[:, 2], bounds[:, 3], table.column("z_max").to_numpy(),
+    )
+    index = table.schema.get_field_index("grid_code")
+    return table.set_column(index, "grid_code", pa.array(codes, pa.string()))
+
+
+@dataclass
+class CorpusSummary:
+    units: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    extent: list[float] = field(default_factory=lambda: [np.inf, np.inf, -np.inf, -np.inf])
+    sha256: str = ""
+
+    def add(self, table: pa.Table) -> None:
+        self.units += table.num_rows
+        counts = pc.value_counts(table.column("kind")).to_pylist()
+        for item in counts:
+            self.kinds[item["values"]] = self.kinds.get(item["values"], 0) + item["counts"]
+        b = shapely.total_bounds(shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False)))
+        self.extent = [min(self.extent[0], b[0]), min(self.extent[1], b[1]),
+                       max(self.extent[2], b[2]), max(self.extent[3], b[3])]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_corpus(batches: Iterable[pa.Table], path: Path) -> CorpusSummary:
+    """Write batches (grid codes assigned here) to `path` atomically and summarise them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    summary = CorpusSummary()
+    seen_ids: set[str] = set()
+    try:
+        with pq.ParquetWriter(partial, UNIT_SCHEMA, compression="zstd") as writer:
+            for batch in batches:
+                batch = with_grid_codes(batch.select(UNIT_SCHEMA.names).cast(UNIT_SCHEMA))
+                ids = batch.column("unit_id").to_pylist()
+                # Batches are validated one by one; ids must also be unique across them.
+                duplicate = seen_ids.intersection(ids)
+                if duplicate:
+                    raise ValueError(f"unit_id: {sorted(duplicate)[0]!r} appears in two batches")
+                seen_ids.update(ids)
+                summary.add(batch)
+                writer.write_table(batch, row_group_size=BATCH_ROWS)
+        summary.sha256 = file_sha256(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return summary
+
+
+def iter_corpus(path: Path, *, columns: list[str] | None = None, batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+        yield pa.Table.from_batches([batch])
+
+
+def read_sample(path: Path, rows: int) -> pa.Table:
+    """The first `rows` units, for previews."""
+    return next(iter_corpus(path, batch_rows=rows), UNIT_SCHEMA.empty_table())

@@ -1,0 +1,220 @@
+"""Pages for stewards: a dataset's corpus versions, release policy form with preview, release
+builds with progress, the release report with a map, and publication."""
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts import permissions
+from catalog.models import Dataset
+from corpora import actions as corpus_actions
+from miliao.errors import ActionError, Refused
+from releases import actions as release_actions
+from releases import previews
+from releases.actions import release_dir
+from releases.models import Release
+from releases.pipeline import ReleaseSpec
+
+
+def _steward_dataset(request, slug: str) -> Dataset:
+    dataset = get_object_or_404(Dataset.objects.select_related("owner"), slug=slug)
+    try:
+        permissions.check_manage_dataset(request.user, dataset)
+    except Refused as exc:
+        raise PermissionDenied(exc.message) from exc
+    return dataset
+
+
+def policy_form_values(spec: ReleaseSpec) -> dict:
+    """The fields of the policy form, read from a spec."""
+    return {
+        "k": spec.desensitize.k,
+        "l": spec.desensitize.l,
+        "remove_categories": ", ".join(spec.declassify.remove_categories),
+        "zone_buffer_m": spec.declassify.zone_buffer_m,
+        "height_step_m": spec.declassify.height_step_m,
+        "depth_step_m": spec.declassify.depth_step_m,
+        "shift_mode": spec.shift.get("mode"),
+        "max_offset_m": spec.shift.get("max_offset_m", 100.0),
+        "wavelength_m": spec.shift.get("wavelength_m", 4000.0),
+        "cell_m": spec.shift.get("cell_m", 500.0),
+        "simplify_tolerance_m": spec.lightweight.simplify_tolerance_m,
+        "precision_m": spec.lightweight.precision_m,
+        "level_of_detail": spec.lightweight.level_of_detail,
+        "outputs": list(spec.outputs),
+    }
+
+
+def spec_from_form(base: dict, form) -> dict:
+    """A spec dict: the base spec with the form's fields written over it."""
+    spec = json.loads(json.dumps(base))
+    spec["desensitize"]["k"] = _int(form, "k")
+    spec["desensitize"]["l"] = _int(form, "l")
+    spec["declassify"]["remove_categories"] = [c.strip() for c in form.get("remove_categories", "").split(",") if c.strip()]
+    for name in ("zone_buffer_m", "height_step_m", "depth_step_m"):
+        spec["declassify"][name] = _float(form, name)
+    mode = form.get("shift_mode", "")
+    spec["shift"] = {"mode": mode}
+    if mode == "smooth":
+        spec["shift"].update(max_offset_m=_float(form, "max_offset_m"), wavelength_m=_float(form, "wavelength_m"))
+    elif mode == "cell":
+        spec["shift"].update(max_offset_m=_float(form, "max_offset_m"), cell_m=_float(form, "cell_m"))
+    for name in ("simplify_tolerance_m", "precision_m"):
+        spec["lightweight"][name] = _float(form, name)
+    spec["lightweight"]["level_of_detail"] = form.get("level_of_detail", "room")
+    spec["declassify"]["precision_m"] = spec["lightweight"]["precision_m"] or spec["declassify"]["precision_m"]
+    spec["outputs"] = form.getlist("outputs")
+    return spec
+
+
+class _FormError(ActionError):
+    pass
+
+
+def _int(form, name):
+    try:
+        return int(form.get(name, ""))
+    except ValueError:
+        raise _FormError(f"{name}: enter a whole number") from None
+
+
+def _float(form, name):
+    try:
+        return float(form.get(name, ""))
+    except ValueError:
+        raise _FormError(f"{name}: enter a number") from None
+
+
+def _current_spec(dataset: Dataset) -> tuple[dict, object]:
+    policy = dataset.policies.order_by("-version").first()
+    if policy is not None:
+        return policy.spec, policy
+    return ReleaseSpec(data_class=dataset.data_class).to_dict(), None
+
+
+@login_required
+def dataset_page(request, slug: str):
+    dataset = _steward_dataset(request, slug)
+    spec, policy = _current_spec(dataset)
+    context = {
+        "dataset": dataset,
+        "versions": dataset.versions.order_by("-version"),
+        "policy": policy,
+        "spec_json": json.dumps(spec, ensure_ascii=False, indent=2),
+        "form": policy_form_values(ReleaseSpec.from_dict(spec)),
+        "releases": Release.objects.filter(corpus__dataset=dataset).select_related("corpus", "policy", "task")[:20],
+        "shift_modes": ["smooth", "cell", "gcj02"] + (["none"] if dataset.data_class == "compute_only" else []),
+        "levels": ["room", "floor", "building", "grid"],
+        "formats": ["geoparquet", "geopackage", "geojson"],
+    }
+    if request.method == "POST":
+        context.update(_policy_post(request, dataset, spec))
+        if context.pop("saved", False):
+            return redirect("dataset-page", slug=slug)
+    return render(request, "portal/dataset.html", context)
+
+
+def _policy_post(request, dataset, spec) -> dict:
+    try:
+        new_spec = spec_from_form(spec, request.POST)
+        if request.POST.get("do") == "preview":
+            version = dataset.versions.order_by("-version").first()
+            if version is None:
+                raise _FormError(_("先导入一个数据版本，才能预览。"))
+            report, svg = previews.preview(version, release_actions.parse_spec(new_spec))
+            return {"preview": report, "preview_svg": svg, "form": policy_form_values(ReleaseSpec.from_dict(new_spec))}
+        release_actions.save_policy(actor=request.user, dataset=dataset, spec=new_spec)
+        messages.success(request, _("发布规则已保存为新版本。"))
+        return {"saved": True}
+    except ActionError as exc:
+        messages.error(request, exc.message)
+        return {}
+
+
+@login_required
+@require_POST
+def ingest(request, slug: str):
+    dataset = _steward_dataset(request, slug)
+    try:
+        if request.FILES.get("file"):
+            task = corpus_actions.start_upload_ingest(
+                actor=request.user, dataset=dataset, upload=request.FILES["file"],
+                declared_crs=request.POST.get("declared_crs", ""),
+            )
+        else:
+            task = corpus_actions.start_generated_ingest(
+                actor=request.user, dataset=dataset, seed=_int(request.POST, "seed"), rooms=_int(request.POST, "rooms")
+            )
+    except ActionError as exc:
+        messages.error(request, exc.message)
+        return redirect("dataset-page", slug=slug)
+    return redirect("task-page", pk=task.pk)
+
+
+@login_required
+@require_POST
+def start_release(request, slug: str):
+    dataset = _steward_dataset(request, slug)
+    version = dataset.versions.order_by("-version").first()
+    policy = dataset.policies.order_by("-version").first()
+    if version is None or policy is None:
+        messages.error(request, _("需要一个数据版本和一个已保存的发布规则。"))
+        return redirect("dataset-page", slug=slug)
+    try:
+        release = release_actions.start_release(actor=request.user, corpus=version, policy=policy)
+    except ActionError as exc:
+        messages.error(request, exc.message)
+        return redirect("dataset-page", slug=slug)
+    return redirect("release-page", pk=release.pk)
+
+
+def _visible_release(request, pk: int) -> Release:
+    qs = permissions.visible_releases(request.user, Release.objects.select_related("corpus__dataset", "policy", "task"))
+    return get_object_or_404(qs, pk=pk)
+
+
+@login_required
+def release_page(request, pk: int):
+    release = _visible_release(request, pk)
+    svg = ""
+    if release.outputs.get("geoparquet"):
+        svg = previews.release_map(release_dir(release) / release.outputs["geoparquet"]["path"], title=str(release))
+    may_publish = permissions.allowed(permissions.check_manage_dataset, request.user, release.corpus.dataset)
+    return render(request, "portal/release.html", {
+        "release": release, "report": release.report, "svg": svg, "may_publish": may_publish,
+        "report_json": json.dumps(release.report, ensure_ascii=False, indent=2) if release.report else "",
+    })
+
+
+@login_required
+@require_POST
+def publish(request, pk: int):
+    release = _visible_release(request, pk)
+    try:
+        release_actions.publish_release(actor=request.user, release=release)
+    except ActionError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("已发布。"))
+    return redirect("release-page", pk=pk)
+
+
+@login_required
+def release_file(request, pk: int, fmt: str):
+    """The steward's own copy of an output; recipients' downloads are licensed separately."""
+    release = _visible_release(request, pk)
+    try:
+        permissions.check_manage_dataset(request.user, release.corpus.dataset)
+    except Refused as exc:
+        raise PermissionDenied(exc.message) from exc
+    output = release.outputs.get(fmt)
+    if output is None:
+        raise Http404
+    return FileResponse(open(release_dir(release) / output["path"], "rb"), as_attachment=True, filename=output["path"])

@@ -1,0 +1,1 @@
+"""Release pipeline: desensitize, declassify, shift, lightweight, fingerprint, report."""

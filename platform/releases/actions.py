@@ -1,0 +1,146 @@
+"""Release policies and releases: save a policy, build a release, publish it.
+
+Building runs as a tracked Celery task; the pipeline writes into a staging folder named by
+the release and renames it into place, and the commit records the report and the hashes in
+one transaction with the release's event. A crash leaves no published partial output and a
+rerun of the same task changes nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from accounts import permissions
+from catalog.models import Dataset
+from corpora.models import CorpusVersion
+from miliao.errors import Conflict, InvalidInput
+from progress.actions import queue_task
+from provenance.recorder import actor_of, record, subject_of
+
+from .keys import new_release_key
+from .models import Release, ReleasePolicy, ReleaseStatus
+from .pipeline import ReleaseSpec
+
+BUILD_TASK_KIND = "releases.build"
+
+
+def release_dir(release: Release) -> Path:
+    return Path(settings.STATE_DIR) / "releases" / f"r{release.pk}"
+
+
+def parse_spec(data) -> ReleaseSpec:
+    try:
+        return ReleaseSpec.from_dict(data)
+    except ValueError as exc:
+        raise InvalidInput("spec", str(exc)) from exc
+
+
+@transaction.atomic(durable=True)
+def save_policy(*, actor, dataset: Dataset, spec: dict) -> ReleasePolicy:
+    """A new version of the dataset's release policy."""
+    permissions.check_manage_dataset(actor, dataset)
+    parsed = parse_spec(spec)
+    if parsed.data_class != dataset.data_class:
+        raise InvalidInput(
+            "spec", f"data_class: {dataset.slug} is {dataset.data_class}, the policy says {parsed.data_class}"
+        )
+    Dataset.objects.select_for_update().get(pk=dataset.pk)
+    version = (dataset.policies.aggregate(v=Max("version"))["v"] or 0) + 1
+    policy = ReleasePolicy.objects.create(
+        dataset=dataset, version=version, spec=parsed.to_dict(), sha256=parsed.sha256(), created_by=actor
+    )
+    record(
+        "releases.policy_saved",
+        actor=actor_of(actor),
+        subject=subject_of(policy),
+        payload={"dataset": dataset.slug, "version": version, "sha256": policy.sha256},
+    )
+    return policy
+
+
+def start_release(*, actor, corpus: CorpusVersion, policy: ReleasePolicy) -> Release:
+    """Queue a release build of a corpus version under a policy of the same dataset."""
+    permissions.check_manage_dataset(actor, corpus.dataset)
+    if policy.dataset_id != corpus.dataset_id:
+        raise InvalidInput("policy", f"policy v{policy.version} belongs to {policy.dataset.slug}, not {corpus.dataset.slug}")
+    from .tasks import build_release_task
+
+    with transaction.atomic():
+        _, encrypted = new_release_key()
+        release = Release.objects.create(corpus=corpus, policy=policy, key_encrypted=encrypted, created_by=actor)
+        release.task = queue_task(
+            BUILD_TASK_KIND,
+            label=f"release:{release.pk}",
+            actor=actor,
+            dispatch=lambda task_id: build_release_task.delay(task_id, release.pk),
+        )
+        release.save(update_fields=["task"])
+        record(
+            "releases.release_started",
+            actor=actor_of(actor),
+            subject=subject_of(release),
+            payload={
+                "dataset": corpus.dataset.slug,
+                "corpus_version": corpus.version,
+                "corpus_sha256": corpus.sha256,
+                "policy_version": policy.version,
+                "policy_sha256": policy.sha256,
+            },
+        )
+    return release
+
+
+def record_release_built(*, release: Release, report: dict) -> None:
+    """Inside the transaction that finishes the build task."""
+    release = Release.objects.select_for_update().get(pk=release.pk)
+    if release.status != ReleaseStatus.BUILDING:
+        return
+    release.status = ReleaseStatus.BUILT
+    release.report = report
+    release.outputs = report["outputs"]
+    release.save(update_fields=["status", "report", "outputs"])
+    record(
+        "releases.release_built",
+        actor="system",
+        subject=subject_of(release),
+        payload={
+            "hashes": report["hashes"],
+            "units_in": report["units_in"],
+            "units_out": report["units_out"],
+            "k_reached": report["desensitized"]["k_anonymity"]["k_reached"],
+            "l_reached": report["desensitized"]["k_anonymity"]["l_reached"],
+        },
+    )
+
+
+@transaction.atomic(durable=True)
+def record_release_failed(*, release_id: int, error: str) -> None:
+    release = Release.objects.select_for_update().get(pk=release_id)
+    if release.status != ReleaseStatus.BUILDING:
+        return
+    release.status = ReleaseStatus.FAILED
+    release.save(update_fields=["status"])
+    record("releases.release_failed", actor="system", subject=subject_of(release), payload={"error": error[:500]})
+
+
+@transaction.atomic(durable=True)
+def publish_release(*, actor, release: Release) -> Release:
+    """A steward of the owning bureau approves publication of a built release."""
+    release = Release.objects.select_for_update().select_related("corpus__dataset").get(pk=release.pk)
+    permissions.check_manage_dataset(actor, release.corpus.dataset)
+    if release.status != ReleaseStatus.BUILT:
+        raise Conflict(f"release #{release.pk} is {release.status}; only a built release can be published")
+    release.status = ReleaseStatus.PUBLISHED
+    release.published_by = actor
+    release.published_at = timezone.now()
+    release.save(update_fields=["status", "published_by", "published_at"])
+    record(
+        "releases.release_published",
+        actor=actor_of(actor),
+        subject=subject_of(release),
+        payload={"outputs": {fmt: out["sha256"] for fmt, out in release.outputs.items()}},
+    )
+    return release

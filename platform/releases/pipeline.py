@@ -1,0 +1,408 @@
+"""The release pipeline: desensitize, declassify, shift, lightweight, write, report.
+
+Deterministic given (corpus file, spec, release key). It streams the corpus in batches, so
+memory does not grow with the corpus, in three passes over the columns each needs:
+
+0. the units of removed categories, so that their protective zones are known everywhere
+   (a zone near a batch boundary must also mask units in the next batch);
+1. declassification and the generalized quasi-identifiers of every unit that survives it, so
+   that k-anonymity and l-diversity suppression sees whole equivalence classes;
+2. the release itself: keep what passes 1 kept, desensitize, coarsen heights, shift,
+   lightweight, and write GeoParquet batch by batch.
+
+Plain Python (pyarrow, numpy, shapely): no Django, so the benchmark and the Celery task run
+the same code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import shapely
+
+from corpora.store import file_sha256
+
+from . import shift as shifting
+from .declassify import DeclassifyPolicy, declassify
+from .desensitize import UNIT_POLICY, DesensitizePolicy, generalize, k_anonymize, transform
+from .fingerprint import grid_step_deg
+from .lightweight import LightweightPolicy, lightweight
+from .writers import GeoParquetStreamWriter, write_geojson, write_geopackage
+
+BATCH_ROWS = 100_000
+ROW = "_row"  # the corpus row number, carried through pass 1 and 2 to apply suppression
+OUTPUT_FORMATS = ("geoparquet", "geopackage", "geojson")
+SHIFT_MODES = ("smooth", "cell", "gcj02", "none")
+DATA_CLASSES = ("open", "conditional", "compute_only")
+_PIPELINE_SOURCES = ("pipeline.py", "desensitize.py", "pii.py", "declassify.py", "shift.py",
+                     "lightweight.py", "writers.py", "fingerprint.py")
+
+Progress = Callable[[float, str], None]
+
+
+class NothingToRelease(ValueError):
+    """Every unit was withheld or suppressed; there is no release to write."""
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """A release policy: one sub-policy per step, plus the shift and the outputs."""
+
+    data_class: str = "open"
+    desensitize: DesensitizePolicy = UNIT_POLICY
+    declassify: DeclassifyPolicy = DeclassifyPolicy(
+        remove_categories=("military", "power_substation", "water_plant", "government_secure"),
+        zone_buffer_m=50.0,
+    )
+    # A 100 m field over 4 km keeps shapes (area error ~3% at the median) while still
+    # needing landmarks nearby to invert; see releases.shift for the measured attack.
+    shift: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: {"mode": "smooth", "max_offset_m": 100.0, "wavelength_m": 4000.0}
+    )
+    lightweight: LightweightPolicy = LightweightPolicy(simplify_tolerance_m=0.5, precision_m=0.5)
+    outputs: tuple[str, ...] = ("geoparquet",)
+
+    def __post_init__(self):
+        if self.data_class not in DATA_CLASSES:
+            raise ValueError(f"data_class: must be one of {list(DATA_CLASSES)}, not {self.data_class!r}")
+        mode = self.shift.get("mode") if isinstance(self.shift, Mapping) else None
+        if mode not in SHIFT_MODES:
+            raise ValueError(f"shift.mode: must be one of {list(SHIFT_MODES)}, not {mode!r}")
+        if mode == "none" and self.data_class != "compute_only":
+            raise ValueError("shift.mode: a release that leaves the platform must be shifted; 'none' is "
+                             "only for compute-only data")
+        unknown = sorted(set(self.outputs) - set(OUTPUT_FORMATS))
+        if not self.outputs or unknown:
+            raise ValueError(f"outputs: choose from {list(OUTPUT_FORMATS)}" + (f", not {unknown}" if unknown else ""))
+        build_shift(self.shift, b"\0" * 32)  # refuse bad shift parameters now, not mid-release
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data_class": self.data_class,
+            "desensitize": self.desensitize.to_dict(),
+            "declassify": self.declassify.to_dict(),
+            "shift": dict(self.shift),
+            "lightweight": self.lightweight.to_dict(),
+            "outputs": list(self.outputs),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReleaseSpec:
+        if not isinstance(data, Mapping):
+            raise ValueError("spec: must be a JSON object")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"spec: unknown fields {unknown}")
+        parts: dict[str, Any] = {}
+        for name, policy in (("desensitize", DesensitizePolicy), ("declassify", DeclassifyPolicy),
+                             ("lightweight", LightweightPolicy)):
+            if name in data:
+                try:
+                    parts[name] = policy.from_dict(data[name])
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(f"{name}: {exc}") from exc
+        for name in ("data_class", "shift"):
+            if name in data:
+                parts[name] = data[name]
+        if "outputs" in data:
+            parts["outputs"] = tuple(data["outputs"])
+        return cls(**parts)
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def subkey(release_key: bytes, purpose: str) -> bytes:
+    """Independent keys per step from the one release key."""
+    return hmac.new(release_key, purpose.encode(), hashlib.sha256).digest()
+
+
+def build_shift(params: Mapping[str, Any], key: bytes) -> shifting.ShiftMode | None:
+    options = {k: v for k, v in params.items() if k != "mode"}
+    mode = params.get("mode")
+    try:
+        if mode == "smooth":
+            return shifting.SmoothFieldShift(key, **options)
+        if mode == "cell":
+            return shifting.CellRigidShift(key, **options)
+        if mode == "gcj02":
+            if options:
+                raise ValueError(f"GCJ-02 takes no parameters, not {sorted(options)}")
+            return shifting.GCJ02Shift()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"shift: {exc}") from exc
+    return None
+
+
+def code_version() -> str:
+    """A hash of the pipeline's own source, so a report names the code that made it."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _PIPELINE_SOURCES:
+        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _batches(path: Path, columns: list[str] | None, limit: int | None):
+    """(first row number, table) for each batch of the corpus, up to `limit` rows."""
+    start = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        if limit is not None and start >= limit:
+            return
+        table = pa.Table.from_batches([batch])
+        if limit is not None:
+            table = table.slice(0, limit - start)
+        yield start, table
+        start += table.num_rows
+
+
+def _with_rows(table: pa.Table, start: int) -> pa.Table:
+    return table.append_column(ROW, pa.array(np.arange(start, start + table.num_rows, dtype=np.int64)))
+
+
+def _global_zones(path: Path, policy: DeclassifyPolicy, limit: int | None) -> DeclassifyPolicy:
+    """Pass 0: the policy with every removed unit's protective zone spelled out."""
+    if not policy.remove_categories or policy.zone_buffer_m == 0:
+        return policy
+    removed = []
+    for _, table in _batches(path, ["sensitive_category", "geometry"], limit):
+        mask = pc.fill_null(pc.is_in(table.column("sensitive_category"), pa.array(policy.remove_categories)), False)
+        picked = table.filter(mask)
+        if picked.num_rows:
+            removed.append(shapely.from_wkb(picked.column("geometry").to_numpy(zero_copy_only=False)))
+    if not removed:
+        return policy
+    probe = DeclassifyPolicy(zone_buffer_m=policy.zone_buffer_m)
+    # declassify grows zones around removed units; reuse it on the removed units alone.
+    grown = _grown_zones(np.concatenate(removed), probe)
+    zones = tuple(policy.sensitive_zones) + tuple(shapely.to_wkt(grown, rounding_precision=7))
+    return dataclasses.replace(policy, sensitive_zones=zones)
+
+
+def _grown_zones(geoms: np.ndarray, policy: DeclassifyPolicy) -> np.ndarray:
+    from .declassify import _grown  # the one buffering rule, shared with declassify
+
+    merged = shapely.union_all(_grown(geoms, policy.zone_buffer_m))
+    parts = shapely.get_parts(merged)
+    return parts[np.isin(shapely.get_type_id(parts), [3, 6])]
+
+
+def run_release(
+    corpus_path: Path,
+    spec: ReleaseSpec,
+    release_key: bytes,
+    out_dir: Path,
+    *,
+    basename: str = "release",
+    progress: Progress | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Build a release into `out_dir` (created; replaced atomically) and return its report."""
+    report_progress = progress or (lambda percent, stage: None)
+    started = time.perf_counter()
+    total = pq.ParquetFile(corpus_path).metadata.num_rows
+    total = min(total, limit) if limit is not None else total
+    pseudonym_key = subkey(release_key, "pseudonyms")
+    shift_mode = build_shift(spec.shift, subkey(release_key, "shift"))
+
+    report_progress(1, "finding sensitive zones")
+    declassify_policy = _global_zones(corpus_path, spec.declassify, limit)
+    zone_count = len(declassify_policy.sensitive_zones)
+
+    # Pass 1: who survives declassification, and their generalized quasi-identifiers.
+    qi = list(spec.desensitize.quasi_identifiers)
+    sensitive = list(spec.desensitize.sensitive)
+    needed = ["unit_id", "kind", "geometry", "z_min", "z_max", "sensitive_category", *qi, *sensitive]
+    needed = list(dict.fromkeys(needed))
+    survivors, declass_reports = [], []
+    for start, table in _batches(corpus_path, needed, limit):
+        released, dreport = declassify(_with_rows(table, start), declassify_policy)
+        declass_reports.append(dreport)
+        columns = {ROW: released.column(ROW)}
+        for name in qi:
+            rule = spec.desensitize.generalize.get(name)
+            columns[name] = generalize(released.column(name), rule) if rule else released.column(name)
+        for name in sensitive:
+            columns[name] = released.column(name)
+        survivors.append(pa.table(columns))
+        report_progress(2 + 28 * (start + table.num_rows) / max(total, 1), "declassifying and counting classes")
+    classes = pa.concat_tables(survivors) if survivors else pa.table({ROW: pa.array([], pa.int64())})
+    kept_table, kanon = k_anonymize(classes, qi, spec.desensitize.k, sensitive=sensitive, l=spec.desensitize.l)
+    keep = np.zeros(total, dtype=bool)
+    keep[kept_table.column(ROW).to_numpy()] = True
+    del survivors, classes, kept_table
+
+    # Pass 2: the release itself.
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    parquet_path = staging / f"{basename}.parquet"
+    z_only = DeclassifyPolicy(height_step_m=spec.declassify.height_step_m,
+                              depth_step_m=spec.declassify.depth_step_m,
+                              precision_m=spec.declassify.precision_m)
+    totals: dict[str, Any] = {"pii": {}, "vertices_before": 0, "vertices_after": 0, "features_out": 0,
+                              "wkb_before": 0, "wkb_after": 0, "invalid": 0, "collapsed": 0}
+    shift_sample: tuple[np.ndarray, np.ndarray] | None = None
+    desens_report: dict[str, Any] = {}
+    light_report: dict[str, Any] = {}
+    writer = GeoParquetStreamWriter(parquet_path)
+    try:
+        for start, table in _batches(corpus_path, None, limit):
+            table = table.filter(pa.array(keep[start:start + table.num_rows]))
+            if table.num_rows == 0:
+                continue
+            table, desens_report = transform(table, spec.desensitize, pseudonym_key)
+            for category, n in desens_report["pii_redacted"]["counts"].items():
+                totals["pii"][category] = totals["pii"].get(category, 0) + n
+            table, _ = declassify(table, z_only)
+            geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+            if shift_mode is not None:
+                shifted = shifting.shift_geometries(geoms, shift_mode)
+                if shift_sample is None:
+                    shift_sample = _measurement_sample(table, geoms, shifted)
+                table = table.set_column(table.schema.get_field_index("geometry"), "geometry",
+                                         pa.array(shapely.to_wkb(shifted), pa.binary()))
+            table, light_report = lightweight(table, spec.lightweight)
+            totals["vertices_before"] += light_report["vertices"]["before"]
+            totals["vertices_after"] += light_report["vertices"]["after"]
+            totals["wkb_before"] += light_report["wkb_bytes"]["before"]
+            totals["wkb_after"] += light_report["wkb_bytes"]["after"]
+            totals["features_out"] += table.num_rows
+            totals["invalid"] += light_report["topology"]["invalid"]
+            totals["collapsed"] += light_report["features"].get("collapsed", 0)
+            writer.write(table)
+            report_progress(30 + 60 * (start + table.num_rows) / max(total, 1), "desensitizing, shifting, lightening")
+        if totals["features_out"] == 0:
+            raise NothingToRelease(
+                f"nothing is left to release: of {total} units, declassification withheld "
+                f"{sum(r['units_in'] - r['units_out'] for r in declass_reports)} and k-anonymity suppressed "
+                f"{kanon.suppressed}; relax the policy, generalize more, or use more units"
+            )
+        writer.close()
+        outputs = {"geoparquet": {"path": parquet_path.name, "bytes": parquet_path.stat().st_size,
+                                  "sha256": file_sha256(parquet_path)}}
+        if {"geopackage", "geojson"} & set(spec.outputs):
+            report_progress(92, "writing GeoPackage and GeoJSON")
+            released = pq.read_table(parquet_path)
+            if "geopackage" in spec.outputs:
+                path = staging / f"{basename}.gpkg"
+                write_geopackage(released, path)
+                outputs["geopackage"] = {"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+            if "geojson" in spec.outputs:
+                path = staging / f"{basename}.geojson"
+                write_geojson(released, path)
+                outputs["geojson"] = {"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+            del released
+        if "geoparquet" not in spec.outputs:
+            parquet_path.unlink()
+            outputs.pop("geoparquet")
+    except BaseException:
+        writer.abort()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    report_progress(95, "measuring the shift")
+    report = {
+        "units_in": total,
+        "units_out": totals["features_out"],
+        "declassified": _merge_declassify(declass_reports, zone_count),
+        "desensitized": {
+            "dropped": desens_report.get("dropped", {}),
+            "pseudonymized": desens_report.get("pseudonymized", {}),
+            "pii_redacted": totals["pii"],
+            "generalized": spec.desensitize.to_dict()["generalize"],
+            "k_anonymity": dataclasses.asdict(kanon),
+        },
+        "shift": _shift_report(shift_mode, shift_sample),
+        "lightweight": {
+            "level_of_detail": spec.lightweight.level_of_detail,
+            "vertices": {"before": totals["vertices_before"], "after": totals["vertices_after"]},
+            "wkb_bytes": {"before": totals["wkb_before"], "after": totals["wkb_after"]},
+            "collapsed": totals["collapsed"],
+            "invalid_geometries": totals["invalid"],
+            "precision_m": spec.lightweight.precision_m,
+            "fingerprint_grid_deg": grid_step_deg(spec.lightweight.precision_m) if spec.lightweight.precision_m else None,
+        },
+        "size": {
+            "input_bytes": os.path.getsize(corpus_path),
+            "output_bytes": {fmt: out["bytes"] for fmt, out in outputs.items()},
+        },
+        "hashes": {
+            "input": file_sha256(corpus_path),
+            "policy": spec.sha256(),
+            "code": code_version(),
+            "outputs": {fmt: out["sha256"] for fmt, out in outputs.items()},
+        },
+        "outputs": outputs,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    report["size"]["reduction"] = round(
+        1 - sum(report["size"]["output_bytes"].values()) / max(report["size"]["input_bytes"], 1), 4
+    )
+    (staging / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=_plain))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(staging, out_dir)
+    report_progress(100, "done")
+    return json.loads(json.dumps(report, default=_plain))
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _merge_declassify(reports: list[dict[str, Any]], zones: int) -> dict[str, Any]:
+    removed: dict[str, dict[str, int]] = {}
+    for r in reports:
+        for reason, counts in r["removed"].items():
+            bucket = removed.setdefault(reason, {})
+            for name, n in counts.items():
+                bucket[name] = bucket.get(name, 0) + n
+    first = reports[0] if reports else {}
+    return {
+        "units_in": sum(r["units_in"] for r in reports),
+        "units_out": sum(r["units_out"] for r in reports),
+        "removed": removed,
+        "zones": zones,
+        "z": first.get("z", {}),
+    }
+
+
+SAMPLE_UNITS = 5_000
+
+
+def _measurement_sample(table: pa.Table, original: np.ndarray, shifted: np.ndarray):
+    """Units of one storey and the segments, so that topology is judged between neighbours,
+    not between the same footprint stacked on every floor."""
+    kinds = table.column("kind").to_numpy(zero_copy_only=False)
+    floors = table.column("floor").to_numpy(zero_copy_only=False) if "floor" in table.column_names else None
+    ground = (kinds == "room") & (floors == 1) if floors is not None else kinds == "room"
+    flat = np.isin(kinds, ["road", "pipe", "cable", "parcel"]) | ground
+    picked = np.flatnonzero(flat)[:SAMPLE_UNITS]
+    return original[picked], shifted[picked]
+
+
+def _shift_report(mode, sample) -> dict[str, Any]:
+    if mode is None:
+        return {"mode": "none", "warning": "not shifted: compute-only data that never leaves the platform"}
+    report = {"mode": mode.describe()}
+    if sample is not None:
+        original, shifted = sample
+        report["measured"] = shifting.measure_shift(original, shifted, mode).to_dict()
+    report["note"] = ("no shift replaces declassification: an attacker who knows true landmark positions "
+                      "near a unit can undo much of a shift; see attack_residual_m")
+    return report

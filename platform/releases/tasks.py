@@ -1,0 +1,35 @@
+"""Celery task: build a release with visible progress."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import shared_task
+from django.conf import settings
+
+from progress.actions import run_tracked
+
+from .actions import record_release_built, record_release_failed, release_dir
+from .keys import open_release_key
+from .models import Release
+from .pipeline import ReleaseSpec, run_release
+
+
+@shared_task(name="releases.build")
+def build_release_task(task_id: str, release_id: int) -> None:
+    release = Release.objects.select_related("corpus", "policy").get(pk=release_id)
+
+    def work(report) -> dict:
+        return run_release(
+            Path(settings.STATE_DIR) / release.corpus.path,
+            ReleaseSpec.from_dict(release.policy.spec),
+            open_release_key(release.key_encrypted),
+            release_dir(release),
+            basename=f"{release.corpus.dataset.slug}-v{release.corpus.version}-r{release.pk}",
+            progress=report,
+        )
+
+    try:
+        run_tracked(task_id, work, commit=lambda result: record_release_built(release=release, report=result))
+    except Exception as exc:
+        record_release_failed(release_id=release_id, error=f"{type(exc).__name__}: {exc}")
+        raise

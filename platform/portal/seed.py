@@ -35,6 +35,7 @@ USERS = [
 ]
 
 DATASETS = [
+    ("demo-district", "示范街区空间米料(间/段)", "Demo district units (rooms and segments)", DataClass.OPEN, []),
     ("huangpu-roads", "黄浦区道路段", "Huangpu road segments", DataClass.OPEN, []),
     ("pudong-pipes", "浦东地下管线段", "Pudong underground pipe segments", DataClass.CONDITIONAL, ["pudong"]),
     ("district-rooms", "建筑单元(间)", "Building rooms", DataClass.COMPUTE_ONLY, ["pudong", "xuhui"]),
@@ -102,4 +103,37 @@ def seed_demo(state_dir: Path) -> list[Login]:
             dataset=Dataset.objects.get(slug="district-rooms"),
             purpose="训练房间用途识别模型 (train a room-use classifier)",
         )
+    seed_release(state_dir, steward)
     return logins
+
+
+DEMO_ROOMS = 20_000
+
+
+def seed_release(state_dir: Path, steward: User) -> None:
+    """A generated district as version 1 of the open demo dataset, and a published release of
+    it, built by the same pipeline and recorded by the same actions as a steward's."""
+    from corpora import store
+    from corpora.actions import record_corpus_version
+    from corpora.generator import generate_district
+    from releases import actions as release_actions
+    from releases.pipeline import ReleaseSpec
+    from releases.tasks import build_release_task
+
+    dataset = Dataset.objects.get(slug="demo-district")
+    if dataset.versions.exists():
+        return
+    scratch = state_dir / "corpora" / "incoming" / "demo-district.parquet"
+    summary = store.write_corpus(generate_district(seed=2026, rooms=DEMO_ROOMS), scratch)
+    corpus = record_corpus_version(actor=steward, dataset=dataset, file=scratch,
+                                   source=f"generator:seed=2026,rooms={DEMO_ROOMS}", source_crs="EPSG:4490",
+                                   summary=summary)
+    policy = release_actions.save_policy(
+        actor=steward, dataset=dataset,
+        spec=ReleaseSpec(data_class="open", outputs=("geoparquet", "geopackage", "geojson")).to_dict(),
+    )
+    release = release_actions.start_release(actor=steward, corpus=corpus, policy=policy)
+    # The demo builds inline rather than waiting for the worker thread to start.
+    build_release_task(str(release.task_id), release.pk)
+    release.refresh_from_db()
+    release_actions.publish_release(actor=steward, release=release)

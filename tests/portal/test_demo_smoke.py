@@ -84,6 +84,7 @@ def test_demo_serves_the_seeded_portal_on_embedded_defaults(demo):
     api.headers["Authorization"] = f"Token {token}"
     datasets = api.get(f"{base}/api/datasets/").json()
     assert {d["data_class"] for d in datasets["results"]} == {"open", "conditional", "compute_only"}
+    assert requests.get(f"{base}/api/corpus-versions/", headers=api.headers).json()["count"] == 1
     task_id = api.post(f"{base}/api/events/verify/").json()["id"]
 
     def finished():
@@ -92,7 +93,18 @@ def test_demo_serves_the_seeded_portal_on_embedded_defaults(demo):
 
     task = wait_for(finished, timeout=60, interval=0.3, what="the verification task")
     assert task["status"] == "succeeded" and task["result"]["ok"] is True
-    assert task["result"]["checked"] >= 18
+    assert task["result"]["checked"] >= 24
+
+    # The seeded district was released and published; any logged-in user sees its report.
+    applicant = requests.post(
+        f"{base}/api/auth/token/", data={"username": "applicant", "password": logins["applicant"]}
+    ).json()["token"]
+    releases = requests.get(f"{base}/api/releases/", headers={"Authorization": f"Token {applicant}"}).json()
+    (release,) = releases["results"]
+    assert release["status"] == "published" and release["report"]["units_out"] > 10_000
+    assert set(release["outputs"]) == {"geoparquet", "geopackage", "geojson"}
+    page = web.get(f"{base}/releases/{release['id']}/")
+    assert page.status_code == 200 and "<svg" in page.text
 
 
 def test_demo_seeding_twice_changes_nothing(demo):
@@ -108,4 +120,4 @@ def test_demo_seeding_twice_changes_nothing(demo):
     verify = subprocess.run(
         [sys.executable, "manage.py", "verify_events"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )
-    assert verify.returncode == 0 and "event log OK: 18 events" in verify.stdout, verify.stdout + verify.stderr
+    assert verify.returncode == 0 and "event log OK: 24 events" in verify.stdout, verify.stdout + verify.stderr

@@ -55,7 +55,7 @@ class DeclassifyPolicy:
             raise ValueError(
                 f"policy field 'drop_kinds' names unknown kinds {unknown}; kinds are {list(UNIT_KINDS)}"
             )
-        _zone_geometries(self.sensitive_zones)  # refuse a bad zone now, not mid-release
+        zone_geometries(self.sensitive_zones)  # refuse a bad zone now, not mid-release
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; from_dict(p.to_dict()) == p."""
@@ -69,18 +69,23 @@ class DeclassifyPolicy:
         return cls(**known_fields(cls, data))
 
 
-def declassify(table: pa.Table, policy: DeclassifyPolicy) -> tuple[pa.Table, dict[str, Any]]:
+def declassify(
+    table: pa.Table, policy: DeclassifyPolicy, *, zones: np.ndarray | None = None
+) -> tuple[pa.Table, dict[str, Any]]:
     """The released rows and a report of what was withheld and how z was coarsened.
 
     A unit is counted under the first reason that withholds it: kind, category, zone.
+    `zones`, when given, replaces the policy's own (a streaming caller that already grew every
+    removed unit's zone across the whole corpus passes them, parsed once).
     """
     by_kind = _is_in(table.column("kind"), policy.drop_kinds)
     by_category = ~by_kind & _is_in(table.column("sensitive_category"), policy.remove_categories)
     by_zone = np.zeros(table.num_rows, dtype=bool)
-    zones = _zone_geometries(policy.sensitive_zones)
+    if zones is None:
+        zones = zone_geometries(policy.sensitive_zones)
     if by_category.any() or zones.size:
         geometries = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
-        zones = np.concatenate([zones, _grown(geometries[by_category], policy.zone_buffer_m)])
+        zones = np.concatenate([zones, grown(geometries[by_category], policy.zone_buffer_m)])
         rest = np.flatnonzero(~(by_kind | by_category))
         hits = shapely.STRtree(zones).query(geometries[rest], predicate="intersects")[0]
         by_zone[rest[hits]] = True
@@ -107,7 +112,7 @@ def declassify(table: pa.Table, policy: DeclassifyPolicy) -> tuple[pa.Table, dic
     return released, report
 
 
-def _zone_geometries(wkts: tuple[str, ...]) -> np.ndarray:
+def zone_geometries(wkts: tuple[str, ...]) -> np.ndarray:
     """Parse zone WKT, refusing anything that is not a valid, non-empty polygon."""
     try:
         zones = shapely.from_wkt(np.asarray(wkts, dtype=object), on_invalid="raise")
@@ -122,7 +127,7 @@ def _zone_geometries(wkts: tuple[str, ...]) -> np.ndarray:
     return zones
 
 
-def _grown(geometries: np.ndarray, distance_m: float) -> np.ndarray:
+def grown(geometries: np.ndarray, distance_m: float) -> np.ndarray:
     """Buffer by metres in an azimuthal equidistant projection centred on the geometries,
     which keeps distances true to well under a metre across a city. The buffer's arcs are
     polygons whose vertices lie on the circle and whose edges cut inside it; the radius is

@@ -22,7 +22,9 @@ import json
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ import shapely
 from corpora.store import file_sha256
 
 from . import shift as shifting
-from .declassify import DeclassifyPolicy, declassify
+from .declassify import DeclassifyPolicy, declassify, grown, zone_geometries
 from .desensitize import UNIT_POLICY, DesensitizePolicy, generalize, k_anonymize, transform
 from .fingerprint import grid_step_deg
 from .lightweight import LightweightPolicy, lightweight
@@ -173,31 +175,40 @@ def _with_rows(table: pa.Table, start: int) -> pa.Table:
     return table.append_column(ROW, pa.array(np.arange(start, start + table.num_rows, dtype=np.int64)))
 
 
-def _global_zones(path: Path, policy: DeclassifyPolicy, limit: int | None) -> DeclassifyPolicy:
-    """Pass 0: the policy with every removed unit's protective zone spelled out."""
-    if not policy.remove_categories or policy.zone_buffer_m == 0:
-        return policy
-    removed = []
+def _global_zones(path: Path, policy: DeclassifyPolicy, limit: int | None) -> np.ndarray:
+    """Pass 0: the policy's zones plus every removed unit's protective zone, as geometries."""
+    zones = [zone_geometries(policy.sensitive_zones)]
+    if policy.remove_categories and policy.zone_buffer_m > 0:
+        removed = pq.read_table(
+            path, columns=["geometry"], filters=[("sensitive_category", "in", list(policy.remove_categories))]
+        ) if limit is None else _removed_within(path, policy, limit)
+        if removed.num_rows:
+            geoms = shapely.from_wkb(removed.column("geometry").to_numpy(zero_copy_only=False))
+            zones.append(grown(geoms, policy.zone_buffer_m))
+    return np.concatenate(zones)
+
+
+def _removed_within(path: Path, policy: DeclassifyPolicy, limit: int) -> pa.Table:
+    parts = []
     for _, table in _batches(path, ["sensitive_category", "geometry"], limit):
         mask = pc.fill_null(pc.is_in(table.column("sensitive_category"), pa.array(policy.remove_categories)), False)
-        picked = table.filter(mask)
-        if picked.num_rows:
-            removed.append(shapely.from_wkb(picked.column("geometry").to_numpy(zero_copy_only=False)))
-    if not removed:
-        return policy
-    probe = DeclassifyPolicy(zone_buffer_m=policy.zone_buffer_m)
-    # declassify grows zones around removed units; reuse it on the removed units alone.
-    grown = _grown_zones(np.concatenate(removed), probe)
-    zones = tuple(policy.sensitive_zones) + tuple(shapely.to_wkt(grown, rounding_precision=7))
-    return dataclasses.replace(policy, sensitive_zones=zones)
+        parts.append(table.filter(mask).select(["geometry"]))
+    return pa.concat_tables(parts)
 
 
-def _grown_zones(geoms: np.ndarray, policy: DeclassifyPolicy) -> np.ndarray:
-    from .declassify import _grown  # the one buffering rule, shared with declassify
+def _in_order(fn, items, workers: int = 2):
+    """fn over items on a small thread pool, results in order, at most workers+1 in flight.
 
-    merged = shapely.union_all(_grown(geoms, policy.zone_buffer_m))
-    parts = shapely.get_parts(merged)
-    return parts[np.isin(shapely.get_type_id(parts), [3, 6])]
+    shapely, pyarrow and numpy release the GIL in their array calls, so two batches at once
+    use both cores of a small machine without holding more than a few batches in memory."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(fn, *item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def run_release(
@@ -219,26 +230,30 @@ def run_release(
     shift_mode = build_shift(spec.shift, subkey(release_key, "shift"))
 
     report_progress(1, "finding sensitive zones")
-    declassify_policy = _global_zones(corpus_path, spec.declassify, limit)
-    zone_count = len(declassify_policy.sensitive_zones)
+    zones = _global_zones(corpus_path, spec.declassify, limit)
+    # Removed units' zones are all in `zones` already; batches need not grow them again.
+    per_batch = dataclasses.replace(spec.declassify, zone_buffer_m=0.0)
 
     # Pass 1: who survives declassification, and their generalized quasi-identifiers.
     qi = list(spec.desensitize.quasi_identifiers)
     sensitive = list(spec.desensitize.sensitive)
     needed = ["unit_id", "kind", "geometry", "z_min", "z_max", "sensitive_category", *qi, *sensitive]
     needed = list(dict.fromkeys(needed))
-    survivors, declass_reports = [], []
-    for start, table in _batches(corpus_path, needed, limit):
-        released, dreport = declassify(_with_rows(table, start), declassify_policy)
-        declass_reports.append(dreport)
+    def pass_one(start: int, table: pa.Table):
+        released, dreport = declassify(_with_rows(table, start), per_batch, zones=zones)
         columns = {ROW: released.column(ROW)}
         for name in qi:
             rule = spec.desensitize.generalize.get(name)
             columns[name] = generalize(released.column(name), rule) if rule else released.column(name)
         for name in sensitive:
             columns[name] = released.column(name)
-        survivors.append(pa.table(columns))
-        report_progress(2 + 28 * (start + table.num_rows) / max(total, 1), "declassifying and counting classes")
+        return start + table.num_rows, pa.table(columns), dreport
+
+    survivors, declass_reports = [], []
+    for done, survivor, dreport in _in_order(pass_one, _batches(corpus_path, needed, limit)):
+        survivors.append(survivor)
+        declass_reports.append(dreport)
+        report_progress(2 + 28 * done / max(total, 1), "declassifying and counting classes")
     classes = pa.concat_tables(survivors) if survivors else pa.table({ROW: pa.array([], pa.int64())})
     kept_table, kanon = k_anonymize(classes, qi, spec.desensitize.k, sensitive=sensitive, l=spec.desensitize.l)
     keep = np.zeros(total, dtype=bool)
@@ -257,32 +272,39 @@ def run_release(
                               "wkb_before": 0, "wkb_after": 0, "invalid": 0, "collapsed": 0}
     shift_sample: tuple[np.ndarray, np.ndarray] | None = None
     desens_report: dict[str, Any] = {}
-    light_report: dict[str, Any] = {}
     writer = GeoParquetStreamWriter(parquet_path)
     try:
-        for start, table in _batches(corpus_path, None, limit):
+        def pass_two(start: int, table: pa.Table):
             table = table.filter(pa.array(keep[start:start + table.num_rows]))
             if table.num_rows == 0:
-                continue
-            table, desens_report = transform(table, spec.desensitize, pseudonym_key)
-            for category, n in desens_report["pii_redacted"]["counts"].items():
-                totals["pii"][category] = totals["pii"].get(category, 0) + n
+                return start, None, None, None, None
+            table, dreport = transform(table, spec.desensitize, pseudonym_key)
             table, _ = declassify(table, z_only)
-            geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+            sample = None
             if shift_mode is not None:
+                geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
                 shifted = shifting.shift_geometries(geoms, shift_mode)
-                if shift_sample is None:
-                    shift_sample = _measurement_sample(table, geoms, shifted)
+                if start == 0:
+                    sample = _measurement_sample(table, geoms, shifted)
                 table = table.set_column(table.schema.get_field_index("geometry"), "geometry",
                                          pa.array(shapely.to_wkb(shifted), pa.binary()))
-            table, light_report = lightweight(table, spec.lightweight)
-            totals["vertices_before"] += light_report["vertices"]["before"]
-            totals["vertices_after"] += light_report["vertices"]["after"]
-            totals["wkb_before"] += light_report["wkb_bytes"]["before"]
-            totals["wkb_after"] += light_report["wkb_bytes"]["after"]
+            table, lreport = lightweight(table, spec.lightweight)
+            return start, table, dreport, lreport, sample
+
+        for start, table, dreport, lreport, sample in _in_order(pass_two, _batches(corpus_path, None, limit)):
+            if table is None:
+                continue
+            desens_report = dreport
+            shift_sample = shift_sample or sample
+            for category, n in dreport["pii_redacted"]["counts"].items():
+                totals["pii"][category] = totals["pii"].get(category, 0) + n
+            totals["vertices_before"] += lreport["vertices"]["before"]
+            totals["vertices_after"] += lreport["vertices"]["after"]
+            totals["wkb_before"] += lreport["wkb_bytes"]["before"]
+            totals["wkb_after"] += lreport["wkb_bytes"]["after"]
             totals["features_out"] += table.num_rows
-            totals["invalid"] += light_report["topology"]["invalid"]
-            totals["collapsed"] += light_report["features"].get("collapsed", 0)
+            totals["invalid"] += lreport["topology"]["invalid"]
+            totals["collapsed"] += lreport["features"].get("collapsed", 0)
             writer.write(table)
             report_progress(30 + 60 * (start + table.num_rows) / max(total, 1), "desensitizing, shifting, lightening")
         if totals["features_out"] == 0:
@@ -318,7 +340,7 @@ def run_release(
     report = {
         "units_in": total,
         "units_out": totals["features_out"],
-        "declassified": _merge_declassify(declass_reports, zone_count),
+        "declassified": _merge_declassify(declass_reports, len(zones)),
         "desensitized": {
             "dropped": desens_report.get("dropped", {}),
             "pseudonymized": desens_report.get("pseudonymized", {}),

@@ -1,0 +1,156 @@
+"""Benchmark: the whole release pipeline against the way a user would do it with geopandas.
+
+    python bench/release.py --rooms 1000000
+
+It generates a district (not timed), then, in this one process:
+1. runs Miliao's release pipeline (desensitize, declassify, shift, lightweight, GeoParquet),
+   and reads the peak memory right after it, before anything else runs;
+2. measures the I/O floor: pyarrow reading the corpus and writing the same number of
+   rows back, which no pipeline can beat;
+3. runs a geopandas baseline doing the same steps the usual way (row-wise `apply` for
+   pseudonyms, PII scrubbing and the shift, `groupby` for k-anonymity, `sjoin` for zones,
+   `to_crs` + `simplify` for lightening), on a subset of the rooms, scaled to N.
+
+The last line is:
+RESULT rooms=N seconds=S rooms_per_s=R ratio_vs_geopandas=X ratio_vs_io_floor=Y peak_mb=M
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import re
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "platform"), str(REPO)]
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from corpora.generator import generate_district  # noqa: E402
+from corpora.store import write_corpus  # noqa: E402
+from releases.pipeline import ReleaseSpec, run_release, subkey  # noqa: E402
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def io_floor(corpus: Path, out: Path, rows: int) -> float:
+    started = time.perf_counter()
+    table = pq.read_table(corpus)
+    pq.write_table(table.slice(0, rows), out, compression="zstd")
+    return time.perf_counter() - started
+
+
+def geopandas_baseline(corpus: Path, out: Path, rooms: int, spec: ReleaseSpec, key: bytes) -> tuple[float, int]:
+    """The same steps the way a geopandas user writes them. Returns (seconds, rooms done)."""
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+    from releases.pipeline import build_shift
+
+    started = time.perf_counter()
+    frame = pd.read_parquet(corpus).iloc[: int(rooms * 1.09)]  # rooms plus the other kinds, as in the corpus
+    gdf = gpd.GeoDataFrame(frame.drop(columns="geometry"), geometry=gpd.GeoSeries.from_wkb(frame["geometry"]),
+                           crs="EPSG:4490")
+    done = int((gdf["kind"] == "room").sum())
+    policy = spec.desensitize
+    # Declassify: drop sensitive categories and everything within the buffer of them.
+    removed = gdf["sensitive_category"].isin(spec.declassify.remove_categories)
+    zones = gdf[removed].to_crs("EPSG:4549").buffer(spec.declassify.zone_buffer_m).to_crs("EPSG:4490")
+    gdf = gdf[~removed]
+    hit = gpd.sjoin(gdf, gpd.GeoDataFrame(geometry=zones, crs="EPSG:4490"), predicate="intersects", how="inner")
+    gdf = gdf.drop(index=hit.index.unique())
+    # Desensitize: drop, pseudonymize and scrub row by row, generalize, k-anonymize.
+    gdf = gdf.drop(columns=list(policy.drop))
+    pkey = subkey(key, "pseudonyms")
+    for column in policy.pseudonymize:
+        gdf[column] = gdf[column].apply(
+            lambda v: hmac.new(pkey, v.encode(), hashlib.sha256).hexdigest()[:16] if isinstance(v, str) else None
+        )
+    patterns = [(re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)"), "[身份证]"), (re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)"), "[电话]"),
+                (re.compile(r"[沪京津渝冀晋辽吉黑苏浙皖闽赣鲁豫鄂湘粤琼川贵云陕甘青蒙桂藏宁新][A-Z][A-Z0-9]{5,6}"), "[车牌]")]
+
+    def scrub(text):
+        if not isinstance(text, str):
+            return text
+        for pattern, placeholder in patterns:
+            text = pattern.sub(placeholder, text)
+        return text
+
+    for column in policy.free_text:
+        gdf[column] = gdf[column].apply(scrub)
+    for column, rule in policy.generalize.items():
+        values = gdf[column].astype("float64")
+        if "top" in rule:
+            values = values.clip(upper=rule["top"])
+        if "bin" in rule:
+            values = (values // rule["bin"]) * rule["bin"]
+        if "bands" in rule:
+            edges = np.asarray(rule["bands"])
+            values = pd.Series(edges[np.clip(np.searchsorted(edges, values, side="right") - 1, 0, None)],
+                               index=values.index).where(values.notna())
+        gdf[column] = values
+    qi = list(policy.quasi_identifiers)
+    sizes = gdf.groupby(qi, dropna=False)[qi[0]].transform("size")
+    gdf = gdf[sizes >= policy.k]
+    # Shift every geometry with the same keyed field, one geometry at a time.
+    mode = build_shift(spec.shift, subkey(key, "shift"))
+    gdf["geometry"] = gdf.geometry.apply(
+        lambda geom: shapely.transform(geom, lambda xy: np.column_stack(mode.apply(xy[:, 0], xy[:, 1])))
+    )
+    # Lighten: simplify in metres, then round coordinates to the release precision.
+    tolerance = spec.lightweight.simplify_tolerance_m
+    metric = gdf.to_crs("EPSG:4549")
+    metric["geometry"] = metric.geometry.simplify(tolerance, preserve_topology=True)
+    gdf = metric.to_crs("EPSG:4490")
+    gdf["geometry"] = shapely.set_precision(gdf.geometry.values, 1e-5)
+    gdf.to_parquet(out, compression="zstd")
+    return time.perf_counter() - started, done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rooms", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--baseline-rooms", type=int, default=50_000,
+                        help="rooms the geopandas baseline runs on; its time is scaled to --rooms")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="miliao-bench-") as scratch:
+        scratch = Path(scratch)
+        corpus = scratch / "corpus.parquet"
+        summary = write_corpus(generate_district(seed=args.seed, rooms=args.rooms), corpus)
+        print(f"corpus: {summary.units:,} units ({args.rooms:,} rooms), {corpus.stat().st_size / 2**20:.0f} MiB")
+        spec, key = ReleaseSpec(), bytes(range(32))
+
+        started = time.perf_counter()
+        report = run_release(corpus, spec, key, scratch / "release")
+        seconds = time.perf_counter() - started
+        peak = peak_mb()
+        print(f"miliao:    {seconds:8.2f} s  {args.rooms / seconds:10,.0f} rooms/s  "
+              f"units {report['units_in']:,} -> {report['units_out']:,}  peak {peak:,.0f} MiB")
+
+        floor = io_floor(corpus, scratch / "floor.parquet", report["units_out"])
+        print(f"io floor:  {floor:8.2f} s")
+
+        baseline_rooms = min(args.baseline_rooms, args.rooms)
+        gp_seconds, gp_rooms = geopandas_baseline(corpus, scratch / "geopandas.parquet", baseline_rooms, spec, key)
+        gp_scaled = gp_seconds * args.rooms / max(gp_rooms, 1)
+        print(f"geopandas: {gp_seconds:8.2f} s on {gp_rooms:,} rooms, {gp_scaled:.1f} s scaled to {args.rooms:,}")
+
+    print(
+        f"RESULT rooms={args.rooms} seconds={seconds:.2f} rooms_per_s={args.rooms / seconds:.0f} "
+        f"ratio_vs_geopandas={gp_scaled / seconds:.1f} ratio_vs_io_floor={seconds / floor:.1f} peak_mb={peak:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

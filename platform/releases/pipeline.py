@@ -183,7 +183,9 @@ def _global_zones(path: Path, policy: DeclassifyPolicy, limit: int | None) -> np
             path, columns=["geometry"], filters=[("sensitive_category", "in", list(policy.remove_categories))]
         ) if limit is None else _removed_within(path, policy, limit)
         if removed.num_rows:
-            geoms = shapely.from_wkb(removed.column("geometry").to_numpy(zero_copy_only=False))
+            # Rooms stacked on every floor share one footprint: one zone serves them all.
+            footprints = pc.unique(removed.column("geometry").combine_chunks())
+            geoms = shapely.from_wkb(footprints.to_numpy(zero_copy_only=False))
             zones.append(grown(geoms, policy.zone_buffer_m))
     return np.concatenate(zones)
 

@@ -179,9 +179,7 @@ def _global_zones(path: Path, policy: DeclassifyPolicy, limit: int | None) -> np
     """Pass 0: the policy's zones plus every removed unit's protective zone, as geometries."""
     zones = [zone_geometries(policy.sensitive_zones)]
     if policy.remove_categories and policy.zone_buffer_m > 0:
-        removed = pq.read_table(
-            path, columns=["geometry"], filters=[("sensitive_category", "in", list(policy.remove_categories))]
-        ) if limit is None else _removed_within(path, policy, limit)
+        removed = _removed(path, policy, limit)
         if removed.num_rows:
             # Rooms stacked on every floor share one footprint: one zone serves them all.
             footprints = pc.unique(removed.column("geometry").combine_chunks())
@@ -190,7 +188,12 @@ def _global_zones(path: Path, policy: DeclassifyPolicy, limit: int | None) -> np
     return np.concatenate(zones)
 
 
-def _removed_within(path: Path, policy: DeclassifyPolicy, limit: int) -> pa.Table:
+def _removed(path: Path, policy: DeclassifyPolicy, limit: int | None) -> pa.Table:
+    """The geometries of units whose category is removed, among the first `limit` rows."""
+    if limit is None:  # the whole corpus: Arrow filters while it reads, in C++
+        return pq.read_table(
+            path, columns=["geometry"], filters=[("sensitive_category", "in", list(policy.remove_categories))]
+        )
     parts = []
     for _, table in _batches(path, ["sensitive_category", "geometry"], limit):
         mask = pc.fill_null(pc.is_in(table.column("sensitive_category"), pa.array(policy.remove_categories)), False)
@@ -241,6 +244,7 @@ def run_release(
     sensitive = list(spec.desensitize.sensitive)
     needed = ["unit_id", "kind", "geometry", "z_min", "z_max", "sensitive_category", *qi, *sensitive]
     needed = list(dict.fromkeys(needed))
+
     def pass_one(start: int, table: pa.Table):
         released, dreport = declassify(_with_rows(table, start), per_batch, zones=zones)
         columns = {ROW: released.column(ROW)}
@@ -272,8 +276,9 @@ def run_release(
                               precision_m=spec.declassify.precision_m)
     totals: dict[str, Any] = {"pii": {}, "vertices_before": 0, "vertices_after": 0, "features_out": 0,
                               "wkb_before": 0, "wkb_after": 0, "invalid": 0, "collapsed": 0}
-    shift_sample: tuple[np.ndarray, np.ndarray] | None = None
     desens_report: dict[str, Any] = {}
+    measurer = ThreadPoolExecutor(max_workers=1)
+    measuring = None
     writer = GeoParquetStreamWriter(parquet_path)
     try:
         def pass_two(start: int, table: pa.Table):
@@ -297,7 +302,9 @@ def run_release(
             if table is None:
                 continue
             desens_report = dreport
-            shift_sample = shift_sample or sample
+            if sample is not None and measuring is None:
+                # Measured beside the rest of pass 2; mostly numpy and scipy, off the GIL.
+                measuring = measurer.submit(_shift_report, shift_mode, sample)
             for category, n in dreport["pii_redacted"]["counts"].items():
                 totals["pii"][category] = totals["pii"].get(category, 0) + n
             totals["vertices_before"] += lreport["vertices"]["before"]
@@ -337,8 +344,9 @@ def run_release(
         writer.abort()
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        measurer.shutdown(wait=True)
 
-    report_progress(95, "measuring the shift")
     report = {
         "units_in": total,
         "units_out": totals["features_out"],
@@ -350,7 +358,7 @@ def run_release(
             "generalized": spec.desensitize.to_dict()["generalize"],
             "k_anonymity": dataclasses.asdict(kanon),
         },
-        "shift": _shift_report(shift_mode, shift_sample),
+        "shift": measuring.result() if measuring is not None else _shift_report(shift_mode, None),
         "lightweight": {
             "level_of_detail": spec.lightweight.level_of_detail,
             "vertices": {"before": totals["vertices_before"], "after": totals["vertices_after"]},

@@ -7,6 +7,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import shapely
 from django.conf import settings
@@ -32,9 +33,15 @@ def preview(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2000) -> t
         return report, release_map(out / report["outputs"]["geoparquet"]["path"], title=f"{corpus} preview")
 
 
-def release_map(path: Path, *, title: str, max_features: int = 1500) -> str:
-    table = pq.ParquetFile(path).read_row_group(0, columns=["kind", "geometry"]) if path.exists() else None
-    if table is None or table.num_rows == 0:
+def release_map(path: Path, *, title: str, max_features: int = 1500, max_row_groups: int = 4) -> str:
+    """A map of a release file, from a few row groups spread over it (the whole district,
+    without reading a million geometries for one page)."""
+    if not path.exists():
+        return ""
+    parquet = pq.ParquetFile(path)
+    groups = sorted({int(g) for g in np.linspace(0, parquet.num_row_groups - 1, max_row_groups)})
+    table = parquet.read_row_groups(groups, columns=["kind", "geometry"])
+    if table.num_rows == 0:
         return ""
     geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
     return svg_map(geoms, table.column("kind").to_numpy(zero_copy_only=False), title=title, max_features=max_features)

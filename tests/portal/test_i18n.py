@@ -47,3 +47,18 @@ def test_pages_and_docs_load_assets_locally(world, client):
         for asset in assets:
             assert asset.startswith("/static/"), f"{page} loads {asset} from elsewhere"
             assert finders.find(asset.removeprefix("/static/")), f"{asset} is not among the static files"
+
+
+def test_every_literal_string_marked_for_translation_is_translated():
+    """A new `{% translate "…" %}` or `_("…")` without an English entry fails here."""
+    import re
+
+    catalog = {e.msgid for e in polib.pofile(str(REPO / "platform/locale/en/LC_MESSAGES/django.po")).translated_entries()}
+    marked = set()
+    for path in (REPO / "templates").rglob("*.html"):
+        marked |= set(re.findall(r'{%\s*translate\s+"([^"]+)"', path.read_text()))
+        marked |= set(re.findall(r"{%\s*translate\s+'([^']+)'", path.read_text()))
+    for path in (REPO / "platform").rglob("*.py"):
+        if "migrations" not in path.parts:
+            marked |= set(re.findall(r'\b(?:_|gettext|gettext_lazy|gettext_noop)\(\s*"([^"]+)"\s*\)', path.read_text()))
+    assert sorted(marked - catalog) == [], "run makemessages and translate the new strings"

@@ -158,6 +158,16 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "c
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def follow_task(client, task_id, timeout: float = 120):
+    """Poll a task through the API, as a page does, until it has finished."""
+
+    def finished():
+        data = client.get(f"/api/tasks/{task_id}/").json()
+        return data if data["status"] in {"succeeded", "failed"} else None
+
+    return wait_for(finished, timeout=timeout, interval=0.3, what=f"task {task_id} to finish")
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real `celery worker` process, consuming the Redis broker, on the test database."""

@@ -4,17 +4,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from conftest import api_client, wait_for
+from conftest import api_client, follow_task
 
 pytestmark = pytest.mark.foundation
-
-
-def _follow(client, task_id, timeout=60):
-    def finished():
-        data = client.get(f"/api/tasks/{task_id}/").json()
-        return data if data["status"] in {"succeeded", "failed"} else None
-
-    return wait_for(finished, timeout=timeout, interval=0.3, what=f"task {task_id} to finish")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -25,7 +17,7 @@ def test_auditor_verifies_the_log_on_a_real_worker(celery_worker, live_world):
     head = LineageEvent.objects.order_by("-seq").first()
     started = client.post("/api/events/verify/")
     assert started.status_code == 202 and started.json()["status"] == "queued"
-    task = _follow(client, started.json()["id"])
+    task = follow_task(client, started.json()["id"])
     assert task["status"] == "succeeded", task
     assert task["percent"] == 100 and task["attempts"] == 1
     assert task["result"]["ok"] is True
@@ -42,7 +34,7 @@ def test_worker_names_a_tampered_event_to_the_auditor(celery_worker, live_world)
         cursor.execute("UPDATE provenance_lineageevent SET actor = 'user:0:mallory' WHERE seq = 4")
         cursor.execute("SET session_replication_role = DEFAULT")
     client = api_client(live_world.auditor)
-    task = _follow(client, client.post("/api/events/verify/").json()["id"])
+    task = follow_task(client, client.post("/api/events/verify/").json()["id"])
     assert task["status"] == "succeeded"
     assert task["result"]["ok"] is False
     assert task["result"]["tamper"]["kind"] == "edited" and task["result"]["tamper"]["seq"] == 4

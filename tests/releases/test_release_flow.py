@@ -10,17 +10,9 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import api_client, wait_for
+from conftest import api_client, follow_task, wait_for
 
 pytestmark = pytest.mark.release
-
-
-def _follow(client, task_id, timeout=120):
-    def finished():
-        data = client.get(f"/api/tasks/{task_id}/").json()
-        return data if data["status"] in {"succeeded", "failed"} else None
-
-    return wait_for(finished, timeout=timeout, interval=0.5, what=f"task {task_id}")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -34,7 +26,7 @@ def test_steward_builds_and_publishes_a_release_through_the_api(celery_worker, l
     started = steward.post("/api/corpus-versions/ingest/", {"dataset": "huangpu-roads", "seed": 21, "rooms": 3000},
                            format="json")
     assert started.status_code == 202
-    task = _follow(steward, started.json()["id"])
+    task = follow_task(steward, started.json()["id"])
     assert task["status"] == "succeeded", task
     corpus = steward.get(f"/api/corpus-versions/{task['result']['corpus_version']}/").json()
     assert corpus["version"] == 1 and corpus["kinds"]["room"] == 3000 and len(corpus["sha256"]) == 64
@@ -52,7 +44,7 @@ def test_steward_builds_and_publishes_a_release_through_the_api(celery_worker, l
     # An applicant cannot see a release that is not published yet.
     applicant = api_client(live_world.applicant)
     assert applicant.get(f"/api/releases/{release.json()['id']}/").status_code == 404
-    assert _follow(steward, release.json()["task"])["status"] == "succeeded"
+    assert follow_task(steward, release.json()["task"])["status"] == "succeeded"
     built = steward.get(f"/api/releases/{release.json()['id']}/").json()
     assert built["status"] == "built"
     report = built["report"]
@@ -96,7 +88,7 @@ def test_a_bad_upload_fails_its_task_with_the_row_named_and_imports_nothing(cele
     started = steward.post("/api/corpus-versions/ingest/", {"dataset": "huangpu-roads", "file": upload},
                            format="multipart")
     assert started.status_code == 202
-    task = _follow(steward, started.json()["id"])
+    task = follow_task(steward, started.json()["id"])
     assert task["status"] == "failed"
     assert re.search(r"row 1 \(unit_id 'R1'\), geometry: invalid geometry \(Self-intersection", task["error"])
     assert CorpusVersion.objects.count() == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from django.db import transaction
+from django.db.models import Max, QuerySet
 
 from accounts import permissions
 from accounts.models import Organisation, OrganisationKind
@@ -61,3 +62,12 @@ def register_dataset(
         },
     )
     return dataset
+
+
+def next_version(dataset: Dataset, versions: QuerySet) -> int:
+    """The next version number among a dataset's `versions` (corpus versions, policies).
+
+    Locks the dataset row first, so two writers in concurrent transactions cannot take the
+    same number; call it inside the action's transaction."""
+    Dataset.objects.select_for_update().get(pk=dataset.pk)
+    return (versions.aggregate(v=Max("version"))["v"] or 0) + 1

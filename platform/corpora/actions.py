@@ -10,9 +10,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 
 from accounts import permissions
+from catalog.actions import next_version
 from catalog.models import Dataset
 from miliao.errors import InvalidInput
 from progress.actions import queue_task
@@ -66,9 +66,7 @@ def _queue(actor, dataset: Dataset, source: dict) -> TaskProgress:
 def record_corpus_version(*, actor, dataset: Dataset, file: Path, source: str, source_crs: str, summary) -> CorpusVersion:
     """Called inside the transaction that finishes the ingest task."""
     with transaction.atomic():
-        # Lock the dataset row so two ingests cannot take the same version number.
-        Dataset.objects.select_for_update().get(pk=dataset.pk)
-        version = (dataset.versions.aggregate(v=Max("version"))["v"] or 0) + 1
+        version = next_version(dataset, dataset.versions.all())
         final = corpus_dir() / dataset.slug / f"v{version}.parquet"
         final.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(file, final)

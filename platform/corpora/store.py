@@ -82,12 +82,16 @@ def write_corpus(batches: Iterable[pa.Table], path: Path) -> CorpusSummary:
     return summary
 
 
-def iter_corpus(path: Path, *, columns: list[str] | None = None, batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-    parquet = pq.ParquetFile(path)
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-        yield pa.Table.from_batches([batch])
-
-
-def read_sample(path: Path, rows: int) -> pa.Table:
-    """The first `rows` units, for previews."""
-    return next(iter_corpus(path, batch_rows=rows), UNIT_SCHEMA.empty_table())
+def iter_corpus(
+    path: Path, *, columns: list[str] | None = None, limit: int | None = None, batch_rows: int = BATCH_ROWS
+) -> Iterator[tuple[int, pa.Table]]:
+    """(first row number, batch) over a corpus version, up to `limit` rows."""
+    start = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+        if limit is not None and start >= limit:
+            return
+        table = pa.Table.from_batches([batch])
+        if limit is not None:
+            table = table.slice(0, limit - start)
+        yield start, table
+        start += table.num_rows

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from accounts import permissions
+from catalog.actions import next_version
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from miliao.errors import Conflict, InvalidInput
@@ -47,8 +47,7 @@ def save_policy(*, actor, dataset: Dataset, spec: dict) -> ReleasePolicy:
         raise InvalidInput(
             "spec", f"data_class: {dataset.slug} is {dataset.data_class}, the policy says {parsed.data_class}"
         )
-    Dataset.objects.select_for_update().get(pk=dataset.pk)
-    version = (dataset.policies.aggregate(v=Max("version"))["v"] or 0) + 1
+    version = next_version(dataset, dataset.policies.all())
     policy = ReleasePolicy.objects.create(
         dataset=dataset, version=version, spec=parsed.to_dict(), sha256=parsed.sha256(), created_by=actor
     )

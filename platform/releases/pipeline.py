@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 
-from corpora.store import file_sha256
+from corpora.store import file_sha256, iter_corpus
 
 from . import shift as shifting
 from .declassify import DeclassifyPolicy, declassify, grown, zone_geometries
@@ -44,7 +44,6 @@ from .fingerprint import grid_step_deg
 from .lightweight import LightweightPolicy, lightweight
 from .writers import GeoParquetStreamWriter, write_geojson, write_geopackage
 
-BATCH_ROWS = 100_000
 ROW = "_row"  # the corpus row number, carried through pass 1 and 2 to apply suppression
 OUTPUT_FORMATS = ("geoparquet", "geopackage", "geojson")
 SHIFT_MODES = ("smooth", "cell", "gcj02", "none")
@@ -158,19 +157,6 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def _batches(path: Path, columns: list[str] | None, limit: int | None):
-    """(first row number, table) for each batch of the corpus, up to `limit` rows."""
-    start = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
-        if limit is not None and start >= limit:
-            return
-        table = pa.Table.from_batches([batch])
-        if limit is not None:
-            table = table.slice(0, limit - start)
-        yield start, table
-        start += table.num_rows
-
-
 def _with_rows(table: pa.Table, start: int) -> pa.Table:
     return table.append_column(ROW, pa.array(np.arange(start, start + table.num_rows, dtype=np.int64)))
 
@@ -195,7 +181,7 @@ def _removed(path: Path, policy: DeclassifyPolicy, limit: int | None) -> pa.Tabl
             path, columns=["geometry"], filters=[("sensitive_category", "in", list(policy.remove_categories))]
         )
     parts = []
-    for _, table in _batches(path, ["sensitive_category", "geometry"], limit):
+    for _, table in iter_corpus(path, columns=["sensitive_category", "geometry"], limit=limit):
         mask = pc.fill_null(pc.is_in(table.column("sensitive_category"), pa.array(policy.remove_categories)), False)
         parts.append(table.filter(mask).select(["geometry"]))
     return pa.concat_tables(parts)
@@ -256,7 +242,7 @@ def run_release(
         return start + table.num_rows, pa.table(columns), dreport
 
     survivors, declass_reports = [], []
-    for done, survivor, dreport in _in_order(pass_one, _batches(corpus_path, needed, limit)):
+    for done, survivor, dreport in _in_order(pass_one, iter_corpus(corpus_path, columns=needed, limit=limit)):
         survivors.append(survivor)
         declass_reports.append(dreport)
         report_progress(2 + 28 * done / max(total, 1), "declassifying and counting classes")
@@ -298,7 +284,7 @@ def run_release(
             table, lreport = lightweight(table, spec.lightweight)
             return start, table, dreport, lreport, sample
 
-        for start, table, dreport, lreport, sample in _in_order(pass_two, _batches(corpus_path, None, limit)):
+        for start, table, dreport, lreport, sample in _in_order(pass_two, iter_corpus(corpus_path, limit=limit)):
             if table is None:
                 continue
             desens_report = dreport

@@ -81,7 +81,8 @@ def canonical_json(obj: object, *, path: str = "value") -> str:
     but a datetime has no single JSON form and NaN is not JSON at all); the
     error names the offending ``path`` so the caller can fix the payload.
     """
-    _check_json(obj, path, set())
+    if not _plain_json(obj, 0):  # the common case skips the slower walk that names the path
+        _check_json(obj, path, set())
     return json.dumps(
         obj,
         sort_keys=True,
@@ -90,6 +91,25 @@ def canonical_json(obj: object, *, path: str = "value") -> str:
         allow_nan=False,
     )
 
+
+def _plain_json(obj: object, depth: int) -> bool:
+    """True when ``obj`` is made only of exact JSON types (no subclasses, no NaN)."""
+    kind = type(obj)
+    if kind is str or kind is int or kind is bool or obj is None:
+        return True
+    if kind is float:
+        return math.isfinite(obj)
+    if depth > 64:  # let the careful walk look for a circular reference
+        return False
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v, depth + 1) for k, v in obj.items())
+    if kind is list or kind is tuple:
+        return all(_plain_json(v, depth + 1) for v in obj)
+    return False
+
+
+# The string encoder json.dumps(..., ensure_ascii=False) itself uses.
+_json_string = json.encoder.encode_basestring
 
 _CONVERSION_HINTS = {
     "set": "convert it to a sorted list first",
@@ -213,17 +233,36 @@ def link(
     if not isinstance(recorded_at, str) or not recorded_at.endswith("Z"):
         raise ValueError(f"recorded_at {recorded_at!r} must be an ISO-8601 UTC time ending in 'Z'")
 
-    unhashed = EventRecord(
-        seq=prev.seq + 1 if prev is not None else 1,
-        prev_hash=prev.hash if prev is not None else GENESIS_HASH,
+    seq = prev.seq + 1 if prev is not None else 1
+    prev_hash = prev.hash if prev is not None else GENESIS_HASH
+    payload_text = canonical_json(payload, path="payload")
+    return EventRecord(
+        seq=seq,
+        prev_hash=prev_hash,
         event_type=event_type,
         actor=actor,
         subject=subject,
-        payload=canonical_json(payload, path="payload"),
+        payload=payload_text,
         recorded_at=recorded_at,
-        hash="",
+        hash=_hash_canonical(seq, prev_hash, event_type, actor, subject, payload_text, recorded_at),
     )
-    return dataclasses.replace(unhashed, hash=unhashed.computed_hash())
+
+
+def _hash_canonical(
+    seq: int, prev_hash: str, event_type: str, actor: str, subject: str, payload_text: str, recorded_at: str
+) -> str:
+    """:func:`event_hash` for a payload already in canonical form, without re-parsing it.
+
+    The envelope's keys in sorted order are actor, at, payload, prev, seq,
+    subject, type, v; the canonical payload text is spliced in where its
+    object would be written, which gives byte for byte the same JSON.
+    """
+    q = _json_string
+    text = (
+        f'{{"actor":{q(actor)},"at":{q(recorded_at)},"payload":{payload_text},"prev":{q(prev_hash)},'
+        f'"seq":{seq},"subject":{q(subject)},"type":{q(event_type)},"v":{HASH_VERSION}}}'
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -26,3 +26,14 @@ if [ ! -f "$stamp" ]; then
   # The test extra also satisfies the plain demo.
   [ -n "$extras" ] && touch "${stamp%-test}"
 fi
+
+# The test command also needs Node packages: solc (to prove the committed contract build
+# is current) and anvil (the chain node). Reinstalled only when the lock file changed.
+if [ -n "$extras" ]; then
+  npm_stamp="ledger/contracts/node_modules/.installed-$(sha256sum ledger/contracts/package-lock.json | cut -c1-16)"
+  if [ ! -f "$npm_stamp" ]; then
+    echo "==> installing solc and anvil into ledger/contracts/node_modules"
+    npm ci --prefix ledger/contracts --no-audit --no-fund --loglevel=error
+    touch "$npm_stamp"
+  fi
+fi

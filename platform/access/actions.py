@@ -42,6 +42,7 @@ def submit_application(*, actor, dataset: Dataset, purpose: str) -> Application:
             "organisation": actor.organisation.code,
             "purpose": purpose,
         },
+        inputs=[subject_of(dataset)],
     )
     return application
 

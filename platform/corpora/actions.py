@@ -95,5 +95,6 @@ def record_corpus_version(*, actor, dataset: Dataset, file: Path, source: str, s
                 "kinds": summary.kinds,
                 "sha256": summary.sha256,
             },
+            inputs=[subject_of(dataset)],
         )
     return corpus

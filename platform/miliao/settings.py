@@ -34,6 +34,7 @@ PRODUCTION_REQUIRED = (
     "DATABASE_URL",
     "CELERY_BROKER_URL",
     "CHAIN_RPC_URL",
+    "CHAIN_KEYSTORE_PASSWORD",
     "DJANGO_ALLOWED_HOSTS",
 )
 if PRODUCTION:
@@ -151,6 +152,41 @@ _chain_id = os.environ.get("CHAIN_ID", "")
 if _chain_id and not _chain_id.isdigit():
     raise ImproperlyConfigured(f"CHAIN_ID must be a positive integer, not {_chain_id!r}.")
 CHAIN_ID = int(_chain_id) if _chain_id else None
+# The anchoring account's key, in an encrypted V3 keystore (ledger/keystore.py). In
+# development both are made on first use; production brings its own.
+CHAIN_KEYSTORE = Path(os.environ.get("CHAIN_KEYSTORE") or STATE_DIR / "chain" / "anchor-keystore.json")
+CHAIN_KEYSTORE_PASSWORD = _dev_secret("CHAIN_KEYSTORE_PASSWORD", lambda: secrets.token_urlsafe(32))
+# Optional checks and locations: the account the keystore must hold, and the deployed
+# registry (without one, development deploys a registry on first use; production refuses).
+CHAIN_ACCOUNT_ADDRESS = os.environ.get("CHAIN_ACCOUNT_ADDRESS", "")
+CHAIN_REGISTRY_ADDRESS = os.environ.get("CHAIN_REGISTRY_ADDRESS", "")
+for _name, _value in (("CHAIN_ACCOUNT_ADDRESS", CHAIN_ACCOUNT_ADDRESS), ("CHAIN_REGISTRY_ADDRESS", CHAIN_REGISTRY_ADDRESS)):
+    if _value and not (len(_value) == 42 and _value.startswith("0x") and not _value[2:].strip("0123456789abcdefABCDEF")):
+        raise ImproperlyConfigured(f"{_name} must be a 0x-prefixed 20-byte hex address, not {_value!r}.")
+# The embedded chain's state file (one process only; see ledger/embedded.py).
+CHAIN_EMBEDDED_STATE = STATE_DIR / "chain" / "embedded.sqlite3"
+
+
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ImproperlyConfigured(f"{name} must be an integer of at least {minimum}, not {raw!r}.")
+    return int(raw)
+
+
+# Anchoring: how often the beat task batches new events, how many blocks make an anchor
+# final, the most events in one batch, and the longest wait between tries while the node
+# is down.
+ANCHOR_INTERVAL_S = _env_int("ANCHOR_INTERVAL_S", 15)
+CHAIN_CONFIRMATIONS = _env_int("CHAIN_CONFIRMATIONS", 1)
+ANCHOR_MAX_BATCH = _env_int("ANCHOR_MAX_BATCH", 1_048_576)
+ANCHOR_BACKOFF_MAX_S = _env_int("ANCHOR_BACKOFF_MAX_S", 300)
+ANCHOR_RECEIPT_TIMEOUT_S = _env_int("ANCHOR_RECEIPT_TIMEOUT_S", 30)
+CELERY_BEAT_SCHEDULE = {
+    "anchor-events": {"task": "provenance.anchor_events", "schedule": float(ANCHOR_INTERVAL_S)},
+}
 
 # --- spatial -----------------------------------------------------------------
 # The bureau's extent in CGCS2000 lon/lat (lon_min,lat_min,lon_max,lat_max): ingest refuses

@@ -9,7 +9,7 @@ from accounts.api import MeView, ObtainTokenView, OrganisationViewSet, UserViewS
 from catalog.api import DatasetViewSet
 from corpora.api import CorpusVersionViewSet
 from progress.api import TaskProgressViewSet
-from provenance.api import LineageEventViewSet
+from provenance.api import AnchorViewSet, LineageEventViewSet, LineageViewSet
 from releases.api import ReleasePolicyViewSet, ReleaseViewSet
 
 router = DefaultRouter()
@@ -22,6 +22,8 @@ router.register("releases", ReleaseViewSet, basename="release")
 router.register("applications", ApplicationViewSet, basename="application")
 router.register("events", LineageEventViewSet, basename="event")
 router.register("tasks", TaskProgressViewSet, basename="task")
+router.register("lineage", LineageViewSet, basename="lineage")
+router.register("anchors", AnchorViewSet, basename="anchor")
 
 urlpatterns = [
     path("", include("portal.urls")),

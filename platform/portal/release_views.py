@@ -189,6 +189,7 @@ def release_page(request, pk: int):
     may_publish = permissions.allowed(permissions.check_manage_dataset, request.user, release.corpus.dataset)
     return render(request, "portal/release.html", {
         "release": release, "report": release.report, "svg": svg, "may_publish": may_publish,
+        "may_trace": permissions.allowed(permissions.check_view_events, request.user),
         "report_json": json.dumps(release.report, ensure_ascii=False, indent=2) if release.report else "",
     })
 

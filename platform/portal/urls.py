@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import release_views, views
+from . import lineage_views, release_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -21,5 +21,6 @@ urlpatterns = [
     path("releases/<int:pk>/files/<str:fmt>/", release_views.release_file, name="release-file"),
     path("events/", views.events, name="events"),
     path("events/verify/", views.start_verification, name="events-verify"),
+    path("lineage/", lineage_views.lineage_page, name="lineage"),
     path("tasks/<uuid:pk>/", views.task_detail, name="task-page"),
 ]

@@ -20,6 +20,7 @@ from catalog.models import DataClass, Dataset
 from miliao.errors import ActionError, InvalidInput, Refused
 from progress.models import TaskProgress
 from provenance import actions as provenance_actions
+from provenance.anchoring import ledger_status
 from provenance.models import LineageEvent
 
 
@@ -55,6 +56,7 @@ def dashboard(request):
             status=ApplicationStatus.SUBMITTED
         )[:20]
         context["events"] = LineageEvent.objects.order_by("-seq")[:10]
+        context["ledger"] = ledger_status()
     elif role == Role.DATA_HOLDER:
         context["held"] = Dataset.objects.filter(holders=user.organisation_id).select_related("owner")
         context["applications"] = _applications(user)[:20]
@@ -65,6 +67,7 @@ def dashboard(request):
             LineageEvent.objects.filter(event_type="ledger.events_verified").order_by("-seq").first()
         )
         context["applications"] = _applications(user)[:20]
+        context["ledger"] = ledger_status()
     elif role == Role.ADMIN:
         context["organisations"] = Organisation.objects.all()
         context["users"] = User.objects.select_related("organisation").order_by("organisation__code", "username")

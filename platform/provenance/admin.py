@@ -7,7 +7,7 @@ from django.contrib import admin
 from accounts import permissions
 
 from . import actions
-from .models import LineageEvent
+from .models import Anchor, AnchoringState, ChainRegistry, LineageEvent, LineageLink
 
 
 class RecordedModelAdmin(admin.ModelAdmin):
@@ -47,3 +47,27 @@ class LineageEventAdmin(RecordedModelAdmin):
     @admin.display(description="hash")
     def short_hash(self, obj) -> str:
         return obj.hash[:16] + "…"
+
+
+@admin.register(LineageLink)
+class LineageLinkAdmin(RecordedModelAdmin):
+    list_display = ["seq", "subject", "source"]
+    search_fields = ["subject", "source"]
+
+
+@admin.register(ChainRegistry)
+class ChainRegistryAdmin(RecordedModelAdmin):
+    list_display = ["address", "chain_id", "deployed_block", "created_at"]
+
+
+@admin.register(Anchor)
+class AnchorAdmin(RecordedModelAdmin):
+    list_display = ["first_seq", "last_seq", "status", "block_number", "confirmations", "tx_hash", "attempts"]
+    list_filter = ["status"]
+    exclude = ["page_roots"]
+    ordering = ["-first_seq"]
+
+
+@admin.register(AnchoringState)
+class AnchoringStateAdmin(RecordedModelAdmin):
+    list_display = ["failures", "next_attempt_at", "last_success_at", "last_error"]

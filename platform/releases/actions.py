@@ -56,6 +56,7 @@ def save_policy(*, actor, dataset: Dataset, spec: dict) -> ReleasePolicy:
         actor=actor_of(actor),
         subject=subject_of(policy),
         payload={"dataset": dataset.slug, "version": version, "sha256": policy.sha256},
+        inputs=[subject_of(dataset)],
     )
     return policy
 
@@ -88,6 +89,7 @@ def start_release(*, actor, corpus: CorpusVersion, policy: ReleasePolicy) -> Rel
                 "policy_version": policy.version,
                 "policy_sha256": policy.sha256,
             },
+            inputs=[subject_of(corpus), subject_of(policy)],
         )
     return release
 

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.foundation
 
 SETTINGS_ENV = {
     "DJANGO_SECRET_KEY", "MILIAO_MASTER_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "CHAIN_RPC_URL",
-    "DJANGO_ALLOWED_HOSTS", "MILIAO_ENV", "DJANGO_DEBUG", "CHAIN_ID",
+    "DJANGO_ALLOWED_HOSTS", "MILIAO_ENV", "DJANGO_DEBUG", "CHAIN_ID", "CHAIN_KEYSTORE_PASSWORD",
+    "CHAIN_KEYSTORE", "CHAIN_ACCOUNT_ADDRESS", "CHAIN_REGISTRY_ADDRESS", "ANCHOR_INTERVAL_S",
+    "CHAIN_CONFIRMATIONS", "ANCHOR_MAX_BATCH", "ANCHOR_BACKOFF_MAX_S", "ANCHOR_RECEIPT_TIMEOUT_S",
 }
 GOOD_PRODUCTION = {
     "MILIAO_ENV": "production",
@@ -22,6 +24,7 @@ GOOD_PRODUCTION = {
     "DATABASE_URL": "postgres://u:p@db.internal:5432/miliao",
     "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
     "CHAIN_RPC_URL": "https://besu.internal:8545",
+    "CHAIN_KEYSTORE_PASSWORD": "y" * 32,
     "DJANGO_ALLOWED_HOSTS": "miliao.example.gov.cn",
 }
 
@@ -47,7 +50,7 @@ def test_embedded_defaults_need_no_environment(tmp_path):
 def test_production_names_every_missing_secret(tmp_path):
     result = load_settings(tmp_path, MILIAO_ENV="production", DJANGO_SECRET_KEY="x" * 50)
     assert result.returncode != 0
-    assert "missing from the environment: MILIAO_MASTER_KEY, DATABASE_URL, CELERY_BROKER_URL, CHAIN_RPC_URL, DJANGO_ALLOWED_HOSTS" in result.stderr
+    assert "missing from the environment: MILIAO_MASTER_KEY, DATABASE_URL, CELERY_BROKER_URL, CHAIN_RPC_URL, CHAIN_KEYSTORE_PASSWORD, DJANGO_ALLOWED_HOSTS" in result.stderr
     assert not (tmp_path / "django_secret_key").exists()
 
 
@@ -68,6 +71,8 @@ def test_production_with_every_setting_starts(tmp_path):
         ({"CELERY_BROKER_URL": "amqp://h"}, "CELERY_BROKER_URL must be redis://"),
         ({"CHAIN_RPC_URL": "ftp://node"}, "CHAIN_RPC_URL must be 'embedded' or an http"),
         ({"CHAIN_ID": "anvil"}, "CHAIN_ID must be a positive integer"),
+        ({"CHAIN_REGISTRY_ADDRESS": "0x1234"}, "CHAIN_REGISTRY_ADDRESS must be a 0x-prefixed 20-byte hex address"),
+        ({"CHAIN_CONFIRMATIONS": "zero"}, "CHAIN_CONFIRMATIONS must be an integer of at least 1"),
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG must be a boolean"),
         ({"MILIAO_ENV": "staging"}, "MILIAO_ENV must be 'development' or 'production'"),
     ],
@@ -88,7 +93,7 @@ def test_env_example_lists_every_setting():
     import re
 
     source = (REPO / "platform" / "miliao" / "settings.py").read_text()
-    read = set(re.findall(r'(?:environ\.get|_dev_secret|_env_flag)\(\s*"([A-Z_]+)"', source))
+    read = set(re.findall(r'(?:environ\.get|_dev_secret|_env_flag|_env_int)\(\s*"([A-Z_]+)"', source))
     assert {"DATABASE_URL", "CELERY_BROKER_URL", "CHAIN_RPC_URL", "DJANGO_SECRET_KEY"} <= read
     example = (REPO / "deploy" / "env.example").read_text()
     assert {name for name in read if f"\n{name}=" not in example} == set()

@@ -17,7 +17,7 @@ from conftest import REPO, wait_for
 
 pytestmark = pytest.mark.foundation
 
-SERVICE_ENV = {"DATABASE_URL", "CELERY_BROKER_URL", "CHAIN_RPC_URL", "DJANGO_SETTINGS_MODULE", "MILIAO_ENV"}
+SERVICE_ENV = {"DATABASE_URL", "CELERY_BROKER_URL", "CHAIN_RPC_URL", "CHAIN_ID", "DJANGO_SETTINGS_MODULE", "MILIAO_ENV"}
 
 
 def _free_port() -> int:
@@ -105,6 +105,14 @@ def test_demo_serves_the_seeded_portal_on_embedded_defaults(demo):
     assert set(release["outputs"]) == {"geoparquet", "geopackage", "geojson"}
     page = web.get(f"{base}/releases/{release['id']}/")
     assert page.status_code == 200 and "<svg" in page.text
+
+    # Seeding anchored the event log on the embedded chain, and the release's lineage
+    # verifies against it, from the command's output and again through the API.
+    assert "anchored on the chain (embedded)" in output
+    assert re.search(rf"Lineage of releases.release:{release['id']}: \d+ events, \d+ proved on chain, verified", output)
+    report = api.post(f"{base}/api/lineage/verify/", json={"subject": f"releases.release:{release['id']}"}).json()
+    assert report["ok"] is True and report["anchored"] == report["events"] >= 5
+    assert (tmp_path / "state" / "chain" / "embedded.sqlite3").exists()
 
 
 def test_demo_seeding_twice_changes_nothing(demo):

@@ -8,6 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
+from conftest import tamper
+
 pytestmark = pytest.mark.foundation
 
 
@@ -15,18 +17,6 @@ def _verify():
     from provenance.verification import verify_event_log
 
     return verify_event_log()
-
-
-def _tamper(*statements):
-    """Run SQL as a database superuser would, with the append-only triggers out of the way."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL session_replication_role = replica")
-        else:
-            cursor.execute("DROP TRIGGER IF EXISTS lineage_event_no_update")
-            cursor.execute("DROP TRIGGER IF EXISTS lineage_event_no_delete")
-        for sql, params in statements:
-            cursor.execute(sql, params)
 
 
 def _verify_command_fails(match):
@@ -127,7 +117,7 @@ def test_events_cannot_be_changed_through_django_or_sql(world):
 
 @pytest.mark.django_db
 def test_edited_event_is_named(world):
-    _tamper(("UPDATE provenance_lineageevent SET payload = %s WHERE seq = 7", ['{"forged":true}']))
+    tamper(("UPDATE provenance_lineageevent SET payload = %s WHERE seq = 7", ['{"forged":true}']))
     report = _verify()
     assert (report.tamper.kind, report.tamper.seq) == ("edited", 7)
     _verify_command_fails(r"event 7 was edited")
@@ -143,14 +133,14 @@ def test_edited_and_rehashed_event_is_named(world):
         seq=7, prev_hash=rec.prev_hash, event_type=rec.event_type, actor="user:1:mallory",
         subject=rec.subject, payload=rec.payload, recorded_at=rec.recorded_at,
     )
-    _tamper(("UPDATE provenance_lineageevent SET actor = 'user:1:mallory', hash = %s WHERE seq = 7", [forged]))
+    tamper(("UPDATE provenance_lineageevent SET actor = 'user:1:mallory', hash = %s WHERE seq = 7", [forged]))
     report = _verify()
     assert (report.tamper.kind, report.tamper.seq) == ("edited", 7)
 
 
 @pytest.mark.django_db
 def test_deleted_event_is_named(world):
-    _tamper(("DELETE FROM provenance_lineageevent WHERE seq = 5", []))
+    tamper(("DELETE FROM provenance_lineageevent WHERE seq = 5", []))
     report = _verify()
     assert (report.tamper.kind, report.tamper.seq) == ("deleted", 5)
     _verify_command_fails(r"5")
@@ -158,7 +148,7 @@ def test_deleted_event_is_named(world):
 
 @pytest.mark.django_db
 def test_deleted_event_with_renumbering_is_named(world):
-    _tamper(
+    tamper(
         ("DELETE FROM provenance_lineageevent WHERE seq = 5", []),
         # Two steps, so the unique index on seq never sees a duplicate.
         ("UPDATE provenance_lineageevent SET seq = -(seq - 1) WHERE seq > 5", []),
@@ -178,7 +168,7 @@ def test_inserted_event_is_named(world):
         prev, event_type="access.application_approved", actor="user:1:mallory",
         subject="access.application:99", payload={"reason": "backdated"}, recorded_at=prev.recorded_at,
     )
-    _tamper(
+    tamper(
         ("UPDATE provenance_lineageevent SET seq = -(seq + 1) WHERE seq >= 7", []),
         ("UPDATE provenance_lineageevent SET seq = -seq WHERE seq < 0", []),
         (
@@ -194,7 +184,7 @@ def test_inserted_event_is_named(world):
 
 @pytest.mark.django_db
 def test_reordered_events_are_named(world):
-    _tamper(
+    tamper(
         ("UPDATE provenance_lineageevent SET seq = -1 WHERE seq = 8", []),
         ("UPDATE provenance_lineageevent SET seq = 8 WHERE seq = 9", []),
         ("UPDATE provenance_lineageevent SET seq = 9 WHERE seq = -1", []),

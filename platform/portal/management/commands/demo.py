@@ -24,6 +24,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Miliao demo is seeded. Logins:"))
         for login in logins:
             self.stdout.write(f"  {login.role:<12} {login.username:<11} {login.password}  ({login.organisation})")
+        self._anchor_and_verify()
         if no_serve:
             return
         self.stdout.write(f"Portal: http://127.0.0.1:{port}/   API docs: http://127.0.0.1:{port}/api/docs/")
@@ -31,8 +32,40 @@ class Command(BaseCommand):
         # process; with Redis, run `celery -A miliao worker` beside it instead.
         worker = nullcontext()
         if settings.EMBEDDED_BROKER:
+            from celery.beat import EmbeddedService
             from celery.contrib.testing.worker import start_worker
 
             worker = start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING")
+            # Celery beat in a thread too, so new events are anchored every ANCHOR_INTERVAL_S.
+            beat = EmbeddedService(
+                celery_app, thread=True, schedule_filename=str(settings.STATE_DIR / "celerybeat-schedule")
+            )
+            beat.start()
         with worker:
             call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True)
+
+    def _anchor_and_verify(self) -> None:
+        """Anchor the seeded events on the chain and verify the published release's lineage."""
+        from provenance.anchoring import anchor_pending, ledger_status
+        from provenance.lineage import verify_lineage
+        from releases.models import Release, ReleaseStatus
+
+        run = anchor_pending(force=True)
+        status = ledger_status()
+        if run.error:
+            self.stdout.write(self.style.ERROR(f"Anchoring failed ({status.chain}): {run.error}"))
+            return
+        self.stdout.write(
+            f"Provenance: events 1–{status.anchored_seq} anchored on the chain ({status.chain}), "
+            f"{status.anchors} anchor transaction(s)."
+        )
+        release = Release.objects.filter(status=ReleaseStatus.PUBLISHED).order_by("pk").first()
+        if release is None:
+            return
+        subject = f"releases.release:{release.pk}"
+        report = verify_lineage(subject)
+        verdict = "verified" if report.ok else f"FAILED: {[f.message for f in report.findings] or report.chain_error}"
+        self.stdout.write(
+            f"Lineage of {subject}: {report.events} events, {report.anchored} proved on chain, {verdict}. "
+            f"Check it yourself: manage.py verify_lineage {subject}"
+        )

@@ -1,0 +1,155 @@
+"""Which chain this process anchors to: the backend, the anchoring account and the registry.
+
+Two backends sit behind one interface (a web3 connection): the embedded EVM
+(eth-tester/py-evm, persisted under STATE_DIR, development only) and any
+JSON-RPC node. Everything above this module (anchoring, verification) only
+sees a :class:`ledger.registry.Registry`.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from web3 import Web3
+
+from ledger.keystore import KeystoreError, create_keystore, load_account
+from ledger.registry import ChainUnavailable, Registry, RegistryError
+
+from .models import ChainRegistry
+
+__all__ = ["ChainConfigError", "ChainUnavailable", "Connection", "connect", "reset_for_tests"]
+
+RPC_TIMEOUT_S = 10
+DEV_FUNDING_WEI = 10**24  # what a development account is given on anvil or the embedded chain
+
+
+class ChainConfigError(RegistryError):
+    """The chain settings do not describe a usable chain (wrong id, key, registry)."""
+
+
+@dataclass
+class Connection:
+    web3: Web3
+    chain_id: int
+    backend: str  # "embedded" or the RPC URL
+    account: object  # eth_account LocalAccount
+    registry: Registry
+    registry_row: ChainRegistry
+    after_write: object  # callable: persists the embedded chain; no-op for RPC
+
+
+_lock = threading.RLock()
+_cached: dict[int, tuple] = {}  # pid -> (web3, chain_id, account, after_write); a fork starts afresh
+
+
+def _account():
+    path = settings.CHAIN_KEYSTORE
+    if not path.exists():
+        if settings.PRODUCTION:
+            raise ChainConfigError(f"CHAIN_KEYSTORE: no keystore at {path}")
+        create_keystore(path, settings.CHAIN_KEYSTORE_PASSWORD)
+    try:
+        account = load_account(path, settings.CHAIN_KEYSTORE_PASSWORD)
+    except KeystoreError as exc:
+        raise ChainConfigError(str(exc)) from exc
+    expected = settings.CHAIN_ACCOUNT_ADDRESS
+    if expected and account.address.lower() != expected.lower():
+        raise ChainConfigError(
+            f"CHAIN_KEYSTORE holds {account.address}, but CHAIN_ACCOUNT_ADDRESS is {expected}"
+        )
+    return account
+
+
+def _open_backend(account):
+    if settings.CHAIN_RPC_URL == "embedded":
+        from ledger.embedded import EmbeddedChain, EmbeddedChainError, StateFileLockedError
+
+        try:
+            chain = EmbeddedChain(settings.CHAIN_EMBEDDED_STATE, fund={account.address: DEV_FUNDING_WEI})
+        except StateFileLockedError as exc:  # another process (a running demo) has it open
+            raise ChainUnavailable(str(exc)) from exc
+        except EmbeddedChainError as exc:
+            raise ChainConfigError(str(exc)) from exc
+        return chain.web3, "embedded", chain.save, chain.close
+    web3 = Web3(Web3.HTTPProvider(settings.CHAIN_RPC_URL, request_kwargs={"timeout": RPC_TIMEOUT_S}))
+    if not settings.PRODUCTION:
+        _fund_dev_account(web3, account)
+    return web3, settings.CHAIN_RPC_URL, lambda: None, lambda: None
+
+
+def _fund_dev_account(web3: Web3, account) -> None:
+    """A local anvil node gives the development account gas money; real chains do not."""
+    try:
+        if not web3.client_version.lower().startswith("anvil"):
+            return
+        if web3.eth.get_balance(account.address) < DEV_FUNDING_WEI // 2:
+            web3.provider.make_request("anvil_setBalance", [account.address, hex(DEV_FUNDING_WEI)])
+    except OSError:
+        pass  # node down: anchoring reports it when it tries
+
+
+def base_connection() -> tuple:
+    """(web3, chain id, backend name, account, after_write) for this process, opened once."""
+    pid = os.getpid()
+    with _lock:
+        if pid not in _cached:
+            account = _account()
+            web3, backend, after_write, close = _open_backend(account)
+            try:
+                chain_id = web3.eth.chain_id
+            except OSError as exc:
+                raise ChainUnavailable(f"the chain node at {backend} cannot be reached: {exc}") from exc
+            if settings.CHAIN_ID is not None and chain_id != settings.CHAIN_ID:
+                raise ChainConfigError(f"CHAIN_ID is {settings.CHAIN_ID}, but the node at {backend} reports {chain_id}")
+            _cached[pid] = (web3, chain_id, backend, account, after_write, close)
+        return _cached[pid][:5]
+
+
+def connect() -> Connection:
+    """The chain, account and registry, deploying the registry in development if none exists."""
+    web3, chain_id, backend, account, after_write = base_connection()
+    with _lock:
+        row = _registry_row(web3, chain_id, account, after_write)
+    return Connection(web3, chain_id, backend, account, Registry(web3, row.address), row, after_write)
+
+
+def _registry_row(web3, chain_id: int, account, after_write) -> ChainRegistry:
+    address = settings.CHAIN_REGISTRY_ADDRESS
+    if address:
+        row, _ = ChainRegistry.objects.get_or_create(chain_id=chain_id, address=Web3.to_checksum_address(address))
+        Registry(web3, row.address).check_deployed()
+        return row
+    row = ChainRegistry.objects.filter(chain_id=chain_id).order_by("-pk").first()
+    if row is not None:
+        try:
+            Registry(web3, row.address).check_deployed()
+        except ChainUnavailable:
+            raise
+        except RegistryError as exc:
+            raise ChainConfigError(
+                f"{exc}. The database anchors to that registry, so the chain it lives on must come back "
+                "(for the embedded chain: its state file) before anchoring can go on"
+            ) from exc
+        return row
+    if settings.PRODUCTION:
+        raise ChainConfigError(
+            "CHAIN_REGISTRY_ADDRESS is not set: deploy the registry with "
+            "`manage.py chain_setup --deploy` and set it"
+        )
+    registry, tx = Registry.deploy(web3, account)
+    after_write()
+    with transaction.atomic():
+        return ChainRegistry.objects.create(
+            chain_id=chain_id, address=registry.address, deploy_tx=tx.tx_hash, deployed_block=tx.block_number
+        )
+
+
+def reset_for_tests() -> None:
+    """Forget the cached connection (tests that point the process at another node)."""
+    with _lock:
+        for *_rest, close in _cached.values():
+            close()
+        _cached.clear()

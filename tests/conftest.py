@@ -101,9 +101,10 @@ def live_world(transactional_db):
     return build_world()
 
 
-def add_release(w, *, rooms: int = 400, seed: int = 3):
+def add_release(w, *, rooms: int = 400, seed: int = 3, on_worker: bool = False):
     """A corpus version of the open roads dataset, its default policy and a built release,
-    made the way the Celery tasks make them (the build runs inline here)."""
+    made the way the Celery tasks make them: the build runs inline here, or, with
+    ``on_worker`` (committed worlds, where the session's worker takes the task), there."""
     from pathlib import Path
 
     from django.conf import settings
@@ -122,8 +123,12 @@ def add_release(w, *, rooms: int = 400, seed: int = 3):
     w.policy = release_actions.save_policy(actor=w.steward, dataset=w.roads,
                                            spec=ReleaseSpec(data_class="open").to_dict())
     w.release = release_actions.start_release(actor=w.steward, corpus=w.corpus, policy=w.policy)
-    build_release_task(str(w.release.task_id), w.release.pk)
-    w.release.refresh_from_db()
+    if on_worker:
+        wait_for(lambda: w.release.refresh_from_db() or w.release.status != "building", timeout=120,
+                 what="the worker to build the release")
+    else:
+        build_release_task(str(w.release.task_id), w.release.pk)
+        w.release.refresh_from_db()
     return w
 
 

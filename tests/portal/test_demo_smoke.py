@@ -31,6 +31,7 @@ def demo(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
     env["MILIAO_STATE_DIR"] = str(tmp_path / "state")
+    env["ANCHOR_INTERVAL_S"] = "1"  # so the beat thread's anchoring shows within the test
     log_path = tmp_path / "demo.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
@@ -113,6 +114,10 @@ def test_demo_serves_the_seeded_portal_on_embedded_defaults(demo):
     report = api.post(f"{base}/api/lineage/verify/", json={"subject": f"releases.release:{release['id']}"}).json()
     assert report["ok"] is True and report["anchored"] == report["events"] >= 5
     assert (tmp_path / "state" / "chain" / "embedded.sqlite3").exists()
+    # The verification above recorded a checkpoint event; the beat thread anchors it.
+    wait_for(lambda: api.get(f"{base}/api/anchors/status/").json()["unanchored"] == 0, timeout=60, interval=0.5,
+             what="the demo's beat to anchor the new event")
+    assert api.get(f"{base}/api/anchors/").json()["count"] >= 2
 
 
 def test_demo_seeding_twice_changes_nothing(demo):

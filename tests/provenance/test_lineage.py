@@ -293,3 +293,38 @@ def test_ledger_status_shows_the_anchoring_lag(world):
     assert after["unanchored"] == 0 and after["anchored_seq"] == before["head_seq"]
     anchors = client.get("/api/anchors/").json()["results"]
     assert anchors[0]["status"] == "confirmed" and anchors[0]["last_seq"] == before["head_seq"]
+
+
+# ---- the whole log against the chain ----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_verify_events_names_a_tail_truncated_after_anchoring(world):
+    from provenance.models import LineageEvent
+    from provenance.verification import verify_event_log
+
+    anchor_all()
+    head = LineageEvent.objects.order_by("-seq").first().seq
+    tamper(("DELETE FROM provenance_lineageevent WHERE seq >= %s", [head - 1]))
+    report = verify_event_log()
+    assert (report.tamper.kind, report.tamper.seq) == ("deleted", head - 1)
+    with pytest.raises(CommandError, match=f"events {head - 1} to {head} were anchored on the chain but are gone"):
+        call_command("verify_events")
+
+
+@pytest.mark.django_db
+def test_verify_events_names_a_correctly_chained_forgery_in_place_of_anchored_events(world):
+    from django.db import transaction
+
+    from provenance.models import LineageEvent
+    from provenance.recorder import NewEvent, record_many
+    from provenance.verification import verify_event_log
+
+    anchor_all()
+    head = LineageEvent.objects.order_by("-seq").first().seq
+    tamper(("DELETE FROM provenance_lineageevent WHERE seq >= %s", [head - 1]))
+    with transaction.atomic():  # rewritten history that links perfectly to what is left
+        record_many([NewEvent("access.application_approved", "user:1:mallory", "access.application:1", {"n": i})
+                     for i in range(2)])
+    report = verify_event_log()
+    assert report.tamper.kind == "edited" and "replaced after anchoring" in report.tamper.message

@@ -108,24 +108,39 @@ def base_connection() -> tuple:
         return _cached[pid][:5]
 
 
-def connect() -> Connection:
-    """The chain, account and registry, deploying the registry in development if none exists."""
+_registries: dict[tuple[int, str], Registry] = {}  # (pid, address) -> a client whose code was seen
+
+
+def connect(*, recheck: bool = False) -> Connection:
+    """The chain, account and registry, deploying the registry in development if none exists.
+
+    The registry's code is looked for once per process (``recheck`` looks again:
+    anchoring does, each run, so a node reset to an empty chain is noticed).
+    """
     web3, chain_id, backend, account, after_write = base_connection()
     with _lock:
-        row = _registry_row(web3, chain_id, account, after_write)
-    return Connection(web3, chain_id, backend, account, Registry(web3, row.address), row, after_write)
+        row = _registry_row(web3, chain_id, account, after_write, recheck)
+        registry = _registries.get((os.getpid(), row.address))
+        if registry is None:
+            registry = _registries[(os.getpid(), row.address)] = Registry(web3, row.address)
+    return Connection(web3, chain_id, backend, account, registry, row, after_write)
 
 
-def _registry_row(web3, chain_id: int, account, after_write) -> ChainRegistry:
+def _check_deployed(web3, address: str, recheck: bool) -> None:
+    if recheck or (os.getpid(), address) not in _registries:
+        Registry(web3, address).check_deployed()
+
+
+def _registry_row(web3, chain_id: int, account, after_write, recheck: bool) -> ChainRegistry:
     address = settings.CHAIN_REGISTRY_ADDRESS
     if address:
         row, _ = ChainRegistry.objects.get_or_create(chain_id=chain_id, address=Web3.to_checksum_address(address))
-        Registry(web3, row.address).check_deployed()
+        _check_deployed(web3, row.address, recheck)
         return row
     row = ChainRegistry.objects.filter(chain_id=chain_id).order_by("-pk").first()
     if row is not None:
         try:
-            Registry(web3, row.address).check_deployed()
+            _check_deployed(web3, row.address, recheck)
         except ChainUnavailable:
             raise
         except RegistryError as exc:
@@ -153,3 +168,4 @@ def reset_for_tests() -> None:
         for *_rest, close in _cached.values():
             close()
         _cached.clear()
+        _registries.clear()

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from ledger import chain as hashchain
@@ -231,7 +232,7 @@ def verify_lineage(subject: str) -> LineageReport:
         if result.tamper is not None:
             t = result.tamper
             add(Finding(t.seq, t.kind, t.message))
-        _check_links(event, add)
+    _check_links(events, add)
 
     # 2. Each anchored event by its Merkle path into the root the registry holds.
     by_anchor: dict[int, list[LineageEvent]] = defaultdict(list)
@@ -266,20 +267,24 @@ def verify_lineage(subject: str) -> LineageReport:
     return report
 
 
-def _check_links(event: LineageEvent, add) -> None:
-    try:
-        inputs = sorted(json.loads(event.payload).get(INPUTS_KEY, []))
-    except (ValueError, AttributeError):
-        return  # an unparseable payload is already reported as edited
-    stored = sorted(LineageLink.objects.filter(seq=event.seq).values_list("source", flat=True))
-    if stored != inputs:
-        add(
-            Finding(
-                event.seq,
-                "link_mismatch",
-                f"the lineage index of event {event.seq} says {stored} but the event records inputs {inputs}",
+def _check_links(events: list[LineageEvent], add) -> None:
+    indexed: dict[int, list[str]] = defaultdict(list)
+    for seq, source in LineageLink.objects.filter(seq__in=[e.seq for e in events]).values_list("seq", "source"):
+        indexed[seq].append(source)
+    for event in events:
+        try:
+            inputs = sorted(json.loads(event.payload).get(INPUTS_KEY, []))
+        except (ValueError, AttributeError):
+            continue  # an unparseable payload is already reported as edited
+        stored = sorted(indexed[event.seq])
+        if stored != inputs:
+            add(
+                Finding(
+                    event.seq,
+                    "link_mismatch",
+                    f"the lineage index of event {event.seq} says {stored} but the event records inputs {inputs}",
+                )
             )
-        )
 
 
 def _verify_anchor(anchor: Anchor, members, recomputed, registry, report: LineageReport, add) -> None:
@@ -312,30 +317,34 @@ def _verify_anchor(anchor: Anchor, members, recomputed, registry, report: Lineag
     by_page: dict[int, list[LineageEvent]] = defaultdict(list)
     for event in members:
         by_page[(event.seq - on_chain.first_seq) // merkle.PAGE_SIZE].append(event)
+    spans = {
+        page: range(on_chain.first_seq + page * merkle.PAGE_SIZE,
+                    min(on_chain.first_seq + (page + 1) * merkle.PAGE_SIZE - 1, on_chain.last_seq) + 1)
+        for page in by_page
+    }
+    ranges = Q()
+    for span in spans.values():
+        ranges |= Q(seq__gte=span.start, seq__lte=span.stop - 1)
+    stored = dict(LineageEvent.objects.filter(ranges).values_list("seq", "hash"))
     for page, page_events in by_page.items():
-        rows = _page_hashes(anchor, page)
-        lo = on_chain.first_seq + page * merkle.PAGE_SIZE
-        expected = list(range(lo, min(lo + merkle.PAGE_SIZE - 1, on_chain.last_seq) + 1))
-        present = [s for s, _h in rows]
-        if present != expected:
-            for missing in sorted(set(expected) - set(present))[:5]:
-                add(Finding(missing, "deleted", f"event {missing} was deleted from an anchored batch"))
+        span = spans[page]
+        missing = [s for s in span if s not in stored]
+        if missing:
+            for seq in missing[:5]:
+                add(Finding(seq, "deleted", f"event {seq} was deleted from an anchored batch"))
             continue
-        stored = {s: h for s, h in rows}
+        # Siblings come from the stored hashes; the event itself is re-hashed from its
+        # content, and a path never contains the node it starts from, so one page's
+        # leaves and one upper path serve every event on the page.
+        leaves = [merkle.leaf_hash(stored[s]) for s in span]
+        upper = merkle.audit_path(page, pages)
         for event in page_events:
             own = recomputed.get(event.seq)
-            leaves = [stored[s] if s != event.seq else (own or stored[s]) for s in expected]
-            leaf_hashes = [merkle.leaf_hash(h) for h in leaves]
-            page_root = merkle.root_of_nodes(leaf_hashes)
-            proof_pages = list(pages)
-            proof_pages[page] = page_root
+            path = merkle.audit_path(event.seq - span.start, leaves) + upper
             proof = merkle.InclusionProof(
                 leaf_index=event.seq - on_chain.first_seq,
                 tree_size=tree_size,
-                path=tuple(
-                    p.hex()
-                    for p in merkle.audit_path(event.seq - lo, leaf_hashes) + merkle.audit_path(page, proof_pages)
-                ),
+                path=tuple(p.hex() for p in path),
                 root=on_chain.root,
             )
             if own is not None and proof.verify(own):

@@ -219,3 +219,25 @@ def test_concurrent_actions_keep_the_chain_contiguous():
     assert Organisation.objects.count() == 20
     report = _verify()
     assert report.ok and report.checked == 20 and report.head_seq == 20
+
+
+def test_a_fresh_sqlite_database_is_append_only_too(tmp_path):
+    """The demo's database: migrations leave the triggers in place (a table rebuild drops them)."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CHAIN_ID"}}
+    env["MILIAO_STATE_DIR"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    db = sqlite3.connect(tmp_path / "miliao.sqlite3")
+    db.execute("INSERT INTO provenance_lineageevent (seq, prev_hash, hash, event_type, actor, subject, payload, "
+               "recorded_at) VALUES (1, 'p', 'h', 't.x', 'a', 's', '{}', '2026-01-01')")
+    for sql in ("UPDATE provenance_lineageevent SET payload = '[]'", "DELETE FROM provenance_lineageevent"):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            db.execute(sql)

@@ -282,10 +282,10 @@ class Registry:
         contract layer and middleware cost ten times the node's own answer.
         Other providers (the embedded chain) take the contract path.
         """
+        selector, in_types, out_types = _signatures()[name]
         if not isinstance(self.web3.provider, HTTPProvider):
             result = self._call(getattr(self.contract.functions, name)(*args))
-            return result if isinstance(result, tuple) else (result,)
-        selector, in_types, out_types = _signatures()[name]
+            return tuple(result) if len(out_types) > 1 else (result,)
         data = "0x" + (selector + abi_encode(in_types, args)).hex()
         with _rpc():
             response = self.web3.provider.make_request("eth_call", [{"to": self.address, "data": data}, "latest"])

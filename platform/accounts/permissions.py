@@ -168,3 +168,174 @@ class AuditorsReadOnly(drf_permissions.BasePermission):
         if getattr(view, "auditors_may_post", False):
             return True
         return not has_role(request.user, Role.AUDITOR)
+
+
+# --- privacy budgets (platform/budgets) --------------------------------------------
+# `None` as the user is the platform itself, spending or refunding for a job from code
+# that no request reaches; views pass request.user, which is never None.
+
+
+def check_grant_budget(user, organisation, dataset) -> None:
+    if user is None:
+        return
+    _require_role(user, Role.STEWARD, doing="granting a privacy budget")
+    if dataset.owner_id != user.organisation_id:
+        raise Refused(f"only stewards of {dataset.owner} grant budgets on {dataset.slug}")
+    if organisation.pk == user.organisation_id:
+        raise Refused("separation of duties: a steward cannot grant a budget to their own organisation")
+
+
+def check_spend_budget(user, organisation, dataset) -> None:
+    if user is None:
+        return
+    _require_role(user, Role.APPLICANT, doing="spending a privacy budget")
+    if organisation.pk != user.organisation_id:
+        raise Refused(f"a job spends its own organisation's budget, not the one of {organisation}")
+
+
+def check_adjust_budget(user, budget) -> None:
+    """Refunds: stewards of the dataset's bureau, never on their own organisation's budget."""
+    if user is None:
+        return
+    _require_role(user, Role.STEWARD, doing="refunding a privacy budget")
+    if budget.dataset.owner_id != user.organisation_id:
+        raise Refused(f"only stewards of {budget.dataset.owner} adjust budgets on {budget.dataset.slug}")
+    if budget.organisation_id == user.organisation_id:
+        raise Refused("separation of duties: a steward cannot refund their own organisation's budget")
+
+
+def _held_or_owned(user, qs: QuerySet, owner_path: str) -> QuerySet:
+    """Rows held by the user's organisation; for stewards also those on their bureau's data
+    (``owner_path`` leads to the owning bureau); everything for auditors and admins."""
+    if role_of(user) is None:
+        return qs.none()
+    if reads_everything(user):
+        return qs
+    own = Q(organisation_id=user.organisation_id)
+    if has_role(user, Role.STEWARD):
+        return qs.filter(own | Q(**{owner_path: user.organisation_id}))
+    return qs.filter(own)
+
+
+def visible_budgets(user, qs: QuerySet) -> QuerySet:
+    """The budget's organisation, stewards of the dataset's bureau, auditors and admins."""
+    return _held_or_owned(user, qs, "dataset__owner_id")
+
+
+# --- licences, downloads and leak tracing (platform/access) ---------------------------
+
+
+def check_resubmit_application(user, application) -> None:
+    """The applicant's organisation answers a steward's request for changes."""
+    _require_role(user, Role.APPLICANT, doing="changing an application")
+    if application.organisation_id != user.organisation_id:
+        raise Refused(f"application #{application.pk} belongs to {application.organisation}, not to you")
+
+
+def check_run_job(user, dataset, application) -> None:
+    """Jobs on compute-only data: a named person of an organisation whose application for
+    the dataset was approved and has not run out (``application`` is that approval, or None)."""
+    _require_role(user, Role.APPLICANT, doing="running a job")
+    if application is None or application.status != "approved":
+        raise Refused(f"{user.organisation} has no approved application for {dataset.slug}")
+    if application.organisation_id != user.organisation_id or application.dataset_id != dataset.pk:
+        raise Refused(f"application #{application.pk} is not {user.organisation}'s approval for {dataset.slug}")
+    if not application.people.filter(pk=user.pk).exists():
+        raise Refused(f"{user.username} is not named on application #{application.pk}")
+
+
+def visible_licences(user, qs: QuerySet) -> QuerySet:
+    """The licensed organisation, stewards of the dataset's bureau, auditors and admins."""
+    return _held_or_owned(user, qs, "release__corpus__dataset__owner_id")
+
+
+def check_manage_licence(user, licence) -> None:
+    """Suspend, revoke, reinstate: stewards of the owning bureau, never on their own
+    organisation's licence."""
+    _require_role(user, Role.STEWARD, doing="changing a licence")
+    dataset = licence.release.corpus.dataset
+    if dataset.owner_id != user.organisation_id:
+        raise Refused(f"only stewards of {dataset.owner} change licences on {dataset.slug}")
+    if licence.organisation_id == user.organisation_id:
+        raise Refused("separation of duties: a steward cannot change their own organisation's licence")
+
+
+def check_download_licence(user, licence) -> None:
+    """Who may ask for a link under a licence; the licence's policy then decides whether
+    this person, now, for this purpose (access.licensing.check_licence)."""
+    _require_role(user, Role.APPLICANT, doing="downloading under a licence")
+    if licence.organisation_id != user.organisation_id:
+        raise Refused(f"licence #{licence.pk} was granted to {licence.organisation}, not to your organisation")
+
+
+def check_download_release(user, release) -> None:
+    """Without a licence: any logged-in user, published releases of open datasets only."""
+    if role_of(user) is None:
+        raise Refused("log in first")
+    dataset = release.corpus.dataset
+    if dataset.data_class == "compute_only":
+        raise Refused(
+            f"{dataset.slug} is compute-only (可用不可见): its data never leaves the platform; run jobs on it instead"
+        )
+    if dataset.data_class != "open":
+        raise Refused(f"{dataset.slug} is conditional: apply for it and download through your licence")
+    if release.status != "published":
+        raise Refused(f"release #{release.pk} is not published")
+
+
+def check_use_download_link(user, link_user_id: int) -> None:
+    if role_of(user) is None:
+        raise Refused("log in first")
+    if user.pk != link_user_id:
+        raise Refused("this download link was issued to another user; ask for your own")
+
+
+def check_trace_leak(user) -> None:
+    _require_role(user, Role.AUDITOR, doing="tracing a leaked file")
+
+
+def check_view_leak_findings(user) -> None:
+    _require_role(user, Role.AUDITOR, Role.ADMIN, Role.STEWARD, doing="reading leak findings")
+
+
+def visible_leak_findings(user, qs: QuerySet) -> QuerySet:
+    """Auditors and admins: all; stewards: findings on their bureau's releases."""
+    if reads_everything(user):
+        return qs
+    if has_role(user, Role.STEWARD):
+        return qs.filter(release__corpus__dataset__owner_id=user.organisation_id)
+    return qs.none()
+
+
+# --- active defense --------------------------------------------------------------------
+
+
+def visible_alerts(user, qs: QuerySet) -> QuerySet:
+    """Auditors and admins: every alert; stewards: their bureau's; nobody else."""
+    if reads_everything(user):
+        return qs
+    if has_role(user, Role.STEWARD):
+        return qs.filter(bureau_id=user.organisation_id)
+    return qs.none()
+
+
+def check_handle_alert(user, alert) -> None:
+    _require_role(user, Role.STEWARD, doing="handling a risk alert")
+    if alert.bureau_id != user.organisation_id:
+        raise Refused(f"alert #{alert.pk} is for {alert.bureau}, not your bureau")
+
+
+# --- the catalogue (platform/catalog) ------------------------------------------------
+
+
+def check_read_catalog(user) -> None:
+    """Every logged-in role reads the catalogue: metadata, schema, DCAT and dataset pages."""
+    _require_role(user, *Role.values, doing="reading the catalogue")
+
+
+def shows_real_rows(dataset) -> bool:
+    """Whether a dataset page may show real rows: only open data, and then only rows of a
+    published release, which anyone logged in may download anyway. Conditional rows need a
+    licence and compute-only rows never leave, so those pages show the schema and synthetic
+    mock rows instead."""
+    return dataset.data_class == "open"

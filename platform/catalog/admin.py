@@ -8,12 +8,14 @@ from .models import Dataset
 
 @admin.register(Dataset)
 class DatasetAdmin(RecordedModelAdmin):
-    list_display = ["slug", "title", "data_class", "owner"]
-    list_filter = ["data_class", "owner"]
-    search_fields = ["slug", "title", "title_en"]
+    list_display = ["slug", "title", "data_class", "theme", "district", "owner"]
+    list_filter = ["data_class", "theme", "owner"]
+    search_fields = ["slug", "title", "title_en", "district"]
     # Registration goes through the API or the portal (register_dataset); stewards of the
-    # owning bureau fix descriptions and holders here. Slug, class and owner stay fixed.
-    readonly_fields = ["slug", "data_class", "owner"]
+    # owning bureau fix descriptions, district and holders here. Slug, class and owner stay
+    # fixed; theme and keywords change through the API (PATCH), whose action
+    # (update_dataset_metadata) checks them.
+    readonly_fields = ["slug", "data_class", "owner", "theme", "keywords"]
 
     def may_edit(self, user, obj=None) -> bool:
         return obj is not None and permissions.allowed(permissions.check_manage_dataset, user, obj)

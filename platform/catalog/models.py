@@ -1,6 +1,7 @@
 """Datasets the bureaus own. Only catalog.actions writes these."""
 from __future__ import annotations
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -13,11 +14,33 @@ class DataClass(models.TextChoices):
     COMPUTE_ONLY = "compute_only", _("可用不可见")
 
 
+class Theme(models.TextChoices):
+    BUILDINGS = "buildings", _("建筑")
+    INFRASTRUCTURE = "infrastructure", _("市政设施")
+    LAND_USE = "land_use", _("用地")
+    TRANSPORT = "transport", _("交通")
+    ENVIRONMENT = "environment", _("环境")
+    OTHER = "other", _("其他")
+
+
+class UnescapedJSONEncoder(DjangoJSONEncoder):
+    """Keeps Chinese as text in the stored JSON (not \\u escapes), so that a text search
+    over the column (`keywords__icontains`) finds it on SQLite as on PostgreSQL."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["ensure_ascii"] = False
+        super().__init__(*args, **kwargs)
+
+
 class Dataset(models.Model):
     slug = models.SlugField(_("标识"), max_length=80, unique=True)
     title = models.CharField(_("标题"), max_length=200)
     title_en = models.CharField(_("英文标题"), max_length=200, blank=True)
     description = models.TextField(_("描述"), blank=True)
+    description_en = models.TextField(_("英文描述"), blank=True)
+    theme = models.CharField(_("主题"), max_length=20, choices=Theme.choices, default=Theme.OTHER)
+    district = models.CharField(_("行政区"), max_length=100, blank=True)  # a name or code, e.g. 黄浦区
+    keywords = models.JSONField(_("关键词"), default=list, blank=True, encoder=UnescapedJSONEncoder)
     data_class = models.CharField(_("数据类别"), max_length=20, choices=DataClass.choices)
     owner = models.ForeignKey(
         Organisation,

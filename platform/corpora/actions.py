@@ -20,6 +20,7 @@ from progress.models import TaskProgress
 from provenance.recorder import actor_of, record, subject_of
 
 from .models import CorpusVersion
+from .store import COVER_LEVEL, schema_fields
 
 INGEST_TASK_KIND = "corpora.ingest"
 MAX_GENERATED_ROOMS = 2_000_000
@@ -78,6 +79,9 @@ def record_corpus_version(*, actor, dataset: Dataset, file: Path, source: str, s
             units=summary.units,
             kinds=summary.kinds,
             extent=[round(v, 7) for v in summary.extent],
+            cell_level=COVER_LEVEL,
+            cells=sorted(summary.cells),
+            fields=schema_fields(final),
             sha256=summary.sha256,
             path=str(final.relative_to(settings.STATE_DIR)),
             created_by=actor,

@@ -314,6 +314,38 @@ def adaptive_codes(lon_min, lat_min, z_min, lon_max, lat_max, z_max, *, max_leve
     return _strings(x0, y0, h0, np.minimum(common, top)).reshape(shape)[()]
 
 
+def box_cells(lon_min, lat_min, z_min, lon_max, lat_max, z_max, level, *, max_cells=10_000_000):
+    """The distinct cells at `level` that any of the closed boxes touches, in Z order: a
+    coarse index of where a corpus lies. Per box, the cells are the integer ranges between
+    its corners on each axis. Raises ValueError before building more than max_cells."""
+    level = int(_levels("level", level, scalar=True))
+    _, (lon0, lat0, z0, lon1, lat1, z1) = _broadcast(
+        lon_min=_lons("lon_min", lon_min), lat_min=_lats("lat_min", lat_min),
+        z_min=_heights("z_min", z_min), lon_max=_lons("lon_max", lon_max),
+        lat_max=_lats("lat_max", lat_max), z_max=_heights("z_max", z_max),
+    )
+    _ordered("lon_min", lon0, "lon_max", lon1)
+    _ordered("lat_min", lat0, "lat_max", lat1)
+    _ordered("z_min", z0, "z_max", z1)
+    shift = 32 - level
+    lo = np.stack([_deg_int(lon0), _deg_int(lat0), _h_int(z0)]) >> shift
+    span = (np.stack([_deg_int(lon1), _deg_int(lat1), _h_int(z1)]) >> shift) - lo + 1
+    # Boxes usually fall in one cell: dedupe their corners first so the ranges stay small.
+    lo = np.unique(np.concatenate([lo, span]).T, axis=0)
+    lo, span = lo[:, :3].T, lo[:, 3:].T
+    counts = span.prod(axis=0)
+    if counts.sum() > max_cells:
+        raise ValueError(f"level: the boxes touch more than {max_cells} cells at level {level}")
+    box = np.repeat(np.arange(counts.size), counts)
+    t = np.arange(box.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    dz = t % span[2][box]
+    t //= span[2][box]
+    dy = t % span[1][box]
+    dx = t // span[1][box]
+    cells = np.unique(np.stack([lo[0][box] + dx, lo[1][box] + dy, lo[2][box] + dz], axis=1), axis=0) << shift
+    return np.sort(_strings(cells[:, 0], cells[:, 1], cells[:, 2], np.full(len(cells), level)))
+
+
 def cover_polygon(polygon, level, *, z_min=0.0, z_max=0.0, max_cells=10_000_000) -> list[str]:
     """The cells at `level` whose closed footprint intersects the polygon (lon/lat), for each
     height cell from z_min's to z_max's, in Z order. Every point of the polygon lies in a

@@ -91,6 +91,54 @@ def read_units(
     return _ingest(path, declared_crs, extent, max_features)
 
 
+@dataclass(frozen=True)
+class GeometryUpload:
+    geometries: np.ndarray  # shapely geometries in CGCS2000, empty and missing ones left out
+    source_crs: str
+    rows: int  # features in the file
+
+
+def read_geometries(
+    path: str | Path,
+    *,
+    declared_crs: str | None = None,
+    max_bytes: int = 512 * 2**20,
+    max_features: int = 5_000_000,
+) -> GeometryUpload:
+    """Only the geometries of an upload, in CGCS2000: for files that carry nothing else one can
+    rely on, such as a leaked copy stripped of its attributes. Format, size, zip and CRS are
+    checked as in read_units; the columns are not."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise IngestError(f"the file is {size} bytes, over the {max_bytes}-byte limit", field="file")
+    if path.suffix.lower() == ".zip":
+        with tempfile.TemporaryDirectory(prefix="miliao-ingest-") as scratch:
+            member = _extract_single_member(path, Path(scratch), max_bytes)
+            return _read_geometries(member, declared_crs, max_features)
+    if path.suffix.lower() not in _FORMATS:
+        raise IngestError(_unsupported(path.name), field="file")
+    return _read_geometries(path, declared_crs, max_features)
+
+
+def _read_geometries(path: Path, declared_crs, max_features: int) -> GeometryUpload:
+    reader = _read_geoparquet if path.suffix.lower() == ".parquet" else _read_ogr
+    source = reader(path, max_features)
+    crs = _resolve_crs(declared_crs, source)
+    table = source.table
+    if source.geometry not in table.column_names:
+        raise IngestError(f"geometry column {source.geometry!r} is missing", field="geometry")
+    column = table.column(source.geometry)
+    geometries = shapely.from_wkb(column.to_numpy(zero_copy_only=False), on_invalid="ignore")
+    readable = column.is_valid().to_numpy(zero_copy_only=False)
+    _raise_at(table, readable & shapely.is_missing(geometries), "geometry", lambda i: "unreadable WKB geometry")
+    kept = readable & ~shapely.is_empty(geometries)
+    if not kept.any():
+        raise IngestError("the file holds no geometries", field="geometry")
+    table, geometries = table.filter(pa.array(kept)), geometries[kept]
+    return GeometryUpload(_to_storage(table, geometries, crs, None), crs.name, int(len(kept)))
+
+
 def _unsupported(name: str) -> str:
     return (
         f"unsupported file {name!r}: upload GeoJSON (.geojson, .json), GeoPackage (.gpkg), "

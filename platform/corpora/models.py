@@ -19,6 +19,10 @@ class CorpusVersion(models.Model):
     units = models.PositiveIntegerField(_("单元数"))
     kinds = models.JSONField(_("单元类型"), default=dict)  # kind -> count
     extent = models.JSONField(_("范围"), default=list)  # [lon_min, lat_min, lon_max, lat_max]
+    # The grid cells at cell_level that the units' boxes touch, sorted (see store.COVER_LEVEL).
+    cell_level = models.PositiveSmallIntegerField(_("格网层级"), null=True, blank=True)
+    cells = models.JSONField(_("覆盖格网"), default=list)
+    fields = models.JSONField(_("字段"), default=list)  # [{"name", "type"}] of the stored file
     sha256 = models.CharField(_("哈希"), max_length=64)  # of the stored GeoParquet
     path = models.CharField(max_length=500)  # relative to MILIAO_STATE_DIR
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

@@ -18,6 +18,10 @@ from . import grid
 from .schema import UNIT_SCHEMA
 
 BATCH_ROWS = 100_000
+# The catalogue's coarse index of a corpus: grid cells about 0.75 km east-west and 0.87 km
+# north-south near Shanghai, and 1 km tall (one layer from -341 m to +683 m), so that a
+# central district touches tens of cells and Pudong a few thousand.
+COVER_LEVEL = 16
 
 
 def with_grid_codes(table: pa.Table) -> pa.Table:
@@ -38,15 +42,23 @@ class CorpusSummary:
     kinds: dict[str, int] = field(default_factory=dict)
     extent: list[float] = field(default_factory=lambda: [np.inf, np.inf, -np.inf, -np.inf])
     sha256: str = ""
+    cells: set[str] = field(default_factory=set)  # at COVER_LEVEL
 
     def add(self, table: pa.Table) -> None:
         self.units += table.num_rows
         counts = pc.value_counts(table.column("kind")).to_pylist()
         for item in counts:
             self.kinds[item["values"]] = self.kinds.get(item["values"], 0) + item["counts"]
-        b = shapely.total_bounds(shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False)))
-        self.extent = [min(self.extent[0], b[0]), min(self.extent[1], b[1]),
-                       max(self.extent[2], b[2]), max(self.extent[3], b[3])]
+        if table.num_rows == 0:
+            return
+        b = shapely.bounds(shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False)))
+        lo, hi = b[:, :2].min(axis=0), b[:, 2:].max(axis=0)
+        self.extent = [min(self.extent[0], lo[0]), min(self.extent[1], lo[1]),
+                       max(self.extent[2], hi[0]), max(self.extent[3], hi[1])]
+        self.cells.update(grid.box_cells(
+            b[:, 0], b[:, 1], table.column("z_min").to_numpy(), b[:, 2], b[:, 3], table.column("z_max").to_numpy(),
+            COVER_LEVEL,
+        ).tolist())
 
 
 def file_sha256(path: Path) -> str:
@@ -80,6 +92,11 @@ def write_corpus(batches: Iterable[pa.Table], path: Path) -> CorpusSummary:
     finally:
         partial.unlink(missing_ok=True)
     return summary
+
+
+def schema_fields(path: Path) -> list[dict[str, str]]:
+    """The stored file's columns and their Arrow types, read from its footer alone."""
+    return [{"name": f.name, "type": str(f.type)} for f in pq.read_schema(path)]
 
 
 def iter_corpus(

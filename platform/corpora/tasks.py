@@ -49,11 +49,12 @@ def ingest_task(task_id: str, dataset_id: int, source: dict) -> None:
             Path(source["upload"]).unlink(missing_ok=True)
             origin, crs = source["name"], result.source_crs
         return {"file": str(target), "source": origin, "source_crs": crs, "units": summary.units,
-                "kinds": summary.kinds, "extent": summary.extent, "sha256": summary.sha256}
+                "kinds": summary.kinds, "extent": summary.extent, "sha256": summary.sha256,
+                "cells": sorted(summary.cells)}
 
     def commit(result: dict) -> None:
         summary = store.CorpusSummary(units=result["units"], kinds=result["kinds"], extent=result["extent"],
-                                      sha256=result["sha256"])
+                                      sha256=result["sha256"], cells=set(result.pop("cells")))
         corpus = record_corpus_version(actor=task.started_by, dataset=dataset, file=Path(result["file"]),
                                        source=result["source"], source_crs=result["source_crs"], summary=summary)
         result["corpus_version"] = corpus.pk

@@ -186,6 +186,7 @@ ANCHOR_BACKOFF_MAX_S = _env_int("ANCHOR_BACKOFF_MAX_S", 300)
 ANCHOR_RECEIPT_TIMEOUT_S = _env_int("ANCHOR_RECEIPT_TIMEOUT_S", 30)
 CELERY_BEAT_SCHEDULE = {
     "anchor-events": {"task": "provenance.anchor_events", "schedule": float(ANCHOR_INTERVAL_S)},
+    "expiring-licences": {"task": "defense.check_expiring_licences", "schedule": 24 * 3600.0},
 }
 
 # --- spatial -----------------------------------------------------------------
@@ -228,6 +229,8 @@ INSTALLED_APPS = [
     "corpora",
     "releases",
     "access",
+    "budgets",
+    "defense",
     "portal",
 ]
 

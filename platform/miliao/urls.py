@@ -4,9 +4,17 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from access.api import ApplicationViewSet
+from access.api import (
+    ApplicationViewSet,
+    DownloadLinkViewSet,
+    DownloadView,
+    LeakFindingViewSet,
+    LicenceViewSet,
+)
 from accounts.api import MeView, ObtainTokenView, OrganisationViewSet, UserViewSet
+from budgets.api import PrivacyBudgetViewSet
 from catalog.api import DatasetViewSet
+from defense.api import AlertViewSet
 from corpora.api import CorpusVersionViewSet
 from progress.api import TaskProgressViewSet
 from provenance.api import AnchorViewSet, LineageEventViewSet, LineageViewSet
@@ -20,10 +28,15 @@ router.register("corpus-versions", CorpusVersionViewSet, basename="corpus-versio
 router.register("release-policies", ReleasePolicyViewSet, basename="release-policy")
 router.register("releases", ReleaseViewSet, basename="release")
 router.register("applications", ApplicationViewSet, basename="application")
+router.register("licences", LicenceViewSet, basename="licence")
+router.register("download-links", DownloadLinkViewSet, basename="download-link")
+router.register("leaks", LeakFindingViewSet, basename="leak")
+router.register("budgets", PrivacyBudgetViewSet, basename="budget")
 router.register("events", LineageEventViewSet, basename="event")
 router.register("tasks", TaskProgressViewSet, basename="task")
 router.register("lineage", LineageViewSet, basename="lineage")
 router.register("anchors", AnchorViewSet, basename="anchor")
+router.register("alerts", AlertViewSet, basename="alert")
 
 urlpatterns = [
     path("", include("portal.urls")),
@@ -31,6 +44,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/me/", MeView.as_view(), name="api-me"),
+    path("api/downloads/<str:token>/", DownloadView.as_view(), name="api-download"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Namespaced, so API route names never collide with page names.

@@ -18,6 +18,11 @@ KIND_NAMES = {
     "releases.releasepolicy": _("发布策略"),
     "releases.release": _("发布"),
     "access.application": _("申请"),
+    "access.licence": _("数据许可"),
+    "access.download": _("下载记录"),
+    "access.leakfinding": _("泄露溯源结果"),
+    "budgets.privacybudget": _("隐私预算"),
+    "defense.alert": _("风险告警"),
 }
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 190, 46, 70, 24, 16
 

@@ -1,26 +1,35 @@
-"""Pages for stewards: a dataset's corpus versions, release policy form with preview, release
-builds with progress, the release report with a map, and publication."""
+"""Dataset pages: the catalogue entry with its sample for everyone; for stewards, a dataset's
+corpus versions, release policy form with preview, release builds with progress, the release
+report with a map, and publication."""
 from __future__ import annotations
 
 import json
 
+import numpy as np
+import shapely
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import permissions
+from catalog import metadata
+from catalog.query import cell_boxes
 from catalog.models import Dataset
 from corpora import actions as corpus_actions
+from corpora.mock import mock_seed, mock_units
+from corpora.schema import UNIT_KINDS
 from miliao.errors import ActionError, Refused
 from releases import actions as release_actions
 from releases import previews
 from releases.actions import release_dir
-from releases.models import Release
+from releases.models import Release, ReleaseStatus
 from releases.pipeline import ReleaseSpec
+from releases.preview import svg_map
 
 
 def _steward_dataset(request, slug: str) -> Dataset:
@@ -99,26 +108,101 @@ def _current_spec(dataset: Dataset) -> tuple[dict, object]:
     return ReleaseSpec(data_class=dataset.data_class).to_dict(), None
 
 
+SAMPLE_ROWS = 8
+
+
 @login_required
 def dataset_page(request, slug: str):
-    dataset = _steward_dataset(request, slug)
-    spec, policy = _current_spec(dataset)
-    context = {
-        "dataset": dataset,
-        "versions": dataset.versions.order_by("-version"),
-        "policy": policy,
-        "spec_json": json.dumps(spec, ensure_ascii=False, indent=2),
-        "form": policy_form_values(ReleaseSpec.from_dict(spec)),
-        "releases": Release.objects.filter(corpus__dataset=dataset).select_related("corpus", "policy", "task")[:20],
-        "shift_modes": ["smooth", "cell", "gcj02"] + (["none"] if dataset.data_class == "compute_only" else []),
-        "levels": ["room", "floor", "building", "grid"],
-        "formats": ["geoparquet", "geopackage", "geojson"],
-    }
-    if request.method == "POST":
-        context.update(_policy_post(request, dataset, spec))
-        if context.pop("saved", False):
-            return redirect("dataset-page", slug=slug)
+    """The catalogue page of a dataset for every logged-in user: its metadata, release
+    history and a sample; stewards of the owning bureau also manage versions, policy and
+    releases here."""
+    try:
+        permissions.check_read_catalog(request.user)
+    except Refused as exc:
+        raise PermissionDenied(exc.message) from exc
+    dataset = get_object_or_404(metadata.catalog_queryset(), slug=slug)
+    may_manage = permissions.allowed(permissions.check_manage_dataset, request.user, dataset)
+    if request.method == "POST" and not may_manage:
+        _steward_dataset(request, slug)  # refuses with the rule's reason
+    record = metadata.dataset_record(
+        dataset, url=lambda name, arg: request.build_absolute_uri(reverse(name, args=[arg])),
+        releases=metadata.release_history(request.user, dataset),
+    )
+    context = {"dataset": dataset, "record": record, "sample": dataset_sample(dataset, record),
+               "may_manage": may_manage}
+    if may_manage:
+        spec, policy = _current_spec(dataset)
+        context.update({
+            "versions": dataset.versions.order_by("-version"),
+            "policy": policy,
+            "spec_json": json.dumps(spec, ensure_ascii=False, indent=2),
+            "form": policy_form_values(ReleaseSpec.from_dict(spec)),
+            "releases": Release.objects.filter(corpus__dataset=dataset)
+            .select_related("corpus", "policy", "task")[:20],
+            "shift_modes": ["smooth", "cell", "gcj02"] + (["none"] if dataset.data_class == "compute_only" else []),
+            "levels": ["room", "floor", "building", "grid"],
+            "formats": ["geoparquet", "geopackage", "geojson"],
+        })
+        if request.method == "POST":
+            context.update(_policy_post(request, dataset, spec))
+            if context.pop("saved", False):
+                return redirect("dataset-page", slug=slug)
     return render(request, "portal/dataset.html", context)
+
+
+def dataset_sample(dataset: Dataset, record: dict) -> dict:
+    """Real rows of a published open release with its map; otherwise the schema's synthetic
+    mock rows (conditional rows need a licence; compute-only rows never leave). The mock
+    path never opens the dataset's files."""
+    release = None
+    if permissions.shows_real_rows(dataset):
+        release = Release.objects.filter(
+            corpus__dataset=dataset, status=ReleaseStatus.PUBLISHED, outputs__has_key="geoparquet"
+        ).order_by("-published_at", "-pk").first()
+    if release is not None:
+        path = release_dir(release) / release.outputs["geoparquet"]["path"]
+        table = previews.release_sample(path, rows=SAMPLE_ROWS)
+        if table is not None:
+            columns, rows = table_rows(table)
+            return {"real": True, "release": release, "columns": columns, "rows": rows,
+                    "svg": previews.release_map(path, title=str(release))}
+    latest = record["latest_version"]
+    kinds = [k for k in UNIT_KINDS if k in latest["kinds"]] if latest else None
+    table = mock_units(seed=mock_seed(dataset.slug), rows=SAMPLE_ROWS, kinds=kinds or None)
+    names = {f["name"] for f in record["fields"]}
+    columns, rows = table_rows(table.select([c for c in table.column_names if c in names]))
+    sample = {"real": False, "columns": columns, "rows": rows}
+    if dataset.data_class == "conditional" and latest and latest.get("cells"):
+        # Where the data lies, to the grid cell (~0.8 km): the extent, never a unit.
+        boxes = cell_boxes(latest["cells"])
+        sample["svg"] = svg_map(boxes, np.full(len(boxes), "cell"), title=dataset.slug)
+    return sample
+
+
+def table_rows(table) -> tuple[list[str], list[list[str]]]:
+    """A few rows as text for a page: attribute columns as they are and, for the geometry,
+    only its type (never its coordinates)."""
+    columns, values = [], []
+    for name in table.column_names:
+        column = table.column(name)
+        if name == "geometry":
+            types = shapely.get_type_id(shapely.from_wkb(column.to_numpy(zero_copy_only=False)))
+            values.append([_GEOMETRY_TYPES.get(int(t), "") for t in types])
+        else:
+            values.append([_text(v) for v in column.to_pylist()])
+        columns.append(name)
+    return columns, [list(row) for row in zip(*values)]
+
+
+_GEOMETRY_TYPES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString", 6: "MultiPolygon"}
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
 
 
 def _policy_post(request, dataset, spec) -> dict:

@@ -14,7 +14,7 @@ from access.models import Application
 from accounts import actions as account_actions
 from accounts.models import Organisation, OrganisationKind, Role, User
 from catalog import actions as catalog_actions
-from catalog.models import DataClass, Dataset
+from catalog.models import DataClass, Dataset, Theme
 
 ORGANISATIONS = [
     ("sh-planning", "上海市规划和自然资源局", "Shanghai Planning and Natural Resources Bureau", OrganisationKind.BUREAU),
@@ -40,6 +40,22 @@ DATASETS = [
     ("pudong-pipes", "浦东地下管线段", "Pudong underground pipe segments", DataClass.CONDITIONAL, ["pudong"]),
     ("district-rooms", "建筑单元(间)", "Building rooms", DataClass.COMPUTE_ONLY, ["pudong", "xuhui"]),
 ]
+# Descriptive metadata of the demo datasets: description (zh, en), theme, district, keywords.
+METADATA = {
+    "demo-district": ("合成示范街区的房间、楼层、建筑、地块与道路、管线、电缆段，经脱敏、脱密、偏转后开放。",
+                      "A synthetic demo district: rooms, floors, buildings, parcels and road, pipe and cable "
+                      "segments, desensitized, declassified and shifted for open release.",
+                      Theme.BUILDINGS, "黄浦区", ["示范街区", "间", "段", "demo", "rooms", "segments"]),
+    "huangpu-roads": ("黄浦区道路中心线段及其属性。", "Road centre-line segments of Huangpu with their attributes.",
+                      Theme.TRANSPORT, "黄浦区", ["道路", "交通", "roads", "transport"]),
+    "pudong-pipes": ("浦东新区地下给水、燃气管线段，含埋深与管径。",
+                     "Underground water and gas pipe segments of Pudong, with depth and diameter.",
+                     Theme.INFRASTRUCTURE, "浦东新区", ["地下管线", "管径", "pipes", "underground"]),
+    "district-rooms": ("各区建筑内的房间单元，含用途、租金与权属人信息，只能以隐私计算方式使用。",
+                       "Rooms inside buildings across districts, with use, rent and owners; usable by "
+                       "privacy-preserving computation only.",
+                       Theme.BUILDINGS, "浦东新区", ["房间", "用途", "租金", "rooms", "room use", "rent"]),
+}
 
 
 @dataclass(frozen=True)
@@ -81,11 +97,17 @@ def seed_demo(state_dir: Path) -> list[Login]:
     steward = User.objects.get(username="steward")
     for slug, title, title_en, data_class, holder_codes in DATASETS:
         if not Dataset.objects.filter(slug=slug).exists():
+            description, description_en, theme, district, keywords = METADATA[slug]
             catalog_actions.register_dataset(
                 actor=steward,
                 slug=slug,
                 title=title,
                 title_en=title_en,
+                description=description,
+                description_en=description_en,
+                theme=theme,
+                district=district,
+                keywords=keywords,
                 data_class=data_class,
                 holders=list(Organisation.objects.filter(code__in=holder_codes)),
             )

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import lineage_views, release_views, views
+from . import access_views, budget_views, defense_views, lineage_views, release_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -13,6 +13,11 @@ urlpatterns = [
     path("users/new/", views.create_user, name="user-create"),
     path("applications/new/", views.submit_application, name="application-submit"),
     path("applications/<int:pk>/decide/", views.decide_application, name="application-decide"),
+    path("applications/<int:pk>/resubmit/", access_views.resubmit_application, name="application-resubmit"),
+    path("licences/<int:pk>/download/", access_views.download_licence, name="licence-download"),
+    path("licences/<int:pk>/change/", access_views.change_licence, name="licence-change"),
+    path("releases/<int:pk>/download/", access_views.download_release, name="release-download"),
+    path("leaks/", access_views.trace_leak, name="leak-trace"),
     path("datasets/<slug:slug>/", release_views.dataset_page, name="dataset-page"),
     path("datasets/<slug:slug>/ingest/", release_views.ingest, name="dataset-ingest"),
     path("datasets/<slug:slug>/release/", release_views.start_release, name="dataset-release"),
@@ -22,5 +27,8 @@ urlpatterns = [
     path("events/", views.events, name="events"),
     path("events/verify/", views.start_verification, name="events-verify"),
     path("lineage/", lineage_views.lineage_page, name="lineage"),
+    path("alerts/<int:pk>/acknowledge/", defense_views.acknowledge, name="alert-acknowledge"),
     path("tasks/<uuid:pk>/", views.task_detail, name="task-page"),
+    path("budgets/<int:pk>/", budget_views.budget_page, name="budget-page"),
+    path("budgets/<int:pk>/refund/", budget_views.refund, name="budget-refund"),
 ]

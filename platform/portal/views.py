@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from access import actions as access_actions
-from access.models import Application, ApplicationStatus
+from access.models import Application, ApplicationStatus, PurposeCategory
 from accounts import actions as account_actions
 from accounts import permissions
 from accounts.models import Organisation, OrganisationKind, Role, User
@@ -43,6 +43,7 @@ def dashboard(request):
         context["applications"] = _applications(user)[:50]
         context["datasets"] = Dataset.objects.select_related("owner").order_by("slug")
         context["apply_datasets"] = Dataset.objects.exclude(data_class=DataClass.OPEN).order_by("slug")
+        context["purpose_categories"] = PurposeCategory.choices
     elif role == Role.STEWARD:
         owned = Dataset.objects.filter(owner_id=user.organisation_id)
         queue = _applications(user).filter(
@@ -79,6 +80,17 @@ def dashboard(request):
     return render(request, f"portal/dashboard_{role}.html", context)
 
 
+def _whole(form, name: str, what: str) -> int | None:
+    """An optional whole-number form field."""
+    value = form.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(name, f"enter {what}") from None
+
+
 @login_required
 @require_POST
 def submit_application(request):
@@ -88,7 +100,9 @@ def submit_application(request):
         return redirect("dashboard")
     try:
         application = access_actions.submit_application(
-            actor=request.user, dataset=dataset, purpose=request.POST.get("purpose", "")
+            actor=request.user, dataset=dataset, purpose=request.POST.get("purpose", ""),
+            purpose_category=request.POST.get("purpose_category") or None,
+            duration_days=_whole(request.POST, "duration_days", "a whole number of days"),
         )
     except ActionError as exc:
         messages.error(request, exc.message)
@@ -105,12 +119,20 @@ def decide_application(request, pk: int):
     decide = {
         "approve": access_actions.approve_application,
         "reject": access_actions.reject_application,
+        "changes": access_actions.request_changes,
     }.get(decision)
     if decide is None:
         messages.error(request, _("未知的审核决定。"))
         return redirect("dashboard")
     try:
-        decide(actor=request.user, application=application, reason=request.POST.get("reason", ""))
+        terms = {}
+        if decision == "approve":  # optional: the licence's download limit, a budget's ε and δ
+            terms = {name: value for name, value in (
+                ("download_limit", _whole(request.POST, "download_limit", "a whole number")),
+                ("epsilon", request.POST.get("epsilon") or None),
+                ("delta", request.POST.get("delta") or None),
+            ) if value is not None}
+        decide(actor=request.user, application=application, reason=request.POST.get("reason", ""), **terms)
     except ActionError as exc:
         messages.error(request, exc.message)
     else:

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 from django.conf import settings
@@ -31,6 +32,14 @@ def preview(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2000) -> t
         except NothingToRelease as exc:
             raise InvalidInput("units", str(exc)) from exc
         return report, release_map(out / report["outputs"]["geoparquet"]["path"], title=f"{corpus} preview")
+
+
+def release_sample(path: Path, *, rows: int = 8) -> pa.Table | None:
+    """The first rows of a release file, as it was published (a dataset page's sample)."""
+    if not path.exists():
+        return None
+    first = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
+    return None if first is None else pa.Table.from_batches([first])
 
 
 def release_map(path: Path, *, title: str, max_features: int = 1500, max_row_groups: int = 4) -> str:

@@ -1,0 +1,97 @@
+"""Enforcement: what a licence allows right now (its status, then its ODRL policy), which
+releases can be licensed, and the package a download yields. Reads only; access.actions
+writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.utils import timezone
+
+from catalog.models import DataClass
+from miliao.errors import Conflict, Refused
+from releases.actions import release_dir
+from releases.keys import open_release_key
+from releases.models import Release, ReleaseStatus
+
+from . import odrl
+from .models import Licence, LicenceStatus
+from .packages import PackageSpec
+
+
+def release_source(release: Release) -> Path:
+    """The release's GeoParquet file, which every package is cut from."""
+    output = (release.outputs or {}).get("geoparquet")
+    if output is None:
+        raise Conflict(
+            f"release #{release.pk} has no GeoParquet output, which download packages are built from; "
+            "build a release whose policy lists geoparquet among its outputs"
+        )
+    return release_dir(release) / output["path"]
+
+
+def release_precision(release: Release) -> float:
+    """The release grid (metres) its geometry is quantized to; 0 when it is not quantized."""
+    report = release.report or {}
+    return float((report.get("lightweight") or {}).get("precision_m") or 0.0)
+
+
+def check_licensable(release: Release, dataset) -> None:
+    """A release a licence can be granted on: published, of this conditional dataset,
+    with GeoParquet output on a grid the fingerprint can move units along."""
+    if release.corpus.dataset_id != dataset.pk:
+        raise Conflict(f"release #{release.pk} is of {release.corpus.dataset.slug}, not of {dataset.slug}")
+    if release.status != ReleaseStatus.PUBLISHED:
+        raise Conflict(f"release #{release.pk} is {release.status}; only a published release can be licensed")
+    release_source(release)
+    if dataset.data_class == DataClass.CONDITIONAL and release_precision(release) <= 0:
+        raise Conflict(
+            f"release #{release.pk} is not quantized (lightweight precision_m is 0), so it cannot carry a "
+            "recipient fingerprint; release it again with a precision"
+        )
+
+
+def latest_published(dataset) -> Release | None:
+    return (
+        Release.objects.filter(corpus__dataset=dataset, status=ReleaseStatus.PUBLISHED)
+        .order_by("-published_at", "-pk")
+        .first()
+    )
+
+
+def check_licence(licence: Licence, *, user, purpose: str = "", count: int | None = None, at=None) -> None:
+    """Refused, with the reason, unless ``user`` may download under ``licence`` now: the licence
+    is active, and its policy permits this reproduction."""
+    if licence.status != LicenceStatus.ACTIVE:
+        why = f": {licence.status_reason}" if licence.status_reason else ""
+        raise Refused(f"licence #{licence.pk} is {licence.get_status_display()} ({licence.status}){why}")
+    decision = odrl.evaluate(
+        licence.policy,
+        odrl.Request(
+            action="reproduce",
+            target=odrl.uri("release", licence.release_id),
+            assignee=odrl.uri("org", user.organisation.code if user.organisation_id else ""),
+            recipient=odrl.uri("user", user.username),
+            purpose=purpose or licence.application.purpose_category,
+            at=at or timezone.now(),
+            count=(licence.downloads_used + 1) if count is None else count,
+        ),
+    )
+    if not decision.permitted:
+        raise Refused(f"licence #{licence.pk}: {decision.reason}")
+
+
+def package_spec(release: Release, licence: Licence | None) -> PackageSpec:
+    """What the download holds: the whole open release, or what the licence's policy grants,
+    fingerprinted with the licence's key."""
+    source = release_source(release)
+    if licence is None:
+        return PackageSpec(source=source)
+    fields, area = odrl.package_terms(licence.policy)
+    return PackageSpec(
+        source=source,
+        fields=fields,
+        area=area,
+        fingerprint_key=open_release_key(licence.fingerprint_key_encrypted),
+        precision_m=release_precision(release),
+    )

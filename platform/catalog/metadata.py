@@ -1,0 +1,164 @@
+"""The catalogue's read side: a dataset's metadata as plain data (its fields, its corpus
+versions with extent, kinds, fields and covered grid cells, and its release history), and
+the search over datasets. The DCAT export and the API both start from these records."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.utils import translation
+
+from accounts import permissions
+from corpora.models import CorpusVersion
+from corpora.schema import UNIT_SCHEMA
+from releases.models import Release, ReleaseStatus
+
+from .models import DataClass, Dataset, Theme
+from .query import CatalogFilters, boxes_intersect, covers_cell
+
+# The schema of every stored corpus version (corpora.store writes UNIT_SCHEMA): what a
+# dataset without a version yet will hold.
+DEFAULT_FIELDS = [{"name": f.name, "type": str(f.type)} for f in UNIT_SCHEMA]
+
+
+def catalog_queryset() -> QuerySet:
+    """Datasets with what their records need, in a fixed number of queries."""
+    return Dataset.objects.select_related("owner").prefetch_related(
+        "holders",
+        Prefetch("versions", queryset=CorpusVersion.objects.order_by("-version")),
+    )
+
+
+def latest_versions(dataset_ids=None) -> QuerySet:
+    """Each dataset's newest corpus version."""
+    newest = CorpusVersion.objects.filter(dataset=OuterRef("dataset")).order_by("-version").values("pk")[:1]
+    qs = CorpusVersion.objects.filter(pk=Subquery(newest))
+    return qs if dataset_ids is None else qs.filter(dataset_id__in=dataset_ids)
+
+
+def search(qs: QuerySet, filters: CatalogFilters) -> QuerySet:
+    """The datasets matching every given filter. Text matches titles, descriptions and
+    keywords in either language; bbox and cell test the newest version's extent and cells."""
+    if filters.q:
+        q = filters.q
+        qs = qs.filter(
+            Q(title__icontains=q) | Q(title_en__icontains=q) | Q(description__icontains=q)
+            | Q(description_en__icontains=q) | Q(keywords__icontains=q)
+        )
+    if filters.data_class:
+        qs = qs.filter(data_class=filters.data_class)
+    if filters.theme:
+        qs = qs.filter(theme=filters.theme)
+    if filters.district:
+        qs = qs.filter(district__icontains=filters.district)
+    if filters.spatial:
+        # Extents and cell lists are JSON: test them here, over the newest versions of the
+        # datasets left (a catalogue holds hundreds of datasets, not millions).
+        versions = latest_versions(qs.values("pk")).values_list("dataset_id", "extent", "cells")
+        qs = qs.filter(pk__in=[
+            dataset_id for dataset_id, extent, cells in versions
+            if (filters.bbox is None or boxes_intersect(extent, filters.bbox))
+            and (not filters.cell or covers_cell(cells, filters.cell))
+        ])
+    return qs
+
+
+def version_record(version: CorpusVersion, *, cells: bool = True) -> dict:
+    record = {
+        "version": version.version,
+        "units": version.units,
+        "kinds": version.kinds,
+        "extent": version.extent,
+        "source_crs": version.source_crs,
+        "fields": version.fields or DEFAULT_FIELDS,
+        "cell_level": version.cell_level,
+        "cell_count": len(version.cells),
+        "sha256": version.sha256,
+        "updated_at": version.created_at,
+    }
+    if cells:
+        record["cells"] = version.cells
+    return record
+
+
+def release_history(user, dataset: Dataset) -> list[Release]:
+    """The dataset's releases this user may see (published ones for everyone), newest first."""
+    return list(permissions.visible_releases(
+        user, Release.objects.filter(corpus__dataset=dataset).select_related("corpus", "policy")
+    ).order_by("-created_at"))
+
+
+def release_record(release: Release, url: Callable[[str, object], str]) -> dict:
+    return {
+        "id": release.pk,
+        "version": release.corpus.version,
+        "policy_version": release.policy.version,
+        "status": release.status,
+        "status_label": str(release.get_status_display()),
+        "created_at": release.created_at,
+        "published_at": release.published_at,
+        "formats": sorted(release.outputs),
+        "outputs": {
+            fmt: {"bytes": out.get("bytes"), "sha256": out.get("sha256")} for fmt, out in release.outputs.items()
+        },
+        "url": url("release-page", release.pk),
+    }
+
+
+def labels(label) -> dict[str, str]:
+    """A choice's label in Chinese and English; English is empty until it is translated."""
+    with translation.override("zh-hans"):
+        zh = str(label)
+    with translation.override("en"):
+        en = str(label)
+    return {"zh": zh, "en": en if en != zh else ""}
+
+
+def dataset_record(
+    dataset: Dataset, *, url: Callable[[str, object], str], releases: list[Release] | None = None
+) -> dict:
+    """Everything the catalogue says about a dataset, as plain data. `dataset` comes from
+    catalog_queryset(); `url(name, arg)` makes an absolute URL of a named page.
+
+    With `releases` (the ones the reader may see) the record is whole: every version with
+    its covered cells, and the release history. Without, it is the summary a list shows:
+    the newest version without its cells."""
+    versions = list(dataset.versions.all())
+    latest = versions[0] if versions else None
+    whole = releases is not None
+    record = {
+        "id": dataset.pk,
+        "slug": dataset.slug,
+        "title": dataset.title,
+        "title_en": dataset.title_en,
+        "description": dataset.description,
+        "description_en": dataset.description_en,
+        "data_class": dataset.data_class,
+        "data_class_label": labels(DataClass(dataset.data_class).label),
+        "theme": dataset.theme,
+        "theme_label": labels(Theme(dataset.theme).label),
+        "district": dataset.district,
+        "keywords": dataset.keywords,
+        "owner": dataset.owner.code,
+        "owner_name": {"zh": dataset.owner.name, "en": dataset.owner.name_en},
+        "holders": sorted(h.code for h in dataset.holders.all()),
+        "created_at": dataset.created_at,
+        "updated_at": latest.created_at if latest else dataset.created_at,
+        "extent": latest.extent if latest else None,
+        "fields": (latest.fields if latest and latest.fields else DEFAULT_FIELDS),
+        "latest_version": version_record(latest, cells=whole) if latest else None,
+        "page_url": url("dataset-page", dataset.slug),
+    }
+    if whole:
+        record["versions"] = [version_record(v) for v in versions]
+        record["releases"] = [release_record(r, url) for r in releases]
+    return record
+
+
+def published_releases(dataset_ids) -> dict[int, list[Release]]:
+    """Published releases by dataset, newest first: what the DCAT export lists."""
+    by_dataset: dict[int, list[Release]] = {}
+    qs = Release.objects.filter(corpus__dataset_id__in=dataset_ids, status=ReleaseStatus.PUBLISHED)
+    for release in qs.select_related("corpus", "policy").order_by("-published_at", "-pk"):
+        by_dataset.setdefault(release.corpus.dataset_id, []).append(release)
+    return by_dataset

@@ -1,0 +1,29 @@
+"""Pages for active defense: a steward marks an alert handled."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts import permissions
+from defense import actions
+from defense.models import Alert
+from miliao.errors import ActionError, Refused
+
+
+@login_required
+@require_POST
+def acknowledge(request, pk: int):
+    alert = get_object_or_404(permissions.visible_alerts(request.user, Alert.objects.all()), pk=pk)
+    try:
+        actions.acknowledge_alert(actor=request.user, alert=alert, note=request.POST.get("note", ""))
+    except Refused as exc:
+        raise PermissionDenied(exc.message) from exc
+    except ActionError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("告警 #%(pk)s 已标记为已处理。") % {"pk": pk})
+    return redirect("dashboard")

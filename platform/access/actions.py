@@ -45,7 +45,6 @@ FIELDS_MAX = 200
 DOWNLOAD_LIMIT_MAX, DOWNLOAD_LIMIT_DEFAULT = 1000, 10
 EPSILON_DEFAULT, DELTA_DEFAULT = 1.0, 1e-6
 REASON_MAX = 2000
-LEAK_UPLOAD_MAX_BYTES = 64 * 2**20
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _UNSET = object()
 
@@ -644,7 +643,7 @@ def record_download(*, actor, claims: LinkClaims) -> Download:
 
 
 def leak_upload_limit() -> int:
-    return int(getattr(settings, "MILIAO_LEAK_UPLOAD_MAX_BYTES", LEAK_UPLOAD_MAX_BYTES))
+    return settings.MILIAO_LEAK_UPLOAD_MAX_BYTES
 
 
 def trace_leak(*, actor, upload, declared_crs: str = "") -> LeakFinding:

@@ -21,7 +21,6 @@ from django.utils import timezone
 from miliao.errors import ActionError
 
 SALT = "miliao.access.download-link"
-DEFAULT_SECONDS = 600
 
 
 class LinkInvalid(ActionError):
@@ -55,7 +54,7 @@ class Link:
 
 
 def lifetime() -> int:
-    return int(getattr(settings, "MILIAO_DOWNLOAD_LINK_SECONDS", DEFAULT_SECONDS))
+    return settings.MILIAO_DOWNLOAD_LINK_SECONDS
 
 
 def sign(*, user, fmt: str, licence=None, release=None, purpose: str = "") -> Link:

@@ -184,6 +184,10 @@ CHAIN_CONFIRMATIONS = _env_int("CHAIN_CONFIRMATIONS", 1)
 ANCHOR_MAX_BATCH = _env_int("ANCHOR_MAX_BATCH", 1_048_576)
 ANCHOR_BACKOFF_MAX_S = _env_int("ANCHOR_BACKOFF_MAX_S", 300)
 ANCHOR_RECEIPT_TIMEOUT_S = _env_int("ANCHOR_RECEIPT_TIMEOUT_S", 30)
+# Access: how long a signed download link stays good, and the largest leaked file an
+# auditor may upload for tracing.
+MILIAO_DOWNLOAD_LINK_SECONDS = _env_int("MILIAO_DOWNLOAD_LINK_SECONDS", 600)
+MILIAO_LEAK_UPLOAD_MAX_BYTES = _env_int("MILIAO_LEAK_UPLOAD_MAX_BYTES", 64 * 1024 * 1024)
 CELERY_BEAT_SCHEDULE = {
     "anchor-events": {"task": "provenance.anchor_events", "schedule": float(ANCHOR_INTERVAL_S)},
     "expiring-licences": {"task": "defense.check_expiring_licences", "schedule": 24 * 3600.0},

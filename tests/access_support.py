@@ -15,48 +15,15 @@ from conftest import api_client
 
 
 def pipe_network(seed: int, count: int):
-    """``count`` underground pipe segments (段) around Pudong: polylines of 2 to 4 vertices,
-    each where no other is, as a UNIT_SCHEMA table. Unlike rooms, which stack floor on floor
-    with one footprint, every segment can be told apart by its geometry alone."""
-    import pyarrow as pa
+    from corpora.generator import generate_pipe_network
 
-    from corpora.schema import UNIT_SCHEMA
-
-    rng = np.random.default_rng(seed)
-    side = int(np.ceil(np.sqrt(count)))
-    i = np.arange(count)
-    x0 = 121.50 + (i % side) * 0.0009 + rng.uniform(0, 0.0003, count)  # ~85 m apart
-    y0 = 31.22 + (i // side) * 0.0008 + rng.uniform(0, 0.0003, count)
-    steps = rng.uniform(-0.0002, 0.0002, (count, 3, 2))
-    vertices = rng.integers(2, 5, count)
-    lines = [
-        shapely.LineString(
-            np.vstack([[x0[k], y0[k]], [x0[k], y0[k]] + np.cumsum(steps[k, : vertices[k] - 1], axis=0)])
-        )
-        for k in range(count)
-    ]
-    depth = rng.uniform(1.0, 4.0, count)
-    columns = {
-        "unit_id": pa.array([f"pipe-{seed}-{k:05d}" for k in i]),
-        "kind": pa.array(["pipe"] * count),
-        "geometry": pa.array(shapely.to_wkb(np.array(lines, dtype=object)), pa.binary()),
-        "z_min": pa.array(-depth - 0.3),
-        "z_max": pa.array(-depth),
-        "district": pa.array(["浦东新区"] * count),
-        "neighbourhood": pa.array(["陆家嘴街道"] * count),
-        "material": pa.array(rng.choice(["PE", "球墨铸铁", "钢"], count)),
-        "diameter_mm": pa.array(rng.choice([100.0, 150.0, 200.0, 300.0], count)),
-        "sensitive_category": pa.array([""] * count),
-    }
-    arrays = [columns.get(f.name, pa.nulls(count, f.type)).cast(f.type) for f in UNIT_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=UNIT_SCHEMA)
+    return generate_pipe_network(seed=seed, count=count)
 
 
 def PIPE_POLICY() -> dict:
-    """Pipes carry no rent: no l-diversity on it (the unit policy's l would suppress them all)."""
-    from releases.desensitize import UNIT_POLICY
+    from portal.seed import pipe_policy
 
-    return {**UNIT_POLICY.to_dict(), "sensitive": [], "l": 1}
+    return pipe_policy()
 
 
 def publish_release(w, dataset, *, rooms: int = 240, seed: int = 11, pipes: int = 0, **spec):

@@ -113,6 +113,7 @@ def seed_demo(state_dir: Path) -> list[Login]:
             )
 
     if not Application.objects.exists():
+        seed_pipes_release(state_dir, steward)  # so the approval below issues a licence
         researcher = User.objects.get(username="researcher")
         approved = access_actions.submit_application(
             actor=researcher,
@@ -130,6 +131,43 @@ def seed_demo(state_dir: Path) -> list[Login]:
 
 
 DEMO_ROOMS = 20_000
+DEMO_PIPES = 2_000
+
+
+def pipe_policy() -> dict:
+    """Release policy for pipe segments: they carry no rent, so no l-diversity on it (the
+    room policy's l would suppress every segment)."""
+    from releases.desensitize import UNIT_POLICY
+
+    return {**UNIT_POLICY.to_dict(), "sensitive": [], "l": 1}
+
+
+def seed_pipes_release(state_dir: Path, steward: User) -> None:
+    """A generated pipe network as version 1 of the conditional pipes dataset, released and
+    published, so that approving an application for it issues a licence with downloads."""
+    from corpora import store
+    from corpora.actions import record_corpus_version
+    from corpora.generator import generate_pipe_network
+    from releases import actions as release_actions
+    from releases.pipeline import ReleaseSpec
+    from releases.tasks import build_release_task
+
+    dataset = Dataset.objects.get(slug="pudong-pipes")
+    if dataset.versions.exists():
+        return
+    scratch = state_dir / "corpora" / "incoming" / "pudong-pipes.parquet"
+    summary = store.write_corpus([generate_pipe_network(seed=2026, count=DEMO_PIPES)], scratch)
+    corpus = record_corpus_version(actor=steward, dataset=dataset, file=scratch,
+                                   source=f"generator:pipes,seed=2026,count={DEMO_PIPES}", source_crs="EPSG:4490",
+                                   summary=summary)
+    policy = release_actions.save_policy(
+        actor=steward, dataset=dataset,
+        spec={**ReleaseSpec(data_class="conditional").to_dict(), "desensitize": pipe_policy()},
+    )
+    release = release_actions.start_release(actor=steward, corpus=corpus, policy=policy)
+    build_release_task(str(release.task_id), release.pk)
+    release.refresh_from_db()
+    release_actions.publish_release(actor=steward, release=release)
 
 
 def seed_release(state_dir: Path, steward: User) -> None:

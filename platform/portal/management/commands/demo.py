@@ -45,7 +45,7 @@ class Command(BaseCommand):
             call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True)
 
     def _anchor_and_verify(self) -> None:
-        """Anchor the seeded events on the chain and verify the published release's lineage."""
+        """Anchor the seeded events on the chain and verify each published release's lineage."""
         from provenance.anchoring import anchor_pending, ledger_status
         from provenance.lineage import verify_lineage
         from releases.models import Release, ReleaseStatus
@@ -59,13 +59,11 @@ class Command(BaseCommand):
             f"Provenance: events 1–{status.anchored_seq} anchored on the chain ({status.chain}), "
             f"{status.anchors} anchor transaction(s)."
         )
-        release = Release.objects.filter(status=ReleaseStatus.PUBLISHED).order_by("pk").first()
-        if release is None:
-            return
-        subject = f"releases.release:{release.pk}"
-        report = verify_lineage(subject)
-        verdict = "verified" if report.ok else f"FAILED: {[f.message for f in report.findings] or report.chain_error}"
-        self.stdout.write(
-            f"Lineage of {subject}: {report.events} events, {report.anchored} proved on chain, {verdict}. "
-            f"Check it yourself: manage.py verify_lineage {subject}"
-        )
+        for release in Release.objects.filter(status=ReleaseStatus.PUBLISHED).order_by("pk"):
+            subject = f"releases.release:{release.pk}"
+            report = verify_lineage(subject)
+            verdict = "verified" if report.ok else f"FAILED: {[f.message for f in report.findings] or report.chain_error}"
+            self.stdout.write(
+                f"Lineage of {subject}: {report.events} events, {report.anchored} proved on chain, {verdict}. "
+                f"Check it yourself: manage.py verify_lineage {subject}"
+            )

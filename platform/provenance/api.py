@@ -96,13 +96,14 @@ def _subject_from(data) -> str:
 
 
 def graph_data(graph: lineage.LineageGraph) -> dict:
+    depth = graph.depth()
     return {
         "subject": graph.subject,
         "truncated": graph.truncated,
         "nodes": [
             {
                 "subject": node,
-                "depth": depth,
+                "depth": depth[node],
                 "events": [
                     {"seq": e.seq, "event_type": e.event_type, "actor": e.actor,
                      "recorded_at": e.as_record().recorded_at, "hash": e.hash}
@@ -110,7 +111,6 @@ def graph_data(graph: lineage.LineageGraph) -> dict:
                 ],
             }
             for node, events in sorted(graph.nodes.items())
-            for depth in [graph.depth()[node]]
         ],
         "edges": [{"source": s, "subject": d, "seq": seq} for s, d, seq in graph.edges],
     }

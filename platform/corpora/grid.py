@@ -295,11 +295,8 @@ def contains(ancestor_code: str, code: str) -> bool:
     return _code("code", code).startswith(_code("ancestor_code", ancestor_code))
 
 
-def adaptive_codes(lon_min, lat_min, z_min, lon_max, lat_max, z_max, *, max_level=MAX_LEVEL):
-    """Per box, the smallest cell (deepest level, at most max_level) holding the closed box.
-    On each axis the deepest common level is the number of leading bits the box's min and
-    max corners share. The box's level is the least of the three."""
-    top = int(_levels("max_level", max_level, scalar=True))
+def _boxes(lon_min, lat_min, z_min, lon_max, lat_max, z_max):
+    """Boxes as broadcast arrays, each bound checked and every min at most its max."""
     shape, (lon0, lat0, z0, lon1, lat1, z1) = _broadcast(
         lon_min=_lons("lon_min", lon_min), lat_min=_lats("lat_min", lat_min),
         z_min=_heights("z_min", z_min), lon_max=_lons("lon_max", lon_max),
@@ -308,6 +305,15 @@ def adaptive_codes(lon_min, lat_min, z_min, lon_max, lat_max, z_max, *, max_leve
     _ordered("lon_min", lon0, "lon_max", lon1)
     _ordered("lat_min", lat0, "lat_max", lat1)
     _ordered("z_min", z0, "z_max", z1)
+    return shape, (lon0, lat0, z0, lon1, lat1, z1)
+
+
+def adaptive_codes(lon_min, lat_min, z_min, lon_max, lat_max, z_max, *, max_level=MAX_LEVEL):
+    """Per box, the smallest cell (deepest level, at most max_level) holding the closed box.
+    On each axis the deepest common level is the number of leading bits the box's min and
+    max corners share. The box's level is the least of the three."""
+    top = int(_levels("max_level", max_level, scalar=True))
+    shape, (lon0, lat0, z0, lon1, lat1, z1) = _boxes(lon_min, lat_min, z_min, lon_max, lat_max, z_max)
     x0, y0, h0 = _deg_int(lon0), _deg_int(lat0), _h_int(z0)
     differing = np.bitwise_or.reduce([x0 ^ _deg_int(lon1), y0 ^ _deg_int(lat1), h0 ^ _h_int(z1)])
     common = 32 - _bit_length(differing)  # the axis that differs earliest decides
@@ -319,14 +325,7 @@ def box_cells(lon_min, lat_min, z_min, lon_max, lat_max, z_max, level, *, max_ce
     coarse index of where a corpus lies. Per box, the cells are the integer ranges between
     its corners on each axis. Raises ValueError before building more than max_cells."""
     level = int(_levels("level", level, scalar=True))
-    _, (lon0, lat0, z0, lon1, lat1, z1) = _broadcast(
-        lon_min=_lons("lon_min", lon_min), lat_min=_lats("lat_min", lat_min),
-        z_min=_heights("z_min", z_min), lon_max=_lons("lon_max", lon_max),
-        lat_max=_lats("lat_max", lat_max), z_max=_heights("z_max", z_max),
-    )
-    _ordered("lon_min", lon0, "lon_max", lon1)
-    _ordered("lat_min", lat0, "lat_max", lat1)
-    _ordered("z_min", z0, "z_max", z1)
+    _, (lon0, lat0, z0, lon1, lat1, z1) = _boxes(lon_min, lat_min, z_min, lon_max, lat_max, z_max)
     shift = 32 - level
     lo = np.stack([_deg_int(lon0), _deg_int(lat0), _h_int(z0)]) >> shift
     span = (np.stack([_deg_int(lon1), _deg_int(lat1), _h_int(z1)]) >> shift) - lo + 1

@@ -7,11 +7,12 @@ loops run only on the error path, to find and describe the offending row.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -78,17 +79,25 @@ def read_units(
     WGS84 (RFC 7946 allows no other, yet Chinese producers write CGCS2000 or GCJ-02 into such
     files) and supplies a CRS where the file has none; it may not contradict a CRS the file
     states. `extent` is the bureau's (west, south, east, north) in EPSG:4490 degrees."""
+    with _upload(path, max_bytes) as readable:
+        return _ingest(readable, declared_crs, extent, max_features)
+
+
+@contextlib.contextmanager
+def _upload(path: str | Path, max_bytes: int) -> Iterator[Path]:
+    """The file to read from an upload: checked for size and format, a zip unpacked to its
+    one member in a scratch folder that is removed afterwards."""
     path = Path(path)
     size = path.stat().st_size
     if size > max_bytes:
         raise IngestError(f"the file is {size} bytes, over the {max_bytes}-byte limit", field="file")
     if path.suffix.lower() == ".zip":
         with tempfile.TemporaryDirectory(prefix="miliao-ingest-") as scratch:
-            member = _extract_single_member(path, Path(scratch), max_bytes)
-            return _ingest(member, declared_crs, extent, max_features)
+            yield _extract_single_member(path, Path(scratch), max_bytes)
+        return
     if path.suffix.lower() not in _FORMATS:
         raise IngestError(_unsupported(path.name), field="file")
-    return _ingest(path, declared_crs, extent, max_features)
+    yield path
 
 
 @dataclass(frozen=True)
@@ -108,17 +117,8 @@ def read_geometries(
     """Only the geometries of an upload, in CGCS2000: for files that carry nothing else one can
     rely on, such as a leaked copy stripped of its attributes. Format, size, zip and CRS are
     checked as in read_units; the columns are not."""
-    path = Path(path)
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise IngestError(f"the file is {size} bytes, over the {max_bytes}-byte limit", field="file")
-    if path.suffix.lower() == ".zip":
-        with tempfile.TemporaryDirectory(prefix="miliao-ingest-") as scratch:
-            member = _extract_single_member(path, Path(scratch), max_bytes)
-            return _read_geometries(member, declared_crs, max_features)
-    if path.suffix.lower() not in _FORMATS:
-        raise IngestError(_unsupported(path.name), field="file")
-    return _read_geometries(path, declared_crs, max_features)
+    with _upload(path, max_bytes) as readable:
+        return _read_geometries(readable, declared_crs, max_features)
 
 
 def _read_geometries(path: Path, declared_crs, max_features: int) -> GeometryUpload:

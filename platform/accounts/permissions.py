@@ -339,3 +339,40 @@ def shows_real_rows(dataset) -> bool:
     licence and compute-only rows never leave, so those pages show the schema and synthetic
     mock rows instead."""
     return dataset.data_class == "open"
+
+
+# --- privacy sandbox: jobs and the model registry (platform/jobs) -----------------------
+
+
+def check_submit_job(user, dataset, application) -> None:
+    """A job on compute-only data: a person named on the organisation's approved application."""
+    if dataset.data_class != "compute_only":
+        raise Refused(f"{dataset.slug} is {dataset.data_class} data: sandbox jobs run on compute-only datasets")
+    check_run_job(user, dataset, application)
+
+
+def check_decide_job(user, job) -> None:
+    """Approving or rejecting a job, and reviewing its output: stewards of the bureau that
+    owns the data, never on their own organisation's job."""
+    _require_role(user, Role.STEWARD, doing="deciding a job")
+    if job.dataset.owner_id != user.organisation_id:
+        raise Refused(f"only stewards of {job.dataset.owner} decide jobs on {job.dataset.slug}")
+    if job.organisation_id == user.organisation_id:
+        raise Refused("separation of duties: a steward cannot decide their own organisation's job")
+
+
+def visible_jobs(user, qs: QuerySet) -> QuerySet:
+    """The job's organisation, stewards of the data's bureau, auditors and admins."""
+    return _held_or_owned(user, qs, "dataset__owner_id")
+
+
+def visible_models(user, qs: QuerySet) -> QuerySet:
+    """Model cards: as for jobs."""
+    return _held_or_owned(user, qs, "job__dataset__owner_id")
+
+
+def check_download_model(user, model) -> None:
+    """Weights go to the organisation whose job trained them, under its application."""
+    _require_role(user, Role.APPLICANT, doing="downloading model weights")
+    if model.organisation_id != user.organisation_id:
+        raise Refused(f"model #{model.pk} was released to {model.organisation}, not to your organisation")

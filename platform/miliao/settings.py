@@ -235,6 +235,7 @@ INSTALLED_APPS = [
     "access",
     "budgets",
     "defense",
+    "jobs",
     "portal",
 ]
 

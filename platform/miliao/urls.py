@@ -15,6 +15,7 @@ from accounts.api import MeView, ObtainTokenView, OrganisationViewSet, UserViewS
 from budgets.api import PrivacyBudgetViewSet
 from catalog.api import DatasetViewSet
 from defense.api import AlertViewSet
+from jobs.api import JobViewSet, TrainedModelViewSet
 from corpora.api import CorpusVersionViewSet
 from progress.api import TaskProgressViewSet
 from provenance.api import AnchorViewSet, LineageEventViewSet, LineageViewSet
@@ -37,6 +38,8 @@ router.register("tasks", TaskProgressViewSet, basename="task")
 router.register("lineage", LineageViewSet, basename="lineage")
 router.register("anchors", AnchorViewSet, basename="anchor")
 router.register("alerts", AlertViewSet, basename="alert")
+router.register("jobs", JobViewSet, basename="job")
+router.register("models", TrainedModelViewSet, basename="model")
 
 urlpatterns = [
     path("", include("portal.urls")),

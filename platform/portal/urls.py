@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import access_views, budget_views, defense_views, lineage_views, release_views, views
+from . import access_views, budget_views, defense_views, job_views, lineage_views, release_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -31,4 +31,9 @@ urlpatterns = [
     path("tasks/<uuid:pk>/", views.task_detail, name="task-page"),
     path("budgets/<int:pk>/", budget_views.budget_page, name="budget-page"),
     path("budgets/<int:pk>/refund/", budget_views.refund, name="budget-refund"),
+    path("jobs/", job_views.job_list, name="job-list"),
+    path("jobs/new/", job_views.submit_job, name="job-submit"),
+    path("jobs/<int:pk>/", job_views.job_page, name="job-page"),
+    path("jobs/<int:pk>/<str:decision>/", job_views.decide_job, name="job-decide"),
+    path("models/<int:pk>/", job_views.model_page, name="model-page"),
 ]

@@ -221,6 +221,14 @@ COVERED_ELSEWHERE = {
     "budget-list": ("tests/budgets/test_budget_roles.py", "TABLE", "api-list"),
     "budget-detail": ("tests/budgets/test_budget_roles.py", "TABLE", "api-detail"),
     "budget-refund": ("tests/budgets/test_budget_roles.py", "TABLE", "api-refund"),
+    "job-list": ("tests/jobs/test_job_roles.py", "TABLE", "jobs-list"),
+    "job-detail": ("tests/jobs/test_job_roles.py", "TABLE", "jobs-detail"),
+    "job-approve": ("tests/jobs/test_job_roles.py", "TABLE", "jobs-approve"),
+    "job-reject": ("tests/jobs/test_job_roles.py", "TABLE", "jobs-reject"),
+    "job-release": ("tests/jobs/test_job_roles.py", "TABLE", "jobs-release"),
+    "model-list": ("tests/jobs/test_job_roles.py", "TABLE", "models-list"),
+    "model-detail": ("tests/jobs/test_job_roles.py", "TABLE", "models-detail"),
+    "model-weights": ("tests/jobs/test_job_roles.py", "TABLE", "models-weights"),
 }
 
 

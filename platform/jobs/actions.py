@@ -1,0 +1,411 @@
+"""The job lifecycle: submitted → approved → running → review → released, or rejected or
+failed on the way. Every transition checks its rule, writes, and appends its lineage event
+in one transaction; the budget spend and refunds go through budgets.actions, whose own
+transactions lock the budget row.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from access.models import Application, ApplicationStatus
+from accounts import permissions
+from budgets import actions as budget_actions
+from budgets import amounts
+from budgets.models import BudgetEntry, EntryKind, PrivacyBudget
+from catalog.models import Dataset
+from corpora.models import CorpusVersion
+from miliao.errors import Conflict, InvalidInput
+from progress.actions import queue_task
+from provenance.recorder import actor_of, record, subject_of
+from sandbox import tasks as sandbox_tasks
+from sandbox.isolation import Limits
+from sandbox.training import TrainSpec
+
+from .models import FINISHED, Job, JobKind, JobStatus, TrainedModel
+
+TITLE_MAX = 200
+CODE_MAX_BYTES = 100_000
+REASON_MAX = 2000
+ROUNDS_MAX = 200
+FEDERATED_DEFAULTS = {"rounds": 3, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": False}
+DP_PLACEMENTS = ("client", "server")
+CODE_DEFAULTS = {"target_epsilon": 1.0, "delta": 1e-6}
+_TRAIN_FIELDS = set(TrainSpec.__dataclass_fields__)
+
+
+def jobs_dir() -> Path:
+    return Path(settings.STATE_DIR) / "jobs"
+
+
+def job_dir(job: Job) -> Path:
+    return jobs_dir() / str(job.pk)
+
+
+def models_dir() -> Path:
+    return Path(settings.STATE_DIR) / "models"
+
+
+# --- submission and approval -------------------------------------------------------------
+
+
+def _text(value, field: str, *, limit: int, required: bool = True) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(field, "must be text")
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(field, "must not be empty")
+    if len(value) > limit:
+        raise InvalidInput(field, f"at most {limit} characters, not {len(value)}")
+    return value
+
+
+def _train_params(params: dict) -> dict:
+    unknown = set(params) - _TRAIN_FIELDS - set(FEDERATED_DEFAULTS)
+    if unknown:
+        raise InvalidInput("params", f"unknown parameters: {', '.join(sorted(unknown))}")
+    try:
+        spec = TrainSpec(**{k: v for k, v in params.items() if k in _TRAIN_FIELDS})
+    except (TypeError, ValueError) as exc:
+        field, _, message = str(exc).partition(": ")
+        raise InvalidInput(f"params.{field}" if message else "params", message or str(exc)) from None
+    if not spec.private:
+        raise InvalidInput("params.private", "jobs on compute-only data always train with differential privacy")
+    return spec.to_dict()
+
+
+def _federated_params(params: dict) -> dict:
+    out = {k: params.get(k, v) for k, v in FEDERATED_DEFAULTS.items()}
+    if not isinstance(out["rounds"], int) or isinstance(out["rounds"], bool) or not 1 <= out["rounds"] <= ROUNDS_MAX:
+        raise InvalidInput("params.rounds", f"a whole number from 1 to {ROUNDS_MAX}")
+    if not isinstance(out["min_nodes"], int) or isinstance(out["min_nodes"], bool) or out["min_nodes"] < 2:
+        raise InvalidInput("params.min_nodes", "a whole number, at least 2 (one node alone is not federated)")
+    if out["dp"] not in DP_PLACEMENTS:
+        raise InvalidInput("params.dp", f"one of {', '.join(DP_PLACEMENTS)}")
+    for flag in ("secagg", "local_dp"):
+        if not isinstance(out[flag], bool):
+            raise InvalidInput(f"params.{flag}", "true or false")
+    if out["dp"] == "server" and out["secagg"]:
+        raise InvalidInput("params.dp", "server-side clipping needs each update in the clear; with SecAgg+ "
+                                        "clip on the clients (dp=client)")
+    return out
+
+
+def _code(code) -> str:
+    code = _text(code, "code", limit=CODE_MAX_BYTES)
+    if len(code.encode()) > CODE_MAX_BYTES:
+        raise InvalidInput("code", f"at most {CODE_MAX_BYTES} bytes")
+    try:
+        compile(code, "job.py", "exec")
+    except SyntaxError as exc:
+        raise InvalidInput("code", f"line {exc.lineno}: {exc.msg}") from None
+    return code
+
+
+def _limits(limits) -> dict:
+    if limits is None:
+        return Limits().to_dict()
+    if not isinstance(limits, dict):
+        raise InvalidInput("limits", "must be an object")
+    try:
+        return Limits(**limits).to_dict()
+    except TypeError as exc:
+        raise InvalidInput("limits", str(exc)) from None
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise InvalidInput(field, message) from None
+
+
+def _approval(actor, dataset: Dataset) -> Application | None:
+    return (
+        Application.objects.filter(organisation_id=actor.organisation_id, dataset=dataset,
+                                   status=ApplicationStatus.APPROVED)
+        .order_by("-decided_at").first()
+    )
+
+
+def _check_budget(organisation, dataset: Dataset, epsilon: Decimal) -> None:
+    budget = PrivacyBudget.objects.filter(organisation=organisation, dataset=dataset).first()
+    remaining = budget.epsilon_remaining if budget else Decimal(0)
+    if epsilon > remaining:
+        raise Conflict(
+            f"the job asks for ε {amounts.short(epsilon)} but the privacy budget of {organisation.code} on "
+            f"{dataset.slug} has ε {amounts.short(remaining)} left"
+        )
+
+
+@transaction.atomic(durable=True)
+def submit_job(
+    *, actor, dataset: Dataset, kind: str, title: str, task: str = "", code: str = "", params: dict | None = None,
+    limits: dict | None = None, corpus: CorpusVersion | None = None,
+) -> Job:
+    application = _approval(actor, dataset)
+    permissions.check_submit_job(actor, dataset, application)
+    title = _text(title, "title", limit=TITLE_MAX)
+    params = dict(params or {})
+    if kind not in JobKind.values:
+        raise InvalidInput("kind", f"one of {', '.join(JobKind.values)}")
+    if kind == JobKind.CODE:
+        code = _code(code)
+        extra = set(params) - set(CODE_DEFAULTS)
+        if extra:
+            raise InvalidInput("params", f"a code-to-data job takes only target_epsilon and delta, not "
+                                         f"{', '.join(sorted(extra))}")
+        params = {**CODE_DEFAULTS, **params}
+        task = ""
+    else:
+        if code:
+            raise InvalidInput("code", "built-in tasks take no code; submit a code-to-data job instead")
+        try:
+            sandbox_tasks.task_named(task)
+        except ValueError as exc:
+            raise InvalidInput("task", str(exc).partition(": ")[2]) from None
+        fed = _federated_params(params) if kind == JobKind.FEDERATED else {}
+        if kind == JobKind.CENTRALIZED and set(params) & set(FEDERATED_DEFAULTS):
+            raise InvalidInput("params", "rounds, min_nodes, secagg, dp and local_dp are for federated jobs")
+        params = {**_train_params({k: v for k, v in params.items() if k not in FEDERATED_DEFAULTS}), **fed}
+    epsilon = amounts.epsilon(params["target_epsilon"], "params.target_epsilon")
+    delta = float(params["delta"])
+    if not (0 < delta < 1) or not math.isfinite(delta):
+        raise InvalidInput("params.delta", "must be in (0, 1)")
+    if corpus is None:
+        corpus = CorpusVersion.objects.filter(dataset=dataset).order_by("-version").first()
+        if corpus is None:
+            raise Conflict(f"{dataset.slug} has no corpus version to run on yet")
+    elif corpus.dataset_id != dataset.pk:
+        raise InvalidInput("corpus", f"corpus version #{corpus.pk} is not a version of {dataset.slug}")
+    _check_budget(actor.organisation, dataset, epsilon)
+    job = Job.objects.create(
+        kind=kind, title=title, dataset=dataset, corpus=corpus, application=application,
+        organisation=actor.organisation, submitted_by=actor, task=task, code=code, params=params,
+        limits=_limits(limits), epsilon=epsilon, delta=delta,
+    )
+    record(
+        "jobs.submitted", actor=actor_of(actor), subject=subject_of(job),
+        payload={"kind": kind, "task": task, "dataset": dataset.slug, "corpus_version": corpus.version,
+                 "epsilon": amounts.short(epsilon), "delta": delta, "params": params, "limits": job.limits,
+                 "code_sha256": hashlib.sha256(code.encode()).hexdigest() if code else ""},
+        inputs=[subject_of(corpus), subject_of(application)],
+    )
+    return job
+
+
+def _locked(job: Job, *allowed: str) -> Job:
+    job = Job.objects.select_for_update().select_related("dataset", "organisation").get(pk=job.pk)
+    if job.status not in allowed:
+        raise Conflict(f"job #{job.pk} is {job.status}; this needs it to be {' or '.join(allowed)}")
+    return job
+
+
+@transaction.atomic(durable=True)
+def approve_job(*, actor, job: Job, note: str = "") -> Job:
+    """The steward has read the job (its code, for code-to-data) and lets it run."""
+    permissions.check_decide_job(actor, job)
+    job = _locked(job, JobStatus.SUBMITTED)
+    note = _text(note, "note", limit=REASON_MAX, required=False)
+    from .tasks import run_job_task
+
+    progress = queue_task("jobs.run", label=f"作业 #{job.pk} {job.title}"[:200], actor=job.submitted_by,
+                          dispatch=lambda task_id: run_job_task.delay(task_id, job.pk))
+    job.status, job.approved_by, job.review_note, job.task_id = JobStatus.APPROVED, actor, note, progress.pk
+    job.save(update_fields=["status", "approved_by", "review_note", "task_id", "updated_at"])
+    record("jobs.approved", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
+    return job
+
+
+@transaction.atomic(durable=True)
+def reject_job(*, actor, job: Job, reason: str) -> Job:
+    permissions.check_decide_job(actor, job)
+    job = _locked(job, JobStatus.SUBMITTED)
+    reason = _text(reason, "reason", limit=REASON_MAX)
+    job.status, job.review_note, job.reviewed_by, job.finished_at = JobStatus.REJECTED, reason, actor, timezone.now()
+    job.save(update_fields=["status", "review_note", "reviewed_by", "finished_at", "updated_at"])
+    record("jobs.rejected", actor=actor_of(actor), subject=subject_of(job), payload={"stage": "submission",
+                                                                                      "reason": reason})
+    return job
+
+
+# --- running (the worker) ----------------------------------------------------------------
+
+
+def charge(job: Job) -> BudgetEntry:
+    """Spend the job's target ε before it touches private data; a second call (a retried
+    task) finds the first spend instead of spending again."""
+    existing = BudgetEntry.objects.filter(job=subject_of(job), kind=EntryKind.SPEND).first()
+    if existing is not None:
+        return existing
+    return budget_actions.spend(
+        actor=job.submitted_by, organisation=job.organisation, dataset=job.dataset, epsilon=job.epsilon,
+        job=subject_of(job), reason=f"{job.get_kind_display()} #{job.pk}",
+    )
+
+
+@transaction.atomic(durable=True)
+def start_job(*, job: Job, entry: BudgetEntry) -> Job:
+    job = _locked(job, JobStatus.APPROVED)
+    job.status, job.budget_entry, job.started_at = JobStatus.RUNNING, entry, timezone.now()
+    job.save(update_fields=["status", "budget_entry", "started_at", "updated_at"])
+    record("jobs.started", actor="system", subject=subject_of(job),
+           payload={"epsilon_charged": amounts.short(entry.epsilon), "budget_entry": entry.pk},
+           inputs=[f"budgets.budgetentry:{entry.pk}"])
+    return job
+
+
+def report_progress(job: Job, history: list[dict]) -> None:
+    """Telemetry while running (no lineage event): the curve the job page draws."""
+    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(history=history, updated_at=timezone.now())
+
+
+def _epsilon_of(privacy: dict) -> Decimal | None:
+    value = privacy.get("epsilon")
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-amounts.EPSILON_PLACES), rounding="ROUND_CEILING")
+
+
+@transaction.atomic(durable=True)
+def finish_job(*, job: Job, result: dict) -> Job:
+    """The run ended well: hold its output for review."""
+    job = _locked(job, JobStatus.RUNNING)
+    job.status, job.finished_at = JobStatus.REVIEW, timezone.now()
+    job.epsilon_spent = spent_of(job, result.get("privacy", {}))
+    for field in ("privacy", "history", "metrics", "outcome", "checks", "log", "output_path"):
+        setattr(job, field, result.get(field, getattr(job, field)))
+    job.save()
+    record("jobs.finished", actor="system", subject=subject_of(job),
+           payload={"epsilon_spent": amounts.short(job.epsilon_spent), "privacy": job.privacy,
+                    "metrics": job.metrics, "checks": job.checks, "output_sha256": result.get("output_sha256", "")})
+    return job
+
+
+@transaction.atomic(durable=True)
+def fail_job(*, job_id: int, reason: str, outcome: dict | None = None, log: str = "",
+             spent: Decimal | None = None) -> Job:
+    """Stop a job that cannot finish. `spent` is the ε its mechanism already used (None: it
+    never touched the data), which the refund leaves charged."""
+    job = Job.objects.select_for_update().get(pk=job_id)
+    if job.status in FINISHED:
+        return job
+    job.status, job.status_reason, job.finished_at = JobStatus.FAILED, reason[:REASON_MAX], timezone.now()
+    job.outcome = outcome or job.outcome
+    job.log = log or job.log
+    job.epsilon_spent = spent if spent is not None else (Decimal(0) if job.budget_entry_id else None)
+    job.save()
+    record("jobs.failed", actor="system", subject=subject_of(job),
+           payload={"reason": job.status_reason, "outcome": job.outcome,
+                    "epsilon_spent": amounts.short(job.epsilon_spent) if job.epsilon_spent is not None else None})
+    return job
+
+
+def settle_charge(job: Job, spent: Decimal) -> BudgetEntry | None:
+    """Bring the job's charge down to `spent` (what the accountant says it used), never below:
+    refund the difference. Settling twice refunds nothing more."""
+    entry = BudgetEntry.objects.filter(job=subject_of(job), kind=EntryKind.SPEND).first()
+    if entry is None:
+        return None
+    refunded = sum((r.epsilon for r in entry.refunds.all()), Decimal(0))
+    excess = entry.epsilon - refunded - spent
+    if excess <= 0:
+        return None
+    return budget_actions.refund(actor=None, entry=entry, epsilon=excess,
+                                 reason=f"job #{job.pk}: charged ε {amounts.short(entry.epsilon)}, "
+                                        f"used ε {amounts.short(spent)}")
+
+
+def spent_of(job: Job, privacy: dict) -> Decimal:
+    """The ε to keep charged for a finished run: the accountant's figure, rounded up."""
+    spent = _epsilon_of(privacy)
+    if spent is None or spent > job.epsilon * Decimal("1.001"):
+        raise Conflict(f"job #{job.pk} reports ε {privacy.get('epsilon')} against a target of {job.epsilon}: "
+                       "not releasable")
+    return min(spent, job.epsilon)
+
+
+# --- output review and the model registry ------------------------------------------------
+
+
+@transaction.atomic(durable=True)
+def release_job(*, actor, job: Job, note: str = "", intended_use: str = "") -> Job:
+    """The steward has looked at the held output and its automatic checks and releases it;
+    a model goes into the registry with its card."""
+    permissions.check_decide_job(actor, job)
+    job = _locked(job, JobStatus.REVIEW)
+    note = _text(note, "note", limit=REASON_MAX, required=False)
+    failed = [c["name"] for c in job.checks if c.get("blocking", True) and not c.get("passed")]
+    if failed:
+        raise Conflict(f"job #{job.pk} failed the output checks {', '.join(failed)}: reject it instead")
+    job.status, job.reviewed_by, job.review_note = JobStatus.RELEASED, actor, note
+    job.save(update_fields=["status", "reviewed_by", "review_note", "updated_at"])
+    release_event = record("jobs.released", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
+    if job.kind != JobKind.CODE:
+        _register_model(actor, job, release_event, intended_use)
+    return job
+
+
+def _register_model(actor, job: Job, release_event, intended_use: str) -> TrainedModel:
+    source = Path(settings.STATE_DIR) / job.output_path / "model.pt"
+    target = models_dir() / f"job-{job.pk}" / "model.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    task = sandbox_tasks.task_named(job.task)
+    model = TrainedModel.objects.create(
+        job=job, name=f"{job.title} (#{job.pk})", organisation=job.organisation, task=job.task,
+        weights_path=str(target.relative_to(settings.STATE_DIR)), sha256=digest, size=target.stat().st_size,
+        card={}, released_by=actor,
+    )
+    model.card = model_card(job, model, task, intended_use, release_event)
+    model.save(update_fields=["card"])
+    record("models.registered", actor=actor_of(actor), subject=subject_of(model),
+           payload={"sha256": digest, "card": model.card}, inputs=[subject_of(job), subject_of(job.corpus)])
+    return model
+
+
+def model_card(job: Job, model: TrainedModel, task, intended_use: str, release_event) -> dict:
+    application = job.application
+    return {
+        "name": model.name,
+        "task": task.describe(),
+        "kind": job.kind,
+        "dataset": job.dataset.slug,
+        "corpus_version": job.corpus.version,
+        "corpus_sha256": job.corpus.sha256,
+        "privacy": {**job.privacy, "accountant_epsilon": job.privacy.get("epsilon"),
+                    "epsilon": float(job.epsilon_spent), "delta": job.delta, "target_epsilon": float(job.epsilon)},
+        "metrics": job.metrics,
+        "intended_use": intended_use or application.purpose,
+        "out_of_scope": "Identifying, locating or profiling people or rooms; any use outside the application's "
+                        "stated purpose.",
+        "licence": {"application": application.pk, "organisation": job.organisation.code,
+                    "purpose_category": application.purpose_category, "purpose": application.purpose},
+        "lineage": {"job": subject_of(job), "corpus": subject_of(job.corpus),
+                    "application": subject_of(application), "released_seq": release_event.seq},
+        "weights": {"sha256": model.sha256, "bytes": model.size, "format": "PyTorch state_dict (torch.load "
+                                                                           "weights_only=True)"},
+    }
+
+
+@transaction.atomic(durable=True)
+def reject_output(*, actor, job: Job, reason: str) -> Job:
+    permissions.check_decide_job(actor, job)
+    job = _locked(job, JobStatus.REVIEW)
+    reason = _text(reason, "reason", limit=REASON_MAX)
+    job.status, job.reviewed_by, job.review_note = JobStatus.REJECTED, actor, reason
+    job.save(update_fields=["status", "reviewed_by", "review_note", "updated_at"])
+    record("jobs.rejected", actor=actor_of(actor), subject=subject_of(job), payload={"stage": "output",
+                                                                                      "reason": reason})
+    return job
+
+
+@transaction.atomic(durable=True)
+def record_model_download(*, actor, model: TrainedModel) -> TrainedModel:
+    permissions.check_download_model(actor, model)
+    record("models.downloaded", actor=actor_of(actor), subject=subject_of(model), payload={"sha256": model.sha256})
+    return model

@@ -1,0 +1,123 @@
+"""Sandbox pages: the jobs list, a job's page (live progress bar and training curves,
+privacy accounting, output checks, and the steward's decisions), a submission form for the
+built-in tasks, and a released model's card."""
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts import permissions
+from catalog.models import Dataset
+from jobs import actions
+from jobs.models import Job, JobKind, JobStatus, TrainedModel
+from miliao.errors import ActionError, Refused
+from sandbox.tasks import TASKS
+
+
+def _visible_job(request, pk: int) -> Job:
+    qs = permissions.visible_jobs(request.user, Job.objects.select_related(
+        "dataset__owner", "organisation", "submitted_by", "approved_by", "reviewed_by", "corpus"))
+    return get_object_or_404(qs, pk=pk)
+
+
+@login_required
+def job_list(request):
+    jobs = permissions.visible_jobs(request.user, Job.objects.select_related("dataset", "organisation"))[:200]
+    return render(request, "portal/jobs.html", {"jobs": jobs})
+
+
+@login_required
+def job_page(request, pk: int):
+    job = _visible_job(request, pk)
+    may_decide = permissions.allowed(permissions.check_decide_job, request.user, job)
+    sees_log = permissions.has_role(request.user, "steward", "auditor", "admin")
+    return render(request, "portal/job.html", {
+        "job": job,
+        "history_json": json.dumps(job.history),
+        "metric": "accuracy" if job.task == "room-use" else "rmse",
+        "may_decide": may_decide,
+        "sees_log": sees_log,
+        "model": TrainedModel.objects.filter(job=job).first(),
+        "JobStatus": JobStatus,
+    })
+
+
+@login_required
+@require_POST
+def decide_job(request, pk: int, decision: str):
+    if decision not in ("approve", "reject", "release"):
+        raise Http404(decision)
+    job = _visible_job(request, pk)
+    try:
+        permissions.check_decide_job(request.user, job)
+    except Refused as exc:
+        raise PermissionDenied(exc.message) from exc
+    text = request.POST.get("text", "")
+    try:
+        if decision == "approve":
+            actions.approve_job(actor=request.user, job=job, note=text)
+            messages.success(request, _("作业已批准，正在运行。"))
+        elif decision == "release":
+            actions.release_job(actor=request.user, job=job, note=text,
+                                intended_use=request.POST.get("intended_use", ""))
+            messages.success(request, _("输出已发布。"))
+        elif job.status == JobStatus.REVIEW:
+            actions.reject_output(actor=request.user, job=job, reason=text)
+            messages.success(request, _("输出已驳回。"))
+        else:
+            actions.reject_job(actor=request.user, job=job, reason=text)
+            messages.success(request, _("作业已驳回。"))
+    except ActionError as exc:
+        messages.error(request, exc.message)
+    return redirect("job-page", pk=pk)
+
+
+@login_required
+def submit_job(request):
+    datasets = Dataset.objects.filter(data_class="compute_only").order_by("slug")
+    if request.method == "POST":
+        post = request.POST
+        dataset = datasets.filter(slug=post.get("dataset", "")).first()
+        if dataset is None:
+            messages.error(request, _("请选择一个仅可计算的数据集。"))
+            return redirect("job-submit")
+        params = {}
+        try:
+            for field, cast in (("epochs", int), ("batch_size", int), ("learning_rate", float),
+                                ("target_epsilon", float), ("delta", float), ("max_grad_norm", float),
+                                ("rounds", int), ("min_nodes", int)):
+                if post.get(field, "").strip():
+                    params[field] = cast(post[field])
+        except ValueError:
+            messages.error(request, _("参数必须是数字。"))
+            return redirect("job-submit")
+        if post.get("kind") == JobKind.FEDERATED:
+            params["secagg"] = True
+        try:
+            job = actions.submit_job(actor=request.user, dataset=dataset, kind=post.get("kind", ""),
+                                     title=post.get("title", ""), task=post.get("task", ""), params=params)
+        except ActionError as exc:
+            messages.error(request, exc.message)
+            return redirect("job-submit")
+        messages.success(request, _("作业已提交，等待数据管理员审批。"))
+        return redirect("job-page", pk=job.pk)
+    return render(request, "portal/job_submit.html", {
+        "datasets": datasets, "tasks": TASKS.values(), "kinds": [JobKind.CENTRALIZED, JobKind.FEDERATED]})
+
+
+@login_required
+def model_page(request, pk: int):
+    qs = permissions.visible_models(request.user, TrainedModel.objects.select_related(
+        "job__dataset", "organisation", "released_by"))
+    model = get_object_or_404(qs, pk=pk)
+    return render(request, "portal/model.html", {
+        "model": model, "card": model.card,
+        "may_download": permissions.allowed(permissions.check_download_model, request.user, model),
+    })

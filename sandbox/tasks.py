@@ -1,0 +1,148 @@
+"""Built-in learning tasks on the generated corpora, as plain arrays.
+
+A task turns a corpus version's room rows into a feature matrix and a target, using the
+signal the district generator plants: a room's use follows its floor, its size and the
+character of its neighbourhood; its rent follows area, neighbourhood price, use, floor and
+age. No identifier, name, address or free text ever becomes a feature.
+
+Every holder of a federated job must encode rooms the same way, so the neighbourhood
+vocabulary is part of the job's spec (read once from the corpus by the platform), not
+something each holder derives from its own partition.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+USES = ("residential", "office", "retail", "restaurant", "clinic", "storage")
+COLUMNS = ["unit_id", "kind", "district", "neighbourhood", "floor", "area_m2", "build_year", "room_use",
+           "monthly_rent"]
+LOG_RENT_CENTRE = 9.0  # the regression target is log(rent) less this, so SGD starts near it
+HOLDOUT_SHARE = 0.2  # rooms whose id hashes below this share are the held-out test set
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str  # "classification" or "regression"
+    target: str  # the corpus column it predicts
+    title: str
+    metric: str  # what `evaluate` reports first
+    outputs: int
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "target": self.target, "title": self.title,
+                "metric": self.metric}
+
+
+TASKS = {
+    "room-use": Task("room-use", "classification", "room_use", "Room use from floor, size and neighbourhood",
+                     "accuracy", len(USES)),
+    "rent": Task("rent", "regression", "monthly_rent", "log monthly rent from area, floor, age and neighbourhood",
+                 "rmse", 1),
+}
+
+
+def task_named(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"task: unknown built-in task {name!r}; one of {', '.join(TASKS)}") from None
+
+
+@dataclass
+class Arrays:
+    x: np.ndarray  # float32 (n, features)
+    y: np.ndarray  # int64 class index, or float32 target
+    district: np.ndarray  # district name per row, for partitioning
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, mask: np.ndarray) -> Arrays:
+        return Arrays(self.x[mask], self.y[mask], self.district[mask])
+
+    def save(self, path) -> None:
+        np.savez(path, x=self.x, y=self.y, district=self.district.astype(str))
+
+    @classmethod
+    def load(cls, path) -> Arrays:
+        with np.load(path, allow_pickle=False) as f:
+            return cls(f["x"], f["y"], f["district"])
+
+
+def vocabulary(table: pa.Table) -> list[str]:
+    """The neighbourhoods of a corpus's rooms, sorted: the one-hot columns of every holder."""
+    rooms = table.filter(pc.equal(table["kind"], "room"))
+    return sorted(v for v in pc.unique(rooms["neighbourhood"]).to_pylist() if v)
+
+
+def n_features(neighbourhoods: list[str]) -> int:
+    return len(neighbourhoods) + 6
+
+
+def encode(table: pa.Table, task: Task, neighbourhoods: list[str]) -> Arrays:
+    """Rooms with a value for the target, as (features, target); other kinds are skipped."""
+    rooms = table.filter(pc.and_(pc.equal(table["kind"], "room"), pc.is_valid(table[task.target])))
+    n = rooms.num_rows
+    floor = rooms["floor"].to_numpy(zero_copy_only=False).astype(np.float32)
+    area = rooms["area_m2"].to_numpy(zero_copy_only=False).astype(np.float32)
+    year = rooms["build_year"].to_numpy(zero_copy_only=False).astype(np.float32)
+    hood = _index(rooms["neighbourhood"], neighbourhoods)
+    onehot = np.zeros((n, len(neighbourhoods)), np.float32)
+    known = hood >= 0
+    onehot[np.flatnonzero(known), hood[known]] = 1.0
+    x = np.column_stack([
+        onehot,
+        floor < 0, floor == 1, (floor >= 2) & (floor <= 3),
+        np.clip(floor, -3, 40) / 10.0,
+        (np.log(np.maximum(area, 1.0)) - 4.0),
+        (year - 1990.0) / 30.0,
+    ]).astype(np.float32)
+    if task.kind == "classification":
+        y = _index(rooms[task.target], USES)
+        if (y < 0).any():
+            raise ValueError(f"{task.target}: values outside {', '.join(USES)}")
+    else:
+        rent = rooms[task.target].to_numpy(zero_copy_only=False)
+        y = (np.log(np.maximum(rent, 1.0)) - LOG_RENT_CENTRE).astype(np.float32)
+    return Arrays(x, y, np.asarray(rooms["district"].to_numpy(zero_copy_only=False), dtype=str))
+
+
+def _index(column, values) -> np.ndarray:
+    """Position of each value in `values`, -1 where absent."""
+    found = pc.fill_null(pc.index_in(column, pa.array(list(values), pa.string())), -1)
+    return found.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def holdout_mask(unit_ids: list[str] | pa.Array, salt: str = "") -> np.ndarray:
+    """Deterministic by unit id: the same room is held out whichever holder has it."""
+    ids = unit_ids.to_pylist() if isinstance(unit_ids, (pa.Array, pa.ChunkedArray)) else unit_ids
+    return np.array([
+        int.from_bytes(hashlib.blake2b(f"{salt}{u}".encode(), digest_size=4).digest(), "big") / 2**32
+        < HOLDOUT_SHARE for u in ids
+    ], dtype=bool)
+
+
+def split(table: pa.Table, task: Task, neighbourhoods: list[str], salt: str = "") -> tuple[Arrays, Arrays]:
+    """(train, held-out test) of a corpus's rooms."""
+    rooms = table.filter(pc.and_(pc.equal(table["kind"], "room"), pc.is_valid(table[task.target])))
+    arrays = encode(rooms, task, neighbourhoods)
+    test = holdout_mask(rooms["unit_id"], salt)
+    return arrays.take(~test), arrays.take(test)
+
+
+def baseline(task: Task, train: Arrays, test: Arrays) -> float:
+    """The trivial model's score on `test`: the majority class, or the training mean."""
+    if task.kind == "classification":
+        majority = np.bincount(train.y, minlength=task.outputs).argmax()
+        return float(np.mean(test.y == majority))
+    return float(np.sqrt(np.mean((test.y - train.y.mean()) ** 2)))
+
+
+def better(task: Task, score: float, than: float) -> bool:
+    return score > than if task.kind == "classification" else score < than

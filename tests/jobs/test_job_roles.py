@@ -1,0 +1,116 @@
+"""Every job and model endpoint and page against every role. The job belongs to the lab
+(researcher, tongji-lab) on the compute-only rooms of the steward's bureau; the applicant
+is of another organisation. A refused request writes nothing."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import api_client
+from sandbox_support import add_rooms_corpus, approve_lab, job_in_review
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
+
+ROLES = ["anonymous", "researcher", "applicant", "steward", "other_steward", "data_holder", "auditor", "admin"]
+
+
+def row(**statuses):
+    assert set(statuses) == set(ROLES), set(ROLES) ^ set(statuses)
+    return statuses
+
+
+DECIDE = row(anonymous=401, researcher=403, applicant=404, steward=200, other_steward=404, data_holder=404,
+             auditor=403, admin=403)
+READ_ONE = row(anonymous=401, researcher=200, applicant=404, steward=200, other_steward=404, data_holder=404,
+               auditor=200, admin=200)
+READ_ALL = row(anonymous=401, researcher=200, applicant=200, steward=200, other_steward=200, data_holder=200,
+               auditor=200, admin=200)
+PAGE_ONE = row(anonymous=302, researcher=200, applicant=404, steward=200, other_steward=404, data_holder=404,
+               auditor=200, admin=200)
+PAGE_DECIDE = row(anonymous=302, researcher=403, applicant=404, steward=302, other_steward=404, data_holder=404,
+                  auditor=403, admin=403)
+SUBMIT = {"kind": "centralized", "title": "rooms", "task": "room-use", "dataset": "district-rooms",
+          "params": {"epochs": 1, "target_epsilon": 1.0, "delta": 1e-5}}
+
+# (name, method, path, body, expected status per role, status meaning "it was done")
+TABLE = [
+    ("jobs-list", "get", lambda w: "/api/jobs/", None, READ_ALL, None),
+    ("jobs-detail", "get", lambda w: f"/api/jobs/{w.submitted.pk}/", None, READ_ONE, None),
+    ("jobs-create", "post", lambda w: "/api/jobs/", lambda w: SUBMIT,
+     row(anonymous=401, researcher=201, applicant=403, steward=403, other_steward=403, data_holder=403,
+         auditor=403, admin=403), 201),
+    ("jobs-approve", "post", lambda w: f"/api/jobs/{w.submitted.pk}/approve/", lambda w: {"note": "ok"}, DECIDE, 200),
+    ("jobs-reject", "post", lambda w: f"/api/jobs/{w.submitted.pk}/reject/", lambda w: {"reason": "no"}, DECIDE, 200),
+    ("jobs-release", "post", lambda w: f"/api/jobs/{w.reviewed.pk}/release/", lambda w: {"note": "ok"}, DECIDE, 200),
+    ("models-list", "get", lambda w: "/api/models/", None, READ_ALL, None),
+    ("models-detail", "get", lambda w: f"/api/models/{w.model.pk}/", None, READ_ONE, None),
+    ("models-weights", "get", lambda w: f"/api/models/{w.model.pk}/weights/", None,
+     row(anonymous=401, researcher=200, applicant=404, steward=403, other_steward=404, data_holder=404,
+         auditor=403, admin=403), 200),
+    ("page-list", "get", lambda w: "/jobs/", None,
+     row(anonymous=302, researcher=200, applicant=200, steward=200, other_steward=200, data_holder=200,
+         auditor=200, admin=200), None),
+    ("page-job", "get", lambda w: f"/jobs/{w.submitted.pk}/", None, PAGE_ONE, None),
+    ("page-approve", "post", lambda w: f"/jobs/{w.submitted.pk}/approve/", lambda w: {"text": "ok"}, PAGE_DECIDE, 302),
+    ("page-release", "post", lambda w: f"/jobs/{w.reviewed.pk}/release/", lambda w: {"text": "ok"}, PAGE_DECIDE,
+     302),
+    ("page-model", "get", lambda w: f"/models/{w.model.pk}/", None, PAGE_ONE, None),
+]
+
+
+def job_world(w, *, released: bool = True):
+    from jobs import actions
+
+    add_rooms_corpus(w, rooms=1500)
+    approve_lab(w, epsilon="10")
+    w.submitted = actions.submit_job(actor=w.researcher, dataset=w.rooms, kind="centralized", title="pending",
+                                     task="room-use", params={"epochs": 1, "target_epsilon": 1.0, "delta": 1e-5})
+    w.reviewed = job_in_review(w, title="held")
+    if released:
+        done = job_in_review(w, title="released")
+        actions.release_job(actor=w.steward, job=done)
+        w.model = done.model
+    return w
+
+
+def _user(w, role):
+    return None if role == "anonymous" else getattr(w, role)
+
+
+def _request(w, role, method, path, body):
+    if path.startswith("/api/"):
+        client = api_client(_user(w, role))
+        return getattr(client, method)(path, body, format="json") if body is not None else getattr(client, method)(path)
+    from django.test import Client
+
+    client = Client()
+    if role != "anonymous":
+        client.force_login(_user(w, role))
+    return getattr(client, method)(path, body or {})
+
+
+CASES = [(name, role) for name, *_ in TABLE for role in ROLES]
+
+
+@pytest.mark.parametrize("name,role", CASES, ids=[f"{n}-{r}" for n, r in CASES])
+def test_job_endpoint_answers_each_role(world, name, role):
+    from provenance.models import LineageEvent
+
+    _, method, path, body, expected, done = next(t for t in TABLE if t[0] == name)
+    w = job_world(world)
+    before = LineageEvent.objects.count()
+    response = _request(w, role, method, path(w), body(w) if body else None)
+    assert response.status_code == expected[role], getattr(response, "content", b"")[:300]
+    if role == "anonymous" and not path(w).startswith("/api/"):
+        assert "/accounts/login/" in response["Location"]
+    wrote = LineageEvent.objects.count() != before
+    assert wrote == (expected[role] == done and role != "anonymous"), (before, LineageEvent.objects.count())
+
+
+def test_a_steward_never_decides_their_own_organisations_job(world):
+    from accounts import permissions
+    from jobs.models import Job
+    from miliao.errors import Refused
+
+    job = Job(dataset=world.rooms, organisation=world.bureau)
+    with pytest.raises(Refused, match="separation of duties"):
+        permissions.check_decide_job(world.steward, job)

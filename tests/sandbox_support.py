@@ -1,0 +1,90 @@
+"""Helpers for the sandbox tests: a compute-only rooms corpus, an approved application
+with a privacy budget, and driving a job through the API."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import api_client, wait_for
+
+JOB_TIMEOUT = 300
+
+
+def add_rooms_corpus(w, *, rooms: int = 6000, seed: int = 11):
+    """A corpus version of the compute-only rooms dataset, generated."""
+    from django.conf import settings
+
+    from corpora import store
+    from corpora.actions import record_corpus_version
+    from corpora.generator import generate_district
+
+    scratch = Path(settings.STATE_DIR) / "scratch" / f"{w.rooms.slug}-{seed}-{rooms}.parquet"
+    summary = store.write_corpus(generate_district(seed=seed, rooms=rooms), scratch)
+    w.rooms_corpus = record_corpus_version(actor=w.steward, dataset=w.rooms, file=scratch, source="generator",
+                                           source_crs="EPSG:4490", summary=summary)
+    return w.rooms_corpus
+
+
+def approve_lab(w, *, epsilon: str = "10"):
+    """The lab's application for the rooms is approved, with a budget of ε `epsilon`."""
+    from access import actions as access_actions
+
+    w.app_lab = access_actions.approve_application(actor=w.steward, application=w.app_lab, epsilon=epsilon,
+                                                   delta="1e-5")
+    return w.app_lab
+
+
+def submit(w, user=None, **body):
+    body.setdefault("dataset", w.rooms.slug)
+    return api_client(user or w.researcher).post("/api/jobs/", body, format="json")
+
+
+def follow_job(w, job_id: int, *, until=("review", "failed", "released", "rejected"), timeout=JOB_TIMEOUT):
+    client = api_client(w.researcher)
+
+    def done():
+        data = client.get(f"/api/jobs/{job_id}/").json()
+        return data if data["status"] in until else None
+
+    return wait_for(done, timeout=timeout, interval=0.5, what=f"job {job_id} to reach {until}")
+
+
+_TRAINED = {}
+
+
+def _trained(task_name: str = "room-use"):
+    """One small real DP training run per session, reused as the output of reviewed jobs."""
+    if task_name not in _TRAINED:
+        from corpora.generator import district_units
+        from sandbox import tasks, training
+
+        table = district_units(seed=2, rooms=2000)
+        task = tasks.task_named(task_name)
+        train, test = tasks.split(table, task, tasks.vocabulary(table))
+        _TRAINED[task_name] = training.fit(task, training.TrainSpec(epochs=1, target_epsilon=2.0, delta=1e-5),
+                                           train, test)
+    return _TRAINED[task_name]
+
+
+def job_in_review(w, *, title: str = "room use"):
+    """A centralized job of the lab, approved, run (a real DP training, done here rather than
+    on a worker) and held for review."""
+    import json
+
+    import torch
+
+    from jobs import actions, runner
+
+    job = actions.submit_job(actor=w.researcher, dataset=w.rooms, kind="centralized", title=title,
+                             task="room-use", params={"epochs": 1, "target_epsilon": 2.0, "delta": 1e-5})
+    job = actions.approve_job(actor=w.steward, job=job)
+    job = actions.start_job(job=job, entry=actions.charge(job))
+    trained = _trained()
+    root = actions.job_dir(job)
+    (root / "work").mkdir(parents=True, exist_ok=True)
+    torch.save(trained.state, root / "work" / "model.pt")
+    (root / "work" / "result.json").write_text(json.dumps({"privacy": trained.privacy}))
+    result = runner._hold_output(job, root, {"privacy": dict(trained.privacy), "history": trained.history,
+                                             "metrics": {**trained.metrics, "baseline": 0.5}, "outcome": {},
+                                             "log": "epoch 1 done"})
+    actions.settle_charge(job, actions.spent_of(job, result["privacy"]))
+    return actions.finish_job(job=job, result=result)

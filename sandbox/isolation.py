@@ -108,10 +108,11 @@ def check_available() -> None:
 def run_isolated(
     script: Path, *, data: Path, work: Path, limits: Limits, args: list[str] | None = None,
     pythonpath: list[str] | None = None, log_name: str = "job.log", watch: Callable[[], None] | None = None,
-    every: float = 1.0,
+    every: float = 1.0, env: dict[str, str] | None = None,
 ) -> Outcome:
     """Run `script` with `data` readable and `work` writable, under `limits`, calling
-    `watch()` about every `every` seconds while it runs (to show progress)."""
+    `watch()` about every `every` seconds while it runs (to show progress). `env` adds
+    variables the job may see (never the platform's own)."""
     check_available()
     script, data, work = Path(script).resolve(), Path(data).resolve(), Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ def run_isolated(
     threads = str(limits.threads)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "TMPDIR": str(work),
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONHASHSEED": "0",
-           "PYTHONDONTWRITEBYTECODE": "1"}
+           "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     argv = ["unshare", "--user", "--map-current-user", "--net", "--pid", "--fork", "--kill-child",
             sys.executable, "-I", str(JAIL), str(control / "spec.json")]
     cgroup = _pids_cgroup(work.name, limits.processes) if os.geteuid() == 0 else None

@@ -33,6 +33,10 @@ EXIT_NETWORK, EXIT_FILESYSTEM, EXIT_MEMORY, EXIT_PROCESSES, EXIT_SETUP = 86, 87,
 
 _NETWORK_EVENTS = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
                    "socket.gethostbyname", "socket.gethostbyaddr"}
+# Libraries probe for IPv6 at import by binding an ephemeral loopback port (urllib3 does):
+# that is let through to the kernel, which refuses it (no interface is up, and Landlock
+# denies binding), so the probe just finds no IPv6.
+_LOOPBACK_PROBES = {("::1", 0), ("127.0.0.1", 0)}
 
 
 def _violation(code: int, message: str) -> None:
@@ -51,6 +55,9 @@ def _install_audit(readable: list[str], writable: list[str]) -> None:
 
     def hook(event: str, args: tuple) -> None:
         if event in _NETWORK_EVENTS:
+            if event == "socket.bind" and len(args) > 1 and isinstance(args[1], tuple) \
+                    and tuple(args[1][:2]) in _LOOPBACK_PROBES:
+                return
             _violation(EXIT_NETWORK, f"network access refused ({event} {args[1:2]!r}): jobs have no network")
         elif event == "open" and args and isinstance(args[0], (str, bytes)):
             path = os.fsdecode(args[0])

@@ -88,6 +88,17 @@ def n_features(neighbourhoods: list[str]) -> int:
 def encode(table: pa.Table, task: Task, neighbourhoods: list[str]) -> Arrays:
     """Rooms with a value for the target, as (features, target); other kinds are skipped."""
     rooms = table.filter(pc.and_(pc.equal(table["kind"], "room"), pc.is_valid(table[task.target])))
+    return Arrays(features(rooms, neighbourhoods), target(rooms, task),
+                  np.asarray(rooms["district"].to_numpy(zero_copy_only=False), dtype=str))
+
+
+# The columns a model's features come from: what a challenge's hidden test set shows a
+# submission (never the targets).
+FEATURE_COLUMNS = ["unit_id", "district", "neighbourhood", "floor", "area_m2", "build_year"]
+
+
+def features(rooms: pa.Table, neighbourhoods: list[str]) -> np.ndarray:
+    """The feature matrix of rooms: the neighbourhood one-hot, floor bands, log area and age."""
     n = rooms.num_rows
     floor = rooms["floor"].to_numpy(zero_copy_only=False).astype(np.float32)
     area = rooms["area_m2"].to_numpy(zero_copy_only=False).astype(np.float32)
@@ -96,21 +107,39 @@ def encode(table: pa.Table, task: Task, neighbourhoods: list[str]) -> Arrays:
     onehot = np.zeros((n, len(neighbourhoods)), np.float32)
     known = hood >= 0
     onehot[np.flatnonzero(known), hood[known]] = 1.0
-    x = np.column_stack([
+    return np.nan_to_num(np.column_stack([
         onehot,
         floor < 0, floor == 1, (floor >= 2) & (floor <= 3),
         np.clip(floor, -3, 40) / 10.0,
         (np.log(np.maximum(area, 1.0)) - 4.0),
         (year - 1990.0) / 30.0,
-    ]).astype(np.float32)
+    ]).astype(np.float32))
+
+
+def target(rooms: pa.Table, task: Task) -> np.ndarray:
+    """The task's target as a model learns it: a use's index, or log rent less the centre."""
     if task.kind == "classification":
         y = _index(rooms[task.target], USES)
         if (y < 0).any():
             raise ValueError(f"{task.target}: values outside {', '.join(USES)}")
-    else:
-        rent = rooms[task.target].to_numpy(zero_copy_only=False)
-        y = (np.log(np.maximum(rent, 1.0)) - LOG_RENT_CENTRE).astype(np.float32)
-    return Arrays(x, y, np.asarray(rooms["district"].to_numpy(zero_copy_only=False), dtype=str))
+        return y
+    rent = rooms[task.target].to_numpy(zero_copy_only=False)
+    return (np.log(np.maximum(rent, 1.0)) - LOG_RENT_CENTRE).astype(np.float32)
+
+
+def natural(task: Task, encoded: np.ndarray) -> list:
+    """A model's outputs in the target's own terms: use names, or monthly rent in yuan."""
+    if task.kind == "classification":
+        return [USES[i] for i in np.asarray(encoded).argmax(1)]
+    return np.exp(np.asarray(encoded, dtype=np.float64).reshape(-1) + LOG_RENT_CENTRE).tolist()
+
+
+def encoded(task: Task, values: pa.Array) -> np.ndarray:
+    """Predictions in the target's own terms, as `target` encodes them (-1 for an unknown use)."""
+    if task.kind == "classification":
+        return _index(values.cast(pa.string()), USES)
+    rent = pc.fill_null(values.cast(pa.float64()), 1.0).to_numpy(zero_copy_only=False)
+    return (np.log(np.maximum(rent, 1.0)) - LOG_RENT_CENTRE).astype(np.float32)
 
 
 def _index(column, values) -> np.ndarray:
@@ -134,6 +163,39 @@ def split(table: pa.Table, task: Task, neighbourhoods: list[str], salt: str = ""
     arrays = encode(rooms, task, neighbourhoods)
     test = holdout_mask(rooms["unit_id"], salt)
     return arrays.take(~test), arrays.take(test)
+
+
+PARTITION_FILE = "units.parquet"
+
+
+def write_partitions(table: pa.Table, folder) -> list[dict]:
+    """One folder per district (`folder/<n>/units.parquet`): the raw rows its holder's
+    SuperNode keeps, in the corpus schema (the task columns). The node encodes them itself,
+    with the job's vocabulary and held-out salt from the run config."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    rooms = table.filter(pc.equal(table["kind"], "room")).select(COLUMNS)
+    written = []
+    for n, district in enumerate(sorted(v for v in pc.unique(rooms["district"]).to_pylist() if v)):
+        part = folder / str(n)
+        part.mkdir(parents=True)
+        mine = rooms.filter(pc.equal(rooms["district"], district))
+        pq.write_table(mine, part / PARTITION_FILE)
+        written.append({"node": n, "district": district, "rows": mine.num_rows})
+    return written
+
+
+def read_partition(path) -> pa.Table:
+    """A holder's rows: a units.parquet file, or a folder holding one."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    return pq.read_table(path / PARTITION_FILE if path.is_dir() else path, columns=COLUMNS)
 
 
 def baseline(task: Task, train: Arrays, test: Arrays) -> float:

@@ -200,6 +200,8 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     )
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "platform"), str(REPO)])
+    # The federated fault tests kill holders: SecAgg+ gives up on them after this long.
+    env.setdefault("FLOWER_SECAGG_TIMEOUT_S", "30")
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
     log = open(log_path, "w")
     proc = subprocess.Popen(

@@ -38,8 +38,8 @@ def submit(w, user=None, **body):
     return api_client(user or w.researcher).post("/api/jobs/", body, format="json")
 
 
-def follow_job(w, job_id: int, *, until=("review", "failed", "released", "rejected"), timeout=JOB_TIMEOUT):
-    client = api_client(w.researcher)
+def follow_job(w, job_id: int, *, until=("review", "failed", "released", "rejected"), timeout=JOB_TIMEOUT, user=None):
+    client = api_client(user or w.researcher)
 
     def done():
         data = client.get(f"/api/jobs/{job_id}/").json()
@@ -88,3 +88,26 @@ def job_in_review(w, *, title: str = "room use"):
                                              "log": "epoch 1 done"})
     actions.settle_charge(job, actions.spent_of(job, result["privacy"]))
     return actions.finish_job(job=job, result=result)
+
+
+def downloaded_model_scores(w, model_id: int) -> tuple[float, float]:
+    """(accuracy, majority-class accuracy) on the rooms the job held out (the platform's split,
+    recomputed here) of a released model's weights, downloaded as the lab would."""
+    import io
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    import torch
+    from django.conf import settings
+
+    from sandbox import tasks, training
+
+    weights = api_client(w.researcher).get(f"/api/models/{model_id}/weights/")
+    assert weights.status_code == 200, weights
+    state = torch.load(io.BytesIO(b"".join(weights.streaming_content)), weights_only=True)
+    task = tasks.task_named("room-use")
+    table = pq.read_table(Path(settings.STATE_DIR) / w.rooms_corpus.path, columns=tasks.COLUMNS)
+    train, held = tasks.split(table, task, tasks.vocabulary(table), salt=w.rooms_corpus.sha256)
+    model = training.build_model(task, held.x.shape[1])
+    model.load_state_dict(state)
+    return training.evaluate(task, model, held)["accuracy"], float(np.mean(held.y == np.bincount(train.y).argmax()))

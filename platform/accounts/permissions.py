@@ -371,8 +371,18 @@ def visible_models(user, qs: QuerySet) -> QuerySet:
     return _held_or_owned(user, qs, "job__dataset__owner_id")
 
 
+def check_download_job_outputs(user, job) -> None:
+    """A code-to-data job's released outputs go to the organisation that ran it."""
+    _require_role(user, Role.APPLICANT, doing="downloading a job's outputs")
+    if job.organisation_id != user.organisation_id:
+        raise Refused(f"job #{job.pk} belongs to {job.organisation}, not to your organisation")
+    if job.kind != "code" or job.status != "released":
+        raise Refused(f"job #{job.pk} has no released outputs (it is a {job.kind} job, {job.status})")
+
+
 def check_download_model(user, model) -> None:
     """Weights go to the organisation whose job trained them, under its application."""
     _require_role(user, Role.APPLICANT, doing="downloading model weights")
     if model.organisation_id != user.organisation_id:
         raise Refused(f"model #{model.pk} was released to {model.organisation}, not to your organisation")
+

@@ -23,21 +23,28 @@ from budgets.models import BudgetEntry, EntryKind, PrivacyBudget
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from miliao.errors import Conflict, InvalidInput
+from miliao.inputs import text, whole
 from progress.actions import queue_task
 from provenance.recorder import actor_of, record, subject_of
+from sandbox import code_to_data
 from sandbox import tasks as sandbox_tasks
+from sandbox.dp_aggregates import AggregateSpec
 from sandbox.isolation import Limits
 from sandbox.training import TrainSpec
 
-from .models import FINISHED, Job, JobKind, JobStatus, TrainedModel
+from . import data
+from .models import FINISHED, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
 
 TITLE_MAX = 200
 CODE_MAX_BYTES = 100_000
 REASON_MAX = 2000
 ROUNDS_MAX = 200
-FEDERATED_DEFAULTS = {"rounds": 3, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": False}
+FEDERATED_DEFAULTS = {"rounds": 3, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True}
 DP_PLACEMENTS = ("client", "server")
 CODE_DEFAULTS = {"target_epsilon": 1.0, "delta": 1e-6}
+CODE_PARAMS = {"target_epsilon", "delta", "aggregate"}
+MIN_CELL_COUNT_RANGE = (2, 1000)
+MAX_OUTPUT_BYTES_RANGE = (1_000, 50_000_000)
 _TRAIN_FIELDS = set(TrainSpec.__dataclass_fields__)
 
 
@@ -53,18 +60,76 @@ def models_dir() -> Path:
     return Path(settings.STATE_DIR) / "models"
 
 
+# --- code-to-data: the sandbox policy and the PySyft dataset -----------------------------
+
+
+
+@transaction.atomic(durable=True)
+def set_sandbox_policy(*, actor, dataset: Dataset, code_outputs: str, min_cell_count: int,
+                       max_output_bytes: int) -> SandboxPolicy:
+    """The owning bureau's steward says how code-to-data outputs of a compute-only dataset
+    leave the platform. Jobs keep the policy they were submitted under."""
+    permissions.check_manage_dataset(actor, dataset)
+    if dataset.data_class != "compute_only":
+        raise InvalidInput("dataset", f"{dataset.slug} is {dataset.data_class}: sandbox policies are for "
+                                      "compute-only datasets")
+    if code_outputs not in CodeOutputs.values:
+        raise InvalidInput("code_outputs", f"one of {', '.join(CodeOutputs.values)}")
+    min_cell_count = whole(min_cell_count, "min_cell_count", *MIN_CELL_COUNT_RANGE)
+    max_output_bytes = whole(max_output_bytes, "max_output_bytes", *MAX_OUTPUT_BYTES_RANGE)
+    policy, _ = SandboxPolicy.objects.select_for_update().get_or_create(dataset=dataset)
+    policy.code_outputs, policy.min_cell_count, policy.max_output_bytes = code_outputs, min_cell_count, \
+        max_output_bytes
+    policy.updated_by = actor
+    policy.save()
+    record("jobs.sandbox_policy_set", actor=actor_of(actor), subject=subject_of(dataset),
+           payload={"code_outputs": code_outputs, "min_cell_count": min_cell_count,
+                    "max_output_bytes": max_output_bytes})
+    return policy
+
+
+@transaction.atomic(durable=True)
+def publish_syft_dataset(*, actor, dataset: Dataset, corpus: CorpusVersion | None = None) -> SyftDataset:
+    """Publish a compute-only dataset version for code-to-data: a PySyft dataset whose mock
+    part (synthetic rows) anyone logged in may download, beside the private part that only
+    jobs read."""
+    permissions.check_manage_dataset(actor, dataset)
+    if dataset.data_class != "compute_only":
+        raise InvalidInput("dataset", f"{dataset.slug} is {dataset.data_class}: only compute-only data runs "
+                                      "code-to-data jobs")
+    corpus = corpus or CorpusVersion.objects.filter(dataset=dataset).order_by("-version").first()
+    if corpus is None:
+        raise Conflict(f"{dataset.slug} has no corpus version to publish yet")
+    if corpus.dataset_id != dataset.pk:
+        raise InvalidInput("corpus", f"corpus version #{corpus.pk} is not a version of {dataset.slug}")
+    if SyftDataset.objects.filter(corpus=corpus).exists():
+        raise Conflict(f"{dataset.slug} v{corpus.version} is already published for code-to-data")
+    mock, private = data.code_tables(corpus)
+    box = data.syft_root() / "datasets" / f"{dataset.slug}-v{corpus.version}"
+    if box.exists():  # left by a publication whose transaction did not commit
+        shutil.rmtree(box)
+    summary = f"{dataset.title} v{corpus.version}: {private.num_rows} units, {len(private.schema)} columns"
+    readme = (f"# {dataset.title} ({dataset.slug}) v{corpus.version}\n\nMock rows are synthetic "
+              "(corpora.mock): they have the private rows' columns, never their values. Direct identifiers "
+              f"({', '.join(data.direct_identifiers())}) are not in either part.\n")
+    published = code_to_data.publish_dataset(box, owner=data.datasite_email(dataset.owner), name=dataset.slug,
+                                             mock=mock, private=private, summary=summary, readme=readme)
+    syft_dataset = SyftDataset.objects.create(
+        dataset=dataset, corpus=corpus, name=published.name, owner=published.owner,
+        path=str(box.relative_to(settings.STATE_DIR)), mock_sha256=published.mock_sha256,
+        private_sha256=published.private_sha256, mock_rows=published.mock_rows,
+        private_rows=published.private_rows, published_by=actor)
+    record("jobs.syft_dataset_published", actor=actor_of(actor), subject=subject_of(syft_dataset),
+           payload={"dataset": dataset.slug, "corpus_version": corpus.version, "name": published.name,
+                    "datasite": published.owner, "mock_sha256": published.mock_sha256,
+                    "private_sha256": published.private_sha256, "mock_rows": published.mock_rows,
+                    "private_rows": published.private_rows, "columns": private.schema.names},
+           inputs=[subject_of(corpus)])
+    return syft_dataset
+
+
 # --- submission and approval -------------------------------------------------------------
 
-
-def _text(value, field: str, *, limit: int, required: bool = True) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(field, "must be text")
-    value = value.strip()
-    if required and not value:
-        raise InvalidInput(field, "must not be empty")
-    if len(value) > limit:
-        raise InvalidInput(field, f"at most {limit} characters, not {len(value)}")
-    return value
 
 
 def _train_params(params: dict) -> dict:
@@ -98,8 +163,30 @@ def _federated_params(params: dict) -> dict:
     return out
 
 
+def _code_params(params: dict, policy: SandboxPolicy) -> dict:
+    extra = set(params) - CODE_PARAMS
+    if extra:
+        raise InvalidInput("params", f"a code-to-data job takes only {', '.join(sorted(CODE_PARAMS))}, not "
+                                     f"{', '.join(sorted(extra))}")
+    out = {**CODE_DEFAULTS, **params, "outputs": policy.code_outputs, "min_cell_count": policy.min_cell_count,
+           "max_output_bytes": policy.max_output_bytes}
+    if policy.code_outputs == CodeOutputs.DP:
+        if "aggregate" not in params:
+            raise InvalidInput("params.aggregate", "this dataset's outputs are DP aggregates: declare the group "
+                                                   "columns and value bounds of your contributions")
+        try:
+            out["aggregate"] = AggregateSpec.from_dict(params["aggregate"]).to_dict()
+        except ValueError as exc:
+            field, _, message = str(exc).partition(": ")
+            raise InvalidInput(f"params.{field}", message) from None
+    elif "aggregate" in params:
+        raise InvalidInput("params.aggregate", "this dataset's code-to-data outputs are reviewed files, not DP "
+                                               "aggregates")
+    return out
+
+
 def _code(code) -> str:
-    code = _text(code, "code", limit=CODE_MAX_BYTES)
+    code = text(code, "code", limit=CODE_MAX_BYTES)
     if len(code.encode()) > CODE_MAX_BYTES:
         raise InvalidInput("code", f"at most {CODE_MAX_BYTES} bytes")
     try:
@@ -148,18 +235,22 @@ def submit_job(
 ) -> Job:
     application = _approval(actor, dataset)
     permissions.check_submit_job(actor, dataset, application)
-    title = _text(title, "title", limit=TITLE_MAX)
+    title = text(title, "title", limit=TITLE_MAX)
     params = dict(params or {})
     if kind not in JobKind.values:
         raise InvalidInput("kind", f"one of {', '.join(JobKind.values)}")
+    syft_dataset = None
     if kind == JobKind.CODE:
         code = _code(code)
-        extra = set(params) - set(CODE_DEFAULTS)
-        if extra:
-            raise InvalidInput("params", f"a code-to-data job takes only target_epsilon and delta, not "
-                                         f"{', '.join(sorted(extra))}")
-        params = {**CODE_DEFAULTS, **params}
+        params = _code_params(params, SandboxPolicy.of(dataset))
         task = ""
+        syft_dataset = SyftDataset.objects.filter(dataset=dataset).order_by("-published_at").first()
+        if syft_dataset is None:
+            raise Conflict(f"{dataset.slug} is not published for code-to-data yet: its stewards publish it first")
+        if corpus is not None and corpus.pk != syft_dataset.corpus_id:
+            raise InvalidInput("corpus", f"code-to-data runs on the published version "
+                                         f"(v{syft_dataset.corpus.version}), not on corpus version #{corpus.pk}")
+        corpus = syft_dataset.corpus
     else:
         if code:
             raise InvalidInput("code", "built-in tasks take no code; submit a code-to-data job instead")
@@ -185,16 +276,23 @@ def submit_job(
     job = Job.objects.create(
         kind=kind, title=title, dataset=dataset, corpus=corpus, application=application,
         organisation=actor.organisation, submitted_by=actor, task=task, code=code, params=params,
-        limits=_limits(limits), epsilon=epsilon, delta=delta,
+        limits=_limits(limits), epsilon=epsilon, delta=delta, syft_dataset=syft_dataset,
     )
+    if syft_dataset is not None:
+        code_to_data.submit(data.jobs_box(), owner=syft_dataset.owner, submitter=data.submitter_email(actor),
+                            job_name=syft_job_name(job), code=code)
     record(
         "jobs.submitted", actor=actor_of(actor), subject=subject_of(job),
         payload={"kind": kind, "task": task, "dataset": dataset.slug, "corpus_version": corpus.version,
                  "epsilon": amounts.short(epsilon), "delta": delta, "params": params, "limits": job.limits,
                  "code_sha256": hashlib.sha256(code.encode()).hexdigest() if code else ""},
-        inputs=[subject_of(corpus), subject_of(application)],
+        inputs=[subject_of(corpus), subject_of(application)] + ([subject_of(syft_dataset)] if syft_dataset else []),
     )
     return job
+
+
+def syft_job_name(job: Job) -> str:
+    return f"miliao-job-{job.pk}"
 
 
 def _locked(job: Job, *allowed: str) -> Job:
@@ -209,13 +307,15 @@ def approve_job(*, actor, job: Job, note: str = "") -> Job:
     """The steward has read the job (its code, for code-to-data) and lets it run."""
     permissions.check_decide_job(actor, job)
     job = _locked(job, JobStatus.SUBMITTED)
-    note = _text(note, "note", limit=REASON_MAX, required=False)
+    note = text(note, "note", limit=REASON_MAX, required=False)
     from .tasks import run_job_task
 
     progress = queue_task("jobs.run", label=f"作业 #{job.pk} {job.title}"[:200], actor=job.submitted_by,
                           dispatch=lambda task_id: run_job_task.delay(task_id, job.pk))
     job.status, job.approved_by, job.review_note, job.task_id = JobStatus.APPROVED, actor, note, progress.pk
     job.save(update_fields=["status", "approved_by", "review_note", "task_id", "updated_at"])
+    if job.syft_dataset_id:  # the steward has read the code: PySyft's own approval
+        code_to_data.approve(data.jobs_box(), owner=job.syft_dataset.owner, job_name=syft_job_name(job), reason=note)
     record("jobs.approved", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
     return job
 
@@ -224,9 +324,11 @@ def approve_job(*, actor, job: Job, note: str = "") -> Job:
 def reject_job(*, actor, job: Job, reason: str) -> Job:
     permissions.check_decide_job(actor, job)
     job = _locked(job, JobStatus.SUBMITTED)
-    reason = _text(reason, "reason", limit=REASON_MAX)
+    reason = text(reason, "reason", limit=REASON_MAX)
     job.status, job.review_note, job.reviewed_by, job.finished_at = JobStatus.REJECTED, reason, actor, timezone.now()
     job.save(update_fields=["status", "review_note", "reviewed_by", "finished_at", "updated_at"])
+    if job.syft_dataset_id:
+        code_to_data.reject(data.jobs_box(), owner=job.syft_dataset.owner, job_name=syft_job_name(job), reason=reason)
     record("jobs.rejected", actor=actor_of(actor), subject=subject_of(job), payload={"stage": "submission",
                                                                                       "reason": reason})
     return job
@@ -337,14 +439,17 @@ def release_job(*, actor, job: Job, note: str = "", intended_use: str = "") -> J
     a model goes into the registry with its card."""
     permissions.check_decide_job(actor, job)
     job = _locked(job, JobStatus.REVIEW)
-    note = _text(note, "note", limit=REASON_MAX, required=False)
+    note = text(note, "note", limit=REASON_MAX, required=False)
     failed = [c["name"] for c in job.checks if c.get("blocking", True) and not c.get("passed")]
     if failed:
         raise Conflict(f"job #{job.pk} failed the output checks {', '.join(failed)}: reject it instead")
     job.status, job.reviewed_by, job.review_note = JobStatus.RELEASED, actor, note
     job.save(update_fields=["status", "reviewed_by", "review_note", "updated_at"])
     release_event = record("jobs.released", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
-    if job.kind != JobKind.CODE:
+    if job.kind == JobKind.CODE:
+        code_to_data.share(data.jobs_box(), owner=job.syft_dataset.owner, job_name=syft_job_name(job),
+                           submitter=data.submitter_email(job.submitted_by))
+    else:
         _register_model(actor, job, release_event, intended_use)
     return job
 
@@ -364,7 +469,8 @@ def _register_model(actor, job: Job, release_event, intended_use: str) -> Traine
     model.card = model_card(job, model, task, intended_use, release_event)
     model.save(update_fields=["card"])
     record("models.registered", actor=actor_of(actor), subject=subject_of(model),
-           payload={"sha256": digest, "card": model.card}, inputs=[subject_of(job), subject_of(job.corpus)])
+           payload={"sha256": digest, "card": model.card},
+           inputs=[subject_of(job), subject_of(job.corpus)])
     return model
 
 
@@ -396,11 +502,19 @@ def model_card(job: Job, model: TrainedModel, task, intended_use: str, release_e
 def reject_output(*, actor, job: Job, reason: str) -> Job:
     permissions.check_decide_job(actor, job)
     job = _locked(job, JobStatus.REVIEW)
-    reason = _text(reason, "reason", limit=REASON_MAX)
+    reason = text(reason, "reason", limit=REASON_MAX)
     job.status, job.reviewed_by, job.review_note = JobStatus.REJECTED, actor, reason
     job.save(update_fields=["status", "reviewed_by", "review_note", "updated_at"])
     record("jobs.rejected", actor=actor_of(actor), subject=subject_of(job), payload={"stage": "output",
                                                                                       "reason": reason})
+    return job
+
+
+@transaction.atomic(durable=True)
+def record_outputs_download(*, actor, job: Job) -> Job:
+    permissions.check_download_job_outputs(actor, job)
+    record("jobs.outputs_downloaded", actor=actor_of(actor), subject=subject_of(job),
+           payload={"output_sha256": job.outcome.get("output_sha256", "")})
     return job
 
 

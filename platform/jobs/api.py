@@ -8,10 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -20,8 +21,10 @@ from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from progress.models import TaskProgress
 
-from . import actions
-from .models import Job, TrainedModel
+from sandbox import code_to_data
+
+from . import actions, data
+from .models import Job, SandboxPolicy, SyftDataset, TrainedModel
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -34,7 +37,9 @@ class JobSerializer(serializers.ModelSerializer):
     reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     params = serializers.JSONField(required=False, help_text=(
         "epochs, batch_size, learning_rate, target_epsilon, delta, max_grad_norm, accountant (rdp|prv); "
-        "federated jobs also rounds, min_nodes, secagg, dp (client|server), local_dp"))
+        "federated jobs also rounds, min_nodes, secagg, dp (client|server), local_dp; code-to-data jobs "
+        "target_epsilon, delta and, where the dataset's outputs are DP aggregates, aggregate: "
+        "{by: [group columns], values: {column: [lo, hi]}}"))
     limits = serializers.JSONField(required=False, allow_null=True, help_text=(
         "cpu_seconds, memory_mb, wall_seconds, processes, output_mb, threads"))
     progress = serializers.SerializerMethodField()
@@ -44,12 +49,14 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "kind", "title", "dataset", "corpus", "application", "organisation", "submitted_by", "task",
-            "code", "params", "limits", "epsilon", "delta", "status", "status_reason", "epsilon_spent", "privacy",
+            "code", "syft_dataset", "params", "limits", "epsilon", "delta", "status", "status_reason", "epsilon_spent",
+            "privacy",
             "history", "metrics", "outcome", "checks", "approved_by", "reviewed_by", "review_note", "progress",
             "model", "created_at", "started_at", "finished_at",
         ]
         read_only_fields = [
-            "id", "application", "organisation", "submitted_by", "epsilon", "delta", "status", "status_reason",
+            "id", "application", "organisation", "submitted_by", "syft_dataset", "epsilon", "delta", "status",
+            "status_reason",
             "epsilon_spent", "privacy", "history", "metrics", "outcome", "checks", "approved_by", "reviewed_by",
             "review_note", "progress", "model", "created_at", "started_at", "finished_at",
         ]
@@ -150,6 +157,108 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def release(self, request, pk=None):
         """Release a reviewed output; a trained model goes into the registry with its card."""
         return self._decide(request, actions.release_job, ReleaseSerializer, note=True, intended_use=True)
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def outputs(self, request, pk=None):
+        """A released code-to-data job's outputs, as a zip, for the organisation that ran it."""
+        job = actions.record_outputs_download(actor=request.user, job=self.get_object())
+        folder = Path(settings.STATE_DIR) / job.output_path
+        return _zip_response(data.zip_folder(folder), f"miliao-job-{job.pk}-outputs.zip",
+                             job.outcome.get("output_sha256", ""))
+
+
+def _zip_response(content: bytes, filename: str, sha256: str = "") -> HttpResponse:
+    response = HttpResponse(content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    if sha256:
+        response["X-Content-SHA256"] = sha256
+    return response
+
+
+class SandboxPolicySerializer(serializers.ModelSerializer):
+    dataset = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = SandboxPolicy
+        fields = ["dataset", "code_outputs", "min_cell_count", "max_output_bytes", "updated_by", "updated_at"]
+        read_only_fields = ["dataset", "updated_by", "updated_at"]
+
+
+class SandboxPolicyViewSet(viewsets.ViewSet):
+    """How a compute-only dataset's code-to-data outputs leave the platform (by dataset slug):
+    `dp` (OpenDP aggregates of per-record contributions) or `reviewed` (files a steward reads),
+    with the automatic checks' limits. Any logged-in user reads it; the owning bureau's
+    stewards set it."""
+
+    lookup_field = "slug"
+    serializer_class = SandboxPolicySerializer
+
+    def _dataset(self, slug) -> Dataset:
+        return get_object_or_404(Dataset.objects.filter(data_class="compute_only"), slug=slug)
+
+    @extend_schema(responses=SandboxPolicySerializer)
+    def retrieve(self, request, slug=None):
+        return Response(SandboxPolicySerializer(SandboxPolicy.of(self._dataset(slug))).data)
+
+    @extend_schema(request=SandboxPolicySerializer, responses=SandboxPolicySerializer)
+    def update(self, request, slug=None):
+        dataset = self._dataset(slug)
+        body = SandboxPolicySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        current = SandboxPolicy.of(dataset)
+        fields = {f: body.validated_data.get(f, getattr(current, f))
+                  for f in ("code_outputs", "min_cell_count", "max_output_bytes")}
+        policy = actions.set_sandbox_policy(actor=request.user, dataset=dataset, **fields)
+        return Response(SandboxPolicySerializer(policy).data)
+
+
+class SyftDatasetSerializer(serializers.ModelSerializer):
+    dataset = serializers.SlugRelatedField(slug_field="slug", queryset=Dataset.objects.all())
+    corpus = serializers.PrimaryKeyRelatedField(queryset=CorpusVersion.objects.all(), required=False,
+                                                help_text="a version of the dataset; default: the latest")
+    version = serializers.IntegerField(source="corpus.version", read_only=True)
+    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    columns = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SyftDataset
+        fields = ["id", "dataset", "corpus", "version", "name", "owner", "mock_sha256", "private_sha256",
+                  "mock_rows", "private_rows", "columns", "published_by", "published_at"]
+        read_only_fields = ["id", "version", "name", "owner", "mock_sha256", "private_sha256", "mock_rows",
+                            "private_rows", "columns", "published_by", "published_at"]
+
+    def get_columns(self, obj) -> list[str]:
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(data.published(obj).box / obj.owner / "public" / "syft_datasets" / obj.name
+                              / code_to_data.DATA_FILE).names
+
+
+class SyftDatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                         viewsets.GenericViewSet):
+    """Compute-only datasets published for code-to-data as PySyft datasets. Anyone logged in
+    lists them and downloads the mock part; the owning bureau's stewards publish a version."""
+
+    serializer_class = SyftDatasetSerializer
+    queryset = SyftDataset.objects.select_related("dataset", "corpus", "published_by")
+
+    def perform_create(self, serializer):
+        body = serializer.validated_data
+        serializer.instance = actions.publish_syft_dataset(actor=self.request.user, dataset=body["dataset"],
+                                                           corpus=body.get("corpus"))
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def mock(self, request, pk=None):
+        """The public part as a zip laid out as a PySyft datasite, with a guide: run your
+        script against it with SYFTBOX_FOLDER and SYFTBOX_EMAIL set, then submit it as a job."""
+        syft_dataset = self.get_object()
+        content = code_to_data.mock_archive(data.published(syft_dataset).box, owner=syft_dataset.owner,
+                                            name=syft_dataset.name, guide=data.mock_guide(syft_dataset))
+        return _zip_response(content, f"{syft_dataset.name}-v{syft_dataset.corpus.version}-mock.zip",
+                             syft_dataset.mock_sha256)
 
 
 class TrainedModelSerializer(serializers.ModelSerializer):

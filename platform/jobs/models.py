@@ -32,6 +32,66 @@ class JobStatus(models.TextChoices):
 FINISHED = {JobStatus.RELEASED, JobStatus.REJECTED, JobStatus.FAILED}
 
 
+class CodeOutputs(models.TextChoices):
+    DP = "dp", _("差分隐私聚合")
+    REVIEWED = "reviewed", _("人工审核")
+
+
+class SandboxPolicy(models.Model):
+    """How a compute-only dataset's code-to-data outputs leave the platform: as DP aggregates
+    of per-record contributions (sandbox.dp_aggregates), or as files a steward reviews; and
+    the limits the automatic output checks hold them to."""
+
+    dataset = models.OneToOneField(Dataset, verbose_name=_("数据集"), on_delete=models.PROTECT,
+                                   related_name="sandbox_policy")
+    code_outputs = models.CharField(_("代码作业输出"), max_length=20, choices=CodeOutputs.choices,
+                                    default=CodeOutputs.DP)
+    min_cell_count = models.PositiveIntegerField(_("最小单元计数"), default=10)
+    max_output_bytes = models.PositiveIntegerField(_("输出上限（字节）"), default=1_000_000)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("沙箱策略")
+        verbose_name_plural = _("沙箱策略")
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug}: {self.code_outputs}"
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> SandboxPolicy:
+        """The dataset's policy, or the defaults when its steward has set none."""
+        return cls.objects.filter(dataset=dataset).first() or cls(dataset=dataset)
+
+
+class SyftDataset(models.Model):
+    """A compute-only dataset version published as a PySyft dataset (sandbox.code_to_data):
+    synthetic mock rows, public, beside the private rows, in a datasite folder of its own."""
+
+    dataset = models.ForeignKey(Dataset, verbose_name=_("数据集"), on_delete=models.PROTECT,
+                                related_name="syft_datasets")
+    corpus = models.OneToOneField(CorpusVersion, verbose_name=_("数据版本"), on_delete=models.PROTECT,
+                                  related_name="syft_dataset")
+    name = models.CharField(_("名称"), max_length=100)  # what sy.resolve_dataset_file_path takes
+    owner = models.CharField(_("数据站点"), max_length=200)  # the bureau's datasite email
+    path = models.CharField(max_length=500)  # the datasite folder, relative to STATE_DIR
+    mock_sha256 = models.CharField(max_length=64)
+    private_sha256 = models.CharField(max_length=64)
+    mock_rows = models.PositiveIntegerField()
+    private_rows = models.PositiveIntegerField()
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    published_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-published_at"]
+        verbose_name = _("PySyft 数据集")
+        verbose_name_plural = _("PySyft 数据集")
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.corpus.version}"
+
+
 class Job(models.Model):
     kind = models.CharField(_("类型"), max_length=20, choices=JobKind.choices)
     title = models.CharField(_("名称"), max_length=200)
@@ -44,6 +104,8 @@ class Job(models.Model):
     submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("提交人"), on_delete=models.PROTECT,
                                      related_name="jobs")
     task = models.CharField(_("内置任务"), max_length=40, blank=True)  # sandbox.tasks name; "" for code
+    syft_dataset = models.ForeignKey(SyftDataset, verbose_name=_("PySyft 数据集"), on_delete=models.PROTECT,
+                                     null=True, blank=True, related_name="jobs")  # code-to-data jobs
     code = models.TextField(_("代码"), blank=True)  # code-to-data: the script the steward reviews
     # sandbox.training.TrainSpec fields, plus rounds/min_nodes/secagg/client_dp for federated jobs
     params = models.JSONField(_("参数"), default=dict)

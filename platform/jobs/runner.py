@@ -15,6 +15,7 @@ from django.conf import settings
 from miliao.errors import Conflict
 from progress.actions import fail_task, run_tracked
 from sandbox import checks
+from sandbox.federated.run import read_rounds
 from sandbox.isolation import REPO, IsolationUnavailable, Limits, Outcome, run_isolated
 
 from . import actions, data
@@ -69,6 +70,10 @@ def _run(job: Job, report) -> dict:
     if root.exists():  # a retried task starts from clean folders
         data.unseal(root)
         shutil.rmtree(root)
+    if job.kind == JobKind.CODE:
+        from . import code_jobs
+
+        return code_jobs.run(job, root, report)
     report(2, "preparing data")
     try:
         summary = data.training_data(job, root / "data")
@@ -80,8 +85,6 @@ def _run(job: Job, report) -> dict:
         from . import federated
 
         result = federated.run(job, root, summary, report)
-    else:
-        raise JobFailed("code-to-data jobs are not runnable yet", touched=False)
     result["metrics"] = {**result.get("metrics", {}), "baseline": summary["baseline"],
                          "train_rows": summary["train_rows"], "test_rows": summary["test_rows"]}
     return _hold_output(job, root, result)
@@ -93,7 +96,7 @@ def _centralized(job: Job, root: Path, report) -> dict:
     epochs = job.params["epochs"]
 
     def watch() -> None:
-        history = _read_progress(progress)
+        history = read_rounds(progress)
         if history:
             actions.report_progress(job, history)
             report(5 + 90 * history[-1]["step"] / epochs, f"epoch {history[-1]['step']}/{epochs}")
@@ -104,26 +107,14 @@ def _centralized(job: Job, root: Path, report) -> dict:
     except IsolationUnavailable as exc:
         raise JobFailed(f"not run: {exc}", touched=False) from None
     if not outcome.ok:
-        raise JobFailed(outcome.message, outcome=_outcome_dict(outcome), log=outcome.log)
+        raise JobFailed(outcome.message, outcome=outcome_dict(outcome), log=outcome.log)
     result = json.loads((work / "result.json").read_text())
     return {"privacy": result["privacy"], "history": result["history"], "metrics": result["metrics"],
-            "outcome": {**_outcome_dict(outcome), "device": result["device"]}, "log": outcome.log}
+            "outcome": {**outcome_dict(outcome), "device": result["device"]}, "log": outcome.log}
 
 
-def _outcome_dict(outcome: Outcome) -> dict:
+def outcome_dict(outcome: Outcome) -> dict:
     return {k: v for k, v in outcome.to_dict().items() if k != "log"}
-
-
-def _read_progress(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:  # a line being written
-            break
-    return rows
 
 
 def _hold_output(job: Job, root: Path, result: dict) -> dict:

@@ -188,6 +188,19 @@ ANCHOR_RECEIPT_TIMEOUT_S = _env_int("ANCHOR_RECEIPT_TIMEOUT_S", 30)
 # auditor may upload for tracing.
 MILIAO_DOWNLOAD_LINK_SECONDS = _env_int("MILIAO_DOWNLOAD_LINK_SECONDS", 600)
 MILIAO_LEAK_UPLOAD_MAX_BYTES = _env_int("MILIAO_LEAK_UPLOAD_MAX_BYTES", 64 * 1024 * 1024)
+# Federated jobs (Flower): the holders clip their update to this L2 norm; with per-record
+# DP-SGD at each holder the aggregate gets this further noise multiplier (holder-level DP,
+# reported on the model card); SecAgg+ quantizes within the clipping range and waits this
+# long for a stage's replies before going on without the silent holders.
+from sandbox.federated import run as _flower  # noqa: E402  (plain Python: the defaults live there)
+
+FLOWER_CLIPPING_NORM = float(os.environ.get("FLOWER_CLIPPING_NORM", _flower.CLIPPING_NORM))
+FLOWER_HOLDER_NOISE = float(os.environ.get("FLOWER_HOLDER_NOISE", _flower.HOLDER_NOISE))
+FLOWER_SECAGG_CLIPPING_RANGE = float(os.environ.get("FLOWER_SECAGG_CLIPPING_RANGE", _flower.SECAGG_CLIPPING_RANGE))
+FLOWER_SECAGG_TIMEOUT_S = float(os.environ.get("FLOWER_SECAGG_TIMEOUT_S", _flower.SECAGG_TIMEOUT_S))
+# Code-to-data (PySyft): the domain of the datasite emails the platform gives bureaus and
+# submitters in its PySyft folders.
+SYFT_DATASITE_DOMAIN = os.environ.get("SYFT_DATASITE_DOMAIN", "miliao.local")
 CELERY_BEAT_SCHEDULE = {
     "anchor-events": {"task": "provenance.anchor_events", "schedule": float(ANCHOR_INTERVAL_S)},
     "expiring-licences": {"task": "defense.check_expiring_licences", "schedule": 24 * 3600.0},

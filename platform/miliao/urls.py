@@ -15,8 +15,8 @@ from accounts.api import MeView, ObtainTokenView, OrganisationViewSet, UserViewS
 from budgets.api import PrivacyBudgetViewSet
 from catalog.api import DatasetViewSet
 from defense.api import AlertViewSet
-from jobs.api import JobViewSet, TrainedModelViewSet
 from corpora.api import CorpusVersionViewSet
+from jobs.api import JobViewSet, SandboxPolicyViewSet, SyftDatasetViewSet, TrainedModelViewSet
 from progress.api import TaskProgressViewSet
 from provenance.api import AnchorViewSet, LineageEventViewSet, LineageViewSet
 from releases.api import ReleasePolicyViewSet, ReleaseViewSet
@@ -39,6 +39,8 @@ router.register("lineage", LineageViewSet, basename="lineage")
 router.register("anchors", AnchorViewSet, basename="anchor")
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("jobs", JobViewSet, basename="job")
+router.register("sandbox-policies", SandboxPolicyViewSet, basename="sandbox-policy")
+router.register("syft-datasets", SyftDatasetViewSet, basename="syft-dataset")
 router.register("models", TrainedModelViewSet, basename="model")
 
 urlpatterns = [

@@ -1,6 +1,8 @@
 """Sandbox pages: the jobs list, a job's page (live progress bar and training curves,
 privacy accounting, output checks, and the steward's decisions), a submission form for the
-built-in tasks, and a released model's card."""
+built-in tasks and for code-to-data, the code-to-data page (PySyft datasets with their mock
+download, and the steward's publishing and output policy), the model registry and a
+released model's card."""
 from __future__ import annotations
 
 import json
@@ -16,7 +18,7 @@ from django.views.decorators.http import require_POST
 from accounts import permissions
 from catalog.models import Dataset
 from jobs import actions
-from jobs.models import Job, JobKind, JobStatus, TrainedModel
+from jobs.models import CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
 from miliao.errors import ActionError, Refused
 from sandbox.tasks import TASKS
 
@@ -45,6 +47,7 @@ def job_page(request, pk: int):
         "may_decide": may_decide,
         "sees_log": sees_log,
         "model": TrainedModel.objects.filter(job=job).first(),
+        "may_download_outputs": permissions.allowed(permissions.check_download_job_outputs, request.user, job),
         "JobStatus": JobStatus,
     })
 
@@ -98,18 +101,80 @@ def submit_job(request):
         except ValueError:
             messages.error(request, _("参数必须是数字。"))
             return redirect("job-submit")
-        if post.get("kind") == JobKind.FEDERATED:
+        kind = post.get("kind", "")
+        if kind == JobKind.FEDERATED:
             params["secagg"] = True
+        if kind == JobKind.CODE:
+            params = {k: v for k, v in params.items() if k in ("target_epsilon", "delta")}
+            if post.get("aggregate", "").strip():
+                try:
+                    params["aggregate"] = json.loads(post["aggregate"])
+                except ValueError:
+                    messages.error(request, _("聚合声明必须是 JSON。"))
+                    return redirect("job-submit")
         try:
-            job = actions.submit_job(actor=request.user, dataset=dataset, kind=post.get("kind", ""),
-                                     title=post.get("title", ""), task=post.get("task", ""), params=params)
+            job = actions.submit_job(actor=request.user, dataset=dataset, kind=kind, title=post.get("title", ""),
+                                     task=post.get("task", "") if kind != JobKind.CODE else "",
+                                     code=post.get("code", "") if kind == JobKind.CODE else "", params=params)
         except ActionError as exc:
             messages.error(request, exc.message)
             return redirect("job-submit")
         messages.success(request, _("作业已提交，等待数据管理员审批。"))
         return redirect("job-page", pk=job.pk)
     return render(request, "portal/job_submit.html", {
-        "datasets": datasets, "tasks": TASKS.values(), "kinds": [JobKind.CENTRALIZED, JobKind.FEDERATED]})
+        "datasets": datasets, "tasks": TASKS.values(), "kinds": list(JobKind),
+        "syft_datasets": SyftDataset.objects.select_related("dataset", "corpus")})
+
+
+@login_required
+def code_to_data(request):
+    """Compute-only datasets for code-to-data: their PySyft datasets with the mock download,
+    and their output policy; the owning bureau's stewards publish versions and set policies."""
+    datasets = Dataset.objects.filter(data_class="compute_only").select_related("owner").order_by("slug")
+    rows = []
+    for dataset in datasets:
+        rows.append({
+            "dataset": dataset, "policy": SandboxPolicy.of(dataset),
+            "published": dataset.syft_datasets.select_related("corpus").order_by("-published_at"),
+            "may_manage": permissions.allowed(permissions.check_manage_dataset, request.user, dataset),
+        })
+    return render(request, "portal/code_to_data.html", {"rows": rows, "outputs": CodeOutputs.choices})
+
+
+@login_required
+@require_POST
+def code_to_data_manage(request, slug: str, what: str):
+    if what not in ("publish", "policy"):
+        raise Http404(what)
+    dataset = get_object_or_404(Dataset.objects.filter(data_class="compute_only"), slug=slug)
+    try:
+        permissions.check_manage_dataset(request.user, dataset)
+    except Refused as exc:
+        raise PermissionDenied(exc.message) from exc
+    try:
+        if what == "publish":
+            published = actions.publish_syft_dataset(actor=request.user, dataset=dataset)
+            messages.success(request, _("已发布为 PySyft 数据集。") + f" v{published.corpus.version}")
+        else:
+            try:
+                fields = {"min_cell_count": int(request.POST.get("min_cell_count", "")),
+                          "max_output_bytes": int(request.POST.get("max_output_bytes", ""))}
+            except ValueError:
+                messages.error(request, _("参数必须是数字。"))
+                return redirect("code-to-data")
+            actions.set_sandbox_policy(actor=request.user, dataset=dataset,
+                                       code_outputs=request.POST.get("code_outputs", ""), **fields)
+            messages.success(request, _("沙箱策略已保存。"))
+    except ActionError as exc:
+        messages.error(request, exc.message)
+    return redirect("code-to-data")
+
+
+@login_required
+def model_list(request):
+    models = permissions.visible_models(request.user, TrainedModel.objects.select_related(
+        "job__dataset", "organisation"))[:200]
+    return render(request, "portal/models.html", {"models": models})
 
 
 @login_required

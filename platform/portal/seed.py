@@ -127,11 +127,15 @@ def seed_demo(state_dir: Path) -> list[Login]:
             purpose="训练房间用途识别模型 (train a room-use classifier)",
         )
     seed_release(state_dir, steward)
+    seed_sandbox(state_dir, steward)
     return logins
 
 
 DEMO_ROOMS = 20_000
 DEMO_PIPES = 2_000
+DEMO_SANDBOX_ROOMS = 72_000  # the generator's first three districts: one SuperNode each
+DEMO_FEDERATED = {"rounds": 2, "epochs": 1, "batch_size": 1024, "learning_rate": 0.5, "target_epsilon": 3.0,
+                  "delta": 1e-5, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True}
 
 
 def pipe_policy() -> dict:
@@ -197,3 +201,44 @@ def seed_release(state_dir: Path, steward: User) -> None:
     build_release_task(str(release.task_id), release.pk)
     release.refresh_from_db()
     release_actions.publish_release(actor=steward, release=release)
+
+
+def seed_sandbox(state_dir: Path, steward: User) -> None:
+    """The compute-only rooms: a generated version, the lab's approved application with a
+    privacy budget, the version published for code-to-data (PySyft), and a federated job run
+    on a local SuperLink with three SuperNodes (one per district): approved, run with SecAgg+
+    and DP-SGD at each holder, reviewed and released into the model registry."""
+    from corpora import store
+    from corpora.actions import record_corpus_version
+    from corpora.generator import generate_district
+    from jobs import actions as job_actions
+    from jobs import runner
+    from jobs.models import Job
+
+    dataset = Dataset.objects.get(slug="district-rooms")
+    if Job.objects.filter(dataset=dataset).exists():
+        return
+    if not dataset.versions.exists():
+        scratch = state_dir / "corpora" / "incoming" / "district-rooms.parquet"
+        summary = store.write_corpus(generate_district(seed=2027, rooms=DEMO_SANDBOX_ROOMS), scratch)
+        record_corpus_version(actor=steward, dataset=dataset, file=scratch,
+                              source=f"generator:seed=2027,rooms={DEMO_SANDBOX_ROOMS}", source_crs="EPSG:4490",
+                              summary=summary)
+    researcher = User.objects.get(username="researcher")
+    application = Application.objects.filter(organisation=researcher.organisation, dataset=dataset).first()
+    if application is None:
+        application = access_actions.submit_application(
+            actor=researcher, dataset=dataset,
+            purpose="房间用途识别的联邦学习研究 (federated room-use classification research)")
+        access_actions.approve_application(actor=steward, application=application, reason="仅可计算，隐私预算 ε=10",
+                                           epsilon="10", delta="1e-5")
+    if not dataset.syft_datasets.exists():
+        job_actions.publish_syft_dataset(actor=steward, dataset=dataset)
+    job = job_actions.submit_job(actor=researcher, dataset=dataset, kind="federated", title="房间用途 · 三区联邦",
+                                 task="room-use", params=DEMO_FEDERATED)
+    job = job_actions.approve_job(actor=steward, job=job, note="内置任务，SecAgg+ 与 DP-SGD")
+    runner.run_job(str(job.task_id), job.pk)  # inline: the worker thread starts only when serving
+    job.refresh_from_db()
+    if job.status == "review":
+        job_actions.release_job(actor=steward, job=job, note="模型卡已核对")
+

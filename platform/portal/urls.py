@@ -33,7 +33,10 @@ urlpatterns = [
     path("budgets/<int:pk>/refund/", budget_views.refund, name="budget-refund"),
     path("jobs/", job_views.job_list, name="job-list"),
     path("jobs/new/", job_views.submit_job, name="job-submit"),
+    path("jobs/code-to-data/", job_views.code_to_data, name="code-to-data"),
+    path("jobs/code-to-data/<slug:slug>/<str:what>/", job_views.code_to_data_manage, name="code-to-data-manage"),
     path("jobs/<int:pk>/", job_views.job_page, name="job-page"),
     path("jobs/<int:pk>/<str:decision>/", job_views.decide_job, name="job-decide"),
+    path("models/", job_views.model_list, name="model-list"),
     path("models/<int:pk>/", job_views.model_page, name="model-page"),
 ]

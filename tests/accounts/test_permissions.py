@@ -229,6 +229,11 @@ COVERED_ELSEWHERE = {
     "model-list": ("tests/jobs/test_job_roles.py", "TABLE", "models-list"),
     "model-detail": ("tests/jobs/test_job_roles.py", "TABLE", "models-detail"),
     "model-weights": ("tests/jobs/test_job_roles.py", "TABLE", "models-weights"),
+    "job-outputs": ("tests/jobs/test_code_to_data_roles.py", "TABLE", "job-outputs"),
+    "syft-dataset-list": ("tests/jobs/test_code_to_data_roles.py", "TABLE", "syft-list"),
+    "syft-dataset-detail": ("tests/jobs/test_code_to_data_roles.py", "TABLE", "syft-detail"),
+    "syft-dataset-mock": ("tests/jobs/test_code_to_data_roles.py", "TABLE", "syft-mock"),
+    "sandbox-policy-detail": ("tests/jobs/test_code_to_data_roles.py", "TABLE", "policy-set"),
 }
 
 

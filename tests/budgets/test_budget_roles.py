@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import api_client
+from role_support import request_as
 
 pytestmark = [pytest.mark.access, pytest.mark.django_db]
 
@@ -55,22 +56,6 @@ def budget_world(w):
     return w
 
 
-def _user(w, role):
-    return None if role == "anonymous" else getattr(w, role)
-
-
-def _request(w, role, method, path, body):
-    if path.startswith("/api/"):
-        client = api_client(_user(w, role))
-        return getattr(client, method)(path, body, format="json") if body is not None else getattr(client, method)(path)
-    from django.test import Client
-
-    client = Client()
-    if role != "anonymous":
-        client.force_login(_user(w, role))
-    return getattr(client, method)(path, body or {})
-
-
 CASES = [(name, role) for name, *_ in TABLE for role in ROLES]
 
 
@@ -82,7 +67,7 @@ def test_budget_endpoint_answers_each_role(world, name, role):
     _, method, path, body, expected, done = next(t for t in TABLE if t[0] == name)
     w = budget_world(world)
     before = (LineageEvent.objects.count(), BudgetEntry.objects.count())
-    response = _request(w, role, method, path(w), body(w) if body else None)
+    response = request_as(w, role, method, path(w), body(w) if body else None)
     assert response.status_code == expected[role], getattr(response, "content", b"")[:300]
     if role == "anonymous" and not path(w).startswith("/api/"):
         assert "/accounts/login/" in response["Location"]
@@ -94,7 +79,7 @@ def test_budget_endpoint_answers_each_role(world, name, role):
 @pytest.mark.parametrize("role", [r for r in ROLES if r != "anonymous"])
 def test_the_list_shows_each_role_only_its_budgets(world, role):
     w = budget_world(world)
-    data = api_client(_user(w, role)).get("/api/budgets/").json()
+    data = request_as(w, role, "get", "/api/budgets/").json()
     assert data["count"] == VISIBLE[role]
 
 

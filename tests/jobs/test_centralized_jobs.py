@@ -3,17 +3,12 @@ drive it, on the real worker: submit, approve, run isolated with Opacus, review,
 download the model, and check that it beats the trivial model on held-out rooms."""
 from __future__ import annotations
 
-import io
 from decimal import Decimal
-from pathlib import Path
 
-import numpy as np
-import pyarrow.parquet as pq
 import pytest
-import torch
 
 from conftest import api_client
-from sandbox_support import add_rooms_corpus, approve_lab, follow_job, submit
+from sandbox_support import add_rooms_corpus, approve_lab, downloaded_model_scores, follow_job, submit
 
 pytestmark = pytest.mark.sandbox
 
@@ -23,10 +18,8 @@ PARAMS = {"epochs": 3, "batch_size": 256, "learning_rate": 0.5, "target_epsilon"
 
 def test_centralized_job_from_submission_to_downloaded_model(live_world, celery_worker):
     from budgets.models import PrivacyBudget
-    from django.conf import settings
     from jobs.models import Job
     from provenance.models import LineageEvent
-    from sandbox import tasks, training
 
     w = live_world
     add_rooms_corpus(w, rooms=6000)
@@ -59,17 +52,7 @@ def test_centralized_job_from_submission_to_downloaded_model(live_world, celery_
     assert card["privacy"]["epsilon"] == float(budget.epsilon_spent)
     assert card["lineage"]["job"] == f"jobs.job:{job_id}"
 
-    weights = api_client(w.researcher).get(f"/api/models/{model_id}/weights/")
-    assert weights.status_code == 200
-    state = torch.load(io.BytesIO(b"".join(weights.streaming_content)), weights_only=True)
-    # Scored on the rooms the job held out (the platform's split, recomputed here).
-    task = tasks.task_named("room-use")
-    table = pq.read_table(Path(settings.STATE_DIR) / w.rooms_corpus.path, columns=tasks.COLUMNS)
-    _, held = tasks.split(table, task, tasks.vocabulary(table), salt=w.rooms_corpus.sha256)
-    model = training.build_model(task, held.x.shape[1])
-    model.load_state_dict(state)
-    accuracy = training.evaluate(task, model, held)["accuracy"]
-    majority = float(np.mean(held.y == np.bincount(held.y).argmax()))
+    accuracy, majority = downloaded_model_scores(w, model_id)
     assert accuracy > majority + 0.05, (accuracy, majority)
 
     kinds = list(LineageEvent.objects.filter(subject=f"jobs.job:{job_id}").values_list("event_type", flat=True))

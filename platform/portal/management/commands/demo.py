@@ -24,6 +24,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Miliao demo is seeded. Logins:"))
         for login in logins:
             self.stdout.write(f"  {login.role:<12} {login.username:<11} {login.password}  ({login.organisation})")
+        self._sandbox()
         self._anchor_and_verify()
         if no_serve:
             return
@@ -43,6 +44,19 @@ class Command(BaseCommand):
             beat.start()
         with worker:
             call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True)
+
+    def _sandbox(self) -> None:
+        from jobs.models import Job, SyftDataset
+
+        for job in Job.objects.filter(kind="federated").order_by("pk"):
+            nodes = job.outcome.get("nodes_started", 0)
+            metric = ", ".join(f"{k} {v:.3f}" for k, v in job.metrics.items() if k in ("accuracy", "baseline"))
+            self.stdout.write(f"Federated job #{job.pk} ({nodes} SuperNodes, SecAgg+, DP-SGD): {job.status}"
+                              f"{f' ({job.status_reason})' if job.status_reason else ''}; {metric}; "
+                              f"ε spent {job.epsilon_spent}")
+        for published in SyftDataset.objects.all():
+            self.stdout.write(f"Code-to-data: {published.name} v{published.corpus.version} published as a PySyft "
+                              f"dataset ({published.private_rows} private rows, {published.mock_rows} mock rows)")
 
     def _anchor_and_verify(self) -> None:
         """Anchor the seeded events on the chain and verify each published release's lineage."""

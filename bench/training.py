@@ -1,0 +1,132 @@
+"""Training in the privacy sandbox, measured on one generated district:
+
+- non-private centralized training (plain PyTorch), the baseline a startup would otherwise run;
+- DP-SGD centralized training (Opacus) at ε = 1, 3 and 8;
+- federated DP training on Flower's deployment engine: a SuperLink and three SuperNodes as
+  processes (one per district), SecAgg+, client-side clipping and Opacus DP-SGD at each holder.
+
+All of them train the same MLP on the same rooms (the generated district's first three
+districts, one per SuperNode) for the same number of passes over the data (epochs centrally,
+rounds × local epochs federated) and are scored on the same held-out rooms. `dp_overhead` is the DP epoch time over the non-private one; `fl_overhead` is the
+federated run's wall time (processes started and stopped included) over the centralized DP
+run's. With a GPU it also compares a client's throughput on the GPU and the CPU.
+
+    python bench/training.py [--rooms 400000] [--hidden 128] [--rounds 2] [--local-epochs 25]
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "platform"), str(REPO)]
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import torch  # noqa: E402
+
+from corpora.generator import generate_district  # noqa: E402
+from sandbox import tasks, training  # noqa: E402
+from sandbox.federated import run as flower  # noqa: E402
+
+
+def centralized(task, train, test, *, epochs: int, private: bool, epsilon: float = 3.0, **extra):
+    spec = training.TrainSpec(epochs=epochs, private=private, target_epsilon=epsilon, **extra)
+    started = time.perf_counter()
+    result = training.fit(task, spec, train, test)
+    wall = time.perf_counter() - started
+    epoch = statistics.median(row["seconds"] for row in result.history)
+    return result, wall, epoch
+
+
+def federated(task, table, train, test, *, rounds: int, local_epochs: int, epsilon: float, batch_size: int,
+              learning_rate: float, hidden: int):
+    root = Path(tempfile.mkdtemp(prefix="miliao-bench-fl-"))
+    try:
+        features = int(train.x.shape[1])
+        partitions = tasks.write_partitions(table, root / "data")
+        params = {"hidden": hidden, "rounds": rounds, "min_nodes": 2, "epochs": local_epochs, "batch_size": batch_size,
+                  "learning_rate": learning_rate, "local_dp": True, "target_epsilon": epsilon, "delta": 1e-5,
+                  "max_grad_norm": 1.0, "accountant": "rdp", "dp": "client", "secagg": True}
+        config = flower.app_config(task=task.name, neighbourhoods=tasks.vocabulary(table), holdout_salt="",
+                                   params=params,
+                                   clipping_norm=flower.CLIPPING_NORM, holder_noise=flower.HOLDER_NOISE,
+                                   secagg_clipping_range=flower.SECAGG_CLIPPING_RANGE,
+                                   secagg_timeout=flower.SECAGG_TIMEOUT_S, out=root / "work")
+        run = flower.run_federation(root / "flower", [root / "data" / str(p["node"]) for p in partitions], config,
+                             min_nodes=2, wall_seconds=3600)
+        state = torch.load(root / "work" / "model.pt", weights_only=True)
+        model = training.build_model(task, features, hidden)
+        model.load_state_dict(state)
+        return run, training.evaluate(task, model, test), partitions
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def gpu_throughput(task, train, test) -> str:
+    if not torch.cuda.is_available():
+        return "no GPU here: GPU-versus-CPU client throughput not measured"
+    rows = {}
+    for dev in ("cpu", "cuda"):
+        training.device = (lambda d=dev: torch.device(d))  # noqa: B023 (one device per pass)
+        _, _, epoch = centralized(task, train, test, epochs=2, private=True, batch_size=1024)
+        rows[dev] = len(train) / epoch
+    return (f"client throughput (DP-SGD, batch 1024): GPU {rows['cuda']:,.0f} rows/s, CPU {rows['cpu']:,.0f} "
+            f"rows/s, GPU/CPU {rows['cuda'] / rows['cpu']:.1f}x ({torch.cuda.get_device_name()})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rooms", type=int, default=400_000, help="rooms to generate; the first three districts are kept")
+    parser.add_argument("--rounds", type=int, default=2, help="federated rounds")
+    parser.add_argument("--local-epochs", type=int, default=25, help="epochs per round (centrally: rounds × this)")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as in a jail or a SuperNode here: one thread a trainer
+
+    table = pa.concat_tables(generate_district(seed=args.seed, rooms=args.rooms))
+    districts = sorted(set(table["district"].drop_null().to_pylist()))[:3]
+    table = table.filter(pc.is_in(table["district"], pa.array(districts)))
+    task = tasks.task_named("room-use")
+    train, test = tasks.split(table, task, tasks.vocabulary(table))
+    print(f"{len(train):,} training rooms, {len(test):,} held out, {len(set(train.district.tolist()))} districts, "
+          f"majority-class accuracy {tasks.baseline(task, train, test):.3f}")
+    epochs = args.rounds * args.local_epochs
+    common = {"batch_size": args.batch_size, "learning_rate": 0.5, "hidden": args.hidden}
+
+    plain, plain_wall, plain_epoch = centralized(task, train, test, epochs=epochs, private=False,
+                                                 batch_size=args.batch_size, learning_rate=0.1, hidden=args.hidden)
+    print(f"non-private:  epoch {plain_epoch:.2f} s, wall {plain_wall:.1f} s, accuracy "
+          f"{plain.metrics['accuracy']:.4f}")
+    dp = {}
+    for eps in (1.0, 3.0, 8.0):
+        result, wall, epoch = centralized(task, train, test, epochs=epochs, private=True, epsilon=eps, **common)
+        dp[eps] = (result, wall, epoch)
+        print(f"DP-SGD ε={eps:g}: epoch {epoch:.2f} s, wall {wall:.1f} s, accuracy {result.metrics['accuracy']:.4f}, "
+              f"accountant ε {result.privacy['epsilon']:.3f} (σ {result.privacy['noise_multiplier']:.3f})")
+    run, fl_metrics, partitions = federated(task, table, train, test, rounds=args.rounds, local_epochs=args.local_epochs,
+                                            epsilon=3.0, **common)
+    print(f"federated (3 SuperNodes, SecAgg+, DP-SGD ε=3 at each holder): wall {run.seconds:.1f} s "
+          f"(start {run.phases['start']:.1f} s, train {run.phases['train']:.1f} s, stop {run.phases['stop']:.1f} s), "
+          f"accuracy {fl_metrics['accuracy']:.4f}, rooms per holder {[p['rows'] for p in partitions]}")
+    print(gpu_throughput(task, train, test))
+
+    dp3_wall, dp3_epoch = dp[3.0][1], dp[3.0][2]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak memory: this process {peak:.0f} MiB, largest child process {children:.0f} MiB")
+    print(f"RESULT dp_overhead={dp3_epoch / plain_epoch:.2f} fl_overhead={run.seconds / dp3_wall:.2f} "
+          f"acc_nonprivate={plain.metrics['accuracy']:.4f} acc_eps1={dp[1.0][0].metrics['accuracy']:.4f} "
+          f"acc_eps3={dp[3.0][0].metrics['accuracy']:.4f} acc_eps8={dp[8.0][0].metrics['accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+from django.contrib import admin
+
+from provenance.admin import RecordedModelAdmin
+
+from .models import Job, SandboxPolicy, SyftDataset, TrainedModel
+
+
+@admin.register(Job)
+class JobAdmin(RecordedModelAdmin):
+    """Read-only: a job changes through its lifecycle's actions, each with its event."""
+
+    list_display = ["pk", "title", "kind", "dataset", "organisation", "status", "epsilon", "epsilon_spent",
+                    "created_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["title"]
+
+
+@admin.register(TrainedModel)
+class TrainedModelAdmin(RecordedModelAdmin):
+    list_display = ["pk", "name", "task", "organisation", "sha256", "released_at"]
+
+
+@admin.register(SyftDataset)
+class SyftDatasetAdmin(RecordedModelAdmin):
+    list_display = ["pk", "name", "corpus", "owner", "private_rows", "mock_rows", "published_at"]
+
+
+@admin.register(SandboxPolicy)
+class SandboxPolicyAdmin(RecordedModelAdmin):
+    """Set on the code-to-data page or with PUT /api/sandbox-policies/<slug>/ (an action)."""
+
+    list_display = ["dataset", "code_outputs", "min_cell_count", "max_output_bytes", "updated_by", "updated_at"]

@@ -1,0 +1,50 @@
+"""A federated job on Flower's deployment engine (sandbox.federated.run): the job's params
+and the platform's settings become the Flower App's run config, its rounds become the job
+page's curve, and a run that ends badly becomes a failed job whose charge matches what
+the holders may have spent."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+
+from sandbox.federated.run import FederationFailed, app_config, run_federation
+
+from . import actions
+from .models import Job
+
+
+def run(job: Job, root: Path, summary: dict, report) -> dict:
+    from .runner import JobFailed
+
+    partitions = summary["partitions"]
+    p = job.params
+    if len(partitions) < p["min_nodes"]:
+        raise JobFailed(f"the corpus has {len(partitions)} holder partitions (districts); the job needs at least "
+                        f"{p['min_nodes']}", touched=False)
+    config = app_config(
+        task=job.task, neighbourhoods=summary["neighbourhoods"], holdout_salt=job.corpus.sha256, params=p,
+        clipping_norm=settings.FLOWER_CLIPPING_NORM,
+        holder_noise=settings.FLOWER_HOLDER_NOISE,
+        secagg_clipping_range=settings.FLOWER_SECAGG_CLIPPING_RANGE, secagg_timeout=settings.FLOWER_SECAGG_TIMEOUT_S,
+        out=root / "work")
+
+    def on_rounds(rounds: list[dict]) -> None:
+        actions.report_progress(job, rounds)
+        report(5 + 90 * rounds[-1]["round"] / p["rounds"], f"round {rounds[-1]['round']}/{p['rounds']}")
+
+    report(3, f"starting the SuperLink and {len(partitions)} SuperNodes")
+    try:
+        done = run_federation(root / "flower", [root / "data" / str(part["node"]) for part in partitions], config,
+                              min_nodes=p["min_nodes"], wall_seconds=job.limits["wall_seconds"], on_rounds=on_rounds)
+    except FederationFailed as exc:
+        raise JobFailed(str(exc), outcome=exc.outcome, log=exc.log, touched=exc.started) from None
+    privacy = done.result["privacy"]
+    if done.nodes_dropped:  # a holder that died mid-round may have run steps it never reported
+        privacy["epsilon"] = p["target_epsilon"]
+        privacy["note"] = f"{done.nodes_dropped} holder(s) dropped out; charged the full target ε"
+    return {"privacy": privacy, "history": done.result["history"], "metrics": done.result["metrics"],
+            "outcome": {"run_id": str(done.run_id), "nodes_started": done.nodes_started,
+                        "nodes_dropped": done.nodes_dropped, "seconds": done.result["seconds"],
+                        "partitions": partitions},
+            "log": done.log}

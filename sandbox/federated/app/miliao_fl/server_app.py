@@ -1,0 +1,212 @@
+"""ServerApp: FedAvg wrapped in Flower's DP strategy wrapper, aggregated under SecAgg+.
+
+Composition, not a new loop: `FedAvg` → `DifferentialPrivacyClientSideFixedClipping` (the
+holders clip with `fixedclipping_mod`, the server adds noise to the masked sum) or
+`DifferentialPrivacyServerSideFixedClipping` (without SecAgg+, since the server must see
+each update to clip it) → `DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(...))`.
+
+It writes to the run config's `out-dir`: `progress.jsonl` (a line per round, which the
+platform shows live), and at the end `model.pt` and `result.json`.
+
+Each message costs the holders a fresh process, so the held-out metric of round r's global
+model comes back with round r + 1's fit (the holders score what they receive before training
+on it), and only the last round has an evaluate stage (`FedAvgFinalEvaluation`).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from flwr.app import Context
+from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.compat.common import recorddict_compat as compat
+from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
+from flwr.server.strategy import (
+    DifferentialPrivacyClientSideFixedClipping,
+    DifferentialPrivacyServerSideFixedClipping,
+    FedAvg,
+)
+from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+
+app = ServerApp()
+
+
+class SecAggPlusForgettingSilentHolders(SecAggPlusWorkflow):
+    """Flower's SecAgg+ workflow, except that a holder that did not answer the setup or the
+    share-keys stage is forgotten. Such a holder holds none of the others' key shares and none
+    of its masks are in the sum, but Flower 1.41 still asks for shares of its key when
+    unmasking, and so halts the round (after every other holder trained) instead of finishing
+    it with the holders that are left."""
+
+    def setup_stage(self, grid, context, state) -> bool:
+        done = super().setup_stage(grid, context, state)
+        state.sampled_node_ids = set(state.active_node_ids)
+        return done
+
+    def share_keys_stage(self, grid, context, state) -> bool:
+        done = super().share_keys_stage(grid, context, state)
+        state.sampled_node_ids = set(state.active_node_ids)
+        return done
+
+
+class SilentHoldersLeft:
+    """The Grid, less the holders that failed to answer a message of this run: the SuperLink
+    only notices a dead SuperNode when its heartbeats stop, and until then the strategy would
+    sample it again every round and wait out the stage timeout for it."""
+
+    def __init__(self, grid: Grid):
+        self._grid, self.silent = grid, set()
+
+    def get_node_ids(self):
+        return [n for n in self._grid.get_node_ids() if n not in self.silent]
+
+    def send_and_receive(self, messages, *, timeout=None):
+        messages = list(messages)
+        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        answered = {r.metadata.src_node_id for r in replies if not r.has_error()}
+        self.silent |= {m.metadata.dst_node_id for m in messages} - answered
+        return replies
+
+    def __getattr__(self, name):
+        return getattr(self._grid, name)
+
+
+class FedAvgFinalEvaluation(FedAvg):
+    """FedAvg whose federated evaluation runs after the last round only."""
+
+    def __init__(self, *, rounds: int, **kwargs):
+        super().__init__(**kwargs)
+        self.rounds = rounds
+
+    def configure_evaluate(self, server_round, parameters, client_manager):
+        if server_round < self.rounds:
+            return []
+        return super().configure_evaluate(server_round, parameters, client_manager)
+
+
+def _weighted(metrics, key):
+    rows = [(n, m[key]) for n, m in metrics if key in m]
+    total = sum(n for n, _ in rows)
+    return sum(n * float(v) for n, v in rows) / total if total else None
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    import torch
+
+    from miliao_fl.weights import arrays_of, state_from
+    from sandbox import tasks, training
+
+    rc = context.run_config
+    out = Path(str(rc["out-dir"]))
+    out.mkdir(parents=True, exist_ok=True)
+    progress = open(out / "progress.jsonl", "a", buffering=1)
+    started = time.monotonic()
+    rounds = int(rc["num-server-rounds"])
+    min_nodes = int(rc["min-nodes"])
+    task = tasks.task_named(str(rc["task"]))
+    metric = task.metric
+    history: dict[int, dict] = {}
+    nodes_privacy: dict[str, dict] = {}
+    aggregated = {"fit": 0}  # rounds aggregated so far
+
+    def log(round_: int, **values) -> None:
+        row = history.setdefault(round_, {"round": round_, "step": round_, "of": rounds})
+        row.update(values, seconds=round(time.monotonic() - started, 2))
+        progress.write(json.dumps(row) + "\n")
+
+    def fit_metrics(metrics):
+        received = _weighted(metrics, f"received_{metric}")
+        if received is not None:  # the global model of the round before, scored by the holders
+            log(aggregated["fit"], **{metric: received, "eval_nodes": len(metrics)})
+        for _, m in metrics:
+            if "epsilon" in m:
+                nodes_privacy[str(m["node"])] = {k: m[k] for k in ("epsilon", "noise_multiplier", "sample_rate",
+                                                                   "steps")}
+        eps = [float(m["epsilon"]) for _, m in metrics if "epsilon" in m]
+        values = {"loss": _weighted(metrics, "loss"), "nodes": len(metrics)}
+        if eps:
+            values["epsilon"] = max(eps)
+        aggregated["fit"] += 1
+        log(aggregated["fit"], **values)
+        return values
+
+    def evaluate_metrics(metrics):
+        values = {metric: _weighted(metrics, metric), "eval_nodes": len(metrics)}
+        log(aggregated["fit"], **values)
+        return values
+
+    model = training.build_model(task, int(rc["features"]), int(rc["hidden"]))
+    fedavg = FedAvgFinalEvaluation(
+        rounds=rounds, fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=min_nodes, min_evaluate_clients=min_nodes,
+        min_available_clients=min_nodes,
+        initial_parameters=ndarrays_to_parameters(arrays_of(model.state_dict())),
+        fit_metrics_aggregation_fn=fit_metrics, evaluate_metrics_aggregation_fn=evaluate_metrics,
+    )
+    sampled = max(min_nodes, len(list(grid.get_node_ids())))
+    noise, clip = float(rc["noise-multiplier"]), float(rc["clipping-norm"])
+    if str(rc["dp"]) == "server":
+        strategy = DifferentialPrivacyServerSideFixedClipping(fedavg, noise_multiplier=noise, clipping_norm=clip,
+                                                              num_sampled_clients=sampled)
+    else:
+        strategy = DifferentialPrivacyClientSideFixedClipping(fedavg, noise_multiplier=noise, clipping_norm=clip,
+                                                              num_sampled_clients=sampled)
+    timeout = float(rc["secagg-timeout"])
+    if bool(rc["secagg"]):
+        # Every holder gets a share of every other's key (num_shares 1.0: all sampled); any
+        # min_nodes of them can unmask a holder that drops out after sharing.
+        workflow = DefaultWorkflow(fit_workflow=SecAggPlusForgettingSilentHolders(
+            num_shares=1.0, reconstruction_threshold=min_nodes,
+            clipping_range=float(rc["secagg-clipping-range"]), timeout=timeout))
+    else:
+        workflow = DefaultWorkflow()
+    legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=rounds, round_timeout=timeout),
+                           strategy=strategy)
+    workflow(SilentHoldersLeft(grid), legacy)
+    if aggregated["fit"] < rounds:
+        raise RuntimeError(f"only {aggregated['fit']} of {rounds} rounds aggregated any holder's update: the holders "
+                           "failed (their SuperNode logs say why)")
+    final = parameters_to_ndarrays(compat.arrayrecord_to_parameters(legacy.state.array_records["parameters"],
+                                                                    keep_input=True))
+    torch.save(state_from(model, final), out / "model.pt")
+    rows = [history[r] for r in sorted(history)]  # round 0: the initial model, scored in round 1
+    last = rows[-1] if rows else {}
+    holder_level = _holder_level_epsilon(noise, rounds, float(rc["delta"]))
+    record_level = max((p["epsilon"] for p in nodes_privacy.values()), default=None)
+    epsilon = min(e for e in (record_level, holder_level) if e is not None) if (
+        record_level is not None or holder_level is not None) else None
+    privacy = {
+        "mechanism": ("Opacus DP-SGD at each holder (per-record DP), " if bool(rc["local-dp"]) else "")
+        + f"{'client' if str(rc['dp']) != 'server' else 'server'}-side fixed clipping with Gaussian noise on the "
+          f"aggregate (Flower){', SecAgg+' if bool(rc['secagg']) else ''}",
+        "accountant": str(rc["accountant"]),
+        "epsilon": epsilon,
+        "delta": float(rc["delta"]),
+        "record_level_epsilon": record_level,
+        "nodes": nodes_privacy,
+        "holder_level": {"noise_multiplier": noise, "clipping_norm": clip, "rounds": rounds,
+                         "epsilon": holder_level},
+    }
+    if nodes_privacy:
+        worst = max(nodes_privacy.values(), key=lambda p: p["epsilon"])
+        privacy.update(noise_multiplier=worst["noise_multiplier"], sample_rate=worst["sample_rate"],
+                       steps=worst["steps"])
+    (out / "result.json").write_text(json.dumps({
+        "history": rows, "privacy": privacy,
+        "metrics": {metric: last.get(metric), "rounds": len(legacy.history.losses_distributed),
+                    "nodes_last_round": last.get("nodes")},
+        "seconds": round(time.monotonic() - started, 2),
+    }))
+
+
+def _holder_level_epsilon(noise: float, rounds: int, delta: float) -> float | None:
+    """The guarantee per holder of the clipped, noised aggregate: every holder takes part in
+    every round (sampling rate 1). None when there is no noise."""
+    if noise <= 0:
+        return None
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    accountant.history = [(noise, 1.0, rounds)]
+    return float(accountant.get_epsilon(delta))

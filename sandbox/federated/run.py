@@ -1,0 +1,170 @@
+"""One federated training run on a deployment, in plain Python: start the SuperLink and a
+SuperNode per holder partition, submit the Flower App with the run's config, follow its
+rounds, stop it when too few holders are left or the wall clock runs out, and take the
+federation down. The platform's job runner (platform/jobs/federated.py) and
+bench/training.py both call `run_federation`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .deploy import FederationError, LocalDeployment
+
+POLL_S = 1.0
+# Defaults of the platform's FLOWER_* settings. The clipping norm bounds each holder's update
+# (a few local epochs move the model well past 2), and with DP-SGD at every holder the
+# aggregate's own noise is small: the per-record guarantee is the holders'.
+CLIPPING_NORM = 10.0
+HOLDER_NOISE = 0.01
+SECAGG_CLIPPING_RANGE = 16.0
+SECAGG_TIMEOUT_S = 300.0
+
+# Called with the rounds logged so far (the ServerApp's progress.jsonl), after each poll.
+RoundReporter = Callable[[list[dict]], None]
+
+
+class FederationFailed(RuntimeError):
+    """The run ended without a model. `started` says whether the run was submitted, that
+    is whether any holder may have trained on its data (and so spent privacy)."""
+
+    def __init__(self, message: str, *, started: bool, outcome: dict | None = None, log: str = ""):
+        super().__init__(message)
+        self.started, self.outcome, self.log = started, outcome or {}, log
+
+
+@dataclass
+class FederatedRun:
+    result: dict  # the ServerApp's result.json: history, privacy, metrics, seconds
+    run_id: int
+    nodes_started: int
+    nodes_alive: list[str]
+    log: str
+    seconds: float  # wall time from the first process started to the federation taken down
+    phases: dict = field(default_factory=dict)  # seconds spent starting, training and stopping
+
+    @property
+    def nodes_dropped(self) -> int:
+        return self.nodes_started - len(self.nodes_alive)
+
+
+def app_config(*, task: str, neighbourhoods: list[str], holdout_salt: str, params: dict, clipping_norm: float,
+               holder_noise: float, secagg_clipping_range: float, secagg_timeout: float, out: Path) -> dict:
+    """The Flower App's run config for a job's params (sandbox.training.TrainSpec fields plus
+    rounds, min_nodes, secagg, dp and local_dp).
+
+    With DP-SGD at each holder, `holder_noise` is the aggregate's extra noise; without it the
+    aggregate's noise alone must carry the target ε for each holder (and so each record), so it
+    is derived from the target, every holder taking part in every round. `neighbourhoods` (the
+    one-hot vocabulary) and `holdout_salt` make every holder encode and hold out alike."""
+    from sandbox import tasks
+
+    p = params
+    if not p["local_dp"]:
+        from opacus.accountants.utils import get_noise_multiplier
+
+        holder_noise = get_noise_multiplier(target_epsilon=p["target_epsilon"], target_delta=p["delta"],
+                                            sample_rate=1.0, steps=p["rounds"], accountant="rdp")
+    return {
+        "task": task, "neighbourhoods": json.dumps(neighbourhoods, ensure_ascii=False), "holdout-salt": holdout_salt,
+        "features": tasks.n_features(neighbourhoods), "hidden": p["hidden"], "num-server-rounds": p["rounds"],
+        "min-nodes": p["min_nodes"], "local-epochs": p["epochs"], "batch-size": p["batch_size"],
+        "learning-rate": p["learning_rate"], "local-dp": p["local_dp"], "target-epsilon": p["target_epsilon"],
+        "delta": p["delta"], "max-grad-norm": p["max_grad_norm"], "accountant": p["accountant"], "dp": p["dp"],
+        "clipping-norm": clipping_norm, "noise-multiplier": holder_noise, "secagg": p["secagg"],
+        "secagg-clipping-range": secagg_clipping_range, "secagg-timeout": secagg_timeout, "out-dir": str(out),
+    }
+
+
+def read_rounds(path: Path) -> list[dict]:
+    """The progress lines written so far, the latest line of each step (a round's line is
+    written again as its metrics come in); a line being written is left for the next read."""
+    if not path.exists():
+        return []
+    rows: dict = {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break
+        rows[row["step"]] = row
+    return [rows[step] for step in sorted(rows)]
+
+
+def run_federation(root: Path, partitions: list[Path], config: dict, *, min_nodes: int, wall_seconds: float,
+                   on_rounds: RoundReporter | None = None, threads_per_node: int = 1) -> FederatedRun:
+    """Run the Flower App with `config` over one SuperNode per partition folder."""
+    out = Path(config["out-dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    federation = LocalDeployment(root, threads_per_node=threads_per_node)
+    run_id = None
+    phases = {}
+    try:
+        try:
+            federation.start_superlink()
+            for n, folder in enumerate(partitions):
+                federation.start_node(f"holder-{n}", folder)
+            federation.wait_nodes(len(partitions))
+            run_id = federation.submit(config)
+        except FederationError as exc:
+            raise FederationFailed(f"the federation could not start: {exc}", started=False,
+                                   log=federation.log_tail("superlink")) from None
+        phases["start"] = time.monotonic() - started
+        alive = _follow(federation, run_id, out, partitions, min_nodes=min_nodes, deadline=started + wall_seconds,
+                        on_rounds=on_rounds)
+        log = federation.run_log(run_id)
+        status = federation.status(run_id)
+        if status.sub_status != "completed" or not (out / "result.json").exists():
+            raise FederationFailed(f"the federated run ended {status.sub_status or status.status}: {status.details}",
+                                   started=True, outcome={"run_id": run_id}, log=log)
+        phases["train"] = time.monotonic() - started - phases["start"]
+    finally:
+        stopping = time.monotonic()
+        federation.close()
+        phases["stop"] = time.monotonic() - stopping
+    return FederatedRun(result=json.loads((out / "result.json").read_text()), run_id=run_id,
+                        nodes_started=len(partitions), nodes_alive=alive, log=log,
+                        seconds=time.monotonic() - started, phases=phases)
+
+
+def _follow(federation: LocalDeployment, run_id: int, out: Path, partitions: list[Path], *, min_nodes: int,
+            deadline: float, on_rounds: RoundReporter | None) -> list[str]:
+    """Poll until the run finishes; return the holders still online at the end."""
+    seen = 0
+    while True:
+        time.sleep(POLL_S)
+        rounds = read_rounds(out / "progress.jsonl")
+        if on_rounds is not None and len(rounds) != seen:
+            on_rounds(rounds)
+            seen = len(rounds)
+        try:
+            status = None if not federation.superlink_alive() else federation.status(run_id)
+        except FederationError as exc:
+            if federation.superlink_alive(wait=5):
+                raise FederationFailed(f"the SuperLink stopped answering: {exc}", started=True,
+                                       outcome={"run_id": run_id}, log=federation.log_tail("superlink")) from None
+            status = None
+        if status is None:
+            raise FederationFailed(
+                "the SuperLink stopped during the run; the run cannot go on without it and was not restarted, "
+                "so holders that trained in it may have spent privacy",
+                started=True, outcome={"run_id": run_id, "superlink": "stopped"},
+                log=federation.log_tail("superlink"))
+        alive = federation.nodes_alive()
+        if status.finished:
+            return alive
+        if len(alive) < min_nodes:
+            federation.stop(run_id)
+            raise FederationFailed(
+                f"only {len(alive)} of {len(partitions)} holders are still online, fewer than the minimum of "
+                f"{min_nodes}: the run was stopped", started=True,
+                outcome={"nodes_started": len(partitions), "nodes_alive": len(alive), "run_id": run_id},
+                log=federation.run_log(run_id))
+        if time.monotonic() > deadline:
+            federation.stop(run_id)
+            raise FederationFailed("stopped at the wall-clock limit", started=True, outcome={"run_id": run_id},
+                                   log=federation.run_log(run_id))

@@ -386,3 +386,72 @@ def check_download_model(user, model) -> None:
     if model.organisation_id != user.organisation_id:
         raise Refused(f"model #{model.pk} was released to {model.organisation}, not to your organisation")
 
+
+# --- crowd innovation: scenarios, challenges, teams, submissions, showcase (platform/innovation)
+
+
+def check_open_scenario(user) -> None:
+    """Scenarios and their challenges come from a bureau's plan: its stewards open them."""
+    _require_role(user, Role.STEWARD, doing="opening a scenario or a challenge")
+
+
+def check_manage_scenario(user, scenario) -> None:
+    _require_role(user, Role.STEWARD, doing="changing a scenario or its challenges")
+    if scenario.bureau_id != user.organisation_id:
+        raise Refused(f"scenario {scenario.slug} belongs to {scenario.bureau}, not to your bureau")
+
+
+def check_follow_scenario(user) -> None:
+    """Startups and researchers follow scenarios and say they are interested."""
+    _require_role(user, Role.APPLICANT, doing="following a scenario")
+
+
+def check_join_challenge(user, challenge) -> None:
+    """Teams are people of startups and labs (any organisation but the challenge's bureau,
+    which holds the hidden test set)."""
+    _require_role(user, Role.APPLICANT, doing="taking part in a challenge")
+    if user.organisation_id == challenge.scenario.bureau_id:
+        raise Refused(f"{user.organisation} opened this challenge and holds its hidden test set: it cannot compete")
+
+
+def check_team_member(user, team) -> None:
+    if role_of(user) is None:
+        raise Refused("log in first")
+    if not team.members.filter(pk=user.pk).exists():
+        raise Refused(f"you are not a member of team {team.name}")
+
+
+def check_invite(user, team) -> None:
+    check_team_member(user, team)
+    if team.captain_id != user.pk:
+        raise Refused(f"only the captain of {team.name} invites members")
+
+
+def visible_submissions(user, qs: QuerySet) -> QuerySet:
+    """A team's submissions: its members, the challenge's bureau's stewards, auditors and admins."""
+    if role_of(user) is None:
+        return qs.none()
+    if reads_everything(user):
+        return qs
+    mine = Q(team__members=user)
+    if has_role(user, Role.STEWARD):
+        mine |= Q(challenge__scenario__bureau_id=user.organisation_id)
+    return qs.filter(mine).distinct()
+
+
+def sees_exact_scores(user, challenge) -> bool:
+    """Exact public scores are never shown to teams (the Ladder releases theirs): only the
+    bureau's stewards, auditors and admins see them."""
+    if reads_everything(user):
+        return True
+    return has_role(user, Role.STEWARD) and user.organisation_id == challenge.scenario.bureau_id
+
+
+def check_share_result(user, submission) -> None:
+    """A team shares its own scored result on the showcase once the challenge has closed."""
+    _require_role(user, Role.APPLICANT, doing="sharing a result")
+    check_team_member(user, submission.team)
+
+
+def check_read_innovation_metrics(user) -> None:
+    _require_role(user, Role.STEWARD, Role.AUDITOR, Role.ADMIN, doing="reading the crowd-innovation metrics")

@@ -40,6 +40,7 @@ CODE_MAX_BYTES = 100_000
 REASON_MAX = 2000
 ROUNDS_MAX = 200
 FEDERATED_DEFAULTS = {"rounds": 3, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True}
+REUSE_PARAM = "base_model"  # a showcase item id: fine-tune a shared result
 DP_PLACEMENTS = ("client", "server")
 CODE_DEFAULTS = {"target_epsilon": 1.0, "delta": 1e-6}
 CODE_PARAMS = {"target_epsilon", "delta", "aggregate"}
@@ -133,7 +134,7 @@ def publish_syft_dataset(*, actor, dataset: Dataset, corpus: CorpusVersion | Non
 
 
 def _train_params(params: dict) -> dict:
-    unknown = set(params) - _TRAIN_FIELDS - set(FEDERATED_DEFAULTS)
+    unknown = set(params) - _TRAIN_FIELDS - set(FEDERATED_DEFAULTS) - {REUSE_PARAM}
     if unknown:
         raise InvalidInput("params", f"unknown parameters: {', '.join(sorted(unknown))}")
     try:
@@ -261,6 +262,7 @@ def submit_job(
         fed = _federated_params(params) if kind == JobKind.FEDERATED else {}
         if kind == JobKind.CENTRALIZED and set(params) & set(FEDERATED_DEFAULTS):
             raise InvalidInput("params", "rounds, min_nodes, secagg, dp and local_dp are for federated jobs")
+        base = params.pop(REUSE_PARAM, None)
         params = {**_train_params({k: v for k, v in params.items() if k not in FEDERATED_DEFAULTS}), **fed}
     epsilon = amounts.epsilon(params["target_epsilon"], "params.target_epsilon")
     delta = float(params["delta"])
@@ -273,10 +275,14 @@ def submit_job(
     elif corpus.dataset_id != dataset.pk:
         raise InvalidInput("corpus", f"corpus version #{corpus.pk} is not a version of {dataset.slug}")
     _check_budget(actor.organisation, dataset, epsilon)
+    base_result, attribution = (None, None) if kind == JobKind.CODE or base is None else \
+        _reuse(actor, base, task, corpus, params)
+    if attribution:
+        params = {**params, REUSE_PARAM: base_result.pk, "attribution": attribution}
     job = Job.objects.create(
         kind=kind, title=title, dataset=dataset, corpus=corpus, application=application,
         organisation=actor.organisation, submitted_by=actor, task=task, code=code, params=params,
-        limits=_limits(limits), epsilon=epsilon, delta=delta, syft_dataset=syft_dataset,
+        limits=_limits(limits), epsilon=epsilon, delta=delta, syft_dataset=syft_dataset, base_result=base_result,
     )
     if syft_dataset is not None:
         code_to_data.submit(data.jobs_box(), owner=syft_dataset.owner, submitter=data.submitter_email(actor),
@@ -286,9 +292,39 @@ def submit_job(
         payload={"kind": kind, "task": task, "dataset": dataset.slug, "corpus_version": corpus.version,
                  "epsilon": amounts.short(epsilon), "delta": delta, "params": params, "limits": job.limits,
                  "code_sha256": hashlib.sha256(code.encode()).hexdigest() if code else ""},
-        inputs=[subject_of(corpus), subject_of(application)] + ([subject_of(syft_dataset)] if syft_dataset else []),
+        inputs=[subject_of(corpus), subject_of(application)] + ([subject_of(syft_dataset)] if syft_dataset else [])
+        + ([subject_of(base_result)] if base_result else []),
     )
     return job
+
+
+def _reuse(actor, base, task: str, corpus: CorpusVersion, params: dict):
+    """A shared result to start from: the licence allows it, and its weights fit this job's
+    model (the same task, the same features and hidden size). Returns it and the attribution
+    the job, its model card and its lineage carry."""
+    from innovation import actions as innovation_actions
+    from innovation.models import ShowcaseItem
+    from sandbox import challenge
+
+    if not isinstance(base, int) or isinstance(base, bool):
+        raise InvalidInput(f"params.{REUSE_PARAM}", "the id of a shared result on the showcase")
+    item = ShowcaseItem.objects.select_related("submission", "challenge", "team").filter(pk=base).first()
+    if item is None:
+        raise InvalidInput(f"params.{REUSE_PARAM}", f"no shared result #{base}")
+    attribution = innovation_actions.reuse_base(actor=actor, item=item, task=task)
+    try:
+        first = challenge.load_weights(Path(settings.STATE_DIR) / item.submission.path)["0.weight"]
+    except (ValueError, KeyError):
+        raise InvalidInput(f"params.{REUSE_PARAM}", f"shared result #{base} holds no weights of a built-in model") \
+            from None
+    vocabulary = sandbox_tasks.vocabulary(data.corpus_table_of(corpus, ["kind", "neighbourhood"]))
+    if vocabulary != item.challenge.spec["neighbourhoods"]:
+        raise InvalidInput(f"params.{REUSE_PARAM}", f"shared result #{base} encodes other neighbourhoods than "
+                                                    f"{corpus.dataset.slug} v{corpus.version}: its features differ")
+    if first.shape[0] != params["hidden"]:
+        raise InvalidInput("params.hidden", f"shared result #{base} has {first.shape[0]} hidden units; set hidden "
+                                            f"to {first.shape[0]} to fine-tune it")
+    return item, {k: v for k, v in attribution.items() if k != "path"}
 
 
 def syft_job_name(job: Job) -> str:
@@ -470,7 +506,8 @@ def _register_model(actor, job: Job, release_event, intended_use: str) -> Traine
     model.save(update_fields=["card"])
     record("models.registered", actor=actor_of(actor), subject=subject_of(model),
            payload={"sha256": digest, "card": model.card},
-           inputs=[subject_of(job), subject_of(job.corpus)])
+           inputs=[subject_of(job), subject_of(job.corpus)]
+           + ([subject_of(job.base_result)] if job.base_result_id else []))
     return model
 
 
@@ -493,6 +530,7 @@ def model_card(job: Job, model: TrainedModel, task, intended_use: str, release_e
                     "purpose_category": application.purpose_category, "purpose": application.purpose},
         "lineage": {"job": subject_of(job), "corpus": subject_of(job.corpus),
                     "application": subject_of(application), "released_seq": release_event.seq},
+        "derived_from": job.params.get("attribution"),
         "weights": {"sha256": model.sha256, "bytes": model.size, "format": "PyTorch state_dict (torch.load "
                                                                            "weights_only=True)"},
     }

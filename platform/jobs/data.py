@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def training_data(job: Job, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     summary = {"train_rows": len(train), "test_rows": len(test), "baseline": tasks.baseline(task, train, test),
                "features": int(train.x.shape[1]), "neighbourhoods": vocabulary}
+    if job.base_result_id:  # a shared result's weights, to start from
+        shutil.copyfile(Path(settings.STATE_DIR) / job.base_result.submission.path, folder / BASE_WEIGHTS)
+        summary["base_weights"] = str(folder / BASE_WEIGHTS)
     if job.kind == "centralized":
         train.save(folder / "train.npz")
         test.save(folder / "test.npz")
@@ -68,6 +72,7 @@ def training_data(job: Job, folder: Path) -> dict:
 # --- code-to-data: the PySyft dataset's two parts ----------------------------------------
 
 MOCK_ROWS = 500
+BASE_WEIGHTS = "base.pt"
 
 
 def direct_identifiers() -> tuple[str, ...]:

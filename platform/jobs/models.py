@@ -106,6 +106,9 @@ class Job(models.Model):
     task = models.CharField(_("内置任务"), max_length=40, blank=True)  # sandbox.tasks name; "" for code
     syft_dataset = models.ForeignKey(SyftDataset, verbose_name=_("PySyft 数据集"), on_delete=models.PROTECT,
                                      null=True, blank=True, related_name="jobs")  # code-to-data jobs
+    # A shared result (innovation's showcase) whose weights the training starts from.
+    base_result = models.ForeignKey("innovation.ShowcaseItem", verbose_name=_("基础模型"), on_delete=models.PROTECT,
+                                    null=True, blank=True, related_name="derived_jobs")
     code = models.TextField(_("代码"), blank=True)  # code-to-data: the script the steward reviews
     # sandbox.training.TrainSpec fields, plus rounds/min_nodes/secagg/client_dp for federated jobs
     params = models.JSONField(_("参数"), default=dict)

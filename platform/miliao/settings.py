@@ -249,6 +249,7 @@ INSTALLED_APPS = [
     "budgets",
     "defense",
     "jobs",
+    "innovation",
     "portal",
 ]
 

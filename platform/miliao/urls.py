@@ -16,6 +16,15 @@ from budgets.api import PrivacyBudgetViewSet
 from catalog.api import DatasetViewSet
 from defense.api import AlertViewSet
 from corpora.api import CorpusVersionViewSet
+from innovation.api import (
+    ChallengeViewSet,
+    InvitationViewSet,
+    MetricsView,
+    ScenarioViewSet,
+    ShowcaseViewSet,
+    SubmissionViewSet,
+    TeamViewSet,
+)
 from jobs.api import JobViewSet, SandboxPolicyViewSet, SyftDatasetViewSet, TrainedModelViewSet
 from progress.api import TaskProgressViewSet
 from provenance.api import AnchorViewSet, LineageEventViewSet, LineageViewSet
@@ -42,6 +51,12 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("sandbox-policies", SandboxPolicyViewSet, basename="sandbox-policy")
 router.register("syft-datasets", SyftDatasetViewSet, basename="syft-dataset")
 router.register("models", TrainedModelViewSet, basename="model")
+router.register("scenarios", ScenarioViewSet, basename="scenario")
+router.register("challenges", ChallengeViewSet, basename="challenge")
+router.register("teams", TeamViewSet, basename="team")
+router.register("invitations", InvitationViewSet, basename="invitation")
+router.register("submissions", SubmissionViewSet, basename="submission")
+router.register("showcase", ShowcaseViewSet, basename="showcase")
 
 urlpatterns = [
     path("", include("portal.urls")),
@@ -49,6 +64,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/me/", MeView.as_view(), name="api-me"),
+    path("api/innovation-metrics/", MetricsView.as_view(), name="api-innovation-metrics"),
     path("api/downloads/<str:token>/", DownloadView.as_view(), name="api-download"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

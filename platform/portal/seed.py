@@ -128,6 +128,7 @@ def seed_demo(state_dir: Path) -> list[Login]:
         )
     seed_release(state_dir, steward)
     seed_sandbox(state_dir, steward)
+    seed_innovation(steward)
     return logins
 
 
@@ -242,3 +243,29 @@ def seed_sandbox(state_dir: Path, steward: User) -> None:
     if job.status == "review":
         job_actions.release_job(actor=steward, job=job, note="模型卡已核对")
 
+
+def seed_innovation(steward: User) -> None:
+    """An open scenario and a month-long challenge on it, scored on the compute-only rooms:
+    teams register and submit from the portal."""
+    import datetime
+
+    from django.utils import timezone
+
+    from innovation import actions as innovation_actions
+    from innovation.models import Scenario
+
+    if Scenario.objects.exists():
+        return
+    rooms = Dataset.objects.get(slug="district-rooms")
+    scenario = innovation_actions.open_scenario(
+        actor=steward, slug="building-use", title="建筑用途识别", title_en="Building-use recognition",
+        background="城市更新片区需要掌握房间的实际用途，以核查规划实施与用途变更。\n"
+                   "Urban renewal needs the actual use of rooms, to check plan implementation and changes of use.",
+        contact="规划实施处 王数据 (steward)", datasets=[rooms])
+    now = timezone.now()
+    innovation_actions.open_challenge(
+        actor=steward, scenario=scenario, slug="room-use-2026", title="房间用途识别挑战赛 2026", task="room-use",
+        training_dataset=Dataset.objects.get(slug="demo-district"), hidden_corpus=rooms.versions.order_by("version").first(),
+        rules="每队每日最多 5 次提交；模型不得用于识别或定位个人。Five submissions per team per day; "
+              "models may not be used to identify or locate people.",
+        opens_at=now, final_at=now + datetime.timedelta(days=30), closes_at=now + datetime.timedelta(days=31))

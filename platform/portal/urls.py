@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import access_views, budget_views, defense_views, job_views, lineage_views, release_views, views
+from . import access_views, budget_views, defense_views, innovation_views, job_views, lineage_views, release_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -39,4 +39,13 @@ urlpatterns = [
     path("jobs/<int:pk>/<str:decision>/", job_views.decide_job, name="job-decide"),
     path("models/", job_views.model_list, name="model-list"),
     path("models/<int:pk>/", job_views.model_page, name="model-page"),
+    path("innovation/", innovation_views.home, name="innovation"),
+    path("innovation/scenarios/new/", innovation_views.open_scenario, name="scenario-open"),
+    path("innovation/scenarios/<slug:slug>/", innovation_views.scenario_page, name="scenario-page"),
+    path("innovation/scenarios/<slug:slug>/<str:what>/", innovation_views.scenario_action, name="scenario-action"),
+    path("innovation/challenges/<slug:slug>/", innovation_views.challenge_page, name="challenge-page"),
+    path("innovation/challenges/<slug:slug>/<str:what>/", innovation_views.challenge_action,
+         name="challenge-action"),
+    path("innovation/showcase/<int:pk>/", innovation_views.showcase_page, name="showcase-page"),
+    path("innovation/metrics/", innovation_views.metrics_page, name="innovation-metrics"),
 ]

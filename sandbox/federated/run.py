@@ -52,14 +52,16 @@ class FederatedRun:
 
 
 def app_config(*, task: str, neighbourhoods: list[str], holdout_salt: str, params: dict, clipping_norm: float,
-               holder_noise: float, secagg_clipping_range: float, secagg_timeout: float, out: Path) -> dict:
+               holder_noise: float, secagg_clipping_range: float, secagg_timeout: float, out: Path,
+               initial_weights: str = "") -> dict:
     """The Flower App's run config for a job's params (sandbox.training.TrainSpec fields plus
     rounds, min_nodes, secagg, dp and local_dp).
 
     With DP-SGD at each holder, `holder_noise` is the aggregate's extra noise; without it the
     aggregate's noise alone must carry the target ε for each holder (and so each record), so it
     is derived from the target, every holder taking part in every round. `neighbourhoods` (the
-    one-hot vocabulary) and `holdout_salt` make every holder encode and hold out alike."""
+    one-hot vocabulary) and `holdout_salt` make every holder encode and hold out alike;
+    `initial_weights` (a state_dict file the ServerApp reads) starts from a shared model."""
     from sandbox import tasks
 
     p = params
@@ -76,6 +78,7 @@ def app_config(*, task: str, neighbourhoods: list[str], holdout_salt: str, param
         "delta": p["delta"], "max-grad-norm": p["max_grad_norm"], "accountant": p["accountant"], "dp": p["dp"],
         "clipping-norm": clipping_norm, "noise-multiplier": holder_noise, "secagg": p["secagg"],
         "secagg-clipping-range": secagg_clipping_range, "secagg-timeout": secagg_timeout, "out-dir": str(out),
+        "initial-weights": initial_weights,
     }
 
 

@@ -2,8 +2,8 @@
 
     python sandbox/jobs/centralized.py DATA_DIR
 
-DATA_DIR holds `train.npz`, `test.npz` and `job.json` (the task and its TrainSpec), all
-read-only. Writes to the working folder: `progress.jsonl` (one line per epoch, which the
+DATA_DIR holds `train.npz`, `test.npz` and `job.json` (the task and its TrainSpec), and
+`base.pt` when the job fine-tunes a shared model, all read-only. Writes to the working folder: `progress.jsonl` (one line per epoch, which the
 platform shows live), `model.pt` (the state_dict) and `result.json` (history, privacy
 accounting, held-out metrics and the trivial baseline).
 """
@@ -28,7 +28,9 @@ def main(data: Path) -> None:
     def on_epoch(epoch: int, epochs: int, row: dict) -> None:
         progress.write(json.dumps({"step": epoch, "of": epochs, **row}) + "\n")
 
-    result = training.fit(task, spec, train, test, on_epoch=on_epoch)
+    base = data / "base.pt"
+    state = torch.load(base, weights_only=True, map_location="cpu") if base.exists() else None
+    result = training.fit(task, spec, train, test, state=state, on_epoch=on_epoch)
     torch.save(result.state, "model.pt")
     Path("result.json").write_text(json.dumps({
         "history": result.history, "privacy": result.privacy, "metrics": result.metrics,

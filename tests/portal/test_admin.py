@@ -11,7 +11,7 @@ def test_every_model_is_registered():
     from django.apps import apps
     from django.contrib import admin
 
-    ours = [m for app in ("accounts", "catalog", "access", "provenance", "progress", "budgets", "jobs") for m in apps.get_app_config(app).get_models()]
+    ours = [m for app in ("accounts", "catalog", "access", "provenance", "progress", "budgets", "jobs", "innovation") for m in apps.get_app_config(app).get_models()]
     assert [m.__name__ for m in ours if m not in admin.site._registry] == []
 
 

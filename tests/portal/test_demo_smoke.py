@@ -139,6 +139,9 @@ def test_demo_ran_a_federated_job_into_the_model_registry(demo):
     assert card["metrics"]["accuracy"] > card["metrics"]["baseline"]
     weights = requests.get(f"{base}/api/models/{models['results'][0]['id']}/weights/", headers=headers)
     assert weights.status_code == 200 and len(weights.content) == models["results"][0]["size"]
+    # A scenario with an open challenge on the same rooms, hidden from every team.
+    challenges = requests.get(f"{base}/api/challenges/", headers=headers).json()["results"]
+    assert [(c["slug"], c["phase"], c["scenario"]) for c in challenges] == [("room-use-2026", "open", "building-use")]
 
 
 def test_demo_seeding_twice_changes_nothing(demo):

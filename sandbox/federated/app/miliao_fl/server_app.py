@@ -138,6 +138,8 @@ def main(grid: Grid, context: Context) -> None:
         return values
 
     model = training.build_model(task, int(rc["features"]), int(rc["hidden"]))
+    if str(rc.get("initial-weights", "")):
+        model.load_state_dict(torch.load(str(rc["initial-weights"]), weights_only=True, map_location="cpu"))
     fedavg = FedAvgFinalEvaluation(
         rounds=rounds, fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=min_nodes, min_evaluate_clients=min_nodes,
         min_available_clients=min_nodes,

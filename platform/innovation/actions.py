@@ -1,0 +1,573 @@
+"""Crowd innovation's state changes: scenarios, challenges, teams, submissions and their
+scores, the close and its private board, and the showcase. Each checks its rule, writes and
+appends its lineage event in one transaction. Scoring events are anchored with the rest of
+the log, so a team can prove its score and rank with an inclusion proof."""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import permissions
+from accounts.models import Role, User
+from catalog.models import Dataset
+from corpora.models import CorpusVersion
+from miliao.errors import Conflict, InvalidInput, Refused
+from miliao.inputs import text, whole
+from progress.actions import queue_task
+from provenance.recorder import actor_of, record, subject_of
+from sandbox import challenge as evaluation
+from sandbox import tasks as sandbox_tasks
+
+from .ladder import Ladder
+from .models import (
+    NO_DERIVATIVES,
+    NON_COMMERCIAL,
+    Challenge,
+    InterestKind,
+    InvitationStatus,
+    Licence,
+    Phase,
+    Scenario,
+    ScenarioInterest,
+    ScenarioStatus,
+    ShowcaseItem,
+    Submission,
+    SubmissionKind,
+    SubmissionStatus,
+    Team,
+    TeamInvitation,
+)
+
+TEXT_MAX = 20_000
+TITLE_MAX = 200
+CODE_MAX_BYTES = 200_000
+DAILY_LIMIT_MAX = 100
+SUBMISSION_BYTES_MAX = 100_000_000
+COMMERCIAL_KINDS = {"startup"}
+
+
+
+
+def submissions_dir() -> Path:
+    return Path(settings.STATE_DIR) / "innovation" / "submissions"
+
+
+# --- scenarios ---------------------------------------------------------------------------
+
+
+@transaction.atomic(durable=True)
+def open_scenario(*, actor, slug: str, title: str, background: str, contact: str, datasets: list[Dataset],
+                  title_en: str = "") -> Scenario:
+    """A bureau opens a problem of its plan, with the datasets it offers for it."""
+    permissions.check_open_scenario(actor)
+    slug = text(slug, "slug", limit=80)
+    if Scenario.objects.filter(slug=slug).exists():
+        raise Conflict(f"a scenario {slug!r} exists already")
+    foreign = [d.slug for d in datasets if d.owner_id != actor.organisation_id]
+    if foreign:
+        raise InvalidInput("datasets", f"{', '.join(foreign)} belong to another bureau")
+    scenario = Scenario.objects.create(
+        slug=slug, bureau=actor.organisation, title=text(title, "title", limit=TITLE_MAX),
+        title_en=text(title_en, "title_en", limit=TITLE_MAX, required=False),
+        background=text(background, "background", limit=TEXT_MAX), contact=text(contact, "contact", limit=TITLE_MAX),
+        created_by=actor)
+    scenario.datasets.set(datasets)
+    record("innovation.scenario_opened", actor=actor_of(actor), subject=subject_of(scenario),
+           payload={"slug": slug, "title": scenario.title, "datasets": sorted(d.slug for d in datasets)},
+           inputs=[subject_of(d) for d in datasets])
+    return scenario
+
+
+@transaction.atomic(durable=True)
+def follow_scenario(*, actor, scenario: Scenario, kind: str = InterestKind.FOLLOW, note: str = "") -> ScenarioInterest:
+    permissions.check_follow_scenario(actor)
+    if kind not in InterestKind.values:
+        raise InvalidInput("kind", f"one of {', '.join(InterestKind.values)}")
+    note = text(note, "note", limit=2000, required=kind == InterestKind.INTEREST)
+    if ScenarioInterest.objects.filter(scenario=scenario, user=actor, kind=kind).exists():
+        raise Conflict(f"you already {'follow' if kind == InterestKind.FOLLOW else 'expressed interest in'} "
+                       f"{scenario.slug}")
+    interest = ScenarioInterest.objects.create(scenario=scenario, user=actor, organisation=actor.organisation,
+                                               kind=kind, note=note)
+    record(f"innovation.scenario_{'followed' if kind == InterestKind.FOLLOW else 'interest'}",
+           actor=actor_of(actor), subject=subject_of(scenario),
+           payload={"organisation": actor.organisation.code, "note": note})
+    return interest
+
+
+@transaction.atomic(durable=True)
+def mark_deployed(*, actor, scenario: Scenario, note: str) -> Scenario:
+    """The scenario's result went into the bureau's work: what the metrics count as reached."""
+    permissions.check_manage_scenario(actor, scenario)
+    scenario = Scenario.objects.select_for_update().get(pk=scenario.pk)
+    if scenario.status == ScenarioStatus.DEPLOYED:
+        raise Conflict(f"scenario {scenario.slug} is already marked deployed")
+    scenario.status, scenario.deployment_note = ScenarioStatus.DEPLOYED, text(note, "note", limit=TEXT_MAX)
+    scenario.save(update_fields=["status", "deployment_note"])
+    record("innovation.scenario_deployed", actor=actor_of(actor), subject=subject_of(scenario),
+           payload={"note": scenario.deployment_note})
+    return scenario
+
+
+# --- challenges ----------------------------------------------------------------------------
+
+
+@transaction.atomic(durable=True)
+def open_challenge(*, actor, scenario: Scenario, slug: str, title: str, task: str, training_dataset: Dataset,
+                   hidden_corpus: CorpusVersion, rules: str, opens_at: datetime.datetime,
+                   final_at: datetime.datetime, closes_at: datetime.datetime, daily_limit: int = 5,
+                   max_submission_bytes: int = 5_000_000, ladder_step: float = 0.01) -> Challenge:
+    """A challenge on the scenario: its task and metric, training data (any class), a hidden
+    test set that must be compute-only, its timeline, rules and limits. The hidden rooms'
+    split into public and private parts is fixed here, by a secret salt."""
+    permissions.check_manage_scenario(actor, scenario)
+    slug = text(slug, "slug", limit=80)
+    if Challenge.objects.filter(slug=slug).exists():
+        raise Conflict(f"a challenge {slug!r} exists already")
+    try:
+        built_in = sandbox_tasks.task_named(task)
+    except ValueError as exc:
+        raise InvalidInput("task", str(exc).partition(": ")[2]) from None
+    hidden = hidden_corpus.dataset
+    if hidden.data_class != "compute_only":
+        raise InvalidInput("hidden_corpus", f"{hidden.slug} is {hidden.data_class}: a hidden test set must be "
+                                            "compute-only, so no team ever sees its rows")
+    if hidden.owner_id != scenario.bureau_id:
+        raise InvalidInput("hidden_corpus", f"{hidden.slug} belongs to another bureau")
+    if not opens_at < final_at <= closes_at:
+        raise InvalidInput("final_at", "the timeline runs opens_at < final_at (the submission deadline) <= closes_at")
+    ladder = _ladder_step(ladder_step)
+    table = pq.read_table(Path(settings.STATE_DIR) / hidden_corpus.path, columns=sandbox_tasks.COLUMNS)
+    rooms = evaluation.hidden_rooms(table, built_in)
+    salt = secrets.token_hex(16)
+    public, private = evaluation.split(rooms, salt)
+    if min(public.num_rows, private.num_rows) < 50:
+        raise InvalidInput("hidden_corpus", f"{hidden.slug} v{hidden_corpus.version} has {rooms.num_rows} rooms with "
+                                            f"{built_in.target}: too few for a public and a private test part")
+    spec = {"task": task, "metric": built_in.metric, "neighbourhoods": sandbox_tasks.vocabulary(table), "salt": salt,
+            "public_rows": public.num_rows, "private_rows": private.num_rows}
+    challenge = Challenge.objects.create(
+        slug=slug, scenario=scenario, title=text(title, "title", limit=TITLE_MAX), task=task,
+        training_dataset=training_dataset,
+        hidden_corpus=hidden_corpus, rules=text(rules, "rules", limit=TEXT_MAX), opens_at=opens_at,
+        final_at=final_at, closes_at=closes_at, daily_limit=whole(daily_limit, "daily_limit", 1, DAILY_LIMIT_MAX),
+        max_submission_bytes=whole(max_submission_bytes, "max_submission_bytes", 1_000, SUBMISSION_BYTES_MAX),
+        ladder_step=ladder, spec=spec, created_by=actor)
+    record("innovation.challenge_opened", actor=actor_of(actor), subject=subject_of(challenge),
+           payload={"slug": slug, "task": task, "metric": built_in.metric, "training_dataset": training_dataset.slug,
+                    "hidden": {"dataset": hidden.slug, "version": hidden_corpus.version,
+                               "sha256": hidden_corpus.sha256, "public_rows": public.num_rows,
+                               "private_rows": private.num_rows,
+                               "salt_sha256": hashlib.sha256(salt.encode()).hexdigest()},
+                    "timeline": [opens_at.isoformat(), final_at.isoformat(), closes_at.isoformat()],
+                    "daily_limit": challenge.daily_limit, "ladder_step": ladder},
+           inputs=[subject_of(scenario), subject_of(hidden_corpus), subject_of(training_dataset)])
+    return challenge
+
+
+def _ladder_step(value) -> float:
+    try:
+        return Ladder(step=float(value), higher_is_better=True).step
+    except (TypeError, ValueError):
+        raise InvalidInput("ladder_step", f"a step in (0, 1), not {value!r}") from None
+
+
+def ladder_of(challenge: Challenge) -> Ladder:
+    task = sandbox_tasks.task_named(challenge.task)
+    return Ladder(step=challenge.ladder_step, higher_is_better=evaluation.higher_is_better(task))
+
+
+# --- teams ---------------------------------------------------------------------------------
+
+
+def _team_of(user, challenge: Challenge) -> Team | None:
+    return Team.objects.filter(challenge=challenge, members=user).first()
+
+
+@transaction.atomic(durable=True)
+def register_team(*, actor, challenge: Challenge, name: str) -> Team:
+    permissions.check_join_challenge(actor, challenge)
+    if challenge.phase() == Phase.CLOSED:
+        raise Conflict(f"challenge {challenge.slug} has closed")
+    name = text(name, "name", limit=100)
+    if _team_of(actor, challenge) is not None:
+        raise Conflict(f"you are already in a team of {challenge.slug}")
+    if Team.objects.filter(challenge=challenge, name=name).exists():
+        raise Conflict(f"a team called {name!r} is already registered for {challenge.slug}")
+    team = Team.objects.create(challenge=challenge, name=name, captain=actor)
+    team.members.add(actor)
+    record("innovation.team_registered", actor=actor_of(actor), subject=subject_of(team),
+           payload={"challenge": challenge.slug, "name": name, "organisation": actor.organisation.code},
+           inputs=[subject_of(challenge)])
+    return team
+
+
+@transaction.atomic(durable=True)
+def invite(*, actor, team: Team, username: str) -> TeamInvitation:
+    """The captain invites someone, of any organisation, to the team."""
+    permissions.check_invite(actor, team)
+    invitee = User.objects.filter(username=text(username, "username", limit=150)).select_related(
+        "organisation").first()
+    if invitee is None or not invitee.is_active:
+        raise InvalidInput("username", f"no active user {username!r}")
+    if invitee.role != Role.APPLICANT:
+        raise InvalidInput("username", f"{invitee.username} is a {invitee.get_role_display()}: teams are of applicants")
+    if invitee.organisation_id == team.challenge.scenario.bureau_id:
+        raise InvalidInput("username", f"{invitee.username} works for the bureau that holds the hidden test set")
+    if _team_of(invitee, team.challenge) is not None:
+        raise Conflict(f"{invitee.username} is already in a team of {team.challenge.slug}")
+    if team.invitations.filter(invitee=invitee, status=InvitationStatus.PENDING).exists():
+        raise Conflict(f"{invitee.username} already has a pending invitation to {team.name}")
+    invitation = TeamInvitation.objects.create(team=team, invitee=invitee, invited_by=actor)
+    record("innovation.member_invited", actor=actor_of(actor), subject=subject_of(team),
+           payload={"invitee": invitee.username, "organisation": invitee.organisation.code})
+    return invitation
+
+
+@transaction.atomic(durable=True)
+def answer_invitation(*, actor, invitation: TeamInvitation, accept: bool) -> TeamInvitation:
+    invitation = TeamInvitation.objects.select_for_update().select_related("team__challenge").get(pk=invitation.pk)
+    if invitation.invitee_id != actor.pk:
+        raise Refused("this invitation is someone else's")
+    if invitation.status != InvitationStatus.PENDING:
+        raise Conflict(f"the invitation was already {invitation.status}")
+    team = invitation.team
+    if accept:
+        permissions.check_join_challenge(actor, team.challenge)
+        if _team_of(actor, team.challenge) is not None:
+            raise Conflict(f"you are already in a team of {team.challenge.slug}")
+        team.members.add(actor)
+    invitation.status = InvitationStatus.ACCEPTED if accept else InvitationStatus.DECLINED
+    invitation.decided_at = timezone.now()
+    invitation.save(update_fields=["status", "decided_at"])
+    record("innovation.member_joined" if accept else "innovation.invitation_declined", actor=actor_of(actor),
+           subject=subject_of(team), payload={"member": actor.username, "organisation": actor.organisation.code})
+    return invitation
+
+
+# --- submissions ---------------------------------------------------------------------------
+
+
+def _local_day_start(now: datetime.datetime) -> datetime.datetime:
+    local = timezone.localtime(now)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@transaction.atomic(durable=True)
+def submit(*, actor, challenge: Challenge, kind: str, content: bytes, note: str = "") -> Submission:
+    """Model weights for the challenge's task, or a prediction script. Refused, with nothing
+    stored, from someone in no registered team, outside the submission window, over the
+    team's daily limit, too large, or malformed."""
+    permissions.check_join_challenge(actor, challenge)
+    team = _team_of(actor, challenge)
+    if team is None:
+        raise Refused(f"you are in no team registered for {challenge.slug}: register one or accept an invitation")
+    team = Team.objects.select_for_update().get(pk=team.pk)  # one submission of a team at a time
+    now = timezone.now()
+    phase = challenge.phase(now)
+    if phase == Phase.UPCOMING:
+        opens = timezone.localtime(challenge.opens_at)
+        raise Conflict(f"{challenge.slug} opens for submissions at {opens:%Y-%m-%d %H:%M}")
+    if phase != Phase.OPEN:
+        raise Conflict(f"the submission deadline of {challenge.slug} passed at "
+                       f"{timezone.localtime(challenge.final_at):%Y-%m-%d %H:%M:%S}")
+    today = Submission.objects.filter(team=team, created_at__gte=_local_day_start(now)).count()
+    if today >= challenge.daily_limit:
+        raise Conflict(f"team {team.name} has made its {challenge.daily_limit} submissions of today "
+                       f"({timezone.localtime(now):%Y-%m-%d}); the limit resets at midnight")
+    if kind not in SubmissionKind.values:
+        raise InvalidInput("kind", f"one of {', '.join(SubmissionKind.values)}")
+    if not content:
+        raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code", "is empty")
+    limit = min(challenge.max_submission_bytes, CODE_MAX_BYTES) if kind == SubmissionKind.CODE \
+        else challenge.max_submission_bytes
+    if len(content) > limit:
+        raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code",
+                           f"larger than {limit} bytes, the most this challenge takes")
+    digest = hashlib.sha256(content).hexdigest()
+    submission = Submission.objects.create(challenge=challenge, team=team, submitted_by=actor, kind=kind, path="",
+                                           sha256=digest, size=len(content),
+                                           note=text(note, "note", limit=TITLE_MAX, required=False))
+    folder = submissions_dir() / str(submission.pk)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / (evaluation.WEIGHTS_FILE if kind == SubmissionKind.WEIGHTS else "predict.py")
+    target.write_bytes(content)
+    try:
+        _validate(kind, target, challenge)
+    except ValueError as exc:
+        target.unlink()
+        field, _, message = str(exc).partition(": ")
+        raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code", message or str(exc)) from None
+    from .tasks import score_submission_task
+
+    progress = queue_task("innovation.score", label=f"评测提交 #{submission.pk}", actor=actor,
+                          dispatch=lambda task_id: score_submission_task.delay(task_id, submission.pk))
+    submission.path = str(target.relative_to(settings.STATE_DIR))
+    submission.task_id = progress.pk
+    submission.save(update_fields=["path", "task_id"])
+    record("innovation.submitted", actor=actor_of(actor), subject=subject_of(submission),
+           payload={"challenge": challenge.slug, "team": team.name, "kind": kind, "sha256": digest,
+                    "size": len(content), "today": today + 1},
+           inputs=[subject_of(team), subject_of(challenge)])
+    return submission
+
+
+def _validate(kind: str, path: Path, challenge: Challenge) -> None:
+    """Malformed submissions are refused before they are stored: weights that are not a
+    state_dict of the task's model, code that does not compile."""
+    if kind == SubmissionKind.CODE:
+        try:
+            compile(path.read_text(), "predict.py", "exec")
+        except (SyntaxError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"code: does not compile: {getattr(exc, 'msg', exc)} "
+                             f"(line {getattr(exc, 'lineno', '?')})") from None
+        return
+    state = evaluation.load_weights(path)
+    import pyarrow as pa
+
+    probe = pa.table({c: pa.array([], t) for c, t in (
+        ("unit_id", pa.string()), ("district", pa.string()), ("neighbourhood", pa.string()), ("floor", pa.int16()),
+        ("area_m2", pa.float64()), ("build_year", pa.int16()))})
+    evaluation.predict_with_weights(state, probe, challenge.spec)
+
+
+@transaction.atomic(durable=True)
+def record_score(*, submission_id: int, score: float) -> Submission:
+    """The exact public score of a finished evaluation, and what the Ladder releases of it."""
+    submission = Submission.objects.select_for_update().select_related("challenge", "team").get(pk=submission_id)
+    if submission.status != SubmissionStatus.SCORING:
+        return submission
+    team = Team.objects.select_for_update().get(pk=submission.team_id)
+    ladder = ladder_of(submission.challenge)
+    released = ladder.release(team.ladder_score, score)
+    moved = released != team.ladder_score
+    team.ladder_score = released
+    team.save(update_fields=["ladder_score"])
+    submission.status, submission.public_score, submission.displayed_score = SubmissionStatus.SCORED, score, released
+    submission.scored_at = timezone.now()
+    submission.save(update_fields=["status", "public_score", "displayed_score", "scored_at"])
+    record("innovation.submission_scored", actor="system", subject=subject_of(submission),
+           payload={"challenge": submission.challenge.slug, "team": team.name, "sha256": submission.sha256,
+                    "board_score": released, "board_moved": moved, "ladder": ladder.describe(),
+                    # a commitment to the exact score, which stays unpublished until the audit
+                    "score_commitment": _commit(submission, score)},
+           inputs=[subject_of(submission.challenge.hidden_corpus)])
+    return submission
+
+
+def _commit(submission: Submission, score: float) -> str:
+    return hashlib.sha256(f"{submission.sha256}|{score!r}|{submission.challenge.spec['salt']}".encode()).hexdigest()
+
+
+@transaction.atomic(durable=True)
+def fail_submission(*, submission_id: int, reason: str) -> Submission:
+    submission = Submission.objects.select_for_update().get(pk=submission_id)
+    if submission.status != SubmissionStatus.SCORING:
+        return submission
+    submission.status, submission.status_reason = SubmissionStatus.FAILED, reason[:2000]
+    submission.scored_at = timezone.now()
+    submission.save(update_fields=["status", "status_reason", "scored_at"])
+    record("innovation.submission_failed", actor="system", subject=subject_of(submission),
+           payload={"reason": submission.status_reason})
+    return submission
+
+
+@transaction.atomic(durable=True)
+def choose_final(*, actor, submission: Submission) -> Submission:
+    """The team picks which of its scored submissions the private board scores."""
+    permissions.check_team_member(actor, submission.team)
+    submission = Submission.objects.select_for_update().select_related("challenge", "team").get(pk=submission.pk)
+    challenge = submission.challenge
+    if challenge.phase() not in (Phase.OPEN, Phase.FINAL):
+        raise Conflict(f"{challenge.slug} is {challenge.phase()}: finals are chosen before it closes")
+    if submission.status != SubmissionStatus.SCORED:
+        raise Conflict(f"submission #{submission.pk} is {submission.status}: only a scored one can be the final")
+    Submission.objects.filter(team=submission.team).update(final=False)
+    Submission.objects.filter(pk=submission.pk).update(final=True)
+    record("innovation.final_chosen", actor=actor_of(actor), subject=subject_of(submission),
+           payload={"team": submission.team.name, "sha256": submission.sha256})
+    submission.refresh_from_db()
+    return submission
+
+
+# --- the close and the private board -------------------------------------------------------
+
+
+def finals(challenge: Challenge) -> list[Submission]:
+    """Each team's final: the one it chose, else its best exact public score (earliest first)."""
+    higher = evaluation.higher_is_better(sandbox_tasks.task_named(challenge.task))
+    chosen = []
+    for team in challenge.teams.all():
+        scored = list(team.submissions.filter(status=SubmissionStatus.SCORED).order_by("created_at"))
+        if not scored:
+            continue
+        final = next((s for s in scored if s.final), None)
+        if final is None:
+            final = (max if higher else min)(scored, key=lambda s: s.public_score)
+        chosen.append(final)
+    return chosen
+
+
+@transaction.atomic(durable=True)
+def close_challenge(*, actor, challenge: Challenge) -> Challenge:
+    """End submissions (now, if the deadline has not passed) and score each team's final on
+    the private part, on a worker; `record_private_board` publishes the result."""
+    permissions.check_manage_scenario(actor, challenge.scenario)
+    challenge = Challenge.objects.select_for_update().get(pk=challenge.pk)
+    now = timezone.now()
+    if challenge.phase(now) in (Phase.UPCOMING, Phase.CLOSED):
+        raise Conflict(f"{challenge.slug} is {challenge.phase(now)}: only a challenge that has opened and not "
+                       "closed can be closed")
+    if challenge.close_task_id is not None:
+        raise Conflict(f"{challenge.slug} is already being closed")
+    from .tasks import close_challenge_task
+
+    progress = queue_task("innovation.close", label=f"终评 {challenge.slug}", actor=actor,
+                          dispatch=lambda task_id: close_challenge_task.delay(task_id, challenge.pk))
+    challenge.final_at = min(challenge.final_at, now)
+    challenge.close_task_id = progress.pk
+    challenge.save(update_fields=["final_at", "close_task_id"])
+    record("innovation.challenge_closing", actor=actor_of(actor), subject=subject_of(challenge),
+           payload={"submissions_ended_at": challenge.final_at.isoformat(),
+                    "finals": [s.sha256 for s in finals(challenge)]})
+    return challenge
+
+
+@transaction.atomic(durable=True)
+def record_private_board(*, challenge_id: int, scores: dict[int, float | None]) -> Challenge:
+    """Each final's private score (by submission id; None where it failed to run, which
+    ranks last), the ranks, and the board's event."""
+    challenge = Challenge.objects.select_for_update().get(pk=challenge_id)
+    if challenge.closed_at is not None:
+        return challenge
+    higher = evaluation.higher_is_better(sandbox_tasks.task_named(challenge.task))
+    board = []
+    for submission in Submission.objects.filter(pk__in=scores).select_related("team"):
+        submission.private_score = scores[submission.pk]
+        submission.save(update_fields=["private_score"])
+        board.append(submission)
+    board.sort(key=lambda s: (s.private_score is None,
+                              0 if s.private_score is None else (-s.private_score if higher else s.private_score),
+                              s.created_at))
+    for rank, submission in enumerate(board, 1):
+        record("innovation.final_scored", actor="system", subject=subject_of(submission),
+               payload={"challenge": challenge.slug, "team": submission.team.name, "sha256": submission.sha256,
+                        "private_score": submission.private_score, "rank": rank, "of": len(board)},
+               inputs=[subject_of(challenge.hidden_corpus)])
+    challenge.closed_at = timezone.now()
+    challenge.save(update_fields=["closed_at"])
+    record("innovation.challenge_closed", actor="system", subject=subject_of(challenge),
+           payload={"board": [{"rank": r, "team": s.team.name, "sha256": s.sha256, "private_score": s.private_score}
+                              for r, s in enumerate(board, 1)]},
+           inputs=[subject_of(s) for s in board])
+    return challenge
+
+
+@transaction.atomic(durable=True)
+def fail_close(*, challenge_id: int, reason: str) -> Challenge:
+    """The private scoring failed: the challenge can be closed again."""
+    challenge = Challenge.objects.select_for_update().get(pk=challenge_id)
+    challenge.close_task_id = None
+    challenge.save(update_fields=["close_task_id"])
+    record("innovation.challenge_close_failed", actor="system", subject=subject_of(challenge),
+           payload={"reason": reason[:2000]})
+    return challenge
+
+
+# --- showcase and reuse --------------------------------------------------------------------
+
+
+@transaction.atomic(durable=True)
+def share_result(*, actor, submission: Submission, title: str, summary: str, licence: str, report: str = "",
+                 demo_url: str = "") -> ShowcaseItem:
+    """A team puts a scored result of a closed challenge on the showcase, under a licence."""
+    permissions.check_share_result(actor, submission)
+    submission = Submission.objects.select_for_update().select_related("challenge", "team").get(pk=submission.pk)
+    challenge = submission.challenge
+    if challenge.closed_at is None:
+        raise Conflict(f"{challenge.slug} has not closed: results are shared once the final board is out")
+    if submission.status != SubmissionStatus.SCORED:
+        raise Conflict(f"submission #{submission.pk} is {submission.status}: only scored results are shared")
+    if ShowcaseItem.objects.filter(submission=submission).exists():
+        raise Conflict(f"submission #{submission.pk} is already on the showcase")
+    if licence not in Licence.values:
+        raise InvalidInput("licence", f"one of {', '.join(Licence.values)}")
+    if demo_url and not demo_url.startswith(("https://", "http://")):
+        raise InvalidInput("demo_url", "an http(s) address")
+    item = ShowcaseItem.objects.create(
+        challenge=challenge, team=submission.team, submission=submission, title=text(title, "title", limit=TITLE_MAX),
+        summary=text(summary, "summary", limit=2000), report=text(report, "report", limit=TEXT_MAX, required=False),
+        demo_url=demo_url, licence=licence, published_by=actor)
+    item.card = card_of(item)
+    item.save(update_fields=["card"])
+    record("innovation.result_shared", actor=actor_of(actor), subject=subject_of(item),
+           payload={"challenge": challenge.slug, "team": submission.team.name, "sha256": submission.sha256,
+                    "licence": licence, "card": item.card},
+           inputs=[subject_of(submission), subject_of(challenge)])
+    return item
+
+
+def card_of(item: ShowcaseItem) -> dict:
+    """The shared result's model card: what it is, how it scored, where it came from."""
+    submission, challenge, team = item.submission, item.challenge, item.team
+    task = sandbox_tasks.task_named(challenge.task)
+    rank = None
+    if submission.private_score is not None:
+        rank = 1 + sum(1 for s in finals(challenge) if s.private_score is not None and s.pk != submission.pk and (
+            s.private_score > submission.private_score if evaluation.higher_is_better(task)
+            else s.private_score < submission.private_score))
+    return {
+        "name": item.title,
+        "task": task.describe(),
+        "kind": submission.kind,
+        "challenge": {"slug": challenge.slug, "title": challenge.title, "scenario": challenge.scenario.slug},
+        "team": {"name": team.name, "members": sorted(m.username for m in team.members.all()),
+                 "organisations": sorted({m.organisation.code for m in team.members.all()})},
+        "scores": {"metric": task.metric, "public_board": submission.displayed_score,
+                   "private": submission.private_score, "rank": rank, "teams": challenge.teams.count()},
+        "evaluation": {"hidden_dataset": challenge.hidden_corpus.dataset.slug,
+                       "hidden_version": challenge.hidden_corpus.version,
+                       "hidden_sha256": challenge.hidden_corpus.sha256,
+                       "private_rows": challenge.spec["private_rows"]},
+        "privacy": "scored on a compute-only hidden test set inside the sandbox; the submission never saw its rows",
+        "intended_use": item.summary,
+        "licence": item.licence,
+        "lineage": {"submission": subject_of(submission), "challenge": subject_of(challenge),
+                    "hidden_corpus": subject_of(challenge.hidden_corpus)},
+        "weights": {"sha256": submission.sha256, "bytes": submission.size} if submission.kind == "weights" else None,
+    }
+
+
+def reuse_base(*, actor, item: ShowcaseItem, task: str) -> dict:
+    """Check that `actor` may build on a shared result (fine-tune its weights in a sandbox
+    job) and say what the derivation records: the weights' path and the attribution."""
+    if item.submission.kind != SubmissionKind.WEIGHTS:
+        raise InvalidInput("params.base_model", f"showcase #{item.pk} is code, not weights to fine-tune")
+    if item.challenge.task != task:
+        raise InvalidInput("params.base_model", f"showcase #{item.pk} is a {item.challenge.task} model, not {task}")
+    if item.licence in NO_DERIVATIVES:
+        raise Refused(f"showcase #{item.pk} is shared under {item.licence}: no derivatives")
+    if item.licence in NON_COMMERCIAL and actor.organisation.kind in COMMERCIAL_KINDS:
+        raise Refused(f"showcase #{item.pk} is shared under {item.licence}: not for commercial use by a startup")
+    return {"showcase": item.pk, "title": item.title, "team": item.team.name, "licence": item.licence,
+            "organisations": item.card.get("team", {}).get("organisations", []), "sha256": item.submission.sha256,
+            "path": item.submission.path}
+
+
+@transaction.atomic(durable=True)
+def record_result_download(*, actor, item: ShowcaseItem) -> ShowcaseItem:
+    if permissions.role_of(actor) is None:
+        raise Refused("log in first")
+    if item.submission.kind != SubmissionKind.WEIGHTS:
+        raise Conflict(f"showcase #{item.pk} has no weights to download")
+    record("innovation.result_downloaded", actor=actor_of(actor), subject=subject_of(item),
+           payload={"licence": item.licence, "sha256": item.submission.sha256,
+                    "organisation": actor.organisation.code if actor.organisation_id else ""})
+    return item

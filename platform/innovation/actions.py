@@ -21,6 +21,7 @@ from corpora.models import CorpusVersion
 from miliao.errors import Conflict, InvalidInput, Refused
 from miliao.inputs import text, whole
 from progress.actions import queue_task
+from provenance.models import LineageEvent
 from provenance.recorder import actor_of, record, subject_of
 from sandbox import challenge as evaluation
 from sandbox import tasks as sandbox_tasks
@@ -252,6 +253,23 @@ def answer_invitation(*, actor, invitation: TeamInvitation, accept: bool) -> Tea
     return invitation
 
 
+@transaction.atomic(durable=True)
+def leave_team(*, actor, team: Team) -> Team:
+    """A member leaves while submissions are open (then the team is fixed for its final). What
+    the team submitted stays the team's; the captain, who answers for it, stays."""
+    permissions.check_team_member(actor, team)
+    team = Team.objects.select_for_update().select_related("challenge").get(pk=team.pk)
+    if team.captain_id == actor.pk:
+        raise Conflict(f"the captain stays with {team.name}: captains cannot leave their team")
+    phase = team.challenge.phase()
+    if phase not in (Phase.UPCOMING, Phase.OPEN):
+        raise Conflict(f"{team.challenge.slug} is {phase}: teams are fixed once submissions have ended")
+    team.members.remove(actor)
+    record("innovation.member_left", actor=actor_of(actor), subject=subject_of(team),
+           payload={"member": actor.username, "organisation": actor.organisation.code})
+    return team
+
+
 # --- submissions ---------------------------------------------------------------------------
 
 
@@ -427,16 +445,41 @@ def close_challenge(*, actor, challenge: Challenge) -> Challenge:
                        "closed can be closed")
     if challenge.close_task_id is not None:
         raise Conflict(f"{challenge.slug} is already being closed")
+    return _start_close(challenge, now=now, owner=actor, actor=actor_of(actor))
+
+
+def close_due_challenges() -> list[str]:
+    """Run by Celery beat: close each challenge whose `closes_at` has passed and that nobody
+    closed. Each is closed once this way; after a failed close (its event is on the
+    challenge) the steward closes it by hand. Returns the slugs it started closing."""
+    now = timezone.now()
+    started = []
+    for pk in Challenge.objects.filter(closes_at__lte=now, closed_at__isnull=True,
+                                       close_task_id__isnull=True).values_list("pk", flat=True):
+        with transaction.atomic():
+            challenge = Challenge.objects.select_for_update(skip_locked=True).filter(
+                pk=pk, closed_at__isnull=True, close_task_id__isnull=True).first()
+            if challenge is None or LineageEvent.objects.filter(
+                    subject=subject_of(challenge), event_type="innovation.challenge_close_failed").exists():
+                continue
+            _start_close(challenge, now=now, owner=challenge.created_by, actor="system")
+            started.append(challenge.slug)
+    return started
+
+
+def _start_close(challenge: Challenge, *, now, owner, actor: str) -> Challenge:
+    """Queue the private scoring (its progress row is `owner`'s) and record who ended it."""
     from .tasks import close_challenge_task
 
-    progress = queue_task("innovation.close", label=f"终评 {challenge.slug}", actor=actor,
+    progress = queue_task("innovation.close", label=f"终评 {challenge.slug}", actor=owner,
                           dispatch=lambda task_id: close_challenge_task.delay(task_id, challenge.pk))
     challenge.final_at = min(challenge.final_at, now)
     challenge.close_task_id = progress.pk
     challenge.save(update_fields=["final_at", "close_task_id"])
-    record("innovation.challenge_closing", actor=actor_of(actor), subject=subject_of(challenge),
+    record("innovation.challenge_closing", actor=actor, subject=subject_of(challenge),
            payload={"submissions_ended_at": challenge.final_at.isoformat(),
-                    "finals": [s.sha256 for s in finals(challenge)]})
+                    "finals": [s.sha256 for s in finals(challenge)],
+                    "by": "schedule" if actor == "system" else "steward"})
     return challenge
 
 

@@ -271,6 +271,13 @@ class TeamViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
                                     username=body.validated_data["username"])
         return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=None, responses=TeamSerializer)
+    @action(detail=True, methods=["post"])
+    def leave(self, request, pk=None):
+        """A member (not the captain) leaves the team while submissions are open."""
+        team = actions.leave_team(actor=request.user, team=self.get_object())
+        return Response(TeamSerializer(team).data)
+
 
 class InvitationSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.name", read_only=True)

@@ -1,4 +1,5 @@
-"""Celery tasks: score a submission; score the finals at a challenge's close."""
+"""Celery tasks: score a submission; score the finals at a challenge's close; close the
+challenges whose end has passed (beat)."""
 from __future__ import annotations
 
 from celery import shared_task
@@ -16,3 +17,11 @@ def close_challenge_task(task_id: str, challenge_id: int) -> None:
     from .scoring import score_finals
 
     score_finals(task_id, challenge_id)
+
+
+@shared_task(name="innovation.close_due_challenges", ignore_result=True)
+def close_due_challenges_task() -> list[str]:
+    """Run by Celery beat every CHALLENGE_CLOSE_CHECK_S: challenges past `closes_at` close."""
+    from .actions import close_due_challenges
+
+    return close_due_challenges()

@@ -204,6 +204,8 @@ SYFT_DATASITE_DOMAIN = os.environ.get("SYFT_DATASITE_DOMAIN", "miliao.local")
 CELERY_BEAT_SCHEDULE = {
     "anchor-events": {"task": "provenance.anchor_events", "schedule": float(ANCHOR_INTERVAL_S)},
     "expiring-licences": {"task": "defense.check_expiring_licences", "schedule": 24 * 3600.0},
+    "close-due-challenges": {"task": "innovation.close_due_challenges",
+                             "schedule": float(_env_int("CHALLENGE_CLOSE_CHECK_S", 60))},
 }
 
 # --- spatial -----------------------------------------------------------------

@@ -149,7 +149,9 @@ def challenge_page(request, slug: str):
         "ladder": actions.ladder_of(challenge).describe(),
         "board": _board(challenge, "public"),
         "private_board": _board(challenge, "private") if challenge.closed_at else None,
-        "team": team, "submissions": submissions, "shareable": shareable if challenge.closed_at else [],
+        "team": team, "submissions": submissions,
+        "may_leave": team is not None and team.captain_id != request.user.pk
+        and challenge.phase() in (Phase.UPCOMING, Phase.OPEN), "shareable": shareable if challenge.closed_at else [],
         "invitations": TeamInvitation.objects.filter(team__challenge=challenge, invitee=request.user,
                                                      status="pending").select_related("team"),
         "may_join": permissions.allowed(permissions.check_join_challenge, request.user, challenge),
@@ -172,6 +174,10 @@ def challenge_action(request, slug: str, what: str):
             team = get_object_or_404(Team, challenge=challenge, members=request.user)
             actions.invite(actor=request.user, team=team, username=post.get("username", ""))
             messages.success(request, _("邀请已发送。"))
+        elif what == "leave":
+            team = get_object_or_404(Team, challenge=challenge, members=request.user)
+            actions.leave_team(actor=request.user, team=team)
+            messages.success(request, _("已退出参赛队。"))
         elif what in ("accept", "decline"):
             invitation = get_object_or_404(TeamInvitation, pk=_int(post.get("invitation"), "invitation"),
                                            invitee=request.user)

@@ -248,6 +248,7 @@ COVERED_ELSEWHERE = {
     "challenge-teams": ("tests/innovation/test_innovation_roles.py", "TABLE", "team-register"),
     "team-detail": ("tests/innovation/test_innovation_roles.py", "TABLE", "team"),
     "team-invite": ("tests/innovation/test_innovation_roles.py", "TABLE", "team-invite"),
+    "team-leave": ("tests/innovation/test_innovation_roles.py", "MEMBER_TABLE", "team-leave"),
     "invitation-list": ("tests/innovation/test_innovation_roles.py", "TABLE", "invitations"),
     "invitation-accept": ("tests/innovation/test_innovation_roles.py", "TABLE", "invitation-accept"),
     "invitation-decline": ("tests/innovation/test_innovation_roles.py", "TABLE", "invitation-decline"),

@@ -72,6 +72,11 @@ TABLE = [
      dict.fromkeys(ROLES, 403) | {"anonymous": 302, "steward": 200, "other_steward": 200, "auditor": 200,
                                    "admin": 200}, None),
 ]
+# The applicant (mili-tech) has joined team 同济 here; its captain is the researcher.
+MEMBER_TABLE = [
+    ("team-leave", "post", lambda w: f"/api/teams/{w.team['id']}/leave/", None,
+     NOBODY | {"researcher": 409, "applicant": 200}, 200),
+]
 SHOWCASE_TABLE = [
     ("showcase", "get", lambda w: "/api/showcase/", None, EVERYONE, None),
     ("showcase-private-board", "get", lambda w: f"/api/challenges/{SLUG}/private-board/", None, EVERYONE, None),
@@ -85,7 +90,7 @@ SHOWCASE_TABLE = [
 ]
 
 
-def innovation_world(w, *, closed: bool):
+def innovation_world(w, *, closed: bool, joined: bool = False):
     from innovation import actions
     from innovation.models import Challenge, Submission, Team
     from innovation_support import add_people, submit_weights, times, trained_weights
@@ -98,6 +103,8 @@ def innovation_world(w, *, closed: bool):
         "closes_at")}
     w.team = register(w.researcher, SLUG, "同济")
     w.invitation = actions.invite(actor=w.researcher, team=Team.objects.get(pk=w.team["id"]), username="applicant")
+    if joined:
+        actions.answer_invitation(actor=w.applicant, invitation=w.invitation, accept=True)
     weights = trained_weights(epochs=1, rooms=2000, neighbourhoods=Challenge.objects.get(slug=SLUG).spec["neighbourhoods"])
     w.submission = Submission.objects.get(pk=submit_weights(w.researcher, SLUG, weights).json()["id"])
     w.second = Submission.objects.get(pk=submit_weights(w.researcher, SLUG, weights).json()["id"])
@@ -112,14 +119,15 @@ def innovation_world(w, *, closed: bool):
     return w
 
 
-def _case(world, table, name, role, *, closed):
+def _case(world, table, name, role, *, closed, joined=False):
     _, method, path, body, expected, done = next(t for t in table if t[0] == name)
-    w = innovation_world(world, closed=closed)
+    w = innovation_world(world, closed=closed, joined=joined)
     assert_answers(w, role, method, path(w), body(w) if body else None, expected, done)
 
 
 CASES = [(name, role) for name, *_ in TABLE for role in ROLES]
 SHOWCASE_CASES = [(name, role) for name, *_ in SHOWCASE_TABLE for role in ROLES]
+MEMBER_CASES = [(name, role) for name, *_ in MEMBER_TABLE for role in ROLES]
 
 
 @pytest.mark.parametrize("name,role", CASES, ids=[f"{n}-{r}" for n, r in CASES])
@@ -130,3 +138,8 @@ def test_innovation_endpoint_answers_each_role(world, name, role):
 @pytest.mark.parametrize("name,role", SHOWCASE_CASES, ids=[f"{n}-{r}" for n, r in SHOWCASE_CASES])
 def test_showcase_endpoint_answers_each_role(world, name, role):
     _case(world, SHOWCASE_TABLE, name, role, closed=True)
+
+
+@pytest.mark.parametrize("name,role", MEMBER_CASES, ids=[f"{n}-{r}" for n, r in MEMBER_CASES])
+def test_member_endpoint_answers_each_role(world, name, role):
+    _case(world, MEMBER_TABLE, name, role, closed=False, joined=True)

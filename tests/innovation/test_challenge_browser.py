@@ -91,6 +91,7 @@ def test_a_challenge_in_the_browser(live_server, live_world, celery_worker, brow
 
     _until(page, "[data-testid=submissions]", "已评分")
     _until(other, "[data-testid=submissions]", "已评分")
+    page.reload()  # the board as it stands once both are scored
     board = page.inner_text("[data-testid=leaderboard]")
     assert board.index("同济") < board.index("米粒")
 

@@ -144,14 +144,14 @@ def challenge_page(request, slug: str):
     team = Team.objects.filter(challenge=challenge, members=request.user).first()
     submissions = Submission.objects.filter(team=team).order_by("-created_at") if team else []
     shareable = [s for s in submissions if s.status == SubmissionStatus.SCORED and not hasattr(s, "showcase")]
+    phase = challenge.phase()
     return render(request, "portal/challenge.html", {
-        "challenge": challenge, "phase": challenge.phase(), "Phase": Phase,
+        "challenge": challenge, "phase": phase, "Phase": Phase,
         "ladder": actions.ladder_of(challenge).describe(),
         "board": _board(challenge, "public"),
         "private_board": _board(challenge, "private") if challenge.closed_at else None,
-        "team": team, "submissions": submissions,
-        "may_leave": team is not None and team.captain_id != request.user.pk
-        and challenge.phase() in (Phase.UPCOMING, Phase.OPEN), "shareable": shareable if challenge.closed_at else [],
+        "team": team, "submissions": submissions, "shareable": shareable if challenge.closed_at else [],
+        "may_leave": team is not None and team.captain_id != request.user.pk and phase in (Phase.UPCOMING, Phase.OPEN),
         "invitations": TeamInvitation.objects.filter(team__challenge=challenge, invitee=request.user,
                                                      status="pending").select_related("team"),
         "may_join": permissions.allowed(permissions.check_join_challenge, request.user, challenge),

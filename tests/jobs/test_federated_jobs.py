@@ -1,7 +1,8 @@
 """Federated jobs on Flower's deployment engine, driven through the API on the real worker:
 a SuperLink and three SuperNodes (one per district of the corpus) as processes, FedAvg
 under Flower's client-side DP wrapper and SecAgg+, Opacus DP-SGD at each holder. Then the
-faults: a holder dying mid-run, and too few holders left."""
+faults: a holder dying after the first round (the rest finish), one dying during the first
+round with every holder required, and the SuperLink stopping during it."""
 from __future__ import annotations
 
 
@@ -96,6 +97,22 @@ def _first_round(w, job_id):
     wait_for(done, timeout=300, what="the first round")
 
 
+def _round_underway(job_id: int) -> None:
+    """Wait until a holder is working on the first round: a SuperNode runs a ClientApp for a
+    message of it (Flower starts one process per message)."""
+
+    def working():
+        for node in _supernodes(job_id):
+            try:
+                if any("flwr-clientapp" in " ".join(c.cmdline()) for c in node.children(recursive=True)):
+                    return True
+            except psutil.NoSuchProcess:
+                pass
+        return False
+
+    wait_for(working, timeout=300, interval=0.2, what="a holder to start on the first round")
+
+
 def _superlink(job_id: int) -> psutil.Process:
     for proc in psutil.process_iter(["cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
@@ -126,7 +143,7 @@ def test_too_few_holders_left_fails_the_job_cleanly_and_keeps_the_charge(federat
     w = federated_world
     job_id = _start(w, min_nodes=3)
     wait_for(lambda: len(_supernodes(job_id)) == 3, timeout=120, what="three SuperNodes")
-    _first_round(w, job_id)
+    _round_underway(job_id)
     _kill(_supernodes(job_id)[0])
     job = follow_job(w, job_id, until=("failed", "review"), timeout=300)
     assert job["status"] == "failed"
@@ -141,7 +158,7 @@ def test_the_superlink_stopping_mid_run_fails_the_job_with_its_reason_and_keeps_
 
     w = federated_world
     job_id = _start(w)
-    _first_round(w, job_id)
+    _round_underway(job_id)
     _kill(_superlink(job_id))
     job = follow_job(w, job_id, until=("failed", "review"), timeout=300)
     assert job["status"] == "failed"

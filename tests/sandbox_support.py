@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import api_client, wait_for
 
 JOB_TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def rooms():
+    """A generated district's rooms for the room-use task: (task, train, test)."""
+    from corpora.generator import district_units
+    from sandbox import tasks
+
+    table = district_units(seed=5, rooms=4000)
+    task = tasks.task_named("room-use")
+    return task, *tasks.split(table, task, tasks.vocabulary(table))
 
 
 def add_rooms_corpus(w, *, rooms: int = 6000, seed: int = 11):

@@ -75,6 +75,19 @@ def _work(submission: Submission, which: str) -> Path:
     return Path(settings.STATE_DIR) / "innovation" / "evaluations" / f"{submission.pk}-{which}"
 
 
+def _tracked(task_id: str, work, what: str, *, on_crash) -> dict | None:
+    """`run_tracked` without a commit (the actions that record a result are durable
+    transactions of their own); a crash fails the task and calls `on_crash(reason)`."""
+    try:
+        return run_tracked(task_id, work).result
+    except Exception as exc:
+        log.exception("%s crashed", what)
+        reason = f"{type(exc).__name__}: {exc}"
+        fail_task(task_id, reason)  # also where the crash came before `work` ran
+        on_crash(reason)
+        return None
+
+
 def score_submission(task_id: str, submission_id: int) -> None:
     submission = Submission.objects.select_related("challenge__hidden_corpus").get(pk=submission_id)
 
@@ -86,12 +99,9 @@ def score_submission(task_id: str, submission_id: int) -> None:
         except EvaluationFailed as exc:
             return {"error": str(exc)}
 
-    try:
-        result = run_tracked(task_id, work).result
-    except Exception as exc:
-        log.exception("scoring submission %s crashed", submission_id)
-        fail_task(task_id, f"{type(exc).__name__}: {exc}")
-        actions.fail_submission(submission_id=submission_id, reason=f"{type(exc).__name__}: {exc}")
+    result = _tracked(task_id, work, f"scoring submission {submission_id}",
+                      on_crash=lambda reason: actions.fail_submission(submission_id=submission_id, reason=reason))
+    if result is None:
         return
     if "error" in result:
         actions.fail_submission(submission_id=submission_id, reason=result["error"])
@@ -115,12 +125,9 @@ def score_finals(task_id: str, challenge_id: int) -> None:
                 scores[str(submission.pk)] = None
         return {"scores": scores}
 
-    try:
-        result = run_tracked(task_id, work).result
-    except Exception as exc:
-        log.exception("closing challenge %s crashed", challenge_id)
-        fail_task(task_id, f"{type(exc).__name__}: {exc}")
-        actions.fail_close(challenge_id=challenge_id, reason=f"{type(exc).__name__}: {exc}")
+    result = _tracked(task_id, work, f"closing challenge {challenge_id}",
+                      on_crash=lambda reason: actions.fail_close(challenge_id=challenge_id, reason=reason))
+    if result is None:
         return
     actions.record_private_board(challenge_id=challenge_id,
                                  scores={int(k): v for k, v in result["scores"].items()})

@@ -5,17 +5,11 @@ from __future__ import annotations
 import dp_accounting
 import pytest
 
-from corpora.generator import district_units
-from sandbox import tasks, training
+from sandbox import training
+
+from sandbox_support import rooms  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(scope="module")
-def rooms():
-    table = district_units(seed=5, rooms=4000)
-    task = tasks.task_named("room-use")
-    return task, *tasks.split(table, task, tasks.vocabulary(table))
 
 
 def _independent(privacy: dict, accountant: str) -> float:

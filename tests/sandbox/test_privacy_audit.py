@@ -8,17 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from corpora.generator import district_units
-from sandbox import audit, tasks, training
+from sandbox import audit, training
+
+from sandbox_support import rooms  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(scope="module")
-def rooms():
-    table = district_units(seed=5, rooms=4000)
-    task = tasks.task_named("room-use")
-    return task, *tasks.split(table, task, tasks.vocabulary(table))
 
 
 def test_the_attack_finds_members_of_a_model_trained_without_dp(rooms):

@@ -356,7 +356,7 @@ def _validate(kind: str, path: Path, challenge: Challenge) -> None:
     evaluation.predict_with_weights(state, probe, challenge.spec)
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def record_score(*, submission_id: int, score: float) -> Submission:
     """The exact public score of a finished evaluation, and what the Ladder releases of it."""
     submission = Submission.objects.select_for_update().select_related("challenge", "team").get(pk=submission_id)
@@ -384,7 +384,7 @@ def _commit(submission: Submission, score: float) -> str:
     return hashlib.sha256(f"{submission.sha256}|{score!r}|{submission.challenge.spec['salt']}".encode()).hexdigest()
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def fail_submission(*, submission_id: int, reason: str) -> Submission:
     submission = Submission.objects.select_for_update().get(pk=submission_id)
     if submission.status != SubmissionStatus.SCORING:
@@ -483,7 +483,7 @@ def _start_close(challenge: Challenge, *, now, owner, actor: str) -> Challenge:
     return challenge
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def record_private_board(*, challenge_id: int, scores: dict[int, float | None]) -> Challenge:
     """Each final's private score (by submission id; None where it failed to run, which
     ranks last), the ranks, and the board's event."""

@@ -75,17 +75,17 @@ def _work(submission: Submission, which: str) -> Path:
     return Path(settings.STATE_DIR) / "innovation" / "evaluations" / f"{submission.pk}-{which}"
 
 
-def _tracked(task_id: str, work, what: str, *, on_crash) -> dict | None:
-    """`run_tracked` without a commit (the actions that record a result are durable
-    transactions of their own); a crash fails the task and calls `on_crash(reason)`."""
+def _tracked(task_id: str, work, what: str, *, commit, on_crash) -> None:
+    """`run_tracked`, whose `commit` records the result in the transaction that marks the
+    task succeeded (so whoever sees it succeeded sees the result); a crash fails the task
+    and calls `on_crash(reason)`."""
     try:
-        return run_tracked(task_id, work).result
+        run_tracked(task_id, work, commit=commit)
     except Exception as exc:
         log.exception("%s crashed", what)
         reason = f"{type(exc).__name__}: {exc}"
         fail_task(task_id, reason)  # also where the crash came before `work` ran
         on_crash(reason)
-        return None
 
 
 def score_submission(task_id: str, submission_id: int) -> None:
@@ -99,14 +99,14 @@ def score_submission(task_id: str, submission_id: int) -> None:
         except EvaluationFailed as exc:
             return {"error": str(exc)}
 
-    result = _tracked(task_id, work, f"scoring submission {submission_id}",
-                      on_crash=lambda reason: actions.fail_submission(submission_id=submission_id, reason=reason))
-    if result is None:
-        return
-    if "error" in result:
-        actions.fail_submission(submission_id=submission_id, reason=result["error"])
-    else:
-        actions.record_score(submission_id=submission_id, score=result["score"])
+    def commit(result: dict) -> None:
+        if "error" in result:
+            actions.fail_submission(submission_id=submission_id, reason=result["error"])
+        else:
+            actions.record_score(submission_id=submission_id, score=result["score"])
+
+    _tracked(task_id, work, f"scoring submission {submission_id}", commit=commit,
+             on_crash=lambda reason: actions.fail_submission(submission_id=submission_id, reason=reason))
 
 
 def score_finals(task_id: str, challenge_id: int) -> None:
@@ -125,9 +125,7 @@ def score_finals(task_id: str, challenge_id: int) -> None:
                 scores[str(submission.pk)] = None
         return {"scores": scores}
 
-    result = _tracked(task_id, work, f"closing challenge {challenge_id}",
-                      on_crash=lambda reason: actions.fail_close(challenge_id=challenge_id, reason=reason))
-    if result is None:
-        return
-    actions.record_private_board(challenge_id=challenge_id,
-                                 scores={int(k): v for k, v in result["scores"].items()})
+    _tracked(task_id, work, f"closing challenge {challenge_id}",
+             commit=lambda result: actions.record_private_board(
+                 challenge_id=challenge_id, scores={int(k): v for k, v in result["scores"].items()}),
+             on_crash=lambda reason: actions.fail_close(challenge_id=challenge_id, reason=reason))

@@ -99,13 +99,14 @@ def names_in(strings: Iterable[str], names: set[str], places: Iterable[str] = ()
     return found
 
 
-def leaked(corpus: pa.Table, out_dir: Path) -> dict[str, dict[str, list[str]]]:
-    """For each output file, the raw names found in it, by where the name came from."""
+def leaked(corpus: pa.Table, out_dir: Path, files: dict[str, set[str]] | None = None) -> dict[str, dict[str, list[str]]]:
+    """For each output file, the raw names found in it, by where the name came from
+    (`files`: output_strings(out_dir), if already read)."""
     names = corpus_names(corpus)
     places = corpus_places(corpus)
     every = set().union(*names.values())
     report = {}
-    for file, strings in output_strings(out_dir).items():
+    for file, strings in (files or output_strings(out_dir)).items():
         found = names_in(strings, every, places)
         report[file] = {source: sorted(found & group) for source, group in names.items()}
     return report

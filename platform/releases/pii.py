@@ -209,9 +209,9 @@ def gazetteer_part(table: pa.Table, columns: Iterable[str]) -> GazetteerPart:
             continue
         column = column.cast(pa.string())
         kind = _column_kind(column)
-        if kind == "names":
-            distinct = pc.utf8_trim_whitespace(pc.unique(column))
-            names.append(distinct.filter(_mask(pc.match_substring_regex(distinct, _WHOLE_NAME))))
+        if kind == "names":  # distinct over the whole corpus in combine
+            is_name = _mask(pc.match_substring_regex(column, r"^\s*\p{Han}{2,6}\s*$"))
+            names.append(pc.utf8_trim_whitespace(column.filter(is_name)))
         elif kind == "numbers":
             numbers.append(number_keys(column))
     places = place_words(table.column(c) for c in PLACE_COLUMNS if c in table.column_names)
@@ -308,47 +308,49 @@ class Scrubber:
         texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
         if not pa.types.is_string(texts.type) and not pa.types.is_large_string(texts.type):
             raise TypeError(f"scrub needs a string array, not {texts.type}")
-        counts = dict.fromkeys(PLACEHOLDERS, 0)
-        texts = self._rules(texts, counts)
+        # Each distinct text is scrubbed once (notes repeat a lot); counts are per row.
+        encoded = pc.dictionary_encode(texts)
+        values = encoded.dictionary
+        rows = np.bincount(pc.drop_null(encoded.indices).to_numpy(), minlength=len(values))
+        found = {category: np.zeros(len(values), np.int64) for category in PLACEHOLDERS}
+        values = self._rules(values, found)
         if len(self.known.numbers):
-            texts = self._in_python(texts, _MAYBE_NUMBER, self._numbers, counts)
-        return self._in_python(texts, _MAYBE_NAME, self._names, counts), counts
+            values = self._in_python(values, _MAYBE_NUMBER, self._numbers, found)
+        values = self._in_python(values, _MAYBE_NAME, self._names, found)
+        counts = {category: int(per_value @ rows) for category, per_value in found.items()}
+        return values.take(encoded.indices), counts
 
     @staticmethod
-    def _rules(texts: pa.Array, counts: dict[str, int]) -> pa.Array:
-        maybe = _mask(pc.match_substring_regex(texts, _MAYBE_PII))
-        rows = texts.filter(maybe)
-        rows, counts["id_number"] = _redact_id_numbers(rows)
+    def _rules(values: pa.Array, found: dict[str, np.ndarray]) -> pa.Array:
+        maybe = _mask(pc.match_substring_regex(values, _MAYBE_PII))
+        where = np.flatnonzero(maybe.to_numpy(zero_copy_only=False))
+        rows = values.filter(maybe)
+        rows, found["id_number"][where] = _redact_id_numbers(rows)
         for category, pattern, replacement in _RULES:
-            rows, n = _redact(rows, pattern, replacement, PLACEHOLDERS[category])
-            counts[category] += n
-        return pc.replace_with_mask(texts, maybe, rows)
+            rows, added = _redact(rows, pattern, replacement, PLACEHOLDERS[category])
+            found[category][where] += added
+        return pc.replace_with_mask(values, maybe, rows)
 
-    def _in_python(self, texts: pa.Array, maybe: str, redact, counts: dict[str, int]) -> pa.Array:
-        """Apply `redact` (one text in, (text, counts) out) once per distinct text among the
-        rows that match `maybe`, remembered across calls, and put the results back."""
-        hit = _mask(pc.match_substring_regex(texts, maybe))
-        rows = texts.filter(hit)
-        if len(rows) == 0:
-            return texts
-        encoded = pc.dictionary_encode(rows)
-        distinct = encoded.dictionary.to_pylist()
+    def _in_python(self, values: pa.Array, maybe: str, redact, found: dict[str, np.ndarray]) -> pa.Array:
+        """Apply `redact` (one text in, (text, counts) out) to each of the distinct values
+        that match `maybe`, remembered across calls, and put the results back."""
+        hit = _mask(pc.match_substring_regex(values, maybe))
+        where = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+        if len(where) == 0:
+            return values
         key = redact.__name__
         results = []
-        for text in distinct:
+        for i, text in zip(where, values.filter(hit).to_pylist()):
             memo = self._memo.get((key, text))
             if memo is None:
                 memo = redact(text)
                 if len(self._memo) >= self.MEMO_LIMIT:
                     self._memo.clear()
                 self._memo[(key, text)] = memo
-            results.append(memo)
-        per_text = np.bincount(encoded.indices.to_numpy(), minlength=len(distinct))
-        for (_, found), n in zip(results, per_text):
-            for category, m in found:
-                counts[category] += m * int(n)
-        scrubbed = pa.array([r[0] for r in results], texts.type).take(encoded.indices)
-        return pc.replace_with_mask(texts, hit, scrubbed)
+            results.append(memo[0])
+            for category, n in memo[1]:
+                found[category][i] += n
+        return pc.replace_with_mask(values, hit, pa.array(results, values.type))
 
     def _numbers(self, text: str) -> tuple[str, tuple[tuple[str, int], ...]]:
         """Known phones and ID numbers the rules left (other formats, wrong check digits)."""
@@ -533,7 +535,7 @@ def find_names(
         surname = _surname_at(text, i)
         if not surname or reading.blocked[i]:
             continue
-        left = _LEFT.search(text, 0, i) is not None
+        left = _LEFT.search(text, max(0, i - 8), i) is not None  # cues are short
         for given in (2, 1):
             end = i + surname + given
             given_part = text[i + surname:end]
@@ -564,24 +566,27 @@ def find_names(
 # Layer 1 helpers.
 
 
-def _redact(texts: pa.Array, pattern: str, replacement: str, placeholder: str) -> tuple[pa.Array, int]:
-    """Replace every match in the rows that match; count the placeholders it added."""
+def _redact(texts: pa.Array, pattern: str, replacement: str, placeholder: str) -> tuple[pa.Array, np.ndarray]:
+    """Replace every match in the rows that match; count the placeholders it added, by row."""
     hit = _mask(pc.match_substring_regex(texts, pattern))
     before = texts.filter(hit)
     after = pc.replace_substring_regex(before, pattern, replacement)
-    added = _total(pc.count_substring(after, placeholder)) - _total(pc.count_substring(before, placeholder))
+    added = np.zeros(len(texts), np.int64)
+    added[np.flatnonzero(hit.to_numpy(zero_copy_only=False))] = (
+        pc.count_substring(after, placeholder).to_numpy() - pc.count_substring(before, placeholder).to_numpy()
+    )
     return pc.replace_with_mask(texts, hit, after), added
 
 
-def _redact_id_numbers(texts: pa.Array) -> tuple[pa.Array, int]:
-    """Redact 18-digit candidates whose check digit holds.
+def _redact_id_numbers(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Redact 18-digit candidates whose check digit holds; how many, by row.
 
     A replacement cannot be chosen per row, so candidates are handled by position: the
     j-th candidate of every row that has one is extracted, validated in numpy, and
     replaced where valid. Going from the last position to the first keeps the earlier
     candidates where they were."""
     found = pc.fill_null(pc.count_substring_regex(texts, _ID_CANDIDATE), 0).to_numpy()
-    redacted = 0
+    redacted = np.zeros(len(texts), np.int64)
     for j in reversed(range(int(found.max(initial=0)))):
         pattern = _nth_id_number(j)
         rows = np.flatnonzero(found > j)
@@ -591,7 +596,7 @@ def _redact_id_numbers(texts: pa.Array) -> tuple[pa.Array, int]:
         where = np.zeros(len(texts), dtype=bool)
         where[rows] = True
         texts = pc.replace_with_mask(texts, pa.array(where), replaced)
-        redacted += len(rows)
+        redacted[rows] += 1
     return texts, redacted
 
 

@@ -6,7 +6,9 @@ memory does not grow with the corpus, in three passes over the columns each need
 0. the units of removed categories, so that their protective zones are known everywhere
    (a zone near a batch boundary must also mask units in the next batch);
 1. declassification and the generalized quasi-identifiers of every unit that survives it, so
-   that k-anonymity and l-diversity suppression sees whole equivalence classes;
+   that k-anonymity and l-diversity suppression sees whole equivalence classes; and the
+   names, phones and ID numbers of the dropped columns of every unit, the gazetteer that
+   pass 2 scrubs from free text (pii.Gazetteer);
 2. the release itself: keep what passes 1 kept, desensitize, coarsen heights, shift,
    lightweight, and write GeoParquet batch by batch.
 

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from releases.pii import PLACEHOLDERS, scrub
+from releases.pii import PLACEHOLDERS, Gazetteer, Scrubber
 
 PSEUDONYM_HEX = 16  # 64 bits: a collision among a million keys has odds below 1 in 10^7
 MIN_KEY_BYTES = 16
@@ -219,18 +219,26 @@ def k_anonymize(
     )
 
 
-def transform(table: pa.Table, policy: DesensitizePolicy, key: bytes) -> tuple[pa.Table, dict[str, Any]]:
+def transform(
+    table: pa.Table, policy: DesensitizePolicy, key: bytes, *, scrubber: Scrubber | None = None
+) -> tuple[pa.Table, dict[str, Any]]:
     """Drop, pseudonymize, scrub and generalize, row by row: everything but suppression, which
     needs the whole corpus and so is left to the caller (desensitize, or a streaming release
-    that counts equivalence classes in a first pass)."""
+    that counts equivalence classes in a first pass).
+
+    Free text is scrubbed against a gazetteer of the dropped columns' names, phones and ID
+    numbers: the scrubber's (a streaming release builds it over the whole corpus), or this
+    table's own."""
     policy.check_columns(table.schema)
     rows_in = table.num_rows
+    if scrubber is None and policy.free_text:
+        scrubber = Scrubber(Gazetteer.from_table(table, policy.drop))
     table = table.drop_columns(list(policy.drop))
     for column in policy.pseudonymize:
         table = _replace(table, column, pseudonymize(table.column(column), key))
     redacted = dict.fromkeys(PLACEHOLDERS, 0)
     for column in policy.free_text:
-        scrubbed, counts = scrub(table.column(column))
+        scrubbed, counts = scrubber(table.column(column))
         table = _replace(table, column, scrubbed)
         for category, n in counts.items():
             redacted[category] += n
@@ -240,7 +248,8 @@ def transform(table: pa.Table, policy: DesensitizePolicy, key: bytes) -> tuple[p
         "rows_in": rows_in,
         "dropped": {column: "direct identifier" for column in policy.drop},
         "pseudonymized": {column: "join key, keyed HMAC-SHA256" for column in policy.pseudonymize},
-        "pii_redacted": {"columns": list(policy.free_text), "counts": redacted},
+        "pii_redacted": {"columns": list(policy.free_text), "counts": redacted,
+                         "gazetteer": scrubber.known.summary() if scrubber else None},
         "generalized": policy.to_dict()["generalize"],
     }
     return table, report

@@ -6,7 +6,9 @@ memory does not grow with the corpus, in three passes over the columns each need
 0. the units of removed categories, so that their protective zones are known everywhere
    (a zone near a batch boundary must also mask units in the next batch);
 1. declassification and the generalized quasi-identifiers of every unit that survives it, so
-   that k-anonymity and l-diversity suppression sees whole equivalence classes;
+   that k-anonymity and l-diversity suppression sees whole equivalence classes; and the
+   names, phones and ID numbers of the dropped columns of every unit, the gazetteer that
+   pass 2 scrubs from free text (pii.Gazetteer);
 2. the release itself: keep what passes 1 kept, desensitize, coarsen heights, shift,
    lightweight, and write GeoParquet batch by batch.
 
@@ -42,6 +44,7 @@ from .declassify import DeclassifyPolicy, declassify, grown, zone_geometries
 from .desensitize import UNIT_POLICY, DesensitizePolicy, generalize, k_anonymize, transform
 from .fingerprint import grid_step_deg
 from .lightweight import LightweightPolicy, lightweight
+from .pii import PLACE_COLUMNS, Gazetteer, Scrubber, gazetteer_part, warm_up
 from .writers import GeoParquetStreamWriter, write_geojson, write_geopackage
 
 ROW = "_row"  # the corpus row number, carried through pass 1 and 2 to apply suppression
@@ -220,18 +223,27 @@ def run_release(
     pseudonym_key = subkey(release_key, "pseudonyms")
     shift_mode = build_shift(spec.shift, subkey(release_key, "shift"))
 
+    scrubbing = bool(spec.desensitize.free_text)
+    if scrubbing:
+        warm_up()  # the name tagger loads beside passes 0 and 1
     report_progress(1, "finding sensitive zones")
     zones = _global_zones(corpus_path, spec.declassify, limit)
     # Removed units' zones are all in `zones` already; batches need not grow them again.
     per_batch = dataclasses.replace(spec.declassify, zone_buffer_m=0.0)
 
-    # Pass 1: who survives declassification, and their generalized quasi-identifiers.
+    # Pass 1: who survives declassification, and their generalized quasi-identifiers; and the
+    # gazetteer of the direct identifiers, over every unit, to scrub from free text in pass 2.
     qi = list(spec.desensitize.quasi_identifiers)
     sensitive = list(spec.desensitize.sensitive)
-    needed = ["unit_id", "kind", "geometry", "z_min", "z_max", "sensitive_category", *qi, *sensitive]
+    schema = pq.ParquetFile(corpus_path).schema_arrow
+    identifiers = [c for c in spec.desensitize.drop if c in schema.names] if scrubbing else []
+    places = [c for c in PLACE_COLUMNS if c in schema.names] if scrubbing else []
+    needed = ["unit_id", "kind", "geometry", "z_min", "z_max", "sensitive_category", *qi, *sensitive,
+              *identifiers, *places]
     needed = list(dict.fromkeys(needed))
 
     def pass_one(start: int, table: pa.Table):
+        known = gazetteer_part(table, identifiers)
         released, dreport = declassify(_with_rows(table, start), per_batch, zones=zones)
         columns = {ROW: released.column(ROW)}
         for name in qi:
@@ -239,18 +251,21 @@ def run_release(
             columns[name] = generalize(released.column(name), rule) if rule else released.column(name)
         for name in sensitive:
             columns[name] = released.column(name)
-        return start + table.num_rows, pa.table(columns), dreport
+        return start + table.num_rows, pa.table(columns), dreport, known
 
-    survivors, declass_reports = [], []
-    for done, survivor, dreport in _in_order(pass_one, iter_corpus(corpus_path, columns=needed, limit=limit)):
+    survivors, declass_reports, known_parts = [], [], []
+    for done, survivor, dreport, known in _in_order(pass_one, iter_corpus(corpus_path, columns=needed, limit=limit)):
         survivors.append(survivor)
         declass_reports.append(dreport)
+        known_parts.append(known)
         report_progress(2 + 28 * done / max(total, 1), "declassifying and counting classes")
     classes = pa.concat_tables(survivors) if survivors else pa.table({ROW: pa.array([], pa.int64())})
     kept_table, kanon = k_anonymize(classes, qi, spec.desensitize.k, sensitive=sensitive, l=spec.desensitize.l)
     keep = np.zeros(total, dtype=bool)
     keep[kept_table.column(ROW).to_numpy()] = True
     del survivors, classes, kept_table
+    gazetteer = Gazetteer.combine(known_parts)
+    scrubber = Scrubber(gazetteer)
 
     # Pass 2: the release itself.
     staging = out_dir.with_name(out_dir.name + ".partial")
@@ -271,7 +286,7 @@ def run_release(
             table = table.filter(pa.array(keep[start:start + table.num_rows]))
             if table.num_rows == 0:
                 return start, None, None, None, None
-            table, dreport = transform(table, spec.desensitize, pseudonym_key)
+            table, dreport = transform(table, spec.desensitize, pseudonym_key, scrubber=scrubber)
             table, _ = declassify(table, z_only)
             sample = None
             if shift_mode is not None:
@@ -341,6 +356,7 @@ def run_release(
             "dropped": desens_report.get("dropped", {}),
             "pseudonymized": desens_report.get("pseudonymized", {}),
             "pii_redacted": totals["pii"],
+            "gazetteer": {"columns": identifiers, "place_columns": places, **gazetteer.summary()},
             "generalized": spec.desensitize.to_dict()["generalize"],
             "k_anonymity": dataclasses.asdict(kanon),
         },

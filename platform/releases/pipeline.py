@@ -21,6 +21,7 @@ import hmac
 import json
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -266,6 +267,8 @@ def run_release(
     desens_report: dict[str, Any] = {}
     measurer = ThreadPoolExecutor(max_workers=1)
     measuring = attacking = None
+    probing = threading.Event()  # batches hand over their truth for the attacks until one is taken
+    probing.set()
     writer = GeoParquetStreamWriter(parquet_path)
     try:
         def pass_two(start: int, table: pa.Table):
@@ -283,9 +286,9 @@ def run_release(
                     sample = _measurement_sample(table, geoms, shifted)
                 table = table.set_column(table.schema.get_field_index("geometry"), "geometry",
                                          pa.array(shapely.to_wkb(shifted), pa.binary()))
-            shifted = table
+            probe = (table, true_geometry) if probing.is_set() else None
             table, lreport = lightweight(table, spec.lightweight)
-            return start, table, dreport, lreport, sample, (shifted, true_geometry)
+            return start, table, dreport, lreport, sample, probe
 
         for start, table, dreport, lreport, sample, probe in _in_order(
             pass_two, iter_corpus(corpus_path, limit=limit)
@@ -296,10 +299,11 @@ def run_release(
             if sample is not None and measuring is None:
                 # Measured beside the rest of pass 2; mostly numpy and scipy, off the GIL.
                 measuring = measurer.submit(_shift_report, shift_mode, sample)
-            if attacking is None and table.num_rows:
+            if attacking is None and probe is not None and table.num_rows:
                 # The attacks on the first batch that released anything, beside pass 2 too.
                 attacking = measurer.submit(relocation.attack_report, corpus_path, shift_mode, spec.lightweight,
                                             *probe, table)
+                probing.clear()
             for category, n in dreport["pii_redacted"]["counts"].items():
                 totals["pii"][category] = totals["pii"].get(category, 0) + n
             totals["vertices_before"] += lreport["vertices"]["before"]

@@ -35,7 +35,7 @@ CONTENT_TYPES = {"geojson": "application/geo+json", "geoparquet": "application/v
 BATCH_ROWS = 20_000
 UNIT_KEY = "unit_id"  # the release's (pseudonymous) unit id
 BUILDING_KEY = "building_id"  # the release's building pseudonym: a building's units move together
-GROUP_ROWS = 100_000  # rows per batch while finding the mark groups
+GROUP_ROWS = 50_000  # rows per batch while finding the mark groups
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def release_groups(source: Path, precision_m: float) -> tuple[np.ndarray, np.nda
 
 
 @lru_cache(maxsize=8)
-def _release_groups(source: str, size: int, mtime_ns: int, precision_m: float) -> tuple[np.ndarray, np.ndarray]:
+def _release_groups(source: str, size: int, mtime_ns: int, precision_m: float) -> tuple[np.ndarray, ...]:
     names = release_columns(Path(source))
     columns = [name for name in (UNIT_KEY, BUILDING_KEY, GEOMETRY_COLUMN) if name in names]
     groups = MarkGroups(precision_m=precision_m)

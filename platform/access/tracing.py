@@ -108,7 +108,8 @@ def _base_near(release: LicensedRelease, bounds) -> tuple[np.ndarray, np.ndarray
     window = shapely.box(bounds[0] - margin, bounds[1] - margin, bounds[2] + margin, bounds[3] + margin)
     group_index, group_keys = release_groups(release.source, release.precision_m)
     geoms, groups, start = [], [], 0
-    for batch in pq.ParquetFile(release.source).iter_batches(batch_size=BATCH_ROWS, columns=[GEOMETRY_COLUMN]):
+    reader = pq.ParquetFile(release.source)
+    for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=[GEOMETRY_COLUMN]):
         g = shapely.from_wkb(batch.column(GEOMETRY_COLUMN).to_numpy(zero_copy_only=False))
         near = shapely.intersects(g, window)
         geoms.append(g[near])

@@ -47,17 +47,18 @@ degree on the CGCS2000 ellipsoid; around Shanghai 0.85 q east-west and 0.99 q no
 Detection
 ---------
 Leaked geometries carry no ids. Each is described by its bounding box (centre and size, in
-grid steps), which a rigid move shifts and leaves the same size. First the whole leak is
-registered: the translation, in whole steps, that the most leaked units agree with within
-``REGISTRATION_RADIUS_STEPS`` (about 110 m at 0.5 m precision), so that a leak moved as a
-whole is put back before matching. Then each
-leaked unit is matched to the nearest base unit within ``MATCH_RADIUS_STEPS`` in (centre,
-size); it is left out when a unit of another group is as near. Stacked twins are one group,
-so they never make a unit ambiguous. Each matched group's observed move ``o`` is the mean of its
-leaked units' moves, clipped to [-1, 1] per axis; it is turned into soft indicators of the 4
-symbols, ``w_k = prod_axis (1 + o_axis k_axis) / 2``, which equal 1 for the symbol seen on an
-exact copy, split the weight where two colluders' copies were averaged, and are linear in each
-axis, so symmetric noise (re-jittering, rounding) only shrinks them.
+grid steps), which a rigid move shifts and leaves the same size, and matched to the nearest
+base unit within ``MATCH_RADIUS_STEPS`` in (centre, size); it is left out when a unit of
+another group is as near. Stacked twins are one group, so they never make a unit ambiguous.
+A leak moved as a whole is put back first: if fewer than half its units match in place, the
+whole-step translation most of them agree with (within ``REGISTRATION_RADIUS_STEPS``, about
+110 m at 0.5 m precision) is taken back; and once 32 groups or more match, their mean move
+rounded to whole steps (marks average out to nothing over many groups) is taken back too.
+Each matched group's observed move ``o`` is the mean of its leaked units' moves, clipped to
+[-1, 1] per axis; it is turned into soft indicators of the 4 symbols,
+``w_k = prod_axis (1 + o_axis k_axis) / 2``, which equal 1 for the symbol seen on an exact
+copy, split the weight where two colluders' copies were averaged, and are linear in each axis,
+so symmetric noise (re-jittering, rounding) only shrinks them.
 
 A candidate holding symbol ``l`` in group g scores ``T_g(l) = sum_k w_k V_g(k, l)`` with the
 symmetric Tardos score of Skoric et al.: ``V_g(k, l) = sqrt((1 - P_k) / P_k)`` if l = k and
@@ -83,8 +84,10 @@ What the mark survives, and what it does not, is measured by the attack suite
 leak-tracing paragraph gives the figures. In short it survives subsets, reordering, dropped
 attributes, reprojection, rounding to 1 m, re-jittering within the precision, stripping by
 vertex consistency, and averaging or interleaving by 2 recipients; it does not survive a leak
-that covers few groups (a few buildings), per-building moves larger than the precision, or
-rounding much coarser than it, and 3 colluders are named only in larger releases.
+that covers few groups (a few buildings), per-building moves larger than the precision,
+rounding much coarser than it, or a recipient who holds building footprints accurate to about
+0.1 m (they can fit the release's published shift and read each building's mark off the
+residual), and 3 or more colluders are named only in larger releases.
 """
 from __future__ import annotations
 
@@ -178,7 +181,7 @@ class MarkGroups:
         self.step = grid_step_deg(precision_m)
         if 180 / self.step >= _GRID_LIMIT:
             raise ValueError(f"precision_m {precision_m!r} is too fine for the fingerprint grid")
-        self._labels: list[np.ndarray] = []  # per unit
+        self._unit_owners: list[np.ndarray] = []  # per unit: its owner, an index into the batch's owners
         self._owner_labels: list[np.ndarray] = []  # per batch: its owners' labels
         self._owners: list[np.ndarray] = []  # per (owner, vertex) pair: the batch's owner index
         self._vertices: list[np.ndarray] = []  # per pair: the packed grid vertex
@@ -196,23 +199,26 @@ class MarkGroups:
         vertices = _pack(np.rint(coords / self.step).astype(np.int64))
         distinct, vertex = np.unique(vertices, return_inverse=True)
         pairs = np.unique(owner[index] * len(distinct) + vertex)
-        self._labels.append(labels)
+        self._unit_owners.append(owner.astype(np.int32))
         self._owner_labels.append(owner_labels)
         self._owners.append(pairs // max(len(distinct), 1))
         self._vertices.append(distinct[pairs % max(len(distinct), 1)])
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """(group index per unit, in the order added; the groups' keys)."""
-        if not self._labels:
+        if not self._unit_owners:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
         owner_labels, inverse = np.unique(np.concatenate(self._owner_labels), return_inverse=True)
         starts = np.cumsum([0] + [len(t) for t in self._owner_labels])
-        owners = np.concatenate([inverse[starts[i]:starts[i + 1]][o] for i, o in enumerate(self._owners)])
+        global_owner = [inverse[starts[i]:starts[i + 1]] for i in range(len(self._owner_labels))]
+        owners = np.concatenate([g[o] for g, o in zip(global_owner, self._owners)])
         vertices, vertex = np.unique(np.concatenate(self._vertices), return_inverse=True)
         n_owners, n_vertices = len(owner_labels), len(vertices)
 
-        grid = _unpack(vertices).astype(np.float64)
-        near = cKDTree(grid).query_pairs(NEAR_STEPS, output_type="ndarray") if n_vertices > 1 else np.empty((0, 2), int)
+        near = np.empty((0, 2), dtype=np.int64)
+        if n_vertices > 1:
+            grid = _unpack(vertices).astype(np.float64)
+            near = cKDTree(grid).query_pairs(NEAR_STEPS, output_type="ndarray")
         rows = np.concatenate([owners, n_owners + near[:, 0]])
         cols = np.concatenate([n_owners + vertex, n_owners + near[:, 1]])
         size = n_owners + n_vertices
@@ -223,7 +229,7 @@ class MarkGroups:
         np.minimum.at(first, component[:n_owners], np.arange(n_owners))
         group_of_owner = first[component[:n_owners]]
         used, group_of_owner = np.unique(group_of_owner, return_inverse=True)
-        unit_owner = np.searchsorted(owner_labels, np.concatenate(self._labels))
+        unit_owner = np.concatenate([g[o] for g, o in zip(global_owner, self._unit_owners)])
         return group_of_owner[unit_owner], owner_labels[used].astype(object)
 
 
@@ -267,9 +273,8 @@ def embed(
 def biases(code_key: bytes, group_keys) -> np.ndarray:
     """(groups, 2): each group's chance of a positive step on each axis, BIAS or 1 - BIAS."""
     key = hmac.digest(code_key, _DOMAIN_BIAS, "sha256")
-    digests = b"".join(
-        [hashlib.blake2b(g.encode(), key=key, digest_size=1).digest() for g in np.asarray(group_keys).tolist()]
-    )
+    groups = np.asarray(group_keys).tolist()
+    digests = b"".join([hashlib.blake2b(g.encode(), key=key, digest_size=1).digest() for g in groups])
     bits = np.frombuffer(digests, dtype=np.uint8)[:, None] >> np.array([0, 1]) & 1
     return np.where(bits == 1, 1 - BIAS, BIAS)
 
@@ -404,7 +409,8 @@ class Detector:
         described = _describe(leaked, self.step)
         described = described[np.isfinite(described).all(axis=1)]
         if self._tree is None or len(described) == 0:
-            return Observation(np.empty(0, dtype=object), np.empty(0, np.int64), np.empty((0, 4)), np.empty((0, 4)), 0)
+            nothing = np.empty((0, 4))
+            return Observation(np.empty(0, dtype=object), np.empty(0, np.int64), nothing, nothing, 0)
         matched, target = self._match(described)
         if matched.sum() < len(described) / 2:  # moved as a whole? put it back and match again
             described[:, :2] -= self._registration(described)
@@ -441,7 +447,9 @@ class Detector:
         _check_alpha(alpha)
         return self.decide(self.observe(leaked_geoms, leaked_crs=leaked_crs), candidates, alpha=alpha)
 
-    def decide(self, observation: Observation, candidates: dict[str, bytes], *, alpha: float = DEFAULT_ALPHA) -> Detection:
+    def decide(
+        self, observation: Observation, candidates: dict[str, bytes], *, alpha: float = DEFAULT_ALPHA
+    ) -> Detection:
         """The verdict on an observation (of this detector) for these candidates."""
         _check_candidates(candidates)
         _check_alpha(alpha)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 import pyarrow.parquet as pq
 import pyproj
 import shapely
@@ -27,6 +28,7 @@ STORAGE_CRS = "EPSG:4490"
 METRIC_CRS = "EPSG:4549"  # CGCS2000 / 3-degree Gauss-Krüger CM 120E: metres around Shanghai
 WEB_CRS = "EPSG:3857"
 SIZES = (0.01, 0.05, 0.10)
+RELEASE_KEY = bytes(range(32))
 
 
 # --- single-recipient attacks --------------------------------------------------------------
@@ -121,6 +123,111 @@ def unmarked_share(copy: np.ndarray, base: np.ndarray, step_deg: float) -> float
     return float((moved == 0).all(axis=1).mean())
 
 
+def strip_with_basemap(
+    copy: np.ndarray, buildings: np.ndarray, footprints: dict[str, object], step_deg: float,
+    *, shift: dict, noise_m: float, rng: np.random.Generator,
+) -> np.ndarray:
+    """Basemap-assisted residual stripping, by a recipient who holds true building footprints
+    (a public basemap, each footprint off by ``noise_m`` metres, Gaussian per axis) and knows
+    which released building each is (the outside evaluator matched 95 % by shape; here all
+    are given). A building's edges in the copy are its footprint's edges moved by the
+    release's smooth shift, quantized, and moved by the mark (or a room's edge further in,
+    where every room along a wall was suppressed). The shift's form and parameters are in the
+    release report (``shift``: a quadratic B-spline on nodes half a wavelength apart in a frame
+    at ``origin``), so they fit its node values by least squares to the buildings whose
+    edges all line up, predict each footprint's shifted edges from its corners (so the field's
+    curvature across a building counts), read each building's mark on each axis from the
+    edges that line up (the sign of what is left, where it is over a quarter step), and move
+    the building back by it."""
+    from releases.shift import LocalFrame  # the shift's frame is public code
+
+    frame = LocalFrame(*shift["origin"])
+    per_degree = np.array([frame.m_per_deg_lon, frame.m_per_deg_lat])
+    per_step = step_deg * per_degree  # metres in a grid step, per axis
+    bounds = shapely.bounds(copy)
+    names, building = np.unique(buildings, return_inverse=True)
+    known = np.flatnonzero([name in footprints for name in names])
+    at = np.full(len(names), -1)
+    at[known] = np.arange(len(known))
+    seen_low = np.full((len(names), 2), np.inf)
+    seen_high = np.full((len(names), 2), -np.inf)
+    np.minimum.at(seen_low, building, bounds[:, :2])
+    np.maximum.at(seen_high, building, bounds[:, 2:])
+    seen_low = (seen_low[known] - (frame.lon0, frame.lat0)) * per_degree
+    seen_high = (seen_high[known] - (frame.lon0, frame.lat0)) * per_degree
+
+    corners, owner = shapely.get_coordinates(np.array([footprints[names[k]] for k in known], dtype=object),
+                                             return_index=True)
+    error = rng.normal(0, noise_m, (len(known), 2))  # the basemap's own error, per building
+    corners = np.column_stack(frame.to_metres(*corners.T)) + error[owner]
+    low, high = _boxes(corners, owner, len(known))
+    centre = (low + high) / 2
+    spacing = shift["wavelength_m"] / 2
+    basis = _bspline_basis(np.vstack([centre, corners]) / spacing)
+    at_centre, at_corner = basis[: len(known)], basis[len(known):]
+
+    lined_up = np.ones(len(known), dtype=bool)
+    curvature = np.zeros_like(centre)
+    for _ in range(3):
+        move = (seen_low + seen_high) / 2 - centre - curvature
+        fitted, *_ = np.linalg.lstsq(at_centre[lined_up], move[lined_up], rcond=None)
+        box_low, box_high = _boxes(corners + at_corner @ fitted, owner, len(known))
+        curvature = (box_low + box_high) / 2 - (centre + at_centre @ fitted)
+        left_low = (seen_low - box_low) / per_step  # mark + quantization, if this edge lines up
+        left_high = (seen_high - box_high) / per_step
+        agree = np.abs(left_low - left_high) <= 1.5
+        lined_up = agree.all(axis=1)
+    residual = np.where(agree, (left_low + left_high) / 2,
+                        np.where(np.abs(left_low) < np.abs(left_high), left_low, left_high))
+    mark = np.zeros((len(names), 2))
+    mark[known] = np.where(np.abs(residual) > 0.25, np.sign(residual), 0.0)
+    shifted = np.repeat(-mark[building] * step_deg, shapely.get_num_coordinates(copy), axis=0)
+    return shapely.set_coordinates(copy.copy(), shapely.get_coordinates(copy) + shifted)
+
+
+def _boxes(points: np.ndarray, owner: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    low = np.full((count, 2), np.inf)
+    high = np.full((count, 2), -np.inf)
+    np.minimum.at(low, owner, points)
+    np.maximum.at(high, owner, points)
+    return low, high
+
+
+def _bspline_basis(uv: np.ndarray) -> np.ndarray:
+    """(points, nodes): tensor quadratic B-spline weights of each point (in node units) on
+    the nodes around the points."""
+    def weights(t):
+        t = np.abs(t)
+        return np.where(t < 0.5, 0.75 - t**2, np.where(t < 1.5, 0.5 * (1.5 - t) ** 2, 0.0))
+
+    low = np.floor(uv.min(axis=0) + 0.5).astype(int) - 1
+    high = np.floor(uv.max(axis=0) + 0.5).astype(int) + 1
+    columns = [weights(uv[:, 0] - i) * weights(uv[:, 1] - j)
+               for i in range(low[0], high[0] + 1) for j in range(low[1], high[1] + 1)]
+    return np.column_stack(columns)
+
+
+def true_footprints(s: Scenario) -> dict[str, object]:
+    """The attacker's basemap: each generated building's true footprint, under the release's
+    pseudonym for it (what matching footprints to released buildings by shape gives them)."""
+    from releases.desensitize import pseudonymize
+    from releases.pipeline import subkey
+
+    raw = pq.read_table(s.corpus, columns=["kind", "building_id", "geometry"])
+    raw = raw.filter(pa.compute.equal(raw.column("kind"), "building"))
+    shapes = shapely.from_wkb(raw.column("geometry").to_numpy(zero_copy_only=False))
+    names = pseudonymize(raw.column("building_id"), subkey(s.release_key, "pseudonyms")).to_pylist()
+    return dict(zip(names, shapes))
+
+
+def building_rows(s: Scenario, buildings: int, rng: np.random.Generator) -> np.ndarray:
+    """Every unit of ``buildings`` random buildings: a leak of a few whole buildings, shuffled."""
+    names = np.unique(s.buildings)
+    chosen = rng.choice(names, size=min(buildings, len(names)), replace=False)
+    rows = np.flatnonzero(np.isin(s.buildings, chosen))
+    return rng.permutation(rows)
+
+
 # --- collusion ------------------------------------------------------------------------------
 
 
@@ -168,20 +275,38 @@ class Scenario:
     keys: dict[str, bytes]  # every recipient's key: the candidates
     copies: dict[str, np.ndarray]  # the packages of the recipients who leak
     detector: object
+    corpus: Path
+    release_key: bytes
+    shift: dict  # the release report's shift parameters, which recipients read too
     stripped: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def build_scenario(workdir: Path, *, rooms: int, seed: int, recipients: int = 20, leakers: int = 6) -> Scenario:
-    from access.packages import PackageSpec, batches, release_groups
+def build_release(workdir: Path, *, rooms: int, seed: int) -> None:
+    """The district and its conditional release (default policy) under ``workdir``."""
     from corpora.generator import generate_district
     from corpora.store import write_corpus
-    from releases.fingerprint import Detector, code_key, grid_step_deg
     from releases.pipeline import ReleaseSpec, run_release
 
+    write_corpus(generate_district(seed=seed, rooms=rooms), workdir / "district.parquet")
+    run_release(workdir / "district.parquet", ReleaseSpec(data_class="conditional"), RELEASE_KEY, workdir / "release")
+
+
+def build_scenario(
+    workdir: Path, *, rooms: int, seed: int, recipients: int = 20, leakers: int = 6, built: bool = False
+) -> Scenario:
+    """The district, its conditional release (default policy; ``built``: already under
+    ``workdir``), ``recipients`` licence keys and the packages of the first ``leakers`` of
+    them, made by the download path."""
+    import json
+
+    from access.packages import PackageSpec, batches, release_groups
+    from releases.fingerprint import Detector, code_key, grid_step_deg
+
+    if not built:
+        build_release(workdir, rooms=rooms, seed=seed)
     corpus = workdir / "district.parquet"
-    write_corpus(generate_district(seed=seed, rooms=rooms), corpus)
-    release_key = bytes(range(32))
-    report = run_release(corpus, ReleaseSpec(data_class="conditional"), release_key, workdir / "release")
+    release_key = RELEASE_KEY
+    report = json.loads((workdir / "release" / "report.json").read_text())
     source = workdir / "release" / report["outputs"]["geoparquet"]["path"]
     precision = report["lightweight"]["precision_m"]
     table = pq.read_table(source)
@@ -209,6 +334,9 @@ def build_scenario(workdir: Path, *, rooms: int, seed: int, recipients: int = 20
         keys=recipient_keys,
         copies=copies,
         detector=Detector(base, keys[index], code_key=fingerprint_code, precision_m=precision),
+        corpus=corpus,
+        release_key=release_key,
+        shift=report["shift"]["mode"],
     )
 
 
@@ -223,6 +351,7 @@ class Attack:
     make: Callable[[Scenario, list[str], np.ndarray, np.random.Generator], np.ndarray]
     crs: str | None = None
     shuffle: bool = True
+    rows: Callable[[Scenario, np.random.Generator], np.ndarray] | None = None  # else a random share
 
 
 def _own(s: Scenario, who: list[str], rows: np.ndarray) -> list[np.ndarray]:
@@ -294,19 +423,22 @@ class Trial:
         return [a for a in self.accused if a not in self.guilty]
 
 
-def run_trials(s: Scenario, attack: str, fraction: float, trials: int, rng: np.random.Generator) -> list[Trial]:
-    """``trials`` leaks of ``fraction`` of the units after ``attack``, each by the next
-    leakers in turn, each traced against every recipient's key."""
-    how = ATTACKS[attack]
+def run_trials(
+    s: Scenario, attack: str | Attack, fraction: float, trials: int, rng: np.random.Generator
+) -> list[Trial]:
+    """``trials`` leaks of ``fraction`` of the units after ``attack`` (a name in ATTACKS, or
+    an Attack), each by the next leakers in turn, each traced against every recipient's key."""
+    how = ATTACKS[attack] if isinstance(attack, str) else attack
     leakers = list(s.copies)
     out = []
     for t in range(trials):
         who = [leakers[(t + k) % len(leakers)] for k in range(how.colluders)]
-        rows = leaked_rows(len(s.base), rng, fraction, shuffle=how.shuffle)
+        rows = how.rows(s, rng) if how.rows else leaked_rows(len(s.base), rng, fraction, shuffle=how.shuffle)
         leaked = how.make(s, who, rows, rng)
         observation = s.detector.observe(leaked, leaked_crs=how.crs)
         detection = s.detector.decide(observation, s.keys)
-        out.append(Trial(attack, fraction, tuple(who), detection.accused, detection.recipient, observation))
+        name = attack if isinstance(attack, str) else "custom"
+        out.append(Trial(name, fraction, tuple(who), detection.accused, detection.recipient, observation))
     return out
 
 

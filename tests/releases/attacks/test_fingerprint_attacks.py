@@ -9,11 +9,15 @@ named in >= 80 % of 2-recipient collusions; no innocent recipient ever accused. 
 run and the full table are bench/fingerprint.py."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import shapely
 
-from fingerprint_attacks import (
+sys.path.insert(0, str(Path(__file__).parent))  # the harness beside this file, shared with bench/
+from fingerprint_attacks import (  # noqa: E402
     ATTACKS,
     SIZES,
     build_scenario,

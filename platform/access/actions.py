@@ -690,7 +690,11 @@ def _licensed_releases() -> list[tracing.LicensedRelease]:
             continue
         out.append(
             tracing.LicensedRelease(
-                release_id, licensing.release_source(release), precision, keys[release_id]
+                release_id,
+                licensing.release_source(release),
+                precision,
+                keys[release_id],
+                code_key=licensing.release_code_key(release),
             )
         )
     return out

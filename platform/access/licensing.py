@@ -11,6 +11,7 @@ from django.utils import timezone
 from catalog.models import DataClass
 from miliao.errors import Conflict, Refused
 from releases.actions import release_dir
+from releases.fingerprint import code_key
 from releases.keys import open_release_key
 from releases.models import Release, ReleaseStatus
 
@@ -34,6 +35,11 @@ def release_precision(release: Release) -> float:
     """The release grid (metres) its geometry is quantized to; 0 when it is not quantized."""
     report = release.report or {}
     return float((report.get("lightweight") or {}).get("precision_m") or 0.0)
+
+
+def release_code_key(release: Release) -> bytes:
+    """The release's fingerprint code key (the per-group biases every licence shares)."""
+    return code_key(open_release_key(release.key_encrypted))
 
 
 def check_licensable(release: Release, dataset) -> None:
@@ -94,4 +100,5 @@ def package_spec(release: Release, licence: Licence | None) -> PackageSpec:
         area=area,
         fingerprint_key=open_release_key(licence.fingerprint_key_encrypted),
         precision_m=release_precision(release),
+        code_key=release_code_key(release),
     )

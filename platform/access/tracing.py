@@ -1,8 +1,9 @@
 """Leak tracing: which licence a leaked file came from, by the release fingerprint detector
 (releases.fingerprint.detect) run against every release that licences were granted on.
 
-Each release's base is read batch by batch and only the units near the leak are kept, so
-memory follows the leak's footprint, not the release's size. Plain Python: no Django.
+Each release's base is read batch by batch and only the units near the leak are kept, with
+their mark groups (found over the whole release, as the packages were made), so memory
+follows the leak's footprint, not the release's size. Plain Python: no Django.
 """
 
 from __future__ import annotations
@@ -15,23 +16,34 @@ import numpy as np
 import pyarrow.parquet as pq
 import shapely
 
-from releases.fingerprint import DEFAULT_ALPHA, Detection, detect, grid_step_deg
+from releases.fingerprint import (
+    DEFAULT_ALPHA,
+    MATCH_RADIUS_STEPS,
+    REGISTRATION_RADIUS_STEPS,
+    Detection,
+    detect,
+    grid_step_deg,
+)
 from releases.writers import GEOMETRY_COLUMN
 
-from .packages import UNIT_KEY
+from .packages import release_groups
 
 BATCH_ROWS = 50_000
-MARGIN_STEPS = 8  # base units this many grid steps beyond the leak's bounds may still match
+# Base units this many grid steps beyond the leak's bounds may still match it: a leak moved as
+# a whole is registered back by up to REGISTRATION_RADIUS_STEPS before units are matched.
+MARGIN_STEPS = REGISTRATION_RADIUS_STEPS + 2 * MATCH_RADIUS_STEPS
 
 
 @dataclass(frozen=True)
 class LicensedRelease:
-    """One release and the fingerprint keys of its licences (licence id -> key)."""
+    """One release, the fingerprint keys of its licences (licence id -> key) and the
+    release's fingerprint code key (releases.fingerprint.code_key)."""
 
     release_id: int
     source: Path
     precision_m: float
     keys: dict[str, bytes]
+    code_key: bytes
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,13 @@ def trace(leaked: np.ndarray, releases: Sequence[LicensedRelease], *, alpha: flo
             per_release[str(release.release_id)] = {"matched_units": 0}
             continue
         detection = detect(
-            leaked, base, keys, release.keys, precision_m=release.precision_m, alpha=alpha / len(releases)
+            leaked,
+            base,
+            keys,
+            release.keys,
+            code_key=release.code_key,
+            precision_m=release.precision_m,
+            alpha=alpha / len(releases),
         )
         per_release[str(release.release_id)] = detection.to_dict()
         found.append((release, detection))
@@ -85,16 +103,18 @@ def trace(leaked: np.ndarray, releases: Sequence[LicensedRelease], *, alpha: flo
 
 
 def _base_near(release: LicensedRelease, bounds) -> tuple[np.ndarray, np.ndarray]:
+    """The base units near the leak and their mark group keys."""
     margin = MARGIN_STEPS * grid_step_deg(release.precision_m)
     window = shapely.box(bounds[0] - margin, bounds[1] - margin, bounds[2] + margin, bounds[3] + margin)
-    geoms, keys = [], []
-    for batch in pq.ParquetFile(release.source).iter_batches(
-        batch_size=BATCH_ROWS, columns=[UNIT_KEY, GEOMETRY_COLUMN]
-    ):
+    group_index, group_keys = release_groups(release.source, release.precision_m)
+    geoms, groups, start = [], [], 0
+    reader = pq.ParquetFile(release.source)
+    for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=[GEOMETRY_COLUMN]):
         g = shapely.from_wkb(batch.column(GEOMETRY_COLUMN).to_numpy(zero_copy_only=False))
         near = shapely.intersects(g, window)
         geoms.append(g[near])
-        keys.append(batch.column(UNIT_KEY).to_numpy(zero_copy_only=False)[near].astype(str))
+        groups.append(group_keys[group_index[start:start + len(g)][near]])
+        start += len(g)
     if not geoms:
-        return np.empty(0, dtype=object), np.empty(0, dtype=str)
-    return np.concatenate(geoms), np.concatenate(keys)
+        return np.empty(0, dtype=object), np.empty(0, dtype=object)
+    return np.concatenate(geoms), np.concatenate(groups)

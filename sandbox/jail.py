@@ -69,8 +69,8 @@ PERSONALITY_DENIED = (0x0040000, 0x0400000)  # ADDR_NO_RANDOMIZE, READ_IMPLIES_E
 _NETWORK_EVENTS = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
                    "socket.gethostbyname", "socket.gethostbyaddr"}
 # Libraries probe for IPv6 at import by binding an ephemeral loopback port (urllib3 does):
-# that is let through to the kernel, which refuses it (no interface is up, and Landlock
-# denies binding), so the probe just finds no IPv6.
+# that is let through to the kernel, which refuses it (the seccomp filter refuses the socket
+# itself; no interface is up; Landlock denies binding), so the probe just finds no IPv6.
 _LOOPBACK_PROBES = {("::1", 0), ("127.0.0.1", 0)}
 
 

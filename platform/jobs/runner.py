@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -70,20 +71,31 @@ def run_job(task_id: str, job_id: int) -> None:
 
 def remove_working_folders(root: Path, *, keep_output: bool = True) -> None:
     """Everything of a run but its held output: the data laid out for it, its work folders,
-    the jail's control files. A failed run keeps nothing."""
+    the jail's control files. A failed run keeps nothing. Never fails the job: what cannot be
+    removed (a Flower process still writing its state while it stops) is logged and left."""
     if not root.is_dir():
         return
-    for path in root.iterdir():
+    for path in list(root.iterdir()):
         if keep_output and path.name == "output" and path.is_dir() and not path.is_symlink():
             continue
-        if path.is_dir() and not path.is_symlink():
-            for folder, _, _ in os.walk(path):  # sealed folders are read-only; links are not followed
-                os.chmod(folder, 0o755)
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    if not any(root.iterdir()):
+        for attempt in range(3):
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    for folder, _, _ in os.walk(path):  # sealed folders are read-only; links are not followed
+                        os.chmod(folder, 0o755)
+                    shutil.rmtree(path)
+                elif path.exists() or path.is_symlink():
+                    path.unlink()
+                break
+            except OSError as exc:
+                if attempt == 2:
+                    log.warning("job folder %s not removed: %s", path, exc)
+                else:
+                    time.sleep(0.5)
+    try:
         root.rmdir()
+    except OSError:  # the held output, or what could not be removed
+        pass
 
 
 def _run(job: Job, report) -> dict:

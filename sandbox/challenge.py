@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,12 @@ FEATURES_FILE = "features.parquet"
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "model.pt"
 PREDICTIONS_FILE = "predictions.csv"
+RESULT_FILE = "result.json"
+# What a weights file may unpack to. torch.save stores its records uncompressed, so an honest
+# file unpacks to about its own size; a deflated one of zeros unpacks to ~1000 times it.
+WEIGHTS_UNPACKED_MAX = 64 * 2**20
+WEIGHTS_RECORDS_MAX = 4096
+INSPECT = Path(__file__).resolve().parent / "jobs" / "inspect_weights.py"
 
 
 def hidden_rooms(table: pa.Table, task: tasks.Task) -> pa.Table:
@@ -71,10 +78,33 @@ def predict_with_weights(state: dict, features_table: pa.Table, spec: dict) -> p
     return pa.table({"unit_id": features_table["unit_id"], "prediction": tasks.natural(task, out)})
 
 
+def check_weights_archive(path: Path, limit: int = WEIGHTS_UNPACKED_MAX) -> int:
+    """The bytes a torch checkpoint (a zip archive) unpacks to, summed from its central
+    directory without unpacking anything; ValueError if it is no zip or unpacks to more than
+    `limit` (torch allocates each record at the size the directory gives)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        raise ValueError("weights: not a PyTorch state_dict of tensors (not the zip archive torch.save "
+                         "writes)") from None
+    if len(records) > WEIGHTS_RECORDS_MAX:
+        raise ValueError(f"weights: {len(records)} records in the archive, more than the {WEIGHTS_RECORDS_MAX} "
+                         "allowed")
+    unpacked = sum(r.file_size for r in records)
+    if unpacked > limit:
+        raise ValueError(f"weights: unpack to {unpacked} bytes, more than the {limit} allowed (refused before "
+                         "loading; torch.save writes records uncompressed)")
+    return unpacked
+
+
 def load_weights(path: Path) -> dict:
-    """A state_dict of plain tensors (torch's safe loader: no code runs), or ValueError."""
+    """A state_dict of plain tensors (torch's safe loader: no code runs), or ValueError.
+    The archive's unpacked size is checked first; the platform calls this only inside the
+    jail (`inspect_weights`, the evaluation), where memory is limited too."""
     import torch
 
+    check_weights_archive(path)
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # anything but plain tensors is refused
@@ -84,6 +114,29 @@ def load_weights(path: Path) -> dict:
     if not all(torch.isfinite(v).all().item() for v in state.values() if v.is_floating_point()):
         raise ValueError("weights: some values are not finite")
     return state
+
+
+def inspect_weights(path: Path, spec: dict, *, work: Path) -> dict:
+    """Check a weights file in the jail: it unpacks within the limit, loads as plain tensors
+    and fits the task's model for `spec`'s features. Returns what it holds (`hidden`: the
+    first layer's width, `tensors`); ValueError naming what is wrong. The caller's process
+    reads only the archive's directory, never the tensors."""
+    from .isolation import Limits, run_isolated
+
+    check_weights_archive(path)  # a bomb is refused before a jail is started for it
+    data, out = work / "data", work / "out"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / WEIGHTS_FILE).write_bytes(Path(path).read_bytes())
+    (data / SPEC_FILE).write_text(json.dumps(spec, ensure_ascii=False))
+    outcome = run_isolated(INSPECT, data=data, work=out, args=[str(data)], limits=Limits(
+        cpu_seconds=60, memory_mb=2048, wall_seconds=120, processes=16, output_mb=1, threads=1, disk_mb=4, files=64))
+    result = out / RESULT_FILE
+    if not outcome.ok or not result.is_file() or result.is_symlink():
+        raise ValueError(f"weights: could not be checked ({outcome.reason or 'no result'}: {outcome.message})")
+    found = json.loads(result.read_text()[:10_000])
+    if "error" in found:
+        raise ValueError(str(found["error"])[:500])
+    return {"hidden": int(found["hidden"]), "tensors": int(found["tensors"])}
 
 
 def read_predictions(path: Path, part: pa.Table) -> pa.Array:

@@ -32,6 +32,9 @@ def model_checks(output: Path, *, epsilon: float, privacy: dict, metrics: dict) 
     found.append(check("output_size", 0 < size <= MODEL_MAX_BYTES,
                         f"{size} bytes (limit {MODEL_MAX_BYTES})"))
     try:
+        from .challenge import check_weights_archive
+
+        check_weights_archive(weights)  # what torch would allocate, before it does
         state = torch.load(weights, weights_only=True, map_location="cpu")
         finite = all(torch.isfinite(t).all().item() for t in state.values())
         params = sum(t.numel() for t in state.values())

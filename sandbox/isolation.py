@@ -1,18 +1,20 @@
-"""Run a job script isolated from the platform: no network, read-only data, its own folder,
-limits on CPU time, memory, processes and wall-clock time, and a clear reason when it stops.
+"""Run a job script isolated from the platform: no network and no sockets, read-only data, its
+own folder capped in bytes and files, limits on CPU time, memory, processes and wall-clock
+time, and a clear reason when it stops.
 
-The boundary is the kernel's, not Python's: a user and network namespace (`unshare`), a PID
-namespace so nothing the job starts outlives it, resource limits, and Landlock (through
-landlockpy) for the filesystem. `sandbox/jail.py` sets these up inside; this module starts
-it, enforces the wall clock and reads back how the job ended. The job's environment holds
-nothing of the platform's: no database URL, no keys.
+The boundary is the kernel's, not Python's: user, mount and network namespaces (`unshare`), a
+PID namespace so nothing the job starts outlives it, a size-limited tmpfs for its folder,
+resource limits, Landlock (through landlockpy) for the filesystem, and a seccomp filter
+(through pyseccomp) against sockets and the kernel's other ways out. `sandbox/jail.py` sets
+these up inside; this module starts it, enforces the wall clock and reads back how the job
+ended. The job's environment holds nothing of the platform's: no database URL, no keys.
 
 The kernel does not apply the process limit (RLIMIT_NPROC) to root, so when the platform
 runs as root (a worker in a container, say) the job joins a pids cgroup of its own instead,
 and the job is refused if no such cgroup can be made.
 
-If the kernel cannot give this isolation, `run_isolated` refuses to run the job
-(`IsolationUnavailable`) rather than run it without.
+If the kernel cannot give this isolation, or any step of setting it up fails, `run_isolated`
+refuses to run the job (`IsolationUnavailable`) rather than run it without.
 """
 from __future__ import annotations
 
@@ -30,9 +32,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 JAIL = Path(__file__).resolve().parent / "jail.py"
-EXIT_NETWORK, EXIT_FILESYSTEM, EXIT_MEMORY, EXIT_PROCESSES, EXIT_SETUP = 86, 87, 88, 89, 90
+EXIT_NETWORK, EXIT_FILESYSTEM, EXIT_MEMORY, EXIT_PROCESSES, EXIT_SETUP, EXIT_DISK, EXIT_COLLECT = \
+    86, 87, 88, 89, 90, 91, 92
 PIDS_CGROUPS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))  # cgroup v1, then v2
 LOG_TAIL = 8000  # characters of the job's output kept with its outcome
+# Root of its own user namespace, so that process 1 may mount the job's folder; the job
+# itself then drops every capability.
+UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork"]
 
 REASONS = {
     EXIT_NETWORK: "network",
@@ -40,6 +46,8 @@ REASONS = {
     EXIT_MEMORY: "memory",
     EXIT_PROCESSES: "processes",
     EXIT_SETUP: "isolation",
+    EXIT_DISK: "disk",
+    EXIT_COLLECT: "collect",
 }
 
 
@@ -49,20 +57,29 @@ class IsolationUnavailable(RuntimeError):
 
 @dataclass
 class Limits:
+    """A job's resources. The bounds here are what the jail can enforce at all; each
+    dataset's sandbox policy (its owner's) sets the maxima a job on it may ask for."""
+
     cpu_seconds: int = 900
     memory_mb: int = 4096
     wall_seconds: int = 1200
     processes: int = 64  # processes and threads together
-    output_mb: int = 256
+    output_mb: int = 256  # any one file
     threads: int = 2  # torch / OpenMP threads
+    disk_mb: int = 512  # the work folder in total (a tmpfs: it is held in memory while the job runs)
+    files: int = 10_000  # files and folders in the work folder
+
+    BOUNDS = {"cpu_seconds": (1, 86_400), "memory_mb": (256, 262_144), "wall_seconds": (1, 86_400),
+              "processes": (8, 4096), "output_mb": (1, 65_536), "threads": (1, 256), "disk_mb": (1, 65_536),
+              "files": (16, 1_000_000)}
 
     def __post_init__(self) -> None:
-        for name, low, high in (("cpu_seconds", 1, 86_400), ("memory_mb", 256, 262_144),
-                                ("wall_seconds", 1, 86_400), ("processes", 8, 4096), ("output_mb", 1, 65_536),
-                                ("threads", 1, 256)):
+        for name, (low, high) in self.BOUNDS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ValueError(f"limits.{name}: must be a whole number from {low} to {high}, got {value!r}")
+        if self.output_mb > self.disk_mb:
+            self.output_mb = self.disk_mb  # no file is larger than the folder that holds it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,24 +112,34 @@ def readable_roots() -> list[str]:
 def check_available() -> None:
     if shutil.which("unshare") is None:
         raise IsolationUnavailable("the unshare program (util-linux) is not installed")
-    probe = subprocess.run(["unshare", "--user", "--map-current-user", "--net", "--pid", "--fork", "true"],
+    probe = subprocess.run([*UNSHARE, "true"],
                            capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
         raise IsolationUnavailable(f"user, network and PID namespaces are not allowed here: {probe.stderr.strip()}")
     from landlockpy import abi_version
 
-    if abi_version() < 4:
-        raise IsolationUnavailable(f"Landlock ABI {abi_version()} is too old (network rules need 4 or later)")
+    if abi_version() < 6:
+        raise IsolationUnavailable(f"Landlock ABI {abi_version()} is too old (scoping abstract sockets and "
+                                   "signals needs 6 or later)")
+    try:
+        import pyseccomp
+
+        pyseccomp.get_api()
+    except Exception as exc:  # libseccomp2 missing or unusable
+        raise IsolationUnavailable(f"seccomp filters cannot be built here (libseccomp2): {exc}") from None
 
 
 def run_isolated(
     script: Path, *, data: Path, work: Path, limits: Limits, args: list[str] | None = None,
     pythonpath: list[str] | None = None, log_name: str = "job.log", watch: Callable[[], None] | None = None,
-    every: float = 1.0, env: dict[str, str] | None = None,
+    every: float = 1.0, env: dict[str, str] | None = None, live: list[str] | None = None,
 ) -> Outcome:
     """Run `script` with `data` readable and `work` writable, under `limits`, calling
-    `watch()` about every `every` seconds while it runs (to show progress). `env` adds
-    variables the job may see (never the platform's own)."""
+    `watch()` about every `every` seconds while it runs (to show progress). The job writes in
+    a tmpfs over `work`, copied back to disk when it ends; the files named in `live` (plain
+    names in `work`) are copied while it runs too, for `watch` to read. `env` adds variables
+    the job may see (never the platform's own). Raises IsolationUnavailable when the jail
+    cannot be set up (the job's code has not run)."""
     check_available()
     script, data, work = Path(script).resolve(), Path(data).resolve(), Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -123,15 +150,15 @@ def run_isolated(
         (lib / "sandbox").symlink_to(REPO / "sandbox")
     spec = {"script": str(script), "args": args or [], "data": str(data), "work": str(work),
             "readable": readable_roots() + [str(script.parent)], "pythonpath": [str(lib), *(pythonpath or [])],
-            "limits": limits.to_dict()}
+            "limits": limits.to_dict(), "live": list(live or [])}
     (control / "spec.json").write_text(json.dumps(spec))
     log_path = control / log_name
     threads = str(limits.threads)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "TMPDIR": str(work),
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "TMPDIR": str(work), "USER": "job",
+           "LOGNAME": "job",
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
-    argv = ["unshare", "--user", "--map-current-user", "--net", "--pid", "--fork", "--kill-child",
-            sys.executable, "-I", str(JAIL), str(control / "spec.json")]
+    argv = [*UNSHARE, "--kill-child", sys.executable, "-I", str(JAIL), str(control / "spec.json")]
     cgroup = _pids_cgroup(work.name, limits.processes) if os.geteuid() == 0 else None
     if cgroup is not None:  # join it before anything forks, then become the jail
         argv = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup / "cgroup.procs"), *argv]
@@ -157,7 +184,10 @@ def run_isolated(
     if cgroup is not None:
         _remove_cgroup(cgroup)
     text = log_path.read_bytes()[-LOG_TAIL * 4:].decode("utf-8", "replace")[-LOG_TAIL:]
-    return _outcome(code, timed_out, seconds, text, limits)
+    outcome = _outcome(code, timed_out, seconds, text, limits)
+    if outcome.reason == "isolation":
+        raise IsolationUnavailable(outcome.message)
+    return outcome
 
 
 def _pids_cgroup(name: str, processes: int) -> Path:

@@ -23,7 +23,8 @@ from .models import Challenge, Submission, SubmissionKind
 
 log = logging.getLogger(__name__)
 EVALUATE = REPO / "sandbox" / "jobs" / "evaluate.py"
-LIMITS = Limits(cpu_seconds=300, memory_mb=4096, wall_seconds=600, processes=64, output_mb=64, threads=2)
+LIMITS = Limits(cpu_seconds=300, memory_mb=4096, wall_seconds=600, processes=64, output_mb=64, threads=2,
+                disk_mb=64, files=1000)  # predictions.csv, read here, is at most 64 MB
 
 
 class EvaluationFailed(Exception):
@@ -39,10 +40,19 @@ def hidden_part(challenge: Challenge, which: str) -> pa.Table:
 
 
 def evaluate(submission: Submission, part: pa.Table, work: Path) -> float:
-    """Run the submission in the jail on `part`'s features; score what it predicted."""
-    challenge = submission.challenge
+    """Run the submission in the jail on `part`'s features; score what it predicted. The
+    folder (the hidden part's features, what the submission wrote) is removed afterwards,
+    whatever the result."""
     if work.exists():
         shutil.rmtree(work)
+    try:
+        return _evaluate(submission, part, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _evaluate(submission: Submission, part: pa.Table, work: Path) -> float:
+    challenge = submission.challenge
     data = work / "data"
     evaluation.write_inputs(data, part, {"task": challenge.task, "neighbourhoods": challenge.spec["neighbourhoods"]})
     source = Path(settings.STATE_DIR) / submission.path

@@ -33,7 +33,8 @@ from sandbox.isolation import Limits
 from sandbox.training import TrainSpec
 
 from . import data
-from .models import FINISHED, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
+from .models import (FINISHED, LIMIT_MAXIMA, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset,
+                     TrainedModel)
 
 TITLE_MAX = 200
 CODE_MAX_BYTES = 100_000
@@ -67,9 +68,11 @@ def models_dir() -> Path:
 
 @transaction.atomic(durable=True)
 def set_sandbox_policy(*, actor, dataset: Dataset, code_outputs: str, min_cell_count: int,
-                       max_output_bytes: int) -> SandboxPolicy:
+                       max_output_bytes: int, **maxima: int) -> SandboxPolicy:
     """The owning bureau's steward says how code-to-data outputs of a compute-only dataset
-    leave the platform. Jobs keep the policy they were submitted under."""
+    leave the platform, and the most resources a job on it may ask for (`maxima`: any of
+    the policy's max_* fields; those not given keep their value). Jobs keep the policy and
+    limits they were submitted under."""
     permissions.check_manage_dataset(actor, dataset)
     if dataset.data_class != "compute_only":
         raise InvalidInput("dataset", f"{dataset.slug} is {dataset.data_class}: sandbox policies are for "
@@ -78,14 +81,21 @@ def set_sandbox_policy(*, actor, dataset: Dataset, code_outputs: str, min_cell_c
         raise InvalidInput("code_outputs", f"one of {', '.join(CodeOutputs.values)}")
     min_cell_count = whole(min_cell_count, "min_cell_count", *MIN_CELL_COUNT_RANGE)
     max_output_bytes = whole(max_output_bytes, "max_output_bytes", *MAX_OUTPUT_BYTES_RANGE)
+    bounds = {field: Limits.BOUNDS[limit] for limit, field in LIMIT_MAXIMA.items()}
+    unknown = set(maxima) - set(bounds)
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], f"not a limit of the sandbox policy ({', '.join(sorted(bounds))})")
+    maxima = {field: whole(value, field, *bounds[field]) for field, value in maxima.items()}
     policy, _ = SandboxPolicy.objects.select_for_update().get_or_create(dataset=dataset)
     policy.code_outputs, policy.min_cell_count, policy.max_output_bytes = code_outputs, min_cell_count, \
         max_output_bytes
+    for field, value in maxima.items():
+        setattr(policy, field, value)
     policy.updated_by = actor
     policy.save()
     record("jobs.sandbox_policy_set", actor=actor_of(actor), subject=subject_of(dataset),
            payload={"code_outputs": code_outputs, "min_cell_count": min_cell_count,
-                    "max_output_bytes": max_output_bytes})
+                    "max_output_bytes": max_output_bytes, **{f: getattr(policy, f) for f in sorted(bounds)}})
     return policy
 
 
@@ -197,15 +207,30 @@ def _code(code) -> str:
     return code
 
 
-def _limits(limits) -> dict:
+LIMIT_UNITS = {"memory_mb": " MB", "disk_mb": " MB", "output_mb": " MB", "cpu_seconds": " s", "wall_seconds": " s"}
+
+
+def _limits(limits, policy: SandboxPolicy) -> dict:
+    """The job's resources: what it asks for, each at most the dataset policy's maximum
+    (refused above it, naming the field); what it leaves out, the platform's default capped
+    at that maximum."""
     if limits is None:
-        return Limits().to_dict()
+        limits = {}
     if not isinstance(limits, dict):
         raise InvalidInput("limits", "must be an object")
+    maxima = policy.limit_maxima()
+    unknown = set(limits) - set(maxima)
+    if unknown:
+        raise InvalidInput("limits", f"unknown limits: {', '.join(sorted(unknown))} (known: "
+                                     f"{', '.join(sorted(maxima))})")
+    for field, value in limits.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value > maxima[field]:
+            unit = LIMIT_UNITS.get(field, "")
+            raise InvalidInput(f"limits.{field}", f"at most {maxima[field]}{unit} for this dataset, got {value}")
+    defaults = Limits()
+    asked = {**{f: min(getattr(defaults, f), maxima[f]) for f in maxima}, **limits}
     try:
-        return Limits(**limits).to_dict()
-    except TypeError as exc:
-        raise InvalidInput("limits", str(exc)) from None
+        return Limits(**asked).to_dict()
     except ValueError as exc:
         field, _, message = str(exc).partition(": ")
         raise InvalidInput(field, message) from None
@@ -237,6 +262,7 @@ def submit_job(
     application = _approval(actor, dataset)
     permissions.check_submit_job(actor, dataset, application)
     title = text(title, "title", limit=TITLE_MAX)
+    limits = _limits(limits, SandboxPolicy.of(dataset))
     params = dict(params or {})
     if kind not in JobKind.values:
         raise InvalidInput("kind", f"one of {', '.join(JobKind.values)}")
@@ -282,7 +308,7 @@ def submit_job(
     job = Job.objects.create(
         kind=kind, title=title, dataset=dataset, corpus=corpus, application=application,
         organisation=actor.organisation, submitted_by=actor, task=task, code=code, params=params,
-        limits=_limits(limits), epsilon=epsilon, delta=delta, syft_dataset=syft_dataset, base_result=base_result,
+        limits=limits, epsilon=epsilon, delta=delta, syft_dataset=syft_dataset, base_result=base_result,
     )
     if syft_dataset is not None:
         code_to_data.submit(data.jobs_box(), owner=syft_dataset.owner, submitter=data.submitter_email(actor),
@@ -304,7 +330,6 @@ def _reuse(actor, base, task: str, corpus: CorpusVersion, params: dict):
     the job, its model card and its lineage carry."""
     from innovation import actions as innovation_actions
     from innovation.models import ShowcaseItem
-    from sandbox import challenge
 
     if not isinstance(base, int) or isinstance(base, bool):
         raise InvalidInput(f"params.{REUSE_PARAM}", "the id of a shared result on the showcase")
@@ -312,8 +337,9 @@ def _reuse(actor, base, task: str, corpus: CorpusVersion, params: dict):
     if item is None:
         raise InvalidInput(f"params.{REUSE_PARAM}", f"no shared result #{base}")
     attribution = innovation_actions.reuse_base(actor=actor, item=item, task=task)
-    try:
-        first = challenge.load_weights(Path(settings.STATE_DIR) / item.submission.path)["0.weight"]
+    try:  # in the jail: the weights are an applicant's file
+        hidden = innovation_actions.inspect_weights(Path(settings.STATE_DIR) / item.submission.path,
+                                                    item.challenge)["hidden"]
     except (ValueError, KeyError):
         raise InvalidInput(f"params.{REUSE_PARAM}", f"shared result #{base} holds no weights of a built-in model") \
             from None
@@ -321,9 +347,9 @@ def _reuse(actor, base, task: str, corpus: CorpusVersion, params: dict):
     if vocabulary != item.challenge.spec["neighbourhoods"]:
         raise InvalidInput(f"params.{REUSE_PARAM}", f"shared result #{base} encodes other neighbourhoods than "
                                                     f"{corpus.dataset.slug} v{corpus.version}: its features differ")
-    if first.shape[0] != params["hidden"]:
-        raise InvalidInput("params.hidden", f"shared result #{base} has {first.shape[0]} hidden units; set hidden "
-                                            f"to {first.shape[0]} to fine-tune it")
+    if hidden != params["hidden"]:
+        raise InvalidInput("params.hidden", f"shared result #{base} has {hidden} hidden units; set hidden "
+                                            f"to {hidden} to fine-tune it")
     return item, {k: v for k, v in attribution.items() if k != "path"}
 
 

@@ -29,4 +29,6 @@ class SyftDatasetAdmin(RecordedModelAdmin):
 class SandboxPolicyAdmin(RecordedModelAdmin):
     """Set on the code-to-data page or with PUT /api/sandbox-policies/<slug>/ (an action)."""
 
-    list_display = ["dataset", "code_outputs", "min_cell_count", "max_output_bytes", "updated_by", "updated_at"]
+    list_display = ["dataset", "code_outputs", "min_cell_count", "max_output_bytes", "max_memory_mb",
+                    "max_cpu_seconds", "max_wall_seconds", "max_processes", "max_disk_mb", "max_files", "max_output_mb",
+                    "updated_by", "updated_at"]

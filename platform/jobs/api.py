@@ -24,7 +24,7 @@ from progress.models import TaskProgress
 from sandbox import code_to_data
 
 from . import actions, data
-from .models import Job, SandboxPolicy, SyftDataset, TrainedModel
+from .models import LIMIT_MAXIMA, Job, SandboxPolicy, SyftDataset, TrainedModel
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -41,7 +41,9 @@ class JobSerializer(serializers.ModelSerializer):
         "target_epsilon, delta and, where the dataset's outputs are DP aggregates, aggregate: "
         "{by: [group columns], values: {column: [lo, hi]}}"))
     limits = serializers.JSONField(required=False, allow_null=True, help_text=(
-        "cpu_seconds, memory_mb, wall_seconds, processes, output_mb, threads"))
+        "cpu_seconds, memory_mb, wall_seconds, processes, output_mb (one file), threads, disk_mb (the work "
+        "folder in total), files; each at most the dataset's sandbox policy allows; those left out take the "
+        "platform's default capped at that maximum. The job shows the limits it runs under."))
     progress = serializers.SerializerMethodField()
     model = serializers.SerializerMethodField()
 
@@ -176,21 +178,27 @@ def _zip_response(content: bytes, filename: str, sha256: str = "") -> HttpRespon
     return response
 
 
+POLICY_MAXIMA = sorted(set(LIMIT_MAXIMA.values()))
+
+
 class SandboxPolicySerializer(serializers.ModelSerializer):
     dataset = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = SandboxPolicy
-        fields = ["dataset", "code_outputs", "min_cell_count", "max_output_bytes", "updated_by", "updated_at"]
+        fields = ["dataset", "code_outputs", "min_cell_count", "max_output_bytes", *POLICY_MAXIMA, "updated_by",
+                  "updated_at"]
         read_only_fields = ["dataset", "updated_by", "updated_at"]
 
 
 class SandboxPolicyViewSet(viewsets.ViewSet):
     """How a compute-only dataset's code-to-data outputs leave the platform (by dataset slug):
     `dp` (OpenDP aggregates of per-record contributions) or `reviewed` (files a steward reads),
-    with the automatic checks' limits. Any logged-in user reads it; the owning bureau's
-    stewards set it."""
+    with the automatic checks' limits; and the most resources a job on the dataset may ask for
+    (`max_*`: memory, CPU and wall-clock seconds, processes, the work folder's total disk and
+    file count, one file's size). Any logged-in user reads it; the owning bureau's stewards
+    set it."""
 
     lookup_field = "slug"
     serializer_class = SandboxPolicySerializer
@@ -209,7 +217,7 @@ class SandboxPolicyViewSet(viewsets.ViewSet):
         body.is_valid(raise_exception=True)
         current = SandboxPolicy.of(dataset)
         fields = {f: body.validated_data.get(f, getattr(current, f))
-                  for f in ("code_outputs", "min_cell_count", "max_output_bytes")}
+                  for f in ("code_outputs", "min_cell_count", "max_output_bytes", *POLICY_MAXIMA)}
         policy = actions.set_sandbox_policy(actor=request.user, dataset=dataset, **fields)
         return Response(SandboxPolicySerializer(policy).data)
 

@@ -176,6 +176,7 @@ units = pq.read_table(sy.resolve_dataset_file_path("{syft_dataset.name}"))
 {outputs}
 
 Then submit it: `POST /api/jobs/` with `kind: "code"`, `dataset: "{syft_dataset.dataset.slug}"`, `code` and
-`params` (`target_epsilon`, `delta`). A steward reads the code before it runs. The job has no network, reads
-only this dataset, and stops at its CPU, memory and time limits.
+`params` (`target_epsilon`, `delta`) and, if the defaults do not suit, `limits`. A steward reads the code before it
+runs. The job has no network and no sockets, reads only this dataset, and stops at its CPU, memory, time and disk
+limits, which the dataset's owner caps (`GET /api/sandbox-policies/{syft_dataset.dataset.slug}/`).
 """

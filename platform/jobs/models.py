@@ -37,10 +37,17 @@ class CodeOutputs(models.TextChoices):
     REVIEWED = "reviewed", _("人工审核")
 
 
+# A job's resource limits (sandbox.isolation.Limits) and the policy field holding each one's maximum.
+LIMIT_MAXIMA = {"memory_mb": "max_memory_mb", "cpu_seconds": "max_cpu_seconds", "wall_seconds": "max_wall_seconds",
+                "processes": "max_processes", "threads": "max_processes", "disk_mb": "max_disk_mb",
+                "files": "max_files", "output_mb": "max_output_mb"}
+
+
 class SandboxPolicy(models.Model):
     """How a compute-only dataset's code-to-data outputs leave the platform: as DP aggregates
-    of per-record contributions (sandbox.dp_aggregates), or as files a steward reviews; and
-    the limits the automatic output checks hold them to."""
+    of per-record contributions (sandbox.dp_aggregates), or as files a steward reviews; the
+    limits the automatic output checks hold them to; and the most resources a job on the
+    dataset may ask for (its owner's to set, not the applicant's)."""
 
     dataset = models.OneToOneField(Dataset, verbose_name=_("数据集"), on_delete=models.PROTECT,
                                    related_name="sandbox_policy")
@@ -48,6 +55,13 @@ class SandboxPolicy(models.Model):
                                     default=CodeOutputs.DP)
     min_cell_count = models.PositiveIntegerField(_("最小单元计数"), default=10)
     max_output_bytes = models.PositiveIntegerField(_("输出上限（字节）"), default=1_000_000)
+    max_memory_mb = models.PositiveIntegerField(_("内存上限（MB）"), default=8192)
+    max_cpu_seconds = models.PositiveIntegerField(_("CPU 时间上限（秒）"), default=3600)
+    max_wall_seconds = models.PositiveIntegerField(_("运行时长上限（秒）"), default=3600)
+    max_processes = models.PositiveIntegerField(_("进程与线程上限"), default=128)
+    max_disk_mb = models.PositiveIntegerField(_("磁盘总量上限（MB）"), default=2048)
+    max_files = models.PositiveIntegerField(_("文件数上限"), default=20_000)
+    max_output_mb = models.PositiveIntegerField(_("单个文件上限（MB）"), default=1024)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
@@ -63,6 +77,10 @@ class SandboxPolicy(models.Model):
     def of(cls, dataset: Dataset) -> SandboxPolicy:
         """The dataset's policy, or the defaults when its steward has set none."""
         return cls.objects.filter(dataset=dataset).first() or cls(dataset=dataset)
+
+    def limit_maxima(self) -> dict[str, int]:
+        """The most of each resource (`sandbox.isolation.Limits` field) a job may ask for."""
+        return {limit: getattr(self, field) for limit, field in LIMIT_MAXIMA.items()}
 
 
 class SyftDataset(models.Model):

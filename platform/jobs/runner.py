@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -51,6 +53,7 @@ def run_job(task_id: str, job_id: int) -> None:
         result = run_tracked(task_id, lambda report: _run(job, report)).result
         spent = actions.spent_of(job, result["privacy"])
     except JobFailed as exc:
+        remove_working_folders(actions.job_dir(job), keep_output=False)
         spent = job.epsilon if exc.touched else Decimal(0)
         actions.settle_charge(job, spent)
         actions.fail_job(job_id=job.pk, reason=str(exc), outcome=exc.outcome, log=exc.log,
@@ -58,6 +61,7 @@ def run_job(task_id: str, job_id: int) -> None:
         return
     except Exception as exc:  # a bug, a lost dependency or an unaccountable result: charged in full
         log.exception("job %s crashed", job.pk)
+        remove_working_folders(actions.job_dir(job), keep_output=False)
         fail_task(task_id, f"{type(exc).__name__}: {exc}")
         actions.fail_job(job_id=job.pk, reason=f"{type(exc).__name__}: {exc}", spent=job.epsilon)
         return
@@ -65,11 +69,47 @@ def run_job(task_id: str, job_id: int) -> None:
     actions.finish_job(job=job, result=result)
 
 
+def remove_working_folders(root: Path, *, keep_output: bool = True) -> None:
+    """Everything of a run but its held output: the data laid out for it, its work folders,
+    the jail's control files. A failed run keeps nothing. Never fails the job: what cannot be
+    removed (a Flower process still writing its state while it stops) is logged and left."""
+    if not root.is_dir():
+        return
+    for path in list(root.iterdir()):
+        if keep_output and path.name == "output" and path.is_dir() and not path.is_symlink():
+            continue
+        for attempt in range(3):
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    for folder, _, _ in os.walk(path):  # sealed folders are read-only; links are not followed
+                        os.chmod(folder, 0o755)
+                    shutil.rmtree(path)
+                elif path.exists() or path.is_symlink():
+                    path.unlink()
+                break
+            except OSError as exc:
+                if attempt == 2:
+                    log.warning("job folder %s not removed: %s", path, exc)
+                else:
+                    time.sleep(0.5)
+    try:
+        root.rmdir()
+    except OSError:  # the held output, or what could not be removed
+        pass
+
+
 def _run(job: Job, report) -> dict:
     root = actions.job_dir(job)
     if root.exists():  # a retried task starts from clean folders
         data.unseal(root)
         shutil.rmtree(root)
+    try:
+        return _run_in(job, root, report)
+    finally:  # before the job is seen to end: once its output is held, nothing else stays
+        remove_working_folders(root)
+
+
+def _run_in(job: Job, root: Path, report) -> dict:
     if job.kind == JobKind.CODE:
         from . import code_jobs
 
@@ -103,7 +143,7 @@ def _centralized(job: Job, root: Path, report) -> dict:
 
     try:
         outcome = run_isolated(CENTRALIZED, data=root / "data", work=work, limits=Limits(**job.limits),
-                               args=[str(root / "data")], watch=watch)
+                               args=[str(root / "data")], watch=watch, live=[progress.name])
     except IsolationUnavailable as exc:
         raise JobFailed(f"not run: {exc}", touched=False) from None
     if not outcome.ok:

@@ -18,8 +18,9 @@ from django.views.decorators.http import require_POST
 from accounts import permissions
 from catalog.models import Dataset
 from jobs import actions
-from jobs.models import CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
+from jobs.models import LIMIT_MAXIMA, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
 from miliao.errors import ActionError, Refused
+from sandbox.isolation import Limits
 from sandbox.tasks import TASKS
 
 
@@ -40,8 +41,11 @@ def job_page(request, pk: int):
     job = _visible_job(request, pk)
     may_decide = permissions.allowed(permissions.check_decide_job, request.user, job)
     sees_log = permissions.has_role(request.user, "steward", "auditor", "admin")
+    policy = SandboxPolicy.of(job.dataset)
+    maxima = policy.limit_maxima()
     return render(request, "portal/job.html", {
         "job": job,
+        "limits": [(name, value, maxima.get(name)) for name, value in Limits(**job.limits).to_dict().items()],
         "history_json": json.dumps(job.history),
         "metric": "accuracy" if job.task == "room-use" else "rmse",
         "may_decide": may_decide,
@@ -133,12 +137,21 @@ def code_to_data(request):
     datasets = Dataset.objects.filter(data_class="compute_only").select_related("owner").order_by("slug")
     rows = []
     for dataset in datasets:
+        policy = SandboxPolicy.of(dataset)
         rows.append({
-            "dataset": dataset, "policy": SandboxPolicy.of(dataset),
+            "dataset": dataset, "policy": policy, "maxima": _maxima(policy),
             "published": dataset.syft_datasets.select_related("corpus").order_by("-published_at"),
             "may_manage": permissions.allowed(permissions.check_manage_dataset, request.user, dataset),
         })
     return render(request, "portal/code_to_data.html", {"rows": rows, "outputs": CodeOutputs.choices})
+
+
+POLICY_MAXIMA = sorted(set(LIMIT_MAXIMA.values()), key=list(LIMIT_MAXIMA.values()).index)
+
+
+def _maxima(policy: SandboxPolicy) -> list[tuple[str, str, int]]:
+    """(field, label, value) of the most resources a job on the dataset may ask for."""
+    return [(f, SandboxPolicy._meta.get_field(f).verbose_name, getattr(policy, f)) for f in POLICY_MAXIMA]
 
 
 @login_required
@@ -158,7 +171,8 @@ def code_to_data_manage(request, slug: str, what: str):
         else:
             try:
                 fields = {"min_cell_count": int(request.POST.get("min_cell_count", "")),
-                          "max_output_bytes": int(request.POST.get("max_output_bytes", ""))}
+                          "max_output_bytes": int(request.POST.get("max_output_bytes", "")),
+                          **{f: int(request.POST[f]) for f in POLICY_MAXIMA if request.POST.get(f, "").strip()}}
             except ValueError:
                 messages.error(request, _("参数必须是数字。"))
                 return redirect("code-to-data")

@@ -83,6 +83,10 @@ def test_a_challenge_from_opening_to_the_showcase_and_reuse(live_world, celery_w
         assert data["public_score"] is None  # teams never see the exact score
         assert abs(data["displayed_score"] * 100 - round(data["displayed_score"] * 100)) < 1e-9  # on the ladder
     assert scored["strong"]["displayed_score"] > scored["kit_code"]["displayed_score"]
+    from django.conf import settings
+
+    evaluations = settings.STATE_DIR / "innovation" / "evaluations"  # the hidden features, what each wrote
+    assert not [p for p in evaluations.glob("*") if p.name.split("-")[0] in {str(d["id"]) for d in scored.values()}]
     exact = api_client(w.steward).get(f"/api/submissions/{strong.json()['id']}/").json()["public_score"]
     assert abs(exact - scored["strong"]["displayed_score"]) <= 0.005 + 1e-9  # the steward sees the exact score
 

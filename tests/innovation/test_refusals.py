@@ -149,3 +149,77 @@ def test_reuse_is_refused_where_the_licence_forbids_it(world, weights):
         "dataset": "district-rooms", "kind": "centralized", "title": "ft", "task": "room-use",
         "params": {**params, "base_model": non_commercial.pk}}, format="json")
     assert refused.status_code == 403 and "not for commercial use by a startup" in refused.json()["detail"]
+
+
+ZEROS_1GIB_CRC32 = 0x5B64C2B0  # zlib.crc32(bytes(2**30)), computed once: 4 s here, for a constant
+
+
+def _zeros_bomb(unpacked: int) -> bytes:
+    """A torch checkpoint of one float tensor of `unpacked` bytes of zeros, its records
+    deflated (torch.save stores them): about 1 MB on disk. Built by hand, segment by segment,
+    so that the 1 GiB is never in memory."""
+    import collections
+    import pickle
+    import struct
+    import zlib
+
+    import torch
+
+    class Storage:
+        pass
+
+    class Zeros:
+        def __reduce_ex__(self, protocol):
+            return torch._utils._rebuild_tensor_v2, (Storage(), 0, (unpacked // 4,), (1,), False,
+                                                     collections.OrderedDict())
+
+    pickled = io.BytesIO()
+    pickler = pickle.Pickler(pickled, protocol=2)
+    pickler.persistent_id = lambda obj: ("storage", torch.FloatStorage, "0", "cpu", unpacked // 4) \
+        if isinstance(obj, Storage) else None
+    pickler.dump({"0.weight": Zeros()})
+    segment = bytes(16 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed_segment = packer.compress(segment) + packer.flush(zlib.Z_FULL_FLUSH)  # restartable: repeats as is
+    crc = ZEROS_1GIB_CRC32
+    records = [("archive/data.pkl", pickled.getvalue()), ("archive/byteorder", b"little"),
+               ("archive/version", b"3\n")]
+    entries = [(name, zlib.crc32(raw), len(raw), _deflate(raw)) for name, raw in records]
+    assert unpacked == 2**30  # the CRC above
+    entries.append(("archive/data/0", crc, unpacked, packed_segment * (unpacked // len(segment)) + b"\x03\x00"))
+    out, directory = io.BytesIO(), io.BytesIO()
+    for name, crc, size, packed in entries:
+        offset = out.tell()
+        head = struct.pack("<IHHHHHIII", 0x04034B50, 20, 0, 8, 0, 0, crc, len(packed), size)
+        out.write(head + struct.pack("<HH", len(name), 0) + name.encode() + packed)
+        directory.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(packed), size,
+                                    len(name), 0, 0, 0, 0, 0, offset) + name.encode())
+    start = out.tell()
+    out.write(directory.getvalue())
+    out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(directory.getvalue()),
+                          start, 0))
+    return out.getvalue()
+
+
+def _deflate(raw: bytes) -> bytes:
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return packer.compress(raw) + packer.flush()
+
+
+def test_a_deflated_weights_bomb_is_refused_before_anything_loads_it(world, challenge):
+    import resource
+    import zipfile
+
+    bomb = _zeros_bomb(2**30)
+    assert len(bomb) < 1_100_000  # 1 MB on the wire, under the challenge's 2 MB
+    assert sum(r.file_size for r in zipfile.ZipFile(io.BytesIO(bomb)).infolist()) > 2**30
+    before = _counts()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    response = submit_weights(world.researcher, challenge["slug"], bomb)
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+    assert response.status_code == 400, response.content
+    assert "unpack to 1073742" in response.json()["file"][0] and "refused before loading" in response.json()["file"][0]
+    assert grew < 64 * 1024, f"the web process's peak memory grew by {grew} KiB"
+    assert _counts() == before

@@ -94,6 +94,8 @@ def test_dp_aggregates_from_mock_development_to_released_outputs(code_world, tmp
     assert float(job["epsilon_spent"]) == pytest.approx(privacy["epsilon"], abs=1e-5)
     budget = PrivacyBudget.objects.get(organisation=w.lab, dataset=w.rooms)
     assert budget.epsilon_spent == Job.objects.get(pk=job_id).epsilon_spent
+    # Once the output is held, the run's data, work folders and half-rows copy are gone.
+    assert sorted(p.name for p in (settings.STATE_DIR / "jobs" / str(job_id)).iterdir()) == ["output"]
 
     # Nothing leaves before the steward releases it.
     early = api_client(w.researcher).get(f"/api/jobs/{job_id}/outputs/")
@@ -137,6 +139,9 @@ def test_a_contribution_that_depends_on_other_records_is_not_released(code_world
                                                              "values": {"monthly_rent": [-60000, 60000]}}})
     assert job["status"] == "failed"
     assert "contributed differently when the code ran on half of the rows" in job["status_reason"]
+    from django.conf import settings
+
+    assert not (settings.STATE_DIR / "jobs" / str(job_id)).exists()  # a failed run leaves no folder behind
 
 
 def test_reviewed_outputs_that_leak_private_rows_fail_their_checks_and_cannot_be_released(code_world):

@@ -280,6 +280,7 @@ def run_release(
     measurer = ThreadPoolExecutor(max_workers=1)
     measuring = contact_pairs = contact_sample = None
     coverage: set[str] = set()
+    first_rows = 0
     # Every file says what its coordinates are: GCJ-02, or CGCS2000 shifted by which mode.
     label = coordinate_label(shift_mode.describe()) if shift_mode is not None else None
     writer = GeoParquetStreamWriter(parquet_path, label=label)
@@ -325,6 +326,7 @@ def run_release(
             totals["features_out"] += table.num_rows
             totals["invalid"] += lreport["topology"]["invalid"]
             totals["collapsed"] += lreport["features"].get("collapsed", 0)
+            first_rows = first_rows or table.num_rows  # the first batch: where the contact sample lies
             if "grid_code" in table.column_names:  # where the release lies, to a catalogue cell
                 prefixes = pc.utf8_slice_codeunits(table.column("grid_code"), 0, COVER_LEVEL + 1)
                 coverage.update(pc.unique(prefixes.combine_chunks()).drop_null().to_pylist())
@@ -337,7 +339,8 @@ def run_release(
                 f"{kanon.suppressed}; relax the policy, generalize more, or use more units"
             )
         writer.close()
-        topology_report = _topology_report(parquet_path, contact_sample, contact_pairs, spec, pseudonym_key)
+        topology_report = _topology_report(parquet_path, first_rows, contact_sample, contact_pairs, spec,
+                                           pseudonym_key)
         outputs = {"geoparquet": {"path": parquet_path.name, "bytes": parquet_path.stat().st_size,
                                   "sha256": file_sha256(parquet_path)}}
         if {"geopackage", "geojson"} & set(spec.outputs):
@@ -451,14 +454,19 @@ def _shifted(table: pa.Table, mode: shifting.ShiftMode, *, measure: bool):
     return table.set_column(table.schema.get_field_index("geometry"), "geometry", shifted), sample
 
 
-def _topology_report(path: Path, sample, pairs, spec: ReleaseSpec, key: bytes) -> dict[str, Any]:
-    """Contacts of the first batch's coverages, measured on the written file."""
+def _topology_report(path: Path, first_rows: int, sample, pairs, spec: ReleaseSpec, key: bytes) -> dict[str, Any]:
+    """Contacts of the first batch's coverages, measured on the written file (its first row
+    groups, where the first batch went)."""
     if sample is None:
         return {"measured_on": "nothing: the first batch released no unit", "contacts": 0, "broken": 0}
     ids = pa.array(sample["ids"], pa.string())
     released_ids = (pseudonymize(ids, key) if "unit_id" in spec.desensitize.pseudonymize else ids)
     released_ids = released_ids.to_numpy(zero_copy_only=False).astype(str)
-    written = pq.read_table(path, columns=["unit_id", "geometry"], filters=pc.field("unit_id").isin(released_ids))
+    parquet = pq.ParquetFile(path)
+    sizes = np.cumsum([parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)])
+    groups = range(int(np.searchsorted(sizes, first_rows)) + 1)
+    written = parquet.read_row_groups(list(groups)[: parquet.num_row_groups], columns=["unit_id", "geometry"])
+    written = written.filter(pc.is_in(written.column("unit_id"), pa.array(released_ids)))
     return topology.measure_contacts(sample, pairs.result(), released_ids, written)
 
 

@@ -4,12 +4,12 @@ none of them derives from the true (unshifted) geometry.
 A column computed from the true geometry republishes the true position: a grid code of the
 unshifted footprint puts each unit in a cell of its true place, and an attacker who fits the
 shift's published model (mode, offset bound, wavelength, origin: all in the report) to those
-cells undoes the shift to under a metre. The true area of a unit, set beside the area of its
-shifted footprint, gives the smooth field's local area change at every unit; that pins the
-field's node vectors up to a constant, and one landmark or the known offset bound fixes the
-rest. So the pipeline derives these columns from what it releases, and
-``tests/releases/attacks/test_columns.py`` attacks every code and number column of a release
-to show that none locates a unit better than the released geometry does.
+cells undoes the shift to under a metre for most units. The true area of a unit, set beside the
+area of its shifted footprint, gives the smooth field's local area change at every unit (its
+divergence), a constraint on the field that nothing else in a release hands out. So the pipeline
+derives these columns from what it releases, and ``tests/releases/attacks/test_columns.py``
+attacks every code and number column of a release to show that none locates a unit better than
+the released geometry does.
 
 Released columns, for the default policy (``releases.pipeline.ReleaseSpec``):
 
@@ -48,9 +48,9 @@ aggregate unit_id      building pseudonym / floor band (floor level), building p
 =====================  =====================================================================
 
 Not protected: an attribute that correlates with a unit's true size (rent grows with area)
-carries, summed over many units, a faint trace of the smooth field's area change; the cell
-mode is rigid and leaves none. The attack suite measures ``monthly_rent`` with the same
-field-fitting attack as ``area_m2``.
+carries, summed over many units, a faint trace of the smooth field's area change (the cell mode
+is rigid and leaves none); a field fitted to that trace did not beat the released geometry in
+our trials, and the landmark fit of the attack suite gains nothing from ``monthly_rent``.
 
 Plain Python (numpy, shapely, pyarrow); no Django.
 """

@@ -4,9 +4,9 @@ The attacker has the release files and the shift's published model (the report),
 the number columns a few true landmarks. Each column is attacked the way its kind allows:
 
 - a column of grid codes (grid_code; the cell in a grid-level aggregate's id) by the attack
-  of the outside evaluation: a unit's true footprint lies in its cell, its released one is
-  the true one moved by the field, and the field barely changes between neighbours, so the
-  intervals that the cells of a unit's neighbours allow for the offset are intersected;
+  of the outside evaluation: a unit's true footprint lies in its cell and its released one is
+  the true one moved by the field, so each cell bounds the offset at its unit, and the shift's
+  published model (a B-spline field, linear in its node vectors) is fitted to those bounds;
 - a number column by a landmark fit: the offset (true minus released) is fitted over k = 5
   landmarks with a thin-plate spline, over the released position alone and over the
   released position plus the column, and applied to every other unit.
@@ -24,13 +24,11 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 from scipy.interpolate import RBFInterpolator
-from scipy.spatial import cKDTree
 
 pytestmark = pytest.mark.release
 
 KEY = bytes(range(32))
 ROOMS = 4000
-NEIGHBOURS = 24  # units whose cells bound one unit's offset (a few metres of a floor)
 LANDMARKS = 5
 DRAWS = 6
 
@@ -175,10 +173,6 @@ def _geometry_baseline(frame, released, truth):
     return released_boxes, centres, true_centres
 
 
-def report_precision(_: pa.Table) -> float:
-    return 0.5  # the release precision of _release
-
-
 def _geometries(table: pa.Table) -> np.ndarray:
     return shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
 
@@ -245,7 +239,7 @@ def test_no_number_column_locates_units_better_than_the_geometry(rooms):
 def test_area_is_the_area_of_the_released_footprint_not_the_true_one(rooms):
     from releases.columns import metres_per_degree
 
-    _, released, truth, _ = rooms
+    report, released, truth, _ = rooms
     geometries = _geometries(released)
     mx, my = metres_per_degree(shapely.get_y(shapely.centroid(geometries)))
     released_area = shapely.area(geometries) * mx * my
@@ -255,7 +249,7 @@ def test_area_is_the_area_of_the_released_footprint_not_the_true_one(rooms):
     # Each value is the 10 m² bin of the shifted footprint, give or take the rounding of its
     # corners to the release grid (a quarter metre along its walls); the smooth field made
     # many differ from the true bins.
-    rounding = shapely.length(geometries) * np.sqrt(mx * my) * report_precision(released) / 2
+    rounding = shapely.length(geometries) * np.sqrt(mx * my) * report["lightweight"]["precision_m"] / 2
     inside = ((released_area >= binned - rounding) & (released_area < binned + 10 + rounding))[rooms_]
     assert inside.all()
     assert (np.floor(true_area[rooms_] / 10) * 10 != binned[rooms_]).mean() > 0.01

@@ -26,10 +26,10 @@ def PIPE_POLICY() -> dict:
     return pipe_policy()
 
 
-def publish_release(w, dataset, *, rooms: int = 240, seed: int = 11, pipes: int = 0, **spec):
+def version_and_policy(w, dataset, *, rooms: int = 240, seed: int = 11, pipes: int = 0, **spec):
     """A corpus version of ``dataset`` (a generated district of ``rooms`` rooms, or a network
-    of ``pipes`` pipe segments), its default policy for the dataset's class (``spec``
-    overrides fields of it) and a published release, made through the actions."""
+    of ``pipes`` pipe segments) and its default policy for the dataset's class (``spec``
+    overrides fields of it), made through the actions."""
     from django.conf import settings
 
     from corpora import store
@@ -37,7 +37,6 @@ def publish_release(w, dataset, *, rooms: int = 240, seed: int = 11, pipes: int 
     from corpora.generator import generate_district
     from releases import actions as release_actions
     from releases.pipeline import ReleaseSpec
-    from releases.tasks import build_release_task
 
     scratch = Path(settings.STATE_DIR) / "scratch" / f"{dataset.slug}-{seed}-{rooms}-{pipes}.parquet"
     source = [pipe_network(seed, pipes)] if pipes else generate_district(seed=seed, rooms=rooms)
@@ -55,6 +54,15 @@ def publish_release(w, dataset, *, rooms: int = 240, seed: int = 11, pipes: int 
         dataset=dataset,
         spec={**ReleaseSpec(data_class=dataset.data_class).to_dict(), **spec},
     )
+    return corpus, policy
+
+
+def publish_release(w, dataset, **made):
+    """version_and_policy, then a release built from them and published."""
+    from releases import actions as release_actions
+    from releases.tasks import build_release_task
+
+    corpus, policy = version_and_policy(w, dataset, **made)
     release = release_actions.start_release(actor=w.steward, corpus=corpus, policy=policy)
     build_release_task(str(release.task_id), release.pk)
     release.refresh_from_db()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from accounts import permissions
 from catalog.models import DataClass
 from miliao.errors import Conflict, Refused
 from releases.actions import release_dir
@@ -85,6 +86,21 @@ def check_licence(licence: Licence, *, user, purpose: str = "", count: int | Non
     )
     if not decision.permitted:
         raise Refused(f"licence #{licence.pk}: {decision.reason}")
+
+
+def licence_to_view(user, release: Release) -> Licence | None:
+    """The viewer's own licence on ``release`` under which they may download now, if any: a
+    page may then draw their package, the copy their fingerprint marks. A licence whose
+    downloads are used up still shows the package its holder already has."""
+    for licence in Licence.objects.filter(release=release, organisation_id=user.organisation_id,
+                                          status=LicenceStatus.ACTIVE).select_related("application"):
+        try:
+            permissions.check_download_licence(user, licence)
+            check_licence(licence, user=user, count=max(1, licence.downloads_used))
+        except Refused:
+            continue
+        return licence
+    return None
 
 
 def package_spec(release: Release, licence: Licence | None) -> PackageSpec:

@@ -25,9 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
+from releases.columns import GRID_CODE, grid_codes
 from releases.fingerprint import MarkGroups, embed
 from releases.lightweight import ALWAYS_KEPT
-from releases.writers import GEOMETRY_COLUMN, GeoParquetStreamWriter
+from releases.writers import COORDINATES_KEY, GEOMETRY_COLUMN, GeoParquetStreamWriter, file_label
 
 FORMATS = ("geojson", "geoparquet")
 SUFFIXES = {"geojson": ".geojson", "geoparquet": ".parquet"}
@@ -135,6 +136,11 @@ def batches(spec: PackageSpec) -> Iterator[pa.Table]:
             table = table.set_column(
                 index, table.schema.field(index), pa.array(shapely.to_wkb(geoms), pa.binary())
             )
+            if GRID_CODE in table.column_names:  # of the recipient's geometry: the base's would show the mark
+                codes = grid_codes(shapely.bounds(geoms), table.column("z_min").to_numpy(zero_copy_only=False),
+                                   table.column("z_max").to_numpy(zero_copy_only=False), precision_m=spec.precision_m)
+                index = table.schema.get_field_index(GRID_CODE)
+                table = table.set_column(index, table.schema.field(index), codes)
         yield table
 
 
@@ -142,7 +148,9 @@ def geojson_chunks(spec: PackageSpec, *, name: str) -> Iterator[bytes]:
     """An RFC 7946 FeatureCollection, one chunk per batch. Coordinates are written in full
     (the release grid is finer than GeoJSON's customary 7 decimals); CGCS2000 and WGS 84
     agree to centimetres, well inside any release's precision."""
-    yield b'{"type":"FeatureCollection","name":' + json.dumps(name).encode() + b',"features":['
+    label = file_label(spec.source)  # GCJ-02 or shifted: said as in the release's own files
+    note = b"," + json.dumps(COORDINATES_KEY).encode() + b":" + json.dumps(label["note"], ensure_ascii=False).encode() if label else b""
+    yield b'{"type":"FeatureCollection","name":' + json.dumps(name).encode() + note + b',"features":['
     first = True
     for table in batches(spec):
         geometry = shapely.to_geojson(
@@ -164,7 +172,7 @@ def geojson_chunks(spec: PackageSpec, *, name: str) -> Iterator[bytes]:
 
 def write_geoparquet(spec: PackageSpec, path: Path) -> Path:
     """The package as GeoParquet at ``path``, written batch by batch."""
-    writer = GeoParquetStreamWriter(path)
+    writer = GeoParquetStreamWriter(path, label=file_label(spec.source))
     try:
         wrote = False
         for table in batches(spec):

@@ -126,6 +126,20 @@ def visible_releases(user, qs: QuerySet) -> QuerySet:
     return qs.filter(published)
 
 
+def sees_release_geometry(user, release) -> bool:
+    """Whether a page may draw a release's own geometry for ``user``: only what they could
+    download. Anyone logged in downloads a published open release; the owning bureau's
+    stewards have the release's files. A licence holder sees their own fingerprinted package
+    instead (access.licensing.licence_to_view); everyone else, where the release lies, to
+    the grid cell."""
+    if role_of(user) is None:
+        return False
+    dataset = release.corpus.dataset
+    if dataset.data_class == "open" and release.status == "published":
+        return True
+    return allowed(check_manage_dataset, user, dataset)
+
+
 # --- provenance events and tasks -------------------------------------------------
 
 

@@ -3,6 +3,7 @@ versions with extent, kinds, fields and covered grid cells, and its release hist
 the search over datasets. The DCAT export and the API both start from these records."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -54,13 +55,26 @@ def search(qs: QuerySet, filters: CatalogFilters) -> QuerySet:
     if filters.spatial:
         # Extents and cell lists are JSON: test them here, over the newest versions of the
         # datasets left (a catalogue holds hundreds of datasets, not millions).
-        versions = latest_versions(qs.values("pk")).values_list("dataset_id", "extent", "cells")
+        versions = latest_versions(qs.values("pk")).values_list("dataset_id", "extent", "cells", "cell_level")
         qs = qs.filter(pk__in=[
-            dataset_id for dataset_id, extent, cells in versions
-            if (filters.bbox is None or boxes_intersect(extent, filters.bbox))
+            dataset_id for dataset_id, extent, cells, level in versions
+            if (filters.bbox is None or boxes_intersect(public_extent(extent, level), filters.bbox))
             and (not filters.cell or covers_cell(cells, filters.cell))
         ])
     return qs
+
+
+def public_extent(extent, level: int) -> list[float] | None:
+    """A version's extent as the catalogue shows it (and searches it): out to the edges of
+    the grid cells at ``level`` it touches. The corpus's own bounds are the true positions
+    of its outermost units, to the millimetre; the catalogue tells where data lies to the
+    cell, like its cell list."""
+    if not extent or len(extent) != 4:
+        return extent
+    size = 512.0 / 2**level  # a level's cells span 512 / 2**level degrees, from -256
+    west, south, east, north = extent
+    return [math.floor(west / size) * size, math.floor(south / size) * size,
+            math.ceil(east / size) * size, math.ceil(north / size) * size]
 
 
 def version_record(version: CorpusVersion, *, cells: bool = True) -> dict:
@@ -68,7 +82,7 @@ def version_record(version: CorpusVersion, *, cells: bool = True) -> dict:
         "version": version.version,
         "units": version.units,
         "kinds": version.kinds,
-        "extent": version.extent,
+        "extent": public_extent(version.extent, version.cell_level),
         "source_crs": version.source_crs,
         "fields": version.fields or DEFAULT_FIELDS,
         "cell_level": version.cell_level,
@@ -144,7 +158,7 @@ def dataset_record(
         "holders": sorted(h.code for h in dataset.holders.all()),
         "created_at": dataset.created_at,
         "updated_at": latest.created_at if latest else dataset.created_at,
-        "extent": latest.extent if latest else None,
+        "extent": public_extent(latest.extent, latest.cell_level) if latest else None,
         "fields": (latest.fields if latest and latest.fields else DEFAULT_FIELDS),
         "latest_version": version_record(latest, cells=whole) if latest else None,
         "page_url": url("dataset-page", dataset.slug),

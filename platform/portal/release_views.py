@@ -3,6 +3,7 @@ corpus versions, release policy form with preview, release builds with progress,
 report with a map, and publication."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,6 +17,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from access import licensing, packages
 from accounts import permissions
 from catalog import metadata
 from catalog.query import cell_boxes
@@ -139,7 +141,7 @@ def dataset_page(request, slug: str):
             "form": policy_form_values(ReleaseSpec.from_dict(spec)),
             "releases": Release.objects.filter(corpus__dataset=dataset)
             .select_related("corpus", "policy", "task")[:20],
-            "shift_modes": ["smooth", "cell", "gcj02"] + (["none"] if dataset.data_class == "compute_only" else []),
+            "shift_modes": ["smooth", "cell", "gcj02"],  # 'none' is a sandbox input, never a release
             "levels": ["room", "floor", "building", "grid"],
             "formats": ["geoparquet", "geopackage", "geojson"],
         })
@@ -264,15 +266,38 @@ def _visible_release(request, pk: int) -> Release:
     return get_object_or_404(qs, pk=pk)
 
 
+def release_map(user, release: Release) -> tuple[str, str]:
+    """What a release page's map shows its viewer, and the map: the release itself to those
+    who may download it ("release"), a licence holder's own fingerprinted package
+    ("package"), and to everyone else the grid cells it covers ("coverage")."""
+    if not release.outputs.get("geoparquet"):
+        return "", ""
+    path = release_dir(release) / release.outputs["geoparquet"]["path"]
+    if permissions.sees_release_geometry(user, release):
+        return "release", previews.release_map(path, title=str(release))
+    licence = licensing.licence_to_view(user, release)
+    if licence is not None:
+        spec = dataclasses.replace(licensing.package_spec(release, licence), batch_rows=PACKAGE_MAP_FEATURES)
+        first = next(packages.batches(spec), None)  # the package's first units, marked as downloaded
+        if first is None:
+            return "package", ""
+        geoms = shapely.from_wkb(first.column("geometry").to_numpy(zero_copy_only=False))
+        return "package", svg_map(geoms, first.column("kind").to_numpy(zero_copy_only=False), title=str(release))
+    cells = (release.report or {}).get("coverage", {}).get("cells") or release.corpus.cells
+    boxes = np.unique(shapely.bounds(cell_boxes(cells)), axis=0) if cells else np.empty((0, 4))
+    return "coverage", svg_map(shapely.box(*boxes.T), np.full(len(boxes), "cell"), title=str(release))
+
+
+PACKAGE_MAP_FEATURES = 1500
+
+
 @login_required
 def release_page(request, pk: int):
     release = _visible_release(request, pk)
-    svg = ""
-    if release.outputs.get("geoparquet"):
-        svg = previews.release_map(release_dir(release) / release.outputs["geoparquet"]["path"], title=str(release))
+    shows, svg = release_map(request.user, release)
     may_publish = permissions.allowed(permissions.check_manage_dataset, request.user, release.corpus.dataset)
     return render(request, "portal/release.html", {
-        "release": release, "report": release.report, "svg": svg, "may_publish": may_publish,
+        "release": release, "report": release.report, "svg": svg, "map_shows": shows, "may_publish": may_publish,
         "may_trace": permissions.allowed(permissions.check_view_events, request.user),
         "report_json": json.dumps(release.report, ensure_ascii=False, indent=2) if release.report else "",
     })

@@ -16,7 +16,7 @@ from accounts import permissions
 from catalog.actions import next_version
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
-from miliao.errors import Conflict, InvalidInput
+from miliao.errors import Conflict, InvalidInput, Refused
 from progress.actions import queue_task
 from provenance.recorder import actor_of, record, subject_of
 
@@ -36,6 +36,14 @@ def parse_spec(data) -> ReleaseSpec:
         return ReleaseSpec.from_dict(data)
     except ValueError as exc:
         raise InvalidInput("spec", str(exc)) from exc
+
+
+def _check_leaves_the_platform(dataset: Dataset) -> None:
+    if dataset.data_class == "compute_only":
+        raise Refused(
+            f"{dataset.slug} is compute-only (可用不可见): its rows never become a release file; "
+            "jobs read them in the privacy sandbox"
+        )
 
 
 @transaction.atomic(durable=True)
@@ -66,6 +74,11 @@ def start_release(*, actor, corpus: CorpusVersion, policy: ReleasePolicy) -> Rel
     permissions.check_manage_dataset(actor, corpus.dataset)
     if policy.dataset_id != corpus.dataset_id:
         raise InvalidInput("policy", f"policy v{policy.version} belongs to {policy.dataset.slug}, not {corpus.dataset.slug}")
+    _check_leaves_the_platform(corpus.dataset)
+    try:
+        parse_spec(policy.spec).check_releasable()
+    except ValueError as exc:
+        raise InvalidInput("policy", f"policy v{policy.version}: {exc}") from exc
     from .tasks import build_release_task
 
     with transaction.atomic():
@@ -132,6 +145,9 @@ def publish_release(*, actor, release: Release) -> Release:
     """A steward of the owning bureau approves publication of a built release."""
     release = Release.objects.select_for_update().select_related("corpus__dataset").get(pk=release.pk)
     permissions.check_manage_dataset(actor, release.corpus.dataset)
+    _check_leaves_the_platform(release.corpus.dataset)
+    if ((release.report or {}).get("shift") or {}).get("mode") == "none":
+        raise Refused(f"release #{release.pk} is not shifted; a release file that leaves the platform always is")
     if release.status != ReleaseStatus.BUILT:
         raise Conflict(f"release #{release.pk} is {release.status}; only a built release can be published")
     release.status = ReleaseStatus.PUBLISHED

@@ -84,11 +84,16 @@ def declassify(
     if zones is None:
         zones = zone_geometries(policy.sensitive_zones)
     if by_category.any() or zones.size:
-        geometries = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
-        zones = np.concatenate([zones, grown(geometries[by_category], policy.zone_buffer_m)])
+        # Rooms stacked floor on floor share one footprint: each distinct one is tested once.
+        encoded = pc.dictionary_encode(table.column("geometry").combine_chunks())
+        footprint = encoded.indices.to_numpy(zero_copy_only=False)
+        distinct = shapely.from_wkb(encoded.dictionary.to_numpy(zero_copy_only=False))
+        zones = np.concatenate([zones, grown(distinct[np.unique(footprint[by_category])], policy.zone_buffer_m)])
         rest = np.flatnonzero(~(by_kind | by_category))
-        hits = shapely.STRtree(zones).query(geometries[rest], predicate="intersects")[0]
-        by_zone[rest[hits]] = True
+        tested = np.unique(footprint[rest])
+        inside = np.zeros(len(distinct), dtype=bool)
+        inside[tested[shapely.STRtree(zones).query(distinct[tested], predicate="intersects")[0]]] = True
+        by_zone[rest] = inside[footprint[rest]]
 
     kinds = table.column("kind")
     report: dict[str, Any] = {

@@ -19,18 +19,18 @@ import pyarrow.compute as pc
 import shapely
 from shapely.errors import GEOSException
 
+from releases.columns import GRID_CODE, grid_codes, metres_per_degree
 from releases.declassify import known_fields, number_field, strings_field
 from releases.fingerprint import grid_step_deg
+from releases.topology import COVERAGE, shared_coordinates, simplify_between
 from releases.writers import quadrilateral_wkb, quadrilaterals
 
 LEVELS_OF_DETAIL = ("room", "floor", "building", "grid")
+# grid_code is recomputed from the released geometry (releases.columns), never the corpus's.
 ALWAYS_KEPT = ("unit_id", "kind", "geometry", "z_min", "z_max", "grid_code")
 UNIT_COUNT = "unit_count"  # added by every aggregating level: how many units a feature stands for
 ADDITIVE = frozenset({"area_m2", "household_size"})  # a group's total means something; other numbers average
 GROUP_KEYS = {"floor": ("building_id", "floor"), "building": ("building_id",)}
-
-_CGCS2000_A = 6378137.0
-_CGCS2000_E2 = (2 - 1 / 298.257222101) / 298.257222101
 
 
 @dataclass(frozen=True)
@@ -86,29 +86,41 @@ class LightweightPolicy:
 
 def lightweight(table: pa.Table, policy: LightweightPolicy) -> tuple[pa.Table, dict[str, Any]]:
     """The lightened table and a report: features, vertices and WKB bytes before and after,
-    what each step did, and how many geometries are valid at the end."""
+    what each step did, and how many geometries are valid at the end.
+
+    A ``_coverage`` column (releases.topology), where the table has one, says which units
+    form a coverage: simplification never removes a vertex that units of one coverage share.
+    grid_code, where the table has one, is recomputed from the released geometry."""
     keys = GROUP_KEYS.get(policy.level_of_detail, ())
     missing = sorted((set(keys) | set(policy.keep_attributes or ())) - set(table.column_names))
     if missing:
         raise ValueError(f"the table lacks columns {missing} that the lightweight policy needs")
-    kept = (
-        table.column_names
-        if policy.keep_attributes is None
-        else [name for name in table.column_names if name in ALWAYS_KEPT or name in policy.keep_attributes]
-    )
+    kept = [
+        name for name in table.column_names
+        if name != COVERAGE and (policy.keep_attributes is None or name in ALWAYS_KEPT or name in policy.keep_attributes)
+    ]
     report: dict[str, Any] = {
         "level_of_detail": policy.level_of_detail,
         "features": {"before": table.num_rows},
         "wkb_bytes": {"before": _wkb_bytes(table.column("geometry"))},
     }
-    working = table.select([name for name in table.column_names if name in kept or name in keys])
+    working = table.select([name for name in table.column_names if name in kept or name in keys or name == COVERAGE])
+    coded = GRID_CODE in working.column_names
+    if policy.level_of_detail == "grid" and coded:
+        # Grid cells of the shifted members (the table holds shifted geometry), never the corpus's.
+        bounds = shapely.bounds(shapely.from_wkb(working.column("geometry").to_numpy(zero_copy_only=False)))
+        working = _with_codes(working, bounds, policy)
     if policy.level_of_detail != "room":
         working, report["aggregation"] = _aggregate(working, policy)
         kept = [*kept, UNIT_COUNT]
 
-    wkb, present, valid, done = _lighten(working.column("geometry"), policy)
+    coverage = (working.column(COVERAGE).to_numpy(zero_copy_only=False) if COVERAGE in working.column_names
+                else np.full(working.num_rows, -1, dtype=np.int64))
+    wkb, present, valid, bounds, done = _lighten(working.column("geometry"), policy, coverage)
     field = working.schema.field("geometry")
     working = working.set_column(working.schema.get_field_index("geometry"), field, wkb)
+    if coded and policy.level_of_detail != "grid":
+        working = _with_codes(working, bounds, policy)
     if not present.all():  # a unit smaller than the grid collapses
         working, valid = working.filter(pa.array(present)), valid[present]
     released = working.select(kept)
@@ -128,35 +140,52 @@ def lightweight(table: pa.Table, policy: LightweightPolicy) -> tuple[pa.Table, d
     }
     report["attributes"] = {
         "kept": released.column_names,
-        "dropped": sorted(set(table.column_names) - set(released.column_names)),
+        "dropped": sorted(set(table.column_names) - set(released.column_names) - {COVERAGE}),
     }
     return released, report
 
 
-def metres_per_degree(latitude: float) -> tuple[float, float]:
-    """Metres in a degree of longitude and of latitude at latitude, on the CGCS2000 ellipsoid."""
-    phi = np.radians(latitude)
-    w2 = 1 - _CGCS2000_E2 * np.sin(phi) ** 2
-    per_radian_x = _CGCS2000_A * np.cos(phi) / np.sqrt(w2)
-    per_radian_y = _CGCS2000_A * (1 - _CGCS2000_E2) / w2**1.5
-    return float(np.radians(per_radian_x)), float(np.radians(per_radian_y))
+def _with_codes(table: pa.Table, bounds: np.ndarray, policy: LightweightPolicy) -> pa.Table:
+    codes = grid_codes(
+        bounds, table.column("z_min").to_numpy(zero_copy_only=False), table.column("z_max").to_numpy(zero_copy_only=False),
+        precision_m=policy.precision_m,
+    )
+    index = table.schema.get_field_index(GRID_CODE)
+    return table.set_column(index, table.schema.field(index), codes.cast(table.schema.field(index).type))
 
 
 def _lighten(
-    wkb: pa.ChunkedArray, policy: LightweightPolicy
-) -> tuple[pa.Array, np.ndarray, np.ndarray, dict[str, Any]]:
+    wkb: pa.ChunkedArray, policy: LightweightPolicy, coverage: np.ndarray
+) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Quantize, then simplify, WKB values. Returns the new WKB, which values are non-empty
-    (a unit smaller than the grid collapses), which are valid, and what was done.
+    (a unit smaller than the grid collapses), which are valid, their (n, 4) bounds, and what
+    was done.
 
-    Quadrilaterals, the common room, are handled in numpy on their coordinates: a strictly
-    convex one is valid, and one whose every corner lies farther than the tolerance from the
-    line through its neighbours loses nothing to Douglas–Peucker. Everything else goes
-    through GEOS (_lighten_geometries), at about a microsecond a geometry per step."""
+    Rooms stacked floor on floor share one footprint: each distinct WKB value is lightened
+    once. Quadrilaterals, the common room, are handled in numpy on their coordinates: a
+    strictly convex one is valid, and one whose every corner lies farther than the tolerance
+    from the line through its neighbours loses nothing to Douglas–Peucker. Everything else
+    goes through GEOS (_lighten_geometries), at about a microsecond a geometry per step."""
     wkb = wkb.combine_chunks()
+    encoded = pc.dictionary_encode(wkb)
+    rows = encoded.indices.to_numpy(zero_copy_only=False)
+    distinct = encoded.dictionary
+    copies = np.bincount(rows, minlength=len(distinct))
+    fixed = shared_coordinates(wkb, coverage)
+    out, present, valid, bounds, done = _lighten_distinct(distinct, policy, fixed)
+    per_copy = {name: int((done.pop(name) * copies).sum()) for name in ("vertices_in", "vertices_out")}
+    return out.take(pa.array(rows)), present[rows], valid[rows], bounds[rows], {**per_copy, **done}
+
+
+def _lighten_distinct(
+    wkb: pa.Array, policy: LightweightPolicy, fixed: np.ndarray
+) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """_lighten on distinct values; vertices_in and vertices_out are per value."""
     is_quad, corners = quadrilaterals(wkb)
     quad_rows, rows = np.flatnonzero(is_quad), np.flatnonzero(~is_quad)
-    geometries = shapely.from_wkb(wkb.take(rows).to_numpy(zero_copy_only=False))
-    vertices_in = 5 * len(quad_rows) + int(shapely.get_num_coordinates(geometries).sum())
+    geometries = shapely.from_wkb(wkb.take(pa.array(rows)).to_numpy(zero_copy_only=False))
+    vertices_in = np.full(len(wkb), 5)
+    vertices_in[rows] = shapely.get_num_coordinates(geometries)
 
     latitude = _central_latitude(corners, geometries)
     metres_x, metres_y = metres_per_degree(latitude)
@@ -172,10 +201,10 @@ def _lighten(
     plain = convex & (far | (tolerance == 0))
     if not plain.all():  # the other quadrilaterals join the GEOS path, in row order
         rows = np.concatenate([rows, quad_rows[~plain]])
-        more = shapely.from_wkb(wkb.take(quad_rows[~plain]).to_numpy(zero_copy_only=False))
+        more = shapely.from_wkb(wkb.take(pa.array(quad_rows[~plain])).to_numpy(zero_copy_only=False))
         order = np.argsort(rows, kind="stable")
         rows, geometries = rows[order], np.concatenate([geometries, more])[order]
-    geometries, valid_rows, done = _lighten_geometries(geometries, grid, tolerance)
+    geometries, valid_rows, done = _lighten_geometries(geometries, grid, tolerance, fixed)
 
     out = pc.replace_with_mask(wkb, _mask(len(wkb), quad_rows[plain]), quadrilateral_wkb(corners[plain]))
     out = pc.replace_with_mask(out, _mask(len(wkb), rows), pa.array(shapely.to_wkb(geometries), pa.binary()))
@@ -183,17 +212,24 @@ def _lighten(
     present[rows] = ~shapely.is_empty(geometries)
     valid = np.ones(len(wkb), dtype=bool)
     valid[rows] = valid_rows
+    bounds = np.empty((len(wkb), 4))
+    bounds[quad_rows[plain]] = np.c_[corners[plain].min(axis=1), corners[plain].max(axis=1)]
+    bounds[rows] = shapely.bounds(geometries)
+    vertices_out = np.full(len(wkb), 5)
+    vertices_out[rows] = shapely.get_num_coordinates(geometries)
     return (
         out,
         present,
         valid,
+        bounds,
         {
             "vertices_in": vertices_in,
-            "vertices_out": 5 * int(plain.sum()) + int(shapely.get_num_coordinates(geometries).sum()),
+            "vertices_out": vertices_out,
             "simplify": {
                 "tolerance_m": policy.simplify_tolerance_m,
                 "tolerance_deg": tolerance,
                 "geos_simplified": done["simplified"],
+                "kept_shared_vertices": done["between_shared"],
             },
             "quantization": {
                 "precision_m": policy.precision_m,
@@ -206,7 +242,7 @@ def _lighten(
 
 
 def _lighten_geometries(
-    geometries: np.ndarray, grid: np.ndarray | None, tolerance: float
+    geometries: np.ndarray, grid: np.ndarray | None, tolerance: float, fixed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Quantize to grid (degrees of lon, lat), then simplify with Douglas–Peucker and
     preserve_topology, which keeps each geometry valid; simplifying second keeps the output
@@ -214,19 +250,32 @@ def _lighten_geometries(
     collapse: those few are snapped again by GEOS's precision reducer on the same grid,
     which returns valid (perhaps empty) output; an input that was invalid already is left
     invalid, to be counted, not silently repaired. Rounding can also repeat a vertex, which
-    simplification drops; without it, the repeats are removed."""
+    simplification drops; without it, the repeats are removed.
+
+    A geometry with a vertex in ``fixed`` (lon, lat pairs, as complex numbers, that units of
+    one coverage share) keeps every such vertex: only the stretches between them are
+    simplified (releases.topology.simplify_between), so shared edges stay shared."""
     unquantized, geometries = geometries, geometries.copy()
+    coords, index = shapely.get_coordinates(geometries, return_index=True)
+    pinned = np.isin(coords[:, 0] + 1j * coords[:, 1], fixed) if len(fixed) else np.zeros(len(coords), bool)
     redo = np.zeros(len(geometries), dtype=bool)
     if grid is not None:
-        coords, index = shapely.get_coordinates(geometries, return_index=True)
         coords = _snapped(coords, grid)
         shapely.set_coordinates(geometries, coords)
         redo = ~shapely.is_valid(geometries)
         redo[redo] = shapely.is_valid(unquantized[redo])
         in_cells = shapely.transform(unquantized[redo], lambda c: c / grid)
         geometries[redo] = shapely.transform(shapely.set_precision(in_cells, 1.0), lambda c: c * grid)
+    # A resnapped geometry's vertices no longer match coords; it is left as resnapped.
+    shared = np.bincount(index[pinned], minlength=len(geometries)) > 0
+    shared &= ~redo
+    between = np.flatnonzero(shared)
+    plain = np.flatnonzero(~shared)
     if tolerance:
-        geometries = shapely.simplify(geometries, tolerance, preserve_topology=True)
+        geometries[plain] = shapely.simplify(geometries[plain], tolerance, preserve_topology=True)
+        if len(between):
+            keep = np.isin(index, between)
+            geometries[between] = simplify_between(geometries[between], pinned[keep], tolerance)
     elif grid is not None:
         repeats = np.zeros(len(geometries), dtype=bool)
         repeats[index[1:][np.all(coords[1:] == coords[:-1], axis=1) & (index[1:] == index[:-1])]] = True
@@ -235,7 +284,8 @@ def _lighten_geometries(
     return (
         geometries,
         valid,
-        {"resnapped": int(redo.sum()), "simplified": len(geometries) if tolerance else 0},
+        {"resnapped": int(redo.sum()), "simplified": len(plain) if tolerance else 0,
+         "between_shared": len(between) if tolerance else 0},
     )
 
 
@@ -285,7 +335,9 @@ def _aggregate(table: pa.Table, policy: LightweightPolicy) -> tuple[pa.Table, di
     grouping = table
     keys = list(GROUP_KEYS.get(level, ()))
     if level == "grid":
-        cells, report = _cells(table.column("grid_code"), geometries, policy.grid_level)
+        codes = table.column(GRID_CODE) if GRID_CODE in table.column_names else pa.chunked_array(
+            [pa.nulls(table.num_rows, pa.string())])
+        cells, report = _cells(codes, geometries, policy.grid_level)
         grouping = table.append_column("_cell", cells)
         keys = ["_cell", "kind"]
     part = grouping.filter(pa.array(members)).append_column("_row", pa.array(np.arange(len(geometries))))
@@ -294,14 +346,15 @@ def _aggregate(table: pa.Table, policy: LightweightPolicy) -> tuple[pa.Table, di
     specs = [
         ("_row", "list"),
         ("_row", "count"),
-        ("grid_code", "count"),
         ("_xmin", "min"),
         ("_ymin", "min"),
         ("_xmax", "max"),
         ("_ymax", "max"),
     ]
+    if level == "grid" and GRID_CODE in table.column_names:
+        specs.append((GRID_CODE, "count"))
     for field in table.schema:
-        if field.name not in keys and field.name not in ("unit_id", "kind", "geometry"):
+        if field.name not in keys and field.name not in ("unit_id", "kind", "geometry", GRID_CODE, COVERAGE):
             specs += [(field.name, how) for how in _reductions(field)]
     grouped = part.group_by(keys, use_threads=False).aggregate(specs)  # groups in order of first member
 
@@ -341,11 +394,13 @@ def _aggregate(table: pa.Table, policy: LightweightPolicy) -> tuple[pa.Table, di
             values = pa.array(np.full(grouped.num_rows, level, dtype=object), pa.string())
         elif name == "geometry":
             values = pa.array(shapely.to_wkb(shapes), pa.binary())
-        elif name == "grid_code" and level == "grid":
+        elif name == GRID_CODE and level == "grid":  # the (shifted) cell the aggregate stands for
             coded = pc.greater(grouped.column("grid_code_count"), 0)
             values = pc.if_else(coded, grouped.column("_cell"), pa.scalar(None, pa.string()))
-        elif name == "grid_code":
-            values = _common_prefix(grouped.column("grid_code_min"), grouped.column("grid_code_max"))
+        elif name == GRID_CODE:  # recomputed from the dissolved outline once it is lightened
+            values = pa.nulls(grouped.num_rows, field.type)
+        elif name == COVERAGE:  # an outline dissolves its floor's coverage; it shares nothing
+            values = pa.array(np.full(grouped.num_rows, -1, dtype=np.int64))
         else:
             values = _reduced(grouped, field)
         columns[name] = values.cast(field.type)
@@ -428,18 +483,6 @@ def _cells(
         bin_size_deg=size, note="units without grid_code were aggregated by lon/lat bins, not grid cells"
     )
     return pc.coalesce(prefixes, pc.binary_join_element_wise("bin", column, row, ":")), report
-
-
-def _common_prefix(low: pa.ChunkedArray, high: pa.ChunkedArray) -> pa.ChunkedArray:
-    """The longest common prefix of the least and greatest code of a group, which (codes
-    sorting as strings) is the smallest cell holding every member."""
-    prefix = pc.if_else(low.is_valid(), "", pa.scalar(None, pa.string()))
-    same = pa.array(np.ones(len(low), dtype=bool))
-    for i in range(int(pc.max(pc.utf8_length(low)).as_py() or 0)):  # over code characters, not features
-        char = pc.utf8_slice_codeunits(low, i, i + 1)
-        same = pc.and_(same, pc.equal(char, pc.utf8_slice_codeunits(high, i, i + 1)))
-        prefix = pc.binary_join_element_wise(prefix, pc.if_else(same, char, ""), "")
-    return prefix
 
 
 def _snapped(coords: np.ndarray, grid: np.ndarray) -> np.ndarray:

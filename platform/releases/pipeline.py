@@ -38,23 +38,26 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 
-from corpora.store import file_sha256, iter_corpus
+from corpora.store import COVER_LEVEL, file_sha256, iter_corpus
 
 from . import relocation
 from . import shift as shifting
+from . import topology
+from .columns import with_released_area
 from .declassify import DeclassifyPolicy, declassify, grown, zone_geometries
-from .desensitize import UNIT_POLICY, DesensitizePolicy, generalize, k_anonymize, transform
+from .desensitize import UNIT_POLICY, DesensitizePolicy, generalize, k_anonymize, pseudonymize, transform
 from .fingerprint import grid_step_deg
 from .lightweight import LightweightPolicy, lightweight
 from .pii import PLACE_COLUMNS, Gazetteer, Scrubber, gazetteer_part, warm_up
-from .writers import GeoParquetStreamWriter, write_geojson, write_geopackage
+from .writers import GeoParquetStreamWriter, coordinate_label, write_geojson, write_geopackage
 
 ROW = "_row"  # the corpus row number, carried through pass 1 and 2 to apply suppression
 OUTPUT_FORMATS = ("geoparquet", "geopackage", "geojson")
 SHIFT_MODES = ("smooth", "cell", "gcj02", "none")
 DATA_CLASSES = ("open", "conditional", "compute_only")
 _PIPELINE_SOURCES = ("pipeline.py", "desensitize.py", "pii.py", "declassify.py", "shift.py",
-                     "lightweight.py", "writers.py", "fingerprint.py", "relocation.py")
+                     "lightweight.py", "writers.py", "fingerprint.py", "relocation.py", "columns.py",
+                     "topology.py")
 
 Progress = Callable[[float, str], None]
 
@@ -94,6 +97,16 @@ class ReleaseSpec:
         if not self.outputs or unknown:
             raise ValueError(f"outputs: choose from {list(OUTPUT_FORMATS)}" + (f", not {unknown}" if unknown else ""))
         build_shift(self.shift, b"\0" * 32)  # refuse bad shift parameters now, not mid-release
+
+    def check_releasable(self) -> None:
+        """Refuse a spec whose files would hold unshifted coordinates: 'none' only describes
+        how compute-only rows reach the sandbox, which reads the corpus itself."""
+        if self.shift.get("mode") == "none":
+            raise ValueError(
+                "shift.mode: 'none' is only a sandbox input: compute-only rows are read unshifted by "
+                "sandbox jobs and never become a release file; a release is always shifted "
+                "(smooth, cell or gcj02)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -218,6 +231,7 @@ def run_release(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Build a release into `out_dir` (created; replaced atomically) and return its report."""
+    spec.check_releasable()
     report_progress = progress or (lambda percent, stage: None)
     started = time.perf_counter()
     total = pq.ParquetFile(corpus_path).metadata.num_rows
@@ -247,6 +261,7 @@ def run_release(
     def pass_one(start: int, table: pa.Table):
         known = gazetteer_part(table, identifiers)
         released, dreport = declassify(_with_rows(table, start), per_batch, zones=zones)
+        released = with_released_area(released, shift_mode)  # as pass 2 releases it
         columns = {ROW: released.column(ROW)}
         for name in qi:
             rule = spec.desensitize.generalize.get(name)
@@ -281,36 +296,46 @@ def run_release(
                               "wkb_before": 0, "wkb_after": 0, "invalid": 0, "collapsed": 0}
     desens_report: dict[str, Any] = {}
     measurer = ThreadPoolExecutor(max_workers=1)
-    measuring = attacking = None
+    measuring = attacking = contact_pairs = contact_sample = None
     probing = threading.Event()  # batches hand over their truth for the attacks until one is taken
     probing.set()
-    writer = GeoParquetStreamWriter(parquet_path)
+    coverage: set[str] = set()
+    first_rows = 0
+    # Every file says what its coordinates are: GCJ-02, or CGCS2000 shifted by which mode.
+    label = coordinate_label(shift_mode.describe()) if shift_mode is not None else None
+    writer = GeoParquetStreamWriter(parquet_path, label=label)
     try:
         def pass_two(start: int, table: pa.Table):
             table = table.filter(pa.array(keep[start:start + table.num_rows]))
             if table.num_rows == 0:
-                return start, None, None, None, None, None
+                return start, None, None, None, None, None, None
+            table = with_released_area(table, shift_mode)  # before noding: as pass 1 computed it
+            # Units that touch keep touching: shared boundaries get the same vertices on both
+            # sides now, before the shift, and lightweight keeps the vertices they share.
+            groups = topology.coverage_groups(table)
+            contacts = topology.contact_sample(table, groups) if start == 0 else None
+            noded, _ = topology.node(table.column("geometry"), groups)
+            table = table.set_column(table.schema.get_field_index("geometry"), "geometry", noded)
+            table = table.append_column(topology.COVERAGE, pa.array(groups))
             table, dreport = transform(table, spec.desensitize, pseudonym_key, scrubber=scrubber)
             table, _ = declassify(table, z_only)
             true_geometry = table.column("geometry")
             sample = None
             if shift_mode is not None:
-                geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
-                shifted = shifting.shift_geometries(geoms, shift_mode)
-                if start == 0:
-                    sample = _measurement_sample(table, geoms, shifted)
-                table = table.set_column(table.schema.get_field_index("geometry"), "geometry",
-                                         pa.array(shapely.to_wkb(shifted), pa.binary()))
+                table, sample = _shifted(table, shift_mode, measure=start == 0)
             probe = (table, true_geometry) if probing.is_set() else None
             table, lreport = lightweight(table, spec.lightweight)
-            return start, table, dreport, lreport, sample, probe
+            return start, table, dreport, lreport, sample, contacts, probe
 
-        for start, table, dreport, lreport, sample, probe in _in_order(
+        for start, table, dreport, lreport, sample, contacts, probe in _in_order(
             pass_two, iter_corpus(corpus_path, limit=limit)
         ):
             if table is None:
                 continue
             desens_report = dreport
+            if contacts is not None and contact_pairs is None:
+                contact_sample = contacts
+                contact_pairs = measurer.submit(topology.contact_pairs, contacts)
             if sample is not None and measuring is None:
                 # Measured beside the rest of pass 2; mostly numpy and scipy, off the GIL.
                 measuring = measurer.submit(_shift_report, shift_mode, sample)
@@ -328,6 +353,10 @@ def run_release(
             totals["features_out"] += table.num_rows
             totals["invalid"] += lreport["topology"]["invalid"]
             totals["collapsed"] += lreport["features"].get("collapsed", 0)
+            first_rows = first_rows or table.num_rows  # the first batch: where the contact sample lies
+            if "grid_code" in table.column_names:  # where the release lies, to a catalogue cell
+                prefixes = pc.utf8_slice_codeunits(table.column("grid_code"), 0, COVER_LEVEL + 1)
+                coverage.update(pc.unique(prefixes.combine_chunks()).drop_null().to_pylist())
             writer.write(table)
             report_progress(30 + 60 * (start + table.num_rows) / max(total, 1), "desensitizing, shifting, lightening")
         if totals["features_out"] == 0:
@@ -337,6 +366,8 @@ def run_release(
                 f"{kanon.suppressed}; relax the policy, generalize more, or use more units"
             )
         writer.close()
+        topology_report = _topology_report(parquet_path, first_rows, contact_sample, contact_pairs, spec,
+                                           pseudonym_key)
         outputs = {"geoparquet": {"path": parquet_path.name, "bytes": parquet_path.stat().st_size,
                                   "sha256": file_sha256(parquet_path)}}
         if {"geopackage", "geojson"} & set(spec.outputs):
@@ -344,11 +375,11 @@ def run_release(
             released = pq.read_table(parquet_path)
             if "geopackage" in spec.outputs:
                 path = staging / f"{basename}.gpkg"
-                write_geopackage(released, path)
+                write_geopackage(released, path, label=label)
                 outputs["geopackage"] = {"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
             if "geojson" in spec.outputs:
                 path = staging / f"{basename}.geojson"
-                write_geojson(released, path)
+                write_geojson(released, path, label=label)
                 outputs["geojson"] = {"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
             del released
         if "geoparquet" not in spec.outputs:
@@ -381,6 +412,7 @@ def run_release(
             "wkb_bytes": {"before": totals["wkb_before"], "after": totals["wkb_after"]},
             "collapsed": totals["collapsed"],
             "invalid_geometries": totals["invalid"],
+            "topology": topology_report,
             "precision_m": spec.lightweight.precision_m,
             "fingerprint_grid_deg": grid_step_deg(spec.lightweight.precision_m) if spec.lightweight.precision_m else None,
         },
@@ -395,6 +427,9 @@ def run_release(
             "outputs": {fmt: out["sha256"] for fmt, out in outputs.items()},
         },
         "outputs": outputs,
+        "coordinates": label["note"] if label else {"crs": "CGCS2000 (EPSG:4490)", "shifted": False},
+        # What a viewer who may not download the release is shown of it (the portal's maps).
+        "coverage": {"level": COVER_LEVEL, "cells": sorted(coverage)},
         "seconds": round(time.perf_counter() - started, 3),
     }
     report["size"]["reduction"] = round(
@@ -433,6 +468,37 @@ def _merge_declassify(reports: list[dict[str, Any]], zones: int) -> dict[str, An
 SAMPLE_UNITS = 5_000
 
 
+def _shifted(table: pa.Table, mode: shifting.ShiftMode, *, measure: bool):
+    """The table with its geometry shifted, and (when measure) the sample the shift report
+    measures. Stacked rooms share one footprint, so each distinct one is shifted once."""
+    encoded = pc.dictionary_encode(table.column("geometry").combine_chunks())
+    distinct = shapely.from_wkb(encoded.dictionary.to_numpy(zero_copy_only=False))
+    moved = shifting.shift_geometries(distinct, mode)
+    rows = encoded.indices
+    shifted = pa.array(shapely.to_wkb(moved), pa.binary()).take(rows)
+    sample = None
+    if measure:
+        index = rows.to_numpy(zero_copy_only=False)
+        sample = _measurement_sample(table, distinct[index], moved[index])
+    return table.set_column(table.schema.get_field_index("geometry"), "geometry", shifted), sample
+
+
+def _topology_report(path: Path, first_rows: int, sample, pairs, spec: ReleaseSpec, key: bytes) -> dict[str, Any]:
+    """Contacts of the first batch's coverages, measured on the written file (its first row
+    groups, where the first batch went)."""
+    if sample is None:
+        return {"measured_on": "nothing: the first batch released no unit", "contacts": 0, "broken": 0}
+    ids = pa.array(sample["ids"], pa.string())
+    released_ids = (pseudonymize(ids, key) if "unit_id" in spec.desensitize.pseudonymize else ids)
+    released_ids = released_ids.to_numpy(zero_copy_only=False).astype(str)
+    parquet = pq.ParquetFile(path)
+    sizes = np.cumsum([parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)])
+    groups = range(int(np.searchsorted(sizes, first_rows)) + 1)
+    written = parquet.read_row_groups(list(groups)[: parquet.num_row_groups], columns=["unit_id", "geometry"])
+    written = written.filter(pc.is_in(written.column("unit_id"), pa.array(released_ids)))
+    return topology.measure_contacts(sample, pairs.result(), released_ids, written)
+
+
 def _measurement_sample(table: pa.Table, original: np.ndarray, shifted: np.ndarray):
     """Units of one storey and the segments, so that topology is judged between neighbours,
     not between the same footprint stacked on every floor."""
@@ -450,9 +516,11 @@ def _shift_report(mode, sample) -> dict[str, Any]:
     report = {"mode": mode.describe()}
     if sample is not None:
         original, shifted = sample
-        # Landmark residuals are measured on the release's own layout: report["attacks"]["landmarks"].
-        measured = shifting.measure_shift(original, shifted, mode, landmarks=False).to_dict()
-        measured.pop("attack_residual_m")
+        # Landmark residuals are measured on the release's own layout (report["attacks"]["landmarks"]),
+        # contacts on the written file (lightweight.topology), after rounding and simplification.
+        measured = shifting.measure_shift(original, shifted, mode, landmarks=False, contacts=False).to_dict()
+        for name in ("attack_residual_m", "touching_pairs", "broken_adjacency", "new_intersections"):
+            measured.pop(name)
         report["measured"] = measured
     report["note"] = ("no shift replaces declassification: no shape-preserving shift withstands a basemap. Anyone "
                       "with public building footprints matches the released shapes to them and puts units back "

@@ -27,6 +27,10 @@ def preview(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2000) -> t
         out = Path(scratch) / "release"
         trial = dataclasses.replace(spec, outputs=("geoparquet",))
         try:
+            trial.check_releasable()
+        except ValueError as exc:
+            raise InvalidInput("spec", str(exc)) from exc
+        try:
             report = run_release(Path(settings.STATE_DIR) / corpus.path, trial, secrets.token_bytes(32), out,
                                  basename="preview", limit=units)
         except NothingToRelease as exc:

@@ -16,7 +16,7 @@ import math
 import os
 import secrets
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from corpora.schema import STORAGE_CRS
 
 GEOPARQUET_VERSION = "1.1.0"
 GEOMETRY_COLUMN = "geometry"
+COORDINATES_KEY = "miliao:coordinates"  # Parquet key-value metadata and GeoJSON foreign member
 SUFFIXES = {"geoparquet": ".parquet", "geopackage": ".gpkg", "geojson": ".geojson"}
 # GeoParquet type names by shapely type id; a LinearRing is written as a LineString.
 _TYPE_NAMES = (
@@ -49,6 +50,60 @@ _QUAD_HEADER = struct.pack("<BIII", 1, 3, 1, 5)
 _QUAD_SIZE = len(_QUAD_HEADER) + 5 * 2 * 8
 
 
+def coordinate_label(shift: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a release's coordinates are, to be said inside its files.
+
+    ``shift`` is the shift mode's public description (``ShiftMode.describe()``; None when
+    unshifted). Returns {"crs": PROJJSON, "note": {...}}: the CRS goes into the GeoParquet
+    "geo" metadata and the GeoPackage's spatial reference system; the note into the Parquet
+    key-value metadata and a GeoJSON foreign member (both under COORDINATES_KEY). GCJ-02 and
+    shifted CGCS2000 have no EPSG code, so their PROJJSON carries a name and a remark and no
+    id: a reader that knows EPSG:4490 or WGS 84 must not mistake them for it. The note names
+    the mode and its parameters, never the key (nor its id)."""
+    if not shift:
+        return {"crs": CRS.from_user_input(STORAGE_CRS).to_json_dict(),
+                "note": {"crs": "CGCS2000 (EPSG:4490)", "shifted": False}}
+    public = {k: v for k, v in shift.items() if k not in ("key", "key_id")}
+    if public.get("mode") == "gcj02":
+        name = "GCJ-02"
+        remark = ("GCJ-02 (国测局坐标, 'Mars coordinates'): WGS 84 longitude and latitude moved by the "
+                  "public GCJ-02 obfuscation, hundreds of metres; not WGS 84 or CGCS2000 positions. "
+                  "It overlays Chinese basemaps; anyone can invert it.")
+        base = CRS.from_epsg(4326)
+    else:
+        bound = public.get("max_offset_m")
+        name = f"CGCS2000 shifted ({public.get('mode')})"
+        remark = (f"CGCS2000 longitude and latitude moved by a keyed {public.get('mode')} shift"
+                  + (f" of at most {bound:g} m" if isinstance(bound, (int, float)) else "")
+                  + ": not EPSG:4490 positions. The key is not published; the release report says "
+                  "what the shift protects and what it does not.")
+        base = CRS.from_user_input(STORAGE_CRS)
+    projjson = base.to_json_dict()
+    projjson.pop("id", None)
+    projjson["name"] = name
+    projjson["remarks"] = remark
+    # Its own datum name too: GDAL matches a CRS to EPSG by its datum, and would file GCJ-02
+    # under EPSG:4326 in a GeoPackage.
+    ensemble = projjson.pop("datum_ensemble", None)
+    datum = projjson.pop("datum", None) or {"type": "GeodeticReferenceFrame", "ellipsoid": ensemble["ellipsoid"]}
+    datum.pop("id", None)
+    datum["name"] = f"{name} (not a geodetic datum: {datum.get('name', 'WGS 84')} offset)"
+    projjson["datum"] = datum
+    note = {"crs": name, "shifted": True, "shift": public, "remarks": remark}
+    return {"crs": CRS.from_json_dict(projjson).to_json_dict(), "note": note}
+
+
+def file_label(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The coordinate label a GeoParquet file carries (see coordinate_label), for files cut
+    from it to carry too; None for a file of plain CGCS2000."""
+    metadata = pq.read_schema(path).metadata or {}
+    if COORDINATES_KEY.encode() not in metadata:
+        return None
+    geo = json.loads(metadata.get(b"geo", b"{}"))
+    crs = geo.get("columns", {}).get(GEOMETRY_COLUMN, {}).get("crs")
+    return {"crs": crs, "note": json.loads(metadata[COORDINATES_KEY.encode()])}
+
+
 class GeoParquetStreamWriter:
     """Write a GeoParquet file batch by batch, so a release of millions of units never sits
     in memory at once. The "geo" metadata (bbox, geometry types) accumulates over the
@@ -59,9 +114,12 @@ class GeoParquetStreamWriter:
     entry added at close. UNIT_SCHEMA's types all round-trip without it.
     """
 
-    def __init__(self, path: str | os.PathLike, *, crs: str = STORAGE_CRS):
+    def __init__(self, path: str | os.PathLike, *, crs: str = STORAGE_CRS, label: Mapping[str, Any] | None = None):
+        """``label`` (coordinate_label) names what the coordinates are when they are not
+        plain CGCS2000: it replaces the crs in the "geo" metadata and adds its note."""
         self.path = Path(path)
         self._crs = CRS.from_user_input(crs)
+        self._label = label
         self._temporary = _temporary_path(self.path)
         self._writer: pq.ParquetWriter | None = None
         self._bbox = np.full(4, np.nan)
@@ -90,7 +148,7 @@ class GeoParquetStreamWriter:
         column: dict[str, Any] = {
             "encoding": "WKB",
             "geometry_types": sorted(self._types),
-            "crs": self._crs.to_json_dict(),
+            "crs": self._label["crs"] if self._label else self._crs.to_json_dict(),
         }
         if not np.isnan(self._bbox).any():
             column["bbox"] = self._bbox.tolist()
@@ -99,7 +157,10 @@ class GeoParquetStreamWriter:
             "primary_column": GEOMETRY_COLUMN,
             "columns": {GEOMETRY_COLUMN: column},
         }
-        self._writer.add_key_value_metadata({"geo": json.dumps(geo)})
+        metadata = {"geo": json.dumps(geo)}
+        if self._label:
+            metadata[COORDINATES_KEY] = json.dumps(self._label["note"], ensure_ascii=False)
+        self._writer.add_key_value_metadata(metadata)
         self._writer.close()
         os.replace(self._temporary, self.path)
 
@@ -119,17 +180,23 @@ class GeoParquetStreamWriter:
             self.abort()
 
 
-def write_geoparquet(table: pa.Table, path: str | os.PathLike, *, crs: str = STORAGE_CRS) -> None:
-    with GeoParquetStreamWriter(path, crs=crs) as writer:
+def write_geoparquet(
+    table: pa.Table, path: str | os.PathLike, *, crs: str = STORAGE_CRS, label: Mapping[str, Any] | None = None
+) -> None:
+    with GeoParquetStreamWriter(path, crs=crs, label=label) as writer:
         writer.write(table)
 
 
 def write_geopackage(
-    table: pa.Table, path: str | os.PathLike, *, layer: str = "units", crs: str = STORAGE_CRS
+    table: pa.Table, path: str | os.PathLike, *, layer: str = "units", crs: str = STORAGE_CRS,
+    label: Mapping[str, Any] | None = None,
 ) -> None:
     """GDAL stamps a GeoPackage with the time of writing; a pinned stamp makes equal releases
-    hash equal."""
+    hash equal. A ``label`` (coordinate_label) becomes the layer's spatial reference system,
+    under its own name, instead of EPSG:4490."""
     table = _in_crs(table, CRS.from_user_input(crs))
+    # As WKT1: from WKT2, GDAL files a WGS 84-based CRS such as GCJ-02 under EPSG:4326.
+    srs = CRS.from_json_dict(label["crs"]).to_wkt("WKT1_GDAL") if label else crs
     with _atomic(path) as temporary, _gdal_config("OGR_CURRENT_DATE", "2000-01-01T00:00:00.000Z"):
         pyogrio.write_arrow(
             table,
@@ -138,16 +205,22 @@ def write_geopackage(
             driver="GPKG",
             geometry_name=GEOMETRY_COLUMN,
             geometry_type=_layer_type(table),
-            crs=crs,
+            crs=srs,
             layer_options={"GEOMETRY_NAME": GEOMETRY_COLUMN},
         )
 
 
 def write_geojson(
-    table: pa.Table, path: str | os.PathLike, *, layer: str = "units", precision_digits: int = 7
+    table: pa.Table, path: str | os.PathLike, *, layer: str = "units", precision_digits: int = 7,
+    label: Mapping[str, Any] | None = None,
 ) -> None:
     """RFC 7946: GDAL reprojects to WGS 84 and rounds coordinates to precision_digits
-    decimal places of a degree (see geojson_digits). The layer becomes the collection's name."""
+    decimal places of a degree (see geojson_digits). The layer becomes the collection's name.
+    RFC 7946 has no crs member, so a ``label`` (coordinate_label) goes in a foreign member of
+    the collection, COORDINATES_KEY, saying when the coordinates are GCJ-02 or shifted."""
+    options: dict[str, Any] = {"RFC7946": "YES", "COORDINATE_PRECISION": precision_digits}
+    if label:
+        options["FOREIGN_MEMBERS_COLLECTION"] = json.dumps({COORDINATES_KEY: label["note"]}, ensure_ascii=False)
     with _atomic(path) as temporary:
         pyogrio.write_arrow(
             table,
@@ -157,7 +230,7 @@ def write_geojson(
             geometry_name=GEOMETRY_COLUMN,
             geometry_type=_layer_type(table),
             crs=STORAGE_CRS,
-            layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": precision_digits},
+            layer_options=options,
         )
 
 

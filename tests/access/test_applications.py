@@ -56,14 +56,14 @@ def test_without_a_release_the_latest_published_one_is_meant(w):
 
 
 def _foreign_release(w):
-    return publish_release(w, w.rooms, shift={"mode": "none"}).pk
+    return publish_release(w, w.roads).pk
 
 
 CASES = [
     ({"purpose_category": "espionage"}, "purpose_category", "not a valid choice"),
     ({"purpose": "short"}, "purpose", "10 to 4000"),
     ({"release": 999999}, "release", "does not exist"),
-    ({"release": _foreign_release}, "release", "is of district-rooms, not of pudong-pipes"),
+    ({"release": _foreign_release}, "release", "is of huangpu-roads, not of pudong-pipes"),
     ({"fields": ["no_such_column"]}, "fields", "has no column 'no_such_column'"),
     ({"fields": "room_use"}, "fields", "list"),
     ({"fields": ["drop table"]}, "fields", "not a column name"),

@@ -19,6 +19,7 @@ from access_support import (
     licensed_world,
     publish_release,
     release_base,
+    version_and_policy,
 )
 from conftest import add_release, api_client
 
@@ -277,11 +278,15 @@ def test_compute_only_class_download_refused_and_approval_grants_jobs_with_a_bud
     from miliao.errors import Refused
 
     w = world
-    release = publish_release(w, w.rooms, shift={"mode": "none"})
-    for user in (w.researcher, w.applicant, w.steward, w.admin):
-        refused = api_client(user).post("/api/download-links/", {"release": release.pk}, format="json")
-        assert refused.status_code == 403, (user, refused.content)
-        assert "district-rooms is compute-only" in refused.json()["detail"]
+    # Its rows never become a release file, so there is nothing to download: building one
+    # is refused, naming why, and records nothing.
+    corpus, policy = version_and_policy(w, w.rooms)
+    before = counts()
+    refused = api_client(w.steward).post(
+        "/api/releases/", {"corpus_version": corpus.pk, "policy": policy.pk}, format="json"
+    )
+    assert refused.status_code == 403, refused.content
+    assert "district-rooms is compute-only" in refused.json()["detail"] and counts() == before
 
     before = counts()
     bad = api_client(w.steward).post(

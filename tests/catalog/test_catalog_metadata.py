@@ -126,7 +126,12 @@ def test_version_metadata_extent_kinds_fields_cells_and_update_date(release_worl
     assert data["latest_version"] == version and version["version"] == w.corpus.version
     assert version["units"] == w.corpus.units and version["kinds"] == w.corpus.kinds
     assert set(version["kinds"]) >= {"room", "building", "road"}
-    assert data["extent"] == version["extent"] == w.corpus.extent
+    from catalog.metadata import public_extent
+
+    # The extent out to the cells it touches: the corpus's own bounds are true positions.
+    assert data["extent"] == version["extent"] == public_extent(w.corpus.extent, 16) != w.corpus.extent
+    true = w.corpus.extent
+    assert version["extent"][:2] <= true[:2] and version["extent"][2:] >= true[2:]
     assert {f["name"]: f["type"] for f in data["fields"]} == {f.name: str(f.type) for f in UNIT_SCHEMA}
     assert {"name": "monthly_rent", "type": "double"} in version["fields"]
     assert version["updated_at"].startswith(w.corpus.created_at.date().isoformat())

@@ -10,6 +10,7 @@ import pytest
 import shapely
 
 from corpora.schema import UNIT_SCHEMA
+from releases.columns import grid_codes
 from releases.lightweight import LightweightPolicy, lightweight, metres_per_degree
 
 pytestmark = pytest.mark.release
@@ -171,7 +172,11 @@ def test_floors_and_buildings_dissolve_their_rooms(level):
         assert row["z_max"] == table.column("z_max").to_numpy()[members].max()
         assert row["district"] == "浦东新区"  # shared by all members
         assert row["room_use"] is None  # members differ
-        assert row["grid_code"] == f"1230{row['building_id'][1:]}"  # the cell holding all its rooms
+        # the cell holding the released outline (releases.columns), never the corpus's code
+        outline = shapely.from_wkb(row["geometry"])
+        assert row["grid_code"] == grid_codes(
+            shapely.bounds(outline)[None], [row["z_min"]], [row["z_max"]], precision_m=0.0
+        )[0].as_py()
     assert report["vertices"]["before"] == 5 * table.num_rows
     assert report["vertices"]["after"] == 5 * expected  # the walls between rooms are gone
 
@@ -196,20 +201,23 @@ def test_rooms_that_are_not_a_clean_coverage_still_dissolve_to_their_union():
         assert shapely.area(outline) == pytest.approx(shapely.area(shapely.union_all(members)), rel=1e-9)
 
 
-def test_grid_level_aggregates_per_cell_and_says_when_it_falls_back_to_bins():
-    table = _building_rooms()
-    released, report = lightweight(table, LightweightPolicy(level_of_detail="grid", grid_level=5))
-    assert sorted(released.column("grid_code").to_pylist()) == ["12300", "12301", "12302"]
+def test_grid_level_aggregates_per_cell_of_the_given_geometry_and_bins_without_codes():
+    table = _building_rooms()  # its grid_code column holds no real codes: they are recomputed
+    policy = LightweightPolicy(level_of_detail="grid", grid_level=20)
+    released, report = lightweight(table, policy)
+    rooms = _geometries(table)
+    member_codes = grid_codes(shapely.bounds(rooms), table.column("z_min").to_numpy(),
+                              table.column("z_max").to_numpy(), precision_m=policy.precision_m).to_pylist()
+    cells = {c[: policy.grid_level] for c in member_codes}  # the first grid_level characters
+    assert sorted(released.column("grid_code").to_pylist()) == sorted(cells)
+    assert len(set(released.column("grid_code").to_pylist())) > 1  # the buildings lie 100 m apart
     assert sum(released.column("unit_count").to_pylist()) == table.num_rows
     assert report["aggregation"]["units_binned"] == 0
 
-    uncoded = table.set_column(
-        table.schema.get_field_index("grid_code"), "grid_code", pa.nulls(table.num_rows, pa.string())
-    )
+    uncoded = table.drop_columns(["grid_code"])
     released, report = lightweight(uncoded, LightweightPolicy(level_of_detail="grid", grid_level=20))
     assert report["aggregation"]["units_binned"] == table.num_rows
     assert "bins" in report["aggregation"]["note"]
-    assert released.column("grid_code").null_count == released.num_rows
     assert sum(released.column("unit_count").to_pylist()) == table.num_rows
 
 

@@ -1,0 +1,108 @@
+"""Every release file says what its coordinates are, read back with tools written elsewhere:
+pyarrow's Parquet metadata, the GeoParquet community's validator, geopandas/pyproj, and
+GDAL through pyogrio. GCJ-02 is named GCJ-02; shifted output names its mode, never its key."""
+from __future__ import annotations
+
+import json
+
+import geoparquet_validator
+import numpy as np
+import pyarrow.parquet as pq
+import pyogrio
+import pytest
+import shapely
+from pyproj import CRS
+
+pytestmark = pytest.mark.release
+
+KEY = bytes(range(32))
+SHIFTS = {
+    "gcj02": {"mode": "gcj02"},
+    "smooth": {"mode": "smooth", "max_offset_m": 100.0, "wavelength_m": 4000.0},
+}
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory):
+    from corpora.generator import generate_district
+    from corpora.store import write_corpus
+    from releases.pipeline import ReleaseSpec, run_release
+
+    folder = tmp_path_factory.mktemp("coordinates")
+    write_corpus(generate_district(seed=5, rooms=600), folder / "district.parquet")
+    built = {}
+    for name, shift in SHIFTS.items():
+        spec = ReleaseSpec(shift=shift, outputs=("geoparquet", "geopackage", "geojson"))
+        report = run_release(folder / "district.parquet", spec, KEY, folder / name)
+        built[name] = {fmt: folder / name / out["path"] for fmt, out in report["outputs"].items()} | {"report": report}
+    return built
+
+
+def test_gcj02_output_names_gcj02_in_every_format(releases):
+    files = releases["gcj02"]
+    geo = json.loads(pq.read_schema(files["geoparquet"]).metadata[b"geo"])
+    crs = geo["columns"]["geometry"]["crs"]
+    assert crs["name"] == "GCJ-02" and "id" not in crs and "GCJ-02" in crs["remarks"]
+    parsed = CRS.from_json_dict(crs)
+    assert parsed.name == "GCJ-02" and parsed.to_epsg() is None  # not mistaken for WGS 84 / CGCS2000
+    assert not parsed.equals(CRS.from_epsg(4326)) and not parsed.equals(CRS.from_epsg(4490))
+
+    import geopandas
+
+    assert geopandas.read_parquet(files["geoparquet"]).crs.name == "GCJ-02"
+    gpkg = pyogrio.read_info(files["geopackage"])["crs"]
+    assert 'GEOGCS["GCJ-02"' in gpkg and "4326" not in gpkg.split("DATUM")[0]
+
+    collection = json.loads(files["geojson"].read_text())
+    note = collection["miliao:coordinates"]
+    assert note == files["report"]["coordinates"]
+    assert note["crs"] == "GCJ-02" and note["shifted"] and note["shift"] == {"mode": "gcj02"}
+    assert pyogrio.read_info(files["geojson"])["features"] == files["report"]["units_out"]  # GDAL reads it
+
+
+def test_shifted_output_says_it_is_shifted_and_by_what_mode_not_the_key(releases):
+    files, report = releases["smooth"], releases["smooth"]["report"]
+    metadata = pq.read_schema(files["geoparquet"]).metadata
+    crs = json.loads(metadata[b"geo"])["columns"]["geometry"]["crs"]
+    assert crs["name"] == "CGCS2000 shifted (smooth_field)" and "id" not in crs
+    assert CRS.from_json_dict(crs).to_epsg() is None
+    note = json.loads(metadata[b"miliao:coordinates"])
+    assert note["shifted"] and note["shift"]["mode"] == "smooth_field" and note["shift"]["max_offset_m"] == 100.0
+    assert "key" not in note["shift"] and "key_id" not in note["shift"]
+    assert json.loads(files["geojson"].read_text())["miliao:coordinates"] == note
+    assert "CGCS2000 shifted (smooth_field)" in pyogrio.read_info(files["geopackage"])["crs"]
+    key_id = report["shift"]["mode"]["key_id"]
+    for fmt in ("geoparquet", "geopackage", "geojson"):
+        data = files[fmt].read_bytes()
+        assert KEY.hex().encode() not in data and key_id.encode() not in data, fmt
+
+
+@pytest.mark.parametrize("name", sorted(SHIFTS))
+def test_the_geoparquet_files_conform_to_the_specification(releases, name):
+    report = geoparquet_validator.check(str(releases[name]["geoparquet"]))
+    assert geoparquet_validator.conformant(report, "core"), geoparquet_validator.failed(report)
+    outcome = {o["id"]: o["status"] for o in report["outcomes"]}
+    assert outcome["/conf/core/crs-projjson"] == "pass"
+
+
+def test_a_recipients_package_says_the_same_as_the_release(releases, tmp_path):
+    from access import packages
+
+    files = releases["gcj02"]
+    spec = packages.PackageSpec(source=files["geoparquet"], fingerprint_key=b"recipient-key-0123456789",
+                                precision_m=files["report"]["lightweight"]["precision_m"])
+    path = packages.write_geoparquet(spec, tmp_path / "package.parquet")
+    geo = json.loads(pq.read_schema(path).metadata[b"geo"])
+    assert geo["columns"]["geometry"]["crs"]["name"] == "GCJ-02"
+    text = b"".join(packages.geojson_chunks(spec, name="package")).decode()
+    collection = json.loads(text)
+    assert collection["miliao:coordinates"]["crs"] == "GCJ-02"
+    # The package's grid codes are those of its own (marked) geometry, not the base's.
+    from releases.columns import grid_codes
+
+    table = pq.read_table(path)
+    geometries = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+    again = grid_codes(shapely.bounds(geometries), table.column("z_min").to_numpy(),
+                       table.column("z_max").to_numpy(), precision_m=spec.precision_m)
+    assert again.equals(table.column("grid_code").combine_chunks())
+    assert np.isfinite(shapely.bounds(geometries)).all()

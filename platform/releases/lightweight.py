@@ -84,13 +84,17 @@ class LightweightPolicy:
         return cls(**known_fields(cls, data))
 
 
-def lightweight(table: pa.Table, policy: LightweightPolicy) -> tuple[pa.Table, dict[str, Any]]:
+def lightweight(
+    table: pa.Table, policy: LightweightPolicy, *, recode: bool = True
+) -> tuple[pa.Table, dict[str, Any]]:
     """The lightened table and a report: features, vertices and WKB bytes before and after,
     what each step did, and how many geometries are valid at the end.
 
     A ``_coverage`` column (releases.topology), where the table has one, says which units
     form a coverage: simplification never removes a vertex that units of one coverage share.
-    grid_code, where the table has one, is recomputed from the released geometry."""
+    grid_code, where the table has one, is recomputed from the released geometry, unless
+    ``recode`` is False (the caller set the cells already: an attack aggregating true geometry
+    into the cells the release has)."""
     keys = GROUP_KEYS.get(policy.level_of_detail, ())
     missing = sorted((set(keys) | set(policy.keep_attributes or ())) - set(table.column_names))
     if missing:
@@ -105,11 +109,11 @@ def lightweight(table: pa.Table, policy: LightweightPolicy) -> tuple[pa.Table, d
         "wkb_bytes": {"before": _wkb_bytes(table.column("geometry"))},
     }
     working = table.select([name for name in table.column_names if name in kept or name in keys or name == COVERAGE])
-    coded = GRID_CODE in working.column_names
+    coded = recode and GRID_CODE in working.column_names
     if policy.level_of_detail == "grid" and coded:
         # Grid cells of the shifted members (the table holds shifted geometry), never the corpus's.
         bounds = shapely.bounds(shapely.from_wkb(working.column("geometry").to_numpy(zero_copy_only=False)))
-        working = _with_codes(working, bounds, policy)
+        working = with_grid_codes(working, bounds, policy)
     if policy.level_of_detail != "room":
         working, report["aggregation"] = _aggregate(working, policy)
         kept = [*kept, UNIT_COUNT]
@@ -120,7 +124,7 @@ def lightweight(table: pa.Table, policy: LightweightPolicy) -> tuple[pa.Table, d
     field = working.schema.field("geometry")
     working = working.set_column(working.schema.get_field_index("geometry"), field, wkb)
     if coded and policy.level_of_detail != "grid":
-        working = _with_codes(working, bounds, policy)
+        working = with_grid_codes(working, bounds, policy)
     if not present.all():  # a unit smaller than the grid collapses
         working, valid = working.filter(pa.array(present)), valid[present]
     released = working.select(kept)
@@ -145,7 +149,8 @@ def lightweight(table: pa.Table, policy: LightweightPolicy) -> tuple[pa.Table, d
     return released, report
 
 
-def _with_codes(table: pa.Table, bounds: np.ndarray, policy: LightweightPolicy) -> pa.Table:
+def with_grid_codes(table: pa.Table, bounds: np.ndarray, policy: LightweightPolicy) -> pa.Table:
+    """table with grid_code recomputed from the (n, 4) bounds of its released geometry."""
     codes = grid_codes(
         bounds, table.column("z_min").to_numpy(zero_copy_only=False), table.column("z_max").to_numpy(zero_copy_only=False),
         precision_m=policy.precision_m,

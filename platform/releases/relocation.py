@@ -70,7 +70,8 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
-from .lightweight import UNIT_COUNT, LightweightPolicy, lightweight
+from .columns import GRID_CODE
+from .lightweight import UNIT_COUNT, LightweightPolicy, lightweight, with_grid_codes
 from .shift import CellRigidShift, LocalFrame, ShiftMode, SmoothFieldShift, invert_public, landmark_guess
 
 __all__ = [
@@ -209,7 +210,12 @@ def batch_sample(
             truth = truth.filter(pc.fill_null(pc.is_in(truth.column("building_id"), value_set=wanted), False))
         floor = tuple(name for name in ("floor",) if name in shifted.column_names)  # buildings: by floor
         exact = dataclasses.replace(policy, simplify_tolerance_m=0.0, precision_m=0.0, keep_attributes=floor)
-        truth, _ = lightweight(truth, exact)
+        recode = True
+        if policy.level_of_detail == "grid" and GRID_CODE in truth.column_names:
+            # The release's cells are those of the shifted members: aggregate the truth into them.
+            seen_bounds = shapely.bounds(shapely.from_wkb(shifted.column("geometry").to_numpy(zero_copy_only=False)))
+            truth, recode = with_grid_codes(truth, seen_bounds, policy), False
+        truth, _ = lightweight(truth, exact, recode=recode)
         truth_ids, truth_wkb = truth.column("unit_id"), truth.column("geometry")
     if isinstance(truth_ids, pa.ChunkedArray):
         truth_ids = truth_ids.combine_chunks()

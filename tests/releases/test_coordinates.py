@@ -90,6 +90,7 @@ def test_a_recipients_package_says_the_same_as_the_release(releases, tmp_path):
 
     files = releases["gcj02"]
     spec = packages.PackageSpec(source=files["geoparquet"], fingerprint_key=b"recipient-key-0123456789",
+                                code_key=b"release-code-key-0123456789",
                                 precision_m=files["report"]["lightweight"]["precision_m"])
     path = packages.write_geoparquet(spec, tmp_path / "package.parquet")
     geo = json.loads(pq.read_schema(path).metadata[b"geo"])

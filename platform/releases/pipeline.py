@@ -5,10 +5,14 @@ memory does not grow with the corpus, in three passes over the columns each need
 
 0. the units of removed categories, so that their protective zones are known everywhere
    (a zone near a batch boundary must also mask units in the next batch);
-1. declassification and the generalized quasi-identifiers of every unit that survives it, so
-   that k-anonymity and l-diversity suppression sees whole equivalence classes;
-2. the release itself: keep what passes 1 kept, desensitize, coarsen heights, shift,
-   lightweight, and write GeoParquet batch by batch.
+1. declassification and the generalized quasi-identifiers of every unit that survives it, with
+   its location and height band where the policy locates units by grid cell, so that
+   k-anonymity and l-diversity suppression sees whole equivalence classes (releases.location);
+2. the release itself: keep what passes 1 kept, desensitize, put each unit at its class's
+   location, coarsen heights, shift, lightweight, and write GeoParquet batch by batch.
+
+The report ends with the attacks measured on the release's own data: re-identification of
+sampled targets by building, floor and quasi-identifiers (releases.linkage).
 
 Plain Python (pyarrow, numpy, shapely): no Django, so the benchmark and the Celery task run
 the same code.
@@ -37,9 +41,10 @@ import shapely
 
 from corpora.store import file_sha256, iter_corpus
 
+from . import linkage, location
 from . import shift as shifting
 from .declassify import DeclassifyPolicy, declassify, grown, zone_geometries
-from .desensitize import UNIT_POLICY, DesensitizePolicy, generalize, k_anonymize, transform
+from .desensitize import UNIT_POLICY, DesensitizePolicy, transform
 from .fingerprint import grid_step_deg
 from .lightweight import LightweightPolicy, lightweight
 from .writers import GeoParquetStreamWriter, write_geojson, write_geopackage
@@ -48,8 +53,8 @@ ROW = "_row"  # the corpus row number, carried through pass 1 and 2 to apply sup
 OUTPUT_FORMATS = ("geoparquet", "geopackage", "geojson")
 SHIFT_MODES = ("smooth", "cell", "gcj02", "none")
 DATA_CLASSES = ("open", "conditional", "compute_only")
-_PIPELINE_SOURCES = ("pipeline.py", "desensitize.py", "pii.py", "declassify.py", "shift.py",
-                     "lightweight.py", "writers.py", "fingerprint.py")
+_PIPELINE_SOURCES = ("pipeline.py", "desensitize.py", "location.py", "linkage.py", "pii.py", "declassify.py",
+                     "shift.py", "lightweight.py", "writers.py", "fingerprint.py")
 
 Progress = Callable[[float, str], None]
 
@@ -89,6 +94,7 @@ class ReleaseSpec:
         if not self.outputs or unknown:
             raise ValueError(f"outputs: choose from {list(OUTPUT_FORMATS)}" + (f", not {unknown}" if unknown else ""))
         build_shift(self.shift, b"\0" * 32)  # refuse bad shift parameters now, not mid-release
+        _check_location(self.desensitize, self.lightweight)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +130,31 @@ class ReleaseSpec:
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _check_location(policy: DesensitizePolicy, light: LightweightPolicy) -> None:
+    """The location shape and the level of detail must agree: exact room footprints never
+    travel with per-room sensitive attributes unless k holds over them."""
+    level = light.level_of_detail
+    if policy.location == "cell" and level != "room":
+        raise ValueError(
+            f"lightweight.level_of_detail: desensitize.location 'cell' releases a row per unit located by "
+            f"its grid cell, so the level of detail must be 'room', not {level!r}; for floors or buildings "
+            "choose location 'aggregate'"
+        )
+    if policy.location == "aggregate" and level == "room":
+        raise ValueError(
+            "lightweight.level_of_detail: desensitize.location 'aggregate' releases exact geometry only as "
+            "floors, buildings or grid cells with their rooms' attributes aggregated; choose 'floor', "
+            "'building' or 'grid', not 'room'"
+        )
+    if policy.location == "aggregate":
+        dropped = [key for key in location.GROUP_KEYS.get(level, ()) if key in policy.drop]
+        if dropped:
+            raise ValueError(
+                f"desensitize.drop: level of detail {level!r} groups rooms by {dropped[0]!r}; pseudonymize it "
+                "instead of dropping it"
+            )
 
 
 def subkey(release_key: bytes, purpose: str) -> bytes:
@@ -225,32 +256,41 @@ def run_release(
     # Removed units' zones are all in `zones` already; batches need not grow them again.
     per_batch = dataclasses.replace(spec.declassify, zone_buffer_m=0.0)
 
-    # Pass 1: who survives declassification, and their generalized quasi-identifiers.
-    qi = list(spec.desensitize.quasi_identifiers)
-    sensitive = list(spec.desensitize.sensitive)
-    needed = ["unit_id", "kind", "geometry", "z_min", "z_max", "sensitive_category", *qi, *sensitive]
+    # Pass 1: who survives declassification, and what their equivalence classes are made of.
+    policy, light = spec.desensitize, spec.lightweight
+    schema = pq.ParquetFile(corpus_path).schema_arrow
+    policy.check_columns(schema)  # a column the corpus lacks is named now, before any pass
+    names = schema.names
+    needed = ["unit_id", "sensitive_category", *location.needed_columns(policy, names, light.level_of_detail)]
     needed = list(dict.fromkeys(needed))
 
     def pass_one(start: int, table: pa.Table):
+        rooms = np.flatnonzero(pc.equal(table.column("kind"), "room").to_numpy(zero_copy_only=False)) + start
         released, dreport = declassify(_with_rows(table, start), per_batch, zones=zones)
-        columns = {ROW: released.column(ROW)}
-        for name in qi:
-            rule = spec.desensitize.generalize.get(name)
-            columns[name] = generalize(released.column(name), rule) if rule else released.column(name)
-        for name in sensitive:
-            columns[name] = released.column(name)
-        return start + table.num_rows, pa.table(columns), dreport
+        columns = location.class_columns(released, policy, light.level_of_detail, light.grid_level)
+        columns[ROW] = released.column(ROW)
+        return start + table.num_rows, pa.table(columns), dreport, rooms
 
-    survivors, declass_reports = [], []
-    for done, survivor, dreport in _in_order(pass_one, iter_corpus(corpus_path, columns=needed, limit=limit)):
+    survivors, declass_reports, rooms = [], [], []
+    for done, survivor, dreport, room_rows in _in_order(pass_one, iter_corpus(corpus_path, columns=needed,
+                                                                               limit=limit)):
         survivors.append(survivor)
         declass_reports.append(dreport)
+        rooms.append(room_rows)
         report_progress(2 + 28 * done / max(total, 1), "declassifying and counting classes")
-    classes = pa.concat_tables(survivors) if survivors else pa.table({ROW: pa.array([], pa.int64())})
-    kept_table, kanon = k_anonymize(classes, qi, spec.desensitize.k, sensitive=sensitive, l=spec.desensitize.l)
-    keep = np.zeros(total, dtype=bool)
-    keep[kept_table.column(ROW).to_numpy()] = True
-    del survivors, classes, kept_table
+    units = pa.concat_tables(survivors) if survivors else None
+    del survivors
+    if units is None or units.num_rows == 0:
+        classes = location.Classes(keep=np.zeros(total, bool), k_anonymity={"suppressed": 0}, location={})
+    else:
+        classes = location.equivalence_classes(units, units.column(ROW).to_numpy(), total, policy,
+                                               level_of_detail=light.level_of_detail,
+                                               latitude=_central_latitude(units))
+    del units
+    keep, kanon = classes.keep, classes.k_anonymity
+    rooms = np.concatenate(rooms) if rooms else np.zeros(0, np.int64)
+    targets = linkage.sample_rows(rooms, subkey(release_key, "linkage"))
+    target_columns = linkage.target_columns(policy, names)
 
     # Pass 2: the release itself.
     staging = out_dir.with_name(out_dir.name + ".partial")
@@ -261,17 +301,22 @@ def run_release(
                               depth_step_m=spec.declassify.depth_step_m,
                               precision_m=spec.declassify.precision_m)
     totals: dict[str, Any] = {"pii": {}, "vertices_before": 0, "vertices_after": 0, "features_out": 0,
-                              "wkb_before": 0, "wkb_after": 0, "invalid": 0, "collapsed": 0}
+                              "wkb_before": 0, "wkb_after": 0, "invalid": 0, "collapsed": 0,
+                              "withheld_aggregates": 0}
+    attack_targets, attack_buildings, attack_rows = [], [], []
     desens_report: dict[str, Any] = {}
     measurer = ThreadPoolExecutor(max_workers=1)
     measuring = None
     writer = GeoParquetStreamWriter(parquet_path)
     try:
         def pass_two(start: int, table: pa.Table):
-            table = table.filter(pa.array(keep[start:start + table.num_rows]))
+            known = (linkage.pick_targets(start, table, targets, target_columns), linkage.pick_buildings(table))
+            rows = np.flatnonzero(keep[start:start + table.num_rows]) + start
+            table = table.take(pa.array(rows - start))
             if table.num_rows == 0:
-                return start, None, None, None, None
+                return start, None, None, None, None, known, None
             table, dreport = transform(table, spec.desensitize, pseudonym_key)
+            table = classes.relocate(rows, table)
             table, _ = declassify(table, z_only)
             sample = None
             if shift_mode is not None:
@@ -282,11 +327,18 @@ def run_release(
                 table = table.set_column(table.schema.get_field_index("geometry"), "geometry",
                                          pa.array(shapely.to_wkb(shifted), pa.binary()))
             table, lreport = lightweight(table, spec.lightweight)
-            return start, table, dreport, lreport, sample
+            table, withheld = location.withhold_small_aggregates(table, policy, light.level_of_detail)
+            lreport["withheld_aggregates"] = withheld
+            return start, table, dreport, lreport, sample, known, linkage.compress(table, policy)
 
-        for start, table, dreport, lreport, sample in _in_order(pass_two, iter_corpus(corpus_path, limit=limit)):
+        for start, table, dreport, lreport, sample, known, seen in _in_order(
+                pass_two, iter_corpus(corpus_path, limit=limit)):
+            attack_targets.append(known[0])
+            attack_buildings.append(known[1])
             if table is None:
                 continue
+            attack_rows.append(seen)
+            totals["withheld_aggregates"] += lreport["withheld_aggregates"]
             desens_report = dreport
             if sample is not None and measuring is None:
                 # Measured beside the rest of pass 2; mostly numpy and scipy, off the GIL.
@@ -306,7 +358,7 @@ def run_release(
             raise NothingToRelease(
                 f"nothing is left to release: of {total} units, declassification withheld "
                 f"{sum(r['units_in'] - r['units_out'] for r in declass_reports)} and k-anonymity suppressed "
-                f"{kanon.suppressed}; relax the policy, generalize more, or use more units"
+                f"{kanon['suppressed']}; relax the policy, generalize more, or use more units"
             )
         writer.close()
         outputs = {"geoparquet": {"path": parquet_path.name, "bytes": parquet_path.stat().st_size,
@@ -342,7 +394,8 @@ def run_release(
             "pseudonymized": desens_report.get("pseudonymized", {}),
             "pii_redacted": totals["pii"],
             "generalized": spec.desensitize.to_dict()["generalize"],
-            "k_anonymity": dataclasses.asdict(kanon),
+            "k_anonymity": kanon,
+            "location": classes.location,
         },
         "shift": measuring.result() if measuring is not None else _shift_report(shift_mode, None),
         "lightweight": {
@@ -367,6 +420,11 @@ def run_release(
         "outputs": outputs,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if totals["withheld_aggregates"]:
+        report["desensitized"]["location"]["withheld_aggregates"] = totals["withheld_aggregates"]
+    report.setdefault("attacks", {})["reidentification"] = linkage.reidentify(
+        attack_rows, [t for t in attack_targets if t is not None], attack_buildings, policy, shift_mode
+    ).report()
     report["size"]["reduction"] = round(
         1 - sum(report["size"]["output_bytes"].values()) / max(report["size"]["input_bytes"], 1), 4
     )
@@ -375,6 +433,13 @@ def run_release(
     os.replace(staging, out_dir)
     report_progress(100, "done")
     return json.loads(json.dumps(report, default=_plain))
+
+
+def _central_latitude(units: pa.Table) -> float | None:
+    """The latitude of the units' representative points (location "cell"), for cell sizes in metres."""
+    if location.LAT not in units.column_names or units.num_rows == 0:
+        return None
+    return float(pc.mean(units.column(location.LAT)).as_py())
 
 
 def _plain(value):
@@ -410,7 +475,10 @@ def _measurement_sample(table: pa.Table, original: np.ndarray, shifted: np.ndarr
     floors = table.column("floor").to_numpy(zero_copy_only=False) if "floor" in table.column_names else None
     ground = (kinds == "room") & (floors == 1) if floors is not None else kinds == "room"
     flat = np.isin(kinds, ["road", "pipe", "cable", "parcel"]) | ground
-    picked = np.flatnonzero(flat)[:SAMPLE_UNITS]
+    picked = np.flatnonzero(flat)
+    # Units located by grid cell share their class's box: measure each box once.
+    wkb = table.column("geometry").take(pa.array(picked)).to_numpy(zero_copy_only=False)
+    picked = picked[np.sort(np.unique(wkb, return_index=True)[1])][:SAMPLE_UNITS]
     return original[picked], shifted[picked]
 
 

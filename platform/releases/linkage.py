@@ -15,9 +15,9 @@ could be the target's:
   target's true one;
 - declared quasi-identifiers: equal to the target's, generalized (a null released value, or
   an aggregate's sum or mean, rules nothing out);
-- a grid cell that finer cells of the same class values have been split out of, and whose
-  part over the building they cover entirely, cannot hold the target (releases.location
-  explains the split).
+- a grid cell whose part over the building is covered entirely by finer cells of rows with
+  the same values cannot hold the target: a unit's class is the deepest of its values whose
+  cell holds its position (releases.location.cell_classes).
 
 The candidate set is the number of rooms the remaining rows stand for (one per row, an
 aggregate's unit_count). A target is re-identified when that number is between 1 and k - 1.
@@ -211,15 +211,15 @@ def reidentify(
         pair_row.append(r[fit])
         pair_target.append(t[fit])
     pair_row, pair_target = np.concatenate(pair_row), np.concatenate(pair_target)
+    if cell is not None:
+        possible = _deepest_somewhere(pair_row, pair_target, rows_out, cell, footprints)
+        pair_row, pair_target = pair_row[possible], pair_target[possible]
     if "z_min" in names and "z_max" in names:
         lo = rows_out.column("z_min").to_numpy(zero_copy_only=False)[pair_row]
         hi = rows_out.column("z_max").to_numpy(zero_copy_only=False)[pair_row]
         fit = (lo <= target.column("z_min").to_numpy()[pair_target] + 1e-6)
         fit &= (hi >= target.column("z_max").to_numpy()[pair_target] - 1e-6)
         pair_row, pair_target = pair_row[fit], pair_target[fit]
-    if cell is not None:
-        split = _split_away(pair_row, pair_target, rows_out, cell, footprints, policy)
-        pair_row, pair_target = pair_row[~split], pair_target[~split]
     weight = rows_out.column(_WEIGHT).to_numpy()
     candidates = np.bincount(pair_target, weights=weight[pair_row], minlength=len(rows)).astype(np.int64)
     return Reidentification(rows, candidates, policy.k, linked_on)
@@ -290,44 +290,42 @@ def _cells(geometries, policy: DesensitizePolicy, mode, metres) -> dict[str, np.
     return {"level": np.where(candidate, level, -1), "column": column, "row": row}
 
 
-def _split_away(pair_row, pair_target, rows_out: pa.Table, cell, footprints, policy) -> np.ndarray:
-    """Pairs whose row is a grid cell the target cannot be in: every child cell of it that
-    the target's building touches has been split out for the same class values (a row of
-    those values lies in that child at a finer level)."""
-    coarsest, finest = policy.cell_levels
-    level, column, row = cell["level"], cell["column"], cell["row"]
+def _deepest_somewhere(pair_row, pair_target, rows_out: pa.Table, cell, footprints) -> np.ndarray:
+    """Which (row, target) pairs survive what the attacker knows of the cell algorithm: a
+    unit's class is the deepest class of its values whose cell holds its position
+    (releases.location.cell_classes). So a row whose cell is a grid cell can be the target's
+    only if some part of the building inside that cell lies in no finer cell of a row with
+    the same values."""
+    keep = np.ones(len(pair_row), bool)
+    level = cell["level"][pair_row]
+    if len(pair_row) == 0 or (level < 0).all():
+        return keep
     values = [rows_out.column(name) for name in rows_out.column_names if name not in
               ("geometry", "z_min", "z_max", _WEIGHT)]
-    stratum = _group_ids(values, rows_out.num_rows)[0]
-    # Every ancestor below a cell's own level, down to the first split, marks a split child.
-    cells = np.flatnonzero(level > coarsest)
-    depth = level[cells] - coarsest
-    owner = np.repeat(cells, depth)
-    at = level[owner] - (np.arange(len(owner)) - np.repeat(np.cumsum(depth) - depth, depth))
-    up = level[owner] - at
-    marks = (stratum[owner], at, column[owner] >> up, row[owner] >> up)
-
-    candidates = np.flatnonzero((level[pair_row] >= 0) & (level[pair_row] < finest))
-    r = pair_row[candidates]
-    children_c = (column[r] * 2)[:, None] + np.array([0, 1, 0, 1])
-    children_r = (row[r] * 2)[:, None] + np.array([0, 0, 1, 1])
-    children_l = np.repeat(level[r] + 1, 4).reshape(-1, 4)
-    boxes = shapely.box(*grid.horizontal_bounds(children_c.ravel(), children_r.ravel(), children_l.ravel()))
-    touched = shapely.intersects(boxes, np.repeat(footprints[pair_target[candidates]], 4)).reshape(-1, 4)
-    queries = (np.repeat(stratum[r], 4), children_l.ravel(), children_c.ravel(), children_r.ravel())
-    marked = _member(queries, marks).reshape(-1, 4)
-    split = np.zeros(len(pair_row), bool)
-    split[candidates] = (~touched | marked).all(axis=1)
-    return split
-
-
-def _member(queries: tuple, keys: tuple) -> np.ndarray:
-    """Whether each query tuple is among the key tuples (arrays of equal length per part)."""
-    n = len(queries[0])
-    if n == 0 or len(keys[0]) == 0:
-        return np.zeros(n, bool)
-    ids, _ = _group_ids([pa.array(np.concatenate([q, k])) for q, k in zip(queries, keys)], n + len(keys[0]))
-    return np.isin(ids[:n], ids[n:])
+    stratum = _group_ids(values, rows_out.num_rows)[0][pair_row]
+    group = _group_ids([pa.array(pair_target), pa.array(stratum)], len(pair_row))[0]
+    # Every (coarser, finer) pair of cells of one target and one class value tuple.
+    order = np.argsort(group, kind="stable")
+    sizes = np.bincount(group)
+    starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    count = sizes[group[order]]
+    coarse = np.repeat(order, count)
+    fine = order[starts.repeat(count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))]
+    nested = (level[coarse] >= 0) & (level[fine] > level[coarse])
+    coarse, fine = coarse[nested], fine[nested]
+    if coarse.size == 0:
+        return keep
+    by_coarse = np.argsort(coarse, kind="stable")
+    coarse, fine = coarse[by_coarse], fine[by_coarse]
+    boxes = shapely.box(*grid.horizontal_bounds(cell["column"][pair_row], cell["row"][pair_row],
+                                                np.maximum(level, 0)))
+    checked = np.unique(coarse)
+    covers = shapely.geometrycollections(boxes[fine], indices=np.searchsorted(checked, coarse))
+    finer = shapely.union_all(covers[:, None], axis=1)
+    part = shapely.intersection(footprints[pair_target[checked]], boxes[checked])
+    left = shapely.area(shapely.difference(part, finer))
+    keep[checked] = left > 1e-6 * np.maximum(shapely.area(part), 1e-30)
+    return keep
 
 
 def _unshift_points(mode: ShiftMode | None, lon: np.ndarray, lat: np.ndarray, cell: np.ndarray | None = None):

@@ -97,12 +97,14 @@ def test_default_policy_leaves_no_target_with_fewer_than_k_candidates(corpus, de
 
 def test_each_target_is_among_its_own_candidates(corpus, default_release):
     """The linkage is sound: a released target's candidates include every row that shares
-    its released values (its own included), so the count is never too small."""
+    its released values (its own included), so the count is never too small. And it is
+    tight: told where the room lies, the attacker is left with exactly its class."""
     from releases.desensitize import pseudonymize
     from releases.pipeline import subkey
 
     path, _, spec = default_release
     result = attack(corpus, default_release)
+    close = attack(corpus, default_release, basemap=False)
     raw_ids = pq.read_table(corpus, columns=["unit_id"]).column("unit_id").take(pa.array(result.rows))
     released = pq.read_table(path).to_pandas()
     own = pseudonymize(raw_ids, subkey(KEY, "pseudonyms")).to_pylist()
@@ -111,10 +113,13 @@ def test_each_target_is_among_its_own_candidates(corpus, default_release):
     class_size = released.groupby(keys, dropna=False).size()
     present = [i for i, unit in enumerate(own) if unit in by_id.index]
     assert len(present) > 750
+    exact = 0
     for i in present:
         row = by_id.loc[own[i]]
         size = class_size[tuple(row[k] for k in keys)]
-        assert result.candidates[i] >= size >= spec.desensitize.k
+        assert result.candidates[i] >= close.candidates[i] >= size >= spec.desensitize.k
+        exact += close.candidates[i] == size
+    assert exact > 0.85 * len(present)  # the rest straddle the edge of their class's cell
 
 
 def test_exact_footprints_give_rooms_away_and_the_attack_counts_them_exactly(corpus, exact_release):

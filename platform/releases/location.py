@@ -270,7 +270,8 @@ def needed_columns(policy: DesensitizePolicy, names: list[str], level_of_detail:
     if policy.location == "cell" and BAND in names:
         wanted.append(BAND)
     if policy.location == "aggregate":
-        wanted += ["grid_code"] if level_of_detail == "grid" else [c for c in GROUP_KEYS[level_of_detail] if c in names]
+        keys = ["grid_code"] if level_of_detail == "grid" else GROUP_KEYS[level_of_detail]
+        wanted += [c for c in keys if c in names]
     return list(dict.fromkeys(wanted))
 
 
@@ -331,8 +332,8 @@ def equivalence_classes(units: pa.Table, rows: np.ndarray, total: int, policy: D
         coarsest, finest = policy.cell_levels
         result = cell_classes(
             units.column(LON).to_numpy(), units.column(LAT).to_numpy(), [units.column(c) for c in strata],
-            [units.column(c) for c in sensitive], units.column("z_min").to_numpy(), units.column("z_max").to_numpy(),
-            k=policy.k, l=policy.l, coarsest=coarsest, finest=finest,
+            [units.column(c) for c in sensitive], units.column("z_min").to_numpy(),
+            units.column("z_max").to_numpy(), k=policy.k, l=policy.l, coarsest=coarsest, finest=finest,
             bands=[units.column(c) for c in strata if c in ("kind", BAND)],
         )
         kept = result.unit_class >= 0
@@ -350,7 +351,8 @@ def equivalence_classes(units: pa.Table, rows: np.ndarray, total: int, policy: D
                 "class_over": [*(f"{c} band" if c == BAND else c for c in strata), "grid cell"],
                 "cell_levels": list(policy.cell_levels),
                 "levels": _levels(result, latitude),
-                "released_as": "each unit's geometry is its class's grid cell, and its z range that of its height band in the cell",
+                "released_as": "each unit's geometry is its class's grid cell, and its z range that of its "
+                               "height band in the cell",
             },
             row_class=row_class,
             geometry=pa.array(shapely.to_wkb(shapely.box(*bounds)), pa.binary()),
@@ -365,7 +367,8 @@ def equivalence_classes(units: pa.Table, rows: np.ndarray, total: int, policy: D
     if policy.location == "aggregate":
         small = _small_aggregates(units, ~suppressed, policy.k, level_of_detail)
         if small.any():
-            kanon["reasons"][f"aggregate of fewer than k={policy.k} rooms"] = int(small.sum())
+            reason = f"room in a {level_of_detail} feature of fewer than k={policy.k} rooms, or without its keys"
+            kanon["reasons"][reason] = int(small.sum())
             kanon["suppressed"] += int(small.sum())
             suppressed |= small
         location.update(level_of_detail=level_of_detail,
@@ -378,7 +381,8 @@ def equivalence_classes(units: pa.Table, rows: np.ndarray, total: int, policy: D
     return Classes(keep=keep, k_anonymity=kanon, location=location)
 
 
-def withhold_small_aggregates(table: pa.Table, policy: DesensitizePolicy, level_of_detail: str) -> tuple[pa.Table, int]:
+def withhold_small_aggregates(table: pa.Table, policy: DesensitizePolicy,
+                              level_of_detail: str) -> tuple[pa.Table, int]:
     """Location "aggregate": a feature standing for fewer than k rooms (a floor split across
     two batches) is withheld, so no released attribute describes fewer than k rooms."""
     if policy.location != "aggregate" or "unit_count" not in table.column_names:
@@ -423,7 +427,8 @@ def _refuse_if_unmet(policy, counted, suppressed, suppressed_without, strata, wh
         if name == BAND:
             advice.append(f"coarsen the floor bands (one band would leave {without:.0%} suppressed)")
         else:
-            advice.append(f"coarsen or drop quasi-identifier {name!r} (without it {without:.0%} would be suppressed)")
+            advice.append(f"coarsen or drop quasi-identifier {name!r} "
+                          f"(without it {without:.0%} would be suppressed)")
         if BAND in strata and name != BAND:
             advice.append("coarsen the floor bands")
     advice.append(f"lower k={policy.k}" + (f" or l={policy.l}" if policy.sensitive else ""))
@@ -432,7 +437,8 @@ def _refuse_if_unmet(policy, counted, suppressed, suppressed_without, strata, wh
     raise PolicyUnmet(
         f"k={policy.k}" + (f" and l={policy.l}" if policy.sensitive else "")
         + f" cannot hold for {share:.0%} of the {total} units"
-        + (f" with {', '.join(policy.sensitive)}" if policy.sensitive else "") + (f" {where}" if where else "")
+        + (f" with {', '.join(policy.sensitive)}" if policy.sensitive else "")
+        + (f" {where}" if where else "")
         + f", more than max_suppressed {policy.max_suppressed:.0%}: " + ", ".join(advice)
     )
 
@@ -509,10 +515,10 @@ def _levels(result: CellClasses, latitude: float | None) -> dict[str, Any]:
     kept = result.unit_class[result.unit_class >= 0]
     levels, counts = np.unique(result.level[kept], return_counts=True)
     metres_x, metres_y = metres_per_degree(latitude if latitude is not None else 0.0)
+    degrees = 512 / 2.0 ** levels
     return {
-        str(int(level)): {"units": int(count),
-                          "cell_m": [round(512 / 2 ** int(level) * metres_x), round(512 / 2 ** int(level) * metres_y)]}
-        for level, count in zip(levels, counts)
+        str(int(level)): {"units": int(count), "cell_m": [round(size * metres_x), round(size * metres_y)]}
+        for level, count, size in zip(levels, counts, degrees)
     }
 
 
@@ -553,7 +559,8 @@ def _satisfies(groups: np.ndarray, codes, k: int, l: int) -> tuple[np.ndarray, n
     return ok, why
 
 
-def _satisfies_where(groups: np.ndarray, members: np.ndarray, n_groups: int, codes, k: int, l: int) -> np.ndarray:
+def _satisfies_where(groups: np.ndarray, members: np.ndarray, n_groups: int, codes, k: int,
+                     l: int) -> np.ndarray:
     """_satisfies for the members of each group only."""
     ok = np.bincount(groups[members], minlength=n_groups) >= k
     for c, _ in codes:

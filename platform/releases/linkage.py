@@ -100,8 +100,8 @@ def compress(table: pa.Table, policy: DesensitizePolicy) -> pa.Table:
         weight = pa.array(np.ones(table.num_rows, np.int64))
     rooms = pc.or_(is_room, aggregate)
     keys = _keys(table.column_names, policy)
-    part = table.select(keys).append_column(_AGGREGATE, aggregate).append_column(_WEIGHT, weight).filter(rooms)
-    return _grouped(part)
+    part = table.select(keys).append_column(_AGGREGATE, aggregate).append_column(_WEIGHT, weight)
+    return _grouped(part.filter(rooms))
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,8 @@ def _value_columns(names: list[str]) -> list[str]:
 def _grouped(part: pa.Table) -> pa.Table:
     keys = [name for name in part.column_names if name != _WEIGHT]
     grouped = part.group_by(keys, use_threads=False).aggregate([(_WEIGHT, "sum")])
-    return grouped.rename_columns([_WEIGHT if name == f"{_WEIGHT}_sum" else name for name in grouped.column_names])
+    return grouped.rename_columns([_WEIGHT if name == f"{_WEIGHT}_sum" else name
+                                   for name in grouped.column_names])
 
 
 def _footprints(target: pa.Table, buildings: list[pa.Table]) -> np.ndarray:

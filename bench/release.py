@@ -99,8 +99,31 @@ def geopandas_baseline(corpus: Path, out: Path, rooms: int, spec: ReleaseSpec, k
                                index=values.index).where(values.notna())
         gdf[column] = values
     qi = list(policy.quasi_identifiers)
-    sizes = gdf.groupby(qi, dropna=False)[qi[0]].transform("size")
-    gdf = gdf[sizes >= policy.k]
+    if policy.location == "cell":
+        # Location as a quasi-identifier: each room takes the finest grid cell (lon/lat bins
+        # of 512 / 2**level degrees) whose class still holds k rooms, one groupby per level.
+        bounds = gdf.geometry.bounds
+        lon, lat = (bounds["minx"] + bounds["maxx"]) / 2, (bounds["miny"] + bounds["maxy"]) / 2
+        coarsest, finest = policy.cell_levels
+        cell = pd.Series(None, index=gdf.index, dtype=object)
+        for level in range(finest, coarsest - 1, -1):
+            size = 512 / 2**level
+            column, row = (lon // size).astype("int64"), (lat // size).astype("int64")
+            gdf["_cell"] = column.astype(str) + ":" + row.astype(str) + f"@{level}"
+            sizes = gdf.groupby(["_cell", "kind", *qi], dropna=False)["_cell"].transform("size")
+            cell = cell.where(cell.notna() | (sizes < policy.k), gdf["_cell"])
+        gdf = gdf[cell.notna()].drop(columns="_cell")
+
+        def cell_box(code):  # "column:row@level" to its lon/lat box, row by row
+            place, level = code.split("@")
+            column, row = map(int, place.split(":"))
+            size = 512 / 2 ** int(level)
+            return shapely.box(column * size, row * size, (column + 1) * size, (row + 1) * size)
+
+        gdf["geometry"] = gpd.GeoSeries(cell[cell.notna()].apply(cell_box), index=gdf.index, crs="EPSG:4490")
+    else:
+        sizes = gdf.groupby(qi, dropna=False)[qi[0]].transform("size")
+        gdf = gdf[sizes >= policy.k]
     # Shift every geometry with the same keyed field, one geometry at a time.
     mode = build_shift(spec.shift, subkey(key, "shift"))
     gdf["geometry"] = gdf.geometry.apply(

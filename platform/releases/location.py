@@ -170,8 +170,7 @@ def cell_classes(
 
     kept = np.flatnonzero(level >= 0)
     shift = 2 * (finest - level[kept].astype(np.int64))
-    classes, n_classes = _group_ids([pa.array(s[kept]), pa.array(level[kept]), pa.array(m[kept] >> shift)],
-                                    len(kept))
+    classes, n_classes = _dense(s[kept], ((m[kept] >> shift) << 5) | level[kept])
     unit_class = np.full(n, -1, np.int64)
     unit_class[order[kept]] = classes
     reasons = np.empty(n, np.int8)
@@ -535,6 +534,15 @@ def _spread(v: np.ndarray) -> np.ndarray:
     return v.astype(np.int64)
 
 
+def _dense(major: np.ndarray, minor: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense ids of the distinct (major, minor) pairs, and how many there are."""
+    order = np.lexsort((minor, major))
+    runs = _runs(major[order], minor[order])
+    ids = np.empty(len(order), np.int64)
+    ids[order] = runs
+    return ids, int(runs[-1]) + 1 if len(runs) else 0
+
+
 def _runs(*keys: np.ndarray) -> np.ndarray:
     """Dense ids of the runs of equal keys in sorted arrays."""
     change = np.zeros(len(keys[0]), bool)
@@ -553,7 +561,8 @@ def _satisfies(groups: np.ndarray, codes, k: int, l: int) -> tuple[np.ndarray, n
     ok = size >= k
     why = np.where(ok, 0, 1).astype(np.int8)
     for i, (c, _) in enumerate(codes):
-        lacking = ok & ~_at_least(groups, n_groups, c, l)
+        big = ok[groups]  # only groups with k members need their values counted
+        lacking = ok & ~_at_least(groups[big], n_groups, c[big], l)
         why[lacking] = 2 + i
         ok &= ~lacking
     return ok, why
@@ -564,7 +573,8 @@ def _satisfies_where(groups: np.ndarray, members: np.ndarray, n_groups: int, cod
     """_satisfies for the members of each group only."""
     ok = np.bincount(groups[members], minlength=n_groups) >= k
     for c, _ in codes:
-        ok &= _at_least(groups[members], n_groups, c[members], l)
+        counted = members & ok[groups]
+        ok &= _at_least(groups[counted], n_groups, c[counted], l)
     return ok
 
 

@@ -163,10 +163,10 @@ def reidentify(
     encoded = pc.dictionary_encode(rows_out.column("geometry").combine_chunks())
     which = encoded.indices.to_numpy()
     geometries = shapely.from_wkb(encoded.dictionary.to_numpy(zero_copy_only=False))
-    cell = _cells(geometries, policy, shift_mode, (metres_x, metres_y)) if policy.location == "cell" else None
+    tolerance = MATCH_TOLERANCE_M / min(metres_x, metres_y)  # degrees
+    located = _undo(geometries, shift_mode, tolerance)
+    cell = _cells(geometries, policy, shift_mode, tolerance) if policy.location == "cell" else None
     is_cell = cell["level"] >= 0 if cell is not None else np.zeros(len(geometries), bool)
-    located = np.empty(len(geometries), dtype=object)
-    located[~is_cell] = _unshift_geometries(geometries[~is_cell], shift_mode)
     if is_cell.any():
         located[is_cell] = shapely.box(*grid.horizontal_bounds(cell["column"][is_cell], cell["row"][is_cell],
                                                                cell["level"][is_cell]))
@@ -266,29 +266,46 @@ def _common_codes(released: pa.ChunkedArray, known: pa.Array) -> tuple[np.ndarra
     return codes[: len(released)], codes[len(released):]
 
 
-def _cells(geometries, policy: DesensitizePolicy, mode, metres) -> dict[str, np.ndarray]:
-    """Which released geometries are grid cells of the policy's levels, and which: from the
-    box's width the level, from its centre (the shift undone) the cell; a cell is accepted
-    when the shift puts it where the released box lies."""
+def _cells(released, policy: DesensitizePolicy, mode, tolerance: float) -> dict[str, np.ndarray]:
+    """Which released geometries are grid cells of the policy's levels, and which: the level
+    from the width, the cell from the centre with the shift undone; a cell is accepted when
+    the shift puts it where the released box lies (under a per-cell rigid shift, each cell
+    within reach is tried as the one the box moved with)."""
     coarsest, finest = policy.cell_levels
-    xmin, ymin, xmax, ymax = shapely.bounds(geometries).T
+    xmin, ymin, xmax, ymax = shapely.bounds(released).T
     with np.errstate(divide="ignore", invalid="ignore"):
         level = np.rint(np.log2(512.0 / (xmax - xmin)))
     level = np.where(np.isfinite(level), level, -1).astype(np.int64)
-    candidate = (level >= coarsest) & (level <= finest)
-    lon, lat = _unshift_points(mode, (xmin + xmax) / 2, (ymin + ymax) / 2)
-    column = np.zeros(len(geometries), np.int64)
-    row = np.zeros(len(geometries), np.int64)
-    if candidate.any():
-        c, r = grid.horizontal_cells(lon[candidate], lat[candidate], level[candidate])
-        column[candidate], row[candidate] = c, r
-        expected = shapely.box(*grid.horizontal_bounds(c, r, level[candidate]))
+    found = np.zeros(len(released), bool)
+    column = np.zeros(len(released), np.int64)
+    row = np.zeros(len(released), np.int64)
+    lon, lat = (xmin + xmax) / 2, (ymin + ymax) / 2
+    for guess in _move_cells(mode, lon, lat):
+        todo = np.flatnonzero(~found & (level >= coarsest) & (level <= finest))
+        if todo.size == 0:
+            break
+        x, y = _unshift_points(mode, lon[todo], lat[todo], cell=None if guess is None else guess[todo])
+        c, r = grid.horizontal_cells(x, y, level[todo])
+        expected = shapely.box(*grid.horizontal_bounds(c, r, level[todo]))
         if mode is not None:
             expected = shift_geometries(expected, mode)
-        tolerance = MATCH_TOLERANCE_M / min(metres)  # degrees
-        gap = np.abs(shapely.bounds(expected) - shapely.bounds(geometries[candidate])).max(axis=1)
-        candidate[np.flatnonzero(candidate)[gap > tolerance]] = False
-    return {"level": np.where(candidate, level, -1), "column": column, "row": row}
+        fits = np.abs(shapely.bounds(expected) - shapely.bounds(released[todo])).max(axis=1) <= tolerance
+        column[todo[fits]], row[todo[fits]] = c[fits], r[fits]
+        found[todo[fits]] = True
+    return {"level": np.where(found, level, -1), "column": column, "row": row}
+
+
+def _move_cells(mode, lon, lat):
+    """The cells a per-cell rigid shift may have moved points now at (lon, lat) with, nearest
+    first; for other modes a single None (the mode needs no cell)."""
+    if not isinstance(mode, CellRigidShift):
+        yield None
+        return
+    base = mode.cell_of(lon, lat)
+    reach = int(math.ceil(mode.max_offset_m / mode.cell_m)) + 1
+    for di, dj in sorted(((di, dj) for di in range(-reach, reach + 1) for dj in range(-reach, reach + 1)),
+                         key=lambda o: abs(o[0]) + abs(o[1])):
+        yield base + np.array([di, dj])
 
 
 def _deepest_somewhere(pair_row, pair_target, rows_out: pa.Table, cell, footprints) -> np.ndarray:
@@ -329,14 +346,43 @@ def _deepest_somewhere(pair_row, pair_target, rows_out: pa.Table, cell, footprin
     return keep
 
 
+def _undo(geometries: np.ndarray, mode: ShiftMode | None, tolerance: float) -> np.ndarray:
+    """Released geometries moved back to the true frame, vertex by vertex, each checked by
+    shifting it again. A per-cell rigid shift moved each geometry with the cell of its
+    representative point, and near a cell's edge more than one cell could have sent it where
+    it lies: the cells within reach are tried in turn until the check passes."""
+    if mode is None or len(geometries) == 0:
+        return geometries.copy()
+    coords, index = shapely.get_coordinates(geometries, return_index=True)
+    result = geometries.copy()
+    if not isinstance(mode, CellRigidShift):
+        x, y = _unshift_points(mode, coords[:, 0], coords[:, 1])
+        return shapely.set_coordinates(result, np.column_stack([x, y]))
+    rep = shapely.point_on_surface(geometries)
+    todo = np.arange(len(geometries))
+    for attempt, cells in enumerate(_move_cells(mode, shapely.get_x(rep), shapely.get_y(rep))):
+        vertices = np.isin(index, todo)
+        guess = cells[index[vertices]]
+        x, y = _unshift_points(mode, coords[vertices, 0], coords[vertices, 1], cell=guess)
+        undone = shapely.set_coordinates(geometries[todo].copy(), np.column_stack([x, y]))
+        again = shift_geometries(undone, mode)
+        fits = np.abs(shapely.bounds(again) - shapely.bounds(geometries[todo])).max(axis=1) <= tolerance
+        result[todo[fits]] = undone[fits]
+        if attempt == 0:
+            result[todo[~fits]] = undone[~fits]  # the best guess, should nothing fit
+        todo = todo[~fits]
+        if todo.size == 0:
+            break
+    return result
+
+
 def _unshift_points(mode: ShiftMode | None, lon: np.ndarray, lat: np.ndarray, cell: np.ndarray | None = None):
     """The true positions that mode moved to (lon, lat), by fixed-point iteration (each mode
-    is close to a translation, so each round gains digits)."""
+    is close to a translation, so each round gains digits); a per-cell rigid shift needs the
+    cell each point moved with."""
     lon, lat = np.asarray(lon, np.float64), np.asarray(lat, np.float64)
     if mode is None or lon.size == 0:
         return lon.copy(), lat.copy()
-    if isinstance(mode, CellRigidShift) and cell is None:
-        cell = _rigid_cells(mode, lon, lat)
     x, y = lon.copy(), lat.copy()
     for _ in range(50):
         fx, fy = mode.apply(x, y, cell=cell)
@@ -346,37 +392,3 @@ def _unshift_points(mode: ShiftMode | None, lon: np.ndarray, lat: np.ndarray, ce
         if max(np.abs(ex).max(), np.abs(ey).max()) < 1e-9:  # about 0.1 mm
             break
     return x, y
-
-
-def _rigid_cells(mode: CellRigidShift, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """For points moved by a per-cell rigid shift, the cell each came from: the one among
-    those within reach whose move, undone, lands in it."""
-    found = np.zeros(len(lon), bool)
-    cells = mode.cell_of(lon, lat)
-    result = cells.copy()
-    reach = int(math.ceil(mode.max_offset_m / mode.cell_m)) + 1
-    for di in range(-reach, reach + 1):
-        for dj in range(-reach, reach + 1):
-            todo = np.flatnonzero(~found)
-            if todo.size == 0:
-                return result
-            guess = cells[todo] + np.array([di, dj])
-            x, y = _unshift_points(mode, lon[todo], lat[todo], cell=guess)
-            hit = (mode.cell_of(x, y) == guess).all(axis=1)
-            result[todo[hit]] = guess[hit]
-            found[todo[hit]] = True
-    return result
-
-
-def _unshift_geometries(geometries: np.ndarray, mode: ShiftMode | None) -> np.ndarray:
-    """Geometries moved back to the true frame, vertex by vertex (a per-cell rigid shift
-    moved each geometry with the cell of its representative point)."""
-    if mode is None or len(geometries) == 0:
-        return geometries.copy()
-    coords, index = shapely.get_coordinates(geometries, return_index=True)
-    cell = None
-    if isinstance(mode, CellRigidShift):
-        rep = shapely.point_on_surface(geometries)
-        cell = _rigid_cells(mode, shapely.get_x(rep), shapely.get_y(rep))[index]
-    x, y = _unshift_points(mode, coords[:, 0], coords[:, 1], cell=cell)
-    return shapely.set_coordinates(geometries.copy(), np.column_stack([x, y]))

@@ -153,3 +153,15 @@ def test_exact_footprints_give_rooms_away_and_the_attack_counts_them_exactly(cor
     # Knowing where in its building a room lies, the attacker singles out nearly all of them.
     close = attack(corpus, exact_release, basemap=False).report()
     assert close["reidentified"] / close["with_candidates"] > 0.9
+
+
+def test_no_shift_hides_a_room_from_the_attack(corpus, default_release, tmp_path):
+    """The attacker undoes the shift with the basemap, so the figure does not depend on it:
+    under keyed rigid moves per cell, which tear the plane apart, every target keeps exactly
+    the candidates it has under the smooth field."""
+    import dataclasses
+
+    smooth = attack(corpus, default_release)
+    spec = dataclasses.replace(default_release[2], shift={"mode": "cell", "max_offset_m": 300.0, "cell_m": 500.0})
+    rigid = attack(corpus, _release(corpus, spec, tmp_path / "rigid"))
+    assert rigid.candidates.tolist() == smooth.candidates.tolist()

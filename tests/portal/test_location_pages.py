@@ -77,3 +77,30 @@ def test_a_form_that_would_release_exact_footprints_with_rent_is_refused_naming_
     saved = ReleasePolicy.objects.order_by("-pk").first().spec
     assert ReleasePolicy.objects.count() == before + 1
     assert saved["desensitize"]["location"] == "aggregate" and "building_id" in saved["desensitize"]["pseudonymize"]
+
+
+def test_a_policy_saved_before_location_rules_is_shown_adapted_and_refused_for_a_build(release_world, client):
+    """A policy version saved before this rule (rooms exact, building pseudonym kept) stays as
+    it was recorded; the page shows the form adapted with the reason, and a build under the
+    old version fails saying what to change."""
+    from releases.models import ReleasePolicy
+    from releases.tasks import build_release_task
+    from releases import actions as release_actions
+
+    w = release_world
+    legacy = {**w.policy.spec, "desensitize": {k: v for k, v in w.policy.spec["desensitize"].items()
+                                               if k not in ("location", "cell_levels", "max_suppressed")}}
+    legacy["desensitize"]["pseudonymize"] = ["unit_id", "building_id"]
+    legacy["desensitize"]["drop"] = [c for c in legacy["desensitize"]["drop"] if c != "building_id"]
+    old = ReleasePolicy.objects.create(dataset=w.roads, version=w.policy.version + 1, spec=legacy, sha256="0" * 64,
+                                       created_by=w.steward)
+    client.force_login(w.steward)
+    html = _page(client, f"/datasets/{w.roads.slug}/", "en")
+    assert "no longer passes" in html and "'pseudonymize' keeps join key 'building_id'" in html
+    assert 'name="location"' in html
+
+    release = release_actions.start_release(actor=w.steward, corpus=w.corpus, policy=old)
+    with pytest.raises(ValueError, match="move it to 'drop'"):
+        build_release_task(str(release.task_id), release.pk)
+    release.refresh_from_db()
+    assert release.status == "failed"

@@ -109,16 +109,41 @@ def geopandas_baseline(corpus: Path, out: Path, rooms: int, spec: ReleaseSpec, k
                                index=values.index).where(values.notna())
         gdf[column] = values
     qi = list(policy.quasi_identifiers)
-    sizes = gdf.groupby(qi, dropna=False)[qi[0]].transform("size")
-    gdf = gdf[sizes >= policy.k]
-    # Node each floor's rooms (a vertex of one on a wall of another goes into that wall), so
-    # that shared walls survive the shift and the rounding.
-    raw = gdf.geometry.copy()
-    rooms = gdf["kind"] == "room"
-    floors = gdf[rooms].groupby(["building_id", "floor"]).geometry
-    gdf.loc[rooms, "geometry"] = floors.transform(
-        lambda walls: walls.apply(lambda room: shapely.snap(room, walls.union_all(), 1e-8))
-    )
+    if policy.location == "cell":
+        # Location as a quasi-identifier: each room takes the finest grid cell (lon/lat bins
+        # of 512 / 2**level degrees) whose class still holds k rooms, one groupby per level.
+        bounds = gdf.geometry.bounds
+        lon, lat = (bounds["minx"] + bounds["maxx"]) / 2, (bounds["miny"] + bounds["maxy"]) / 2
+        coarsest, finest = policy.cell_levels
+        cell = pd.Series(None, index=gdf.index, dtype=object)
+        for level in range(finest, coarsest - 1, -1):
+            size = 512 / 2**level
+            column, row = (lon // size).astype("int64"), (lat // size).astype("int64")
+            gdf["_cell"] = column.astype(str) + ":" + row.astype(str) + f"@{level}"
+            sizes = gdf.groupby(["_cell", "kind", *qi], dropna=False)["_cell"].transform("size")
+            cell = cell.where(cell.notna() | (sizes < policy.k), gdf["_cell"])
+        gdf = gdf[cell.notna()].drop(columns="_cell")
+
+        def cell_box(code):  # "column:row@level" to its lon/lat box, row by row
+            place, level = code.split("@")
+            column, row = map(int, place.split(":"))
+            size = 512 / 2 ** int(level)
+            return shapely.box(column * size, row * size, (column + 1) * size, (row + 1) * size)
+
+        gdf["geometry"] = gpd.GeoSeries(cell[cell.notna()].apply(cell_box), index=gdf.index, crs="EPSG:4490")
+        exact_rooms = pd.Series(False, index=gdf.index)
+    else:
+        sizes = gdf.groupby(qi, dropna=False)[qi[0]].transform("size")
+        gdf = gdf[sizes >= policy.k]
+        raw = gdf.geometry.copy()
+        exact_rooms = gdf["kind"] == "room"
+        # Node each floor's rooms (a vertex of one on a wall of another goes into that wall), so
+        # that shared walls survive the shift and the rounding.
+        floors = gdf[exact_rooms].groupby(["building_id", "floor"]).geometry
+        gdf.loc[exact_rooms, "geometry"] = floors.transform(
+            lambda walls: walls.apply(lambda room: shapely.snap(room, walls.union_all(), 1e-8))
+        )
+    rooms = exact_rooms  # rooms released with their own footprints: a coverage per floor
     # Shift every geometry with the same keyed field, one geometry at a time.
     mode = build_shift(spec.shift, subkey(key, "shift"))
     gdf["geometry"] = gdf.geometry.apply(
@@ -131,8 +156,9 @@ def geopandas_baseline(corpus: Path, out: Path, rooms: int, spec: ReleaseSpec, k
     gdf["geometry"] = shapely.set_precision(gdf.geometry.values, 1e-5)
     tolerance = spec.lightweight.simplify_tolerance_m
     metric = gdf.to_crs("EPSG:4549")
-    floors = metric[rooms].groupby(["building_id", "floor"]).geometry
-    metric.loc[rooms, "geometry"] = floors.transform(lambda walls: walls.simplify_coverage(tolerance))
+    if rooms.any():
+        floors = metric[rooms].groupby(["building_id", "floor"]).geometry
+        metric.loc[rooms, "geometry"] = floors.transform(lambda walls: walls.simplify_coverage(tolerance))
     metric.loc[~rooms, "geometry"] = metric[~rooms].geometry.simplify(tolerance, preserve_topology=True)
     gdf = metric.to_crs("EPSG:4490")
     # Grid codes of the released geometry.
@@ -140,6 +166,8 @@ def geopandas_baseline(corpus: Path, out: Path, rooms: int, spec: ReleaseSpec, k
     gdf["grid_code"] = grid.adaptive_codes(bounds.minx, bounds.miny, gdf["z_min"], bounds.maxx, bounds.maxy,
                                            gdf["z_max"], max_level=26)
     gdf.to_parquet(out, compression="zstd")
+    if not rooms.any():  # rooms released as grid cells: no footprints to keep in contact
+        return time.perf_counter() - started, done
     # Contacts: the rooms of the first floors that touched before, and whether they still do.
     sample = gpd.GeoDataFrame(gdf[rooms].iloc[:20_000][["building_id", "floor"]], geometry=raw[rooms].iloc[:20_000])
     before = gpd.sjoin(sample, sample, predicate="touches")

@@ -320,6 +320,48 @@ def adaptive_codes(lon_min, lat_min, z_min, lon_max, lat_max, z_max, *, max_leve
     return _strings(x0, y0, h0, np.minimum(common, top)).reshape(shape)[()]
 
 
+def horizontal_cells(lon, lat, level):
+    """(column, row) integer indices of the cells at `level` (scalar or per point) holding
+    the points on the lon/lat plane: the code's longitude and latitude bits, without height.
+    The same cell at a coarser level j is (column, row) >> (level - j), so these indices form
+    a quadtree whose prefixes mean containment, as the codes do."""
+    shape, (lon, lat, level) = _broadcast(lon=_lons("lon", lon), lat=_lats("lat", lat),
+                                          level=_levels("level", level))
+    shift = 32 - level
+    return tuple((_deg_int(a) >> shift).reshape(shape)[()] for a in (lon, lat))
+
+
+def horizontal_bounds(column, row, level):
+    """(lon_min, lat_min, lon_max, lat_max) of the cells that horizontal_cells names; a point
+    is in a cell when min <= p < max."""
+    shape, (column, row, level) = _broadcast(column=np.asarray(column, np.int64), row=np.asarray(row, np.int64),
+                                             level=_levels("level", level))
+    size = (2.0 ** (32 - level)) / _PER_DEGREE
+    lon_min = (column * 2.0 ** (32 - level) - _EQUATOR) / _PER_DEGREE
+    lat_min = (row * 2.0 ** (32 - level) - _EQUATOR) / _PER_DEGREE
+    return tuple(b.reshape(shape)[()] for b in (lon_min, lat_min, lon_min + size, lat_min + size))
+
+
+def prism_codes(column, row, level, z_min, z_max):
+    """Per horizontal cell (column, row at `level`) and height range [z_min, z_max), the
+    smallest 3D cell holding the cell's whole footprint across that range: the code of a
+    location generalized to a cell and a height band. Its level is at most `level`, lower
+    where the range crosses a height boundary of the grid."""
+    shape, (column, row, level, z0, z1) = _broadcast(
+        column=np.asarray(column, np.int64), row=np.asarray(row, np.int64), level=_levels("level", level),
+        z_min=_heights("z_min", z_min), z_max=_heights("z_max", z_max),
+    )
+    _ordered("z_min", z0, "z_max", z1)
+    shift = 32 - level
+    x0, y0 = column << shift, row << shift
+    x1, y1 = ((column + 1) << shift) - 1, ((row + 1) << shift) - 1
+    h0 = _h_int(z0)
+    h1 = np.maximum(h0, _h_int(z1) - 1)  # z_max is open: a range ending on a boundary stays below it
+    differing = np.bitwise_or.reduce([x0 ^ x1, y0 ^ y1, h0 ^ h1])
+    common = np.minimum(32 - _bit_length(differing), level)
+    return _strings(x0, y0, h0, common).reshape(shape)[()]
+
+
 def box_cells(lon_min, lat_min, z_min, lon_max, lat_max, z_max, level, *, max_cells=10_000_000):
     """The distinct cells at `level` that any of the closed boxes touches, in Z order: a
     coarse index of where a corpus lies. Per box, the cells are the integer ranges between

@@ -76,10 +76,12 @@ BASE_WEIGHTS = "base.pt"
 
 
 def direct_identifiers() -> tuple[str, ...]:
-    """Columns a job's code never sees: those every release drops, and free text."""
-    from releases.desensitize import UNIT_POLICY
+    """Columns a job's code never sees: the direct identifiers every release drops, and free
+    text (a release also drops building_id, but only because it would locate a room finer than
+    its grid cell; jobs keep it as the join key it is)."""
+    from releases.desensitize import LOCATING_KEYS, UNIT_POLICY
 
-    return (*UNIT_POLICY.drop, *UNIT_POLICY.free_text)
+    return (*(c for c in UNIT_POLICY.drop if c not in LOCATING_KEYS), *UNIT_POLICY.free_text)
 
 
 def code_tables(corpus) -> tuple[pa.Table, pa.Table]:

@@ -29,6 +29,7 @@ from miliao.errors import ActionError, Refused
 from releases import actions as release_actions
 from releases import previews
 from releases.actions import release_dir
+from releases.location import location_policy
 from releases.models import Release, ReleaseStatus
 from releases.pipeline import ReleaseSpec
 from releases.preview import svg_map
@@ -48,6 +49,9 @@ def policy_form_values(spec: ReleaseSpec) -> dict:
     return {
         "k": spec.desensitize.k,
         "l": spec.desensitize.l,
+        "location": spec.desensitize.location,
+        "coarsest_level": spec.desensitize.cell_levels[0],
+        "finest_level": spec.desensitize.cell_levels[1],
         "remove_categories": ", ".join(spec.declassify.remove_categories),
         "zone_buffer_m": spec.declassify.zone_buffer_m,
         "height_step_m": spec.declassify.height_step_m,
@@ -68,6 +72,10 @@ def spec_from_form(base: dict, form) -> dict:
     spec = json.loads(json.dumps(base))
     spec["desensitize"]["k"] = _int(form, "k")
     spec["desensitize"]["l"] = _int(form, "l")
+    if "location" in form:  # the join keys follow the choice (a cell release drops building_id)
+        spec["desensitize"] = location_policy(spec["desensitize"], form.get("location", ""))
+    if "coarsest_level" in form:
+        spec["desensitize"]["cell_levels"] = [_int(form, "coarsest_level"), _int(form, "finest_level")]
     spec["declassify"]["remove_categories"] = [c.strip() for c in form.get("remove_categories", "").split(",") if c.strip()]
     for name in ("zone_buffer_m", "height_step_m", "depth_step_m"):
         spec["declassify"][name] = _float(form, name)
@@ -101,6 +109,21 @@ def _float(form, name):
         return float(form.get(name, ""))
     except ValueError:
         raise _FormError(f"{name}: enter a number") from None
+
+
+def _form_spec(request, spec: dict) -> ReleaseSpec:
+    """The saved spec for the form; a policy saved before location was a quasi-identifier
+    (exact rooms beside their rent) no longer passes, and the form shows it adapted to its
+    location, saying why, for the steward to save as a new version."""
+    try:
+        return ReleaseSpec.from_dict(spec)
+    except ValueError as exc:
+        adapted = json.loads(json.dumps(spec))
+        desensitize = adapted.get("desensitize", {})
+        adapted["desensitize"] = location_policy(desensitize, desensitize.get("location", "cell"))
+        messages.warning(request, _("保存的发布规则不再通过校验（%(error)s）；表单已按位置表达调整，保存后成为新版本。")
+                         % {"error": exc})
+        return ReleaseSpec.from_dict(adapted)
 
 
 def _current_spec(dataset: Dataset) -> tuple[dict, object]:
@@ -138,11 +161,13 @@ def dataset_page(request, slug: str):
             "versions": dataset.versions.order_by("-version"),
             "policy": policy,
             "spec_json": json.dumps(spec, ensure_ascii=False, indent=2),
-            "form": policy_form_values(ReleaseSpec.from_dict(spec)),
+            "form": policy_form_values(_form_spec(request, spec)),
             "releases": Release.objects.filter(corpus__dataset=dataset)
             .select_related("corpus", "policy", "task")[:20],
             "shift_modes": ["smooth", "cell", "gcj02"],  # 'none' is a sandbox input, never a release
             "levels": ["room", "floor", "building", "grid"],
+            "locations": [("cell", _("按格网单元（逐间属性）")), ("aggregate", _("按楼层或楼栋汇总（精确轮廓）")),
+                          ("exact", _("精确几何（仅限无敏感属性）"))],
             "formats": ["geoparquet", "geopackage", "geojson"],
         })
         if request.method == "POST":
@@ -214,8 +239,10 @@ def _policy_post(request, dataset, spec) -> dict:
             version = dataset.versions.order_by("-version").first()
             if version is None:
                 raise _FormError(_("先导入一个数据版本，才能预览。"))
-            report, svg = previews.preview(version, release_actions.parse_spec(new_spec))
-            return {"preview": report, "preview_svg": svg, "form": policy_form_values(ReleaseSpec.from_dict(new_spec))}
+            parsed = release_actions.parse_spec(new_spec)
+            report, svg = previews.preview(version, parsed)
+            return {"preview": report, "preview_svg": svg, "form": policy_form_values(parsed),
+                    "choices": previews.location_choices(version, parsed)}
         release_actions.save_policy(actor=request.user, dataset=dataset, spec=new_spec)
         messages.success(request, _("发布规则已保存为新版本。"))
         return {"saved": True}

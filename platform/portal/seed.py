@@ -141,10 +141,11 @@ DEMO_FEDERATED = {"rounds": 2, "epochs": 1, "batch_size": 1024, "learning_rate":
 
 def pipe_policy() -> dict:
     """Release policy for pipe segments: they carry no rent, so no l-diversity on it (the
-    room policy's l would suppress every segment)."""
+    room policy's l would suppress every segment), and nothing about people, so each keeps
+    its exact geometry (location "exact", which a policy with a sensitive column is refused)."""
     from releases.desensitize import UNIT_POLICY
 
-    return {**UNIT_POLICY.to_dict(), "sensitive": [], "l": 1}
+    return {**UNIT_POLICY.to_dict(), "sensitive": [], "l": 1, "location": "exact"}
 
 
 def seed_pipes_release(state_dir: Path, steward: User) -> None:

@@ -6,8 +6,11 @@ Plain Python on pyarrow Tables, deterministic given (table, policy, key). Genera
 comes before suppression, so suppression is the last resort and the report says how much
 of it there was.
 
-k-anonymity here covers the attribute columns named as quasi-identifiers only: geometry
-and grid codes locate a unit exactly, and coarsening them is the later steps' work.
+k_anonymize here covers the attribute columns named as quasi-identifiers only. Anyone knows a
+target's building and floor, so a release also treats location and height as
+quasi-identifiers: the policy's `location` field says how (releases.location), and the
+pipeline finds the equivalence classes over (kind, height band, quasi-identifiers, grid
+cell) in its first pass over the whole corpus.
 """
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ PSEUDONYM_HEX = 16  # 64 bits: a collision among a million keys has odds below 1
 MIN_KEY_BYTES = 16
 
 _RULE_KEYS = frozenset({"bin", "top", "bands"})
+LOCATION_SHAPES = ("cell", "aggregate", "exact")
+LOCATING_KEYS = frozenset({"building_id"})  # join keys that place a unit in its building
+MAX_GRID_LEVEL = 24  # cells about 3 m across: finer says nothing a building and floor do not
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,16 @@ class DesensitizePolicy:
     generalize maps a numeric column to a rule whose result is a lower edge, so the column
     keeps its type: {"bin": w} floors to multiples of w, {"top": t} top-codes at t (before
     binning), {"bands": [e0, e1, ...]} maps to the greatest edge at or below the value
-    (values below e0 join the first band)."""
+    (values below e0 join the first band).
+
+    location says how units that carry sensitive attributes are located (see
+    releases.location): "cell" keeps a row per unit with its geometry generalized to an
+    adaptive grid cell, between levels cell_levels = (coarsest, finest), so that k and l hold
+    over (kind, height band, quasi-identifiers, cell); "aggregate" keeps exact geometry only
+    at floor or building level of detail, with the attributes of at least k rooms
+    aggregated; "exact" keeps each unit's exact geometry and is refused when the policy
+    declares a sensitive column. A release that would suppress more than max_suppressed of
+    its units to reach k and l is refused, naming what to coarsen."""
 
     drop: tuple[str, ...] = ()
     pseudonymize: tuple[str, ...] = ()
@@ -49,6 +64,9 @@ class DesensitizePolicy:
     sensitive: tuple[str, ...] = ()
     l: int = 1
     free_text: tuple[str, ...] = ()
+    location: str = "cell"
+    cell_levels: tuple[int, int] = (14, 20)
+    max_suppressed: float = 0.2
 
     def __post_init__(self):
         for name in ("drop", "pseudonymize", "quasi_identifiers", "sensitive", "free_text"):
@@ -65,6 +83,40 @@ class DesensitizePolicy:
         _disjoint(self, ("drop", "quasi_identifiers"))
         _disjoint(self, ("drop", "sensitive"))
         _disjoint(self, ("quasi_identifiers", "sensitive"))
+        self._check_location()
+
+    def _check_location(self) -> None:
+        if self.location not in LOCATION_SHAPES:
+            raise ValueError(f"policy field 'location' must be one of {list(LOCATION_SHAPES)}, got {self.location!r}")
+        levels = self.cell_levels
+        if (
+            not isinstance(levels, (list, tuple))
+            or len(levels) != 2
+            or not all(_is_int(level) for level in levels)
+            or not 1 <= levels[0] <= levels[1] <= MAX_GRID_LEVEL
+        ):
+            raise ValueError(
+                f"policy field 'cell_levels' must be [coarsest, finest] grid levels with "
+                f"1 <= coarsest <= finest <= {MAX_GRID_LEVEL}, got {levels!r}"
+            )
+        object.__setattr__(self, "cell_levels", tuple(levels))
+        share = self.max_suppressed
+        if not _is_number(share) or not 0 <= share <= 1:
+            raise ValueError(f"policy field 'max_suppressed' must be a share from 0 to 1, got {share!r}")
+        if self.location == "exact" and self.sensitive:
+            raise ValueError(
+                f"policy field 'location' is 'exact', which releases each unit's exact geometry with its "
+                f"sensitive attributes {list(self.sensitive)}: anyone who knows a target's building and floor "
+                "finds its row. Choose 'cell' (a row per unit, located by a grid cell holding at least k "
+                "units) or 'aggregate' (exact geometry at floor or building level, attributes aggregated)"
+            )
+        keys = [column for column in self.pseudonymize if column != "unit_id"]
+        if self.location == "cell" and keys:
+            raise ValueError(
+                f"policy field 'pseudonymize' keeps join key {keys[0]!r}, which groups units finer than "
+                "their grid cell and undoes location 'cell': move it to 'drop', or choose location "
+                "'aggregate'"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; from_dict(p.to_dict()) == p."""
@@ -80,6 +132,9 @@ class DesensitizePolicy:
             "sensitive": list(self.sensitive),
             "l": self.l,
             "free_text": list(self.free_text),
+            "location": self.location,
+            "cell_levels": list(self.cell_levels),
+            "max_suppressed": self.max_suppressed,
         }
 
     @classmethod
@@ -246,7 +301,11 @@ def transform(
         table = _replace(table, column, generalize(table.column(column), rule))
     report = {
         "rows_in": rows_in,
-        "dropped": {column: "direct identifier" for column in policy.drop},
+        "dropped": {
+            column: "join key that would place a unit in its building, finer than its grid cell"
+            if column in LOCATING_KEYS else "direct identifier"
+            for column in policy.drop
+        },
         "pseudonymized": {column: "join key, keyed HMAC-SHA256" for column in policy.pseudonymize},
         "pii_redacted": {"columns": list(policy.free_text), "counts": redacted,
                          "gazetteer": scrubber.known.summary() if scrubber else None},
@@ -358,9 +417,12 @@ def _is_number(value) -> bool:
 
 
 # The policy for the unit schema of corpora.schema.
+# Rooms keep a row each, located by the grid cell of their class: the building_id pseudonym
+# would link them back to their building, so it is dropped.
 UNIT_POLICY = DesensitizePolicy(
-    drop=("owner_name", "owner_id_number", "owner_phone", "occupant_name", "occupant_id_number", "address"),
-    pseudonymize=("unit_id", "building_id"),
+    drop=("owner_name", "owner_id_number", "owner_phone", "occupant_name", "occupant_id_number", "address",
+          "building_id"),
+    pseudonymize=("unit_id",),
     free_text=("notes",),
     generalize={
         "area_m2": {"bin": 10, "top": 200},
@@ -372,4 +434,5 @@ UNIT_POLICY = DesensitizePolicy(
     k=5,
     sensitive=("monthly_rent",),
     l=3,
+    location="cell",
 )

@@ -5,12 +5,17 @@ memory does not grow with the corpus, in three passes over the columns each need
 
 0. the units of removed categories, so that their protective zones are known everywhere
    (a zone near a batch boundary must also mask units in the next batch);
-1. declassification and the generalized quasi-identifiers of every unit that survives it, so
-   that k-anonymity and l-diversity suppression sees whole equivalence classes; and the
-   names, phones and ID numbers of the dropped columns of every unit, the gazetteer that
-   pass 2 scrubs from free text (pii.Gazetteer);
-2. the release itself: keep what passes 1 kept, desensitize, coarsen heights, shift,
-   lightweight, and write GeoParquet batch by batch.
+1. declassification and the generalized quasi-identifiers of every unit that survives it, with
+   its location and height band where the policy locates units by grid cell, so that
+   k-anonymity and l-diversity suppression sees whole equivalence classes (releases.location);
+   and the names, phones and ID numbers of the dropped columns of every unit, the gazetteer
+   that pass 2 scrubs from free text (pii.Gazetteer);
+2. the release itself: keep what passes 1 kept, desensitize, put each unit at its class's
+   location, coarsen heights, shift, lightweight, and write GeoParquet batch by batch.
+
+The report ends with the attacks measured on the release's own data: re-identification of
+sampled targets by building, floor and quasi-identifiers (releases.linkage), and re-location
+by a basemap and by landmarks (releases.relocation).
 
 Plain Python (pyarrow, numpy, shapely): no Django, so the benchmark and the Celery task run
 the same code.
@@ -40,12 +45,12 @@ import shapely
 
 from corpora.store import COVER_LEVEL, file_sha256, iter_corpus
 
-from . import relocation
+from . import linkage, location, relocation
 from . import shift as shifting
 from . import topology
 from .columns import with_released_area
 from .declassify import DeclassifyPolicy, declassify, grown, zone_geometries
-from .desensitize import UNIT_POLICY, DesensitizePolicy, generalize, k_anonymize, pseudonymize, transform
+from .desensitize import UNIT_POLICY, DesensitizePolicy, pseudonymize, transform
 from .fingerprint import grid_step_deg
 from .lightweight import LightweightPolicy, lightweight
 from .pii import PLACE_COLUMNS, Gazetteer, Scrubber, gazetteer_part, warm_up
@@ -55,8 +60,8 @@ ROW = "_row"  # the corpus row number, carried through pass 1 and 2 to apply sup
 OUTPUT_FORMATS = ("geoparquet", "geopackage", "geojson")
 SHIFT_MODES = ("smooth", "cell", "gcj02", "none")
 DATA_CLASSES = ("open", "conditional", "compute_only")
-_PIPELINE_SOURCES = ("pipeline.py", "desensitize.py", "pii.py", "declassify.py", "shift.py",
-                     "lightweight.py", "writers.py", "fingerprint.py", "relocation.py", "columns.py",
+_PIPELINE_SOURCES = ("pipeline.py", "desensitize.py", "location.py", "linkage.py", "pii.py", "declassify.py",
+                     "shift.py", "lightweight.py", "writers.py", "fingerprint.py", "relocation.py", "columns.py",
                      "topology.py")
 
 Progress = Callable[[float, str], None]
@@ -97,6 +102,7 @@ class ReleaseSpec:
         if not self.outputs or unknown:
             raise ValueError(f"outputs: choose from {list(OUTPUT_FORMATS)}" + (f", not {unknown}" if unknown else ""))
         build_shift(self.shift, b"\0" * 32)  # refuse bad shift parameters now, not mid-release
+        _check_location(self.desensitize, self.lightweight)
 
     def check_releasable(self) -> None:
         """Refuse a spec whose files would hold unshifted coordinates: 'none' only describes
@@ -142,6 +148,31 @@ class ReleaseSpec:
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _check_location(policy: DesensitizePolicy, light: LightweightPolicy) -> None:
+    """The location shape and the level of detail must agree: exact room footprints never
+    travel with per-room sensitive attributes unless k holds over them."""
+    level = light.level_of_detail
+    if policy.location == "cell" and level != "room":
+        raise ValueError(
+            f"lightweight.level_of_detail: desensitize.location 'cell' releases a row per unit located by "
+            f"its grid cell, so the level of detail must be 'room', not {level!r}; for floors or buildings "
+            "choose location 'aggregate'"
+        )
+    if policy.location == "aggregate" and level == "room":
+        raise ValueError(
+            "lightweight.level_of_detail: desensitize.location 'aggregate' releases exact geometry only as "
+            "floors, buildings or grid cells with their rooms' attributes aggregated; choose 'floor', "
+            "'building' or 'grid', not 'room'"
+        )
+    if policy.location == "aggregate":
+        dropped = [key for key in location.GROUP_KEYS.get(level, ()) if key in policy.drop]
+        if dropped:
+            raise ValueError(
+                f"desensitize.drop: level of detail {level!r} groups rooms by {dropped[0]!r}; pseudonymize it "
+                "instead of dropping it"
+            )
 
 
 def subkey(release_key: bytes, purpose: str) -> bytes:
@@ -247,40 +278,48 @@ def run_release(
     # Removed units' zones are all in `zones` already; batches need not grow them again.
     per_batch = dataclasses.replace(spec.declassify, zone_buffer_m=0.0)
 
-    # Pass 1: who survives declassification, and their generalized quasi-identifiers; and the
-    # gazetteer of the direct identifiers, over every unit, to scrub from free text in pass 2.
-    qi = list(spec.desensitize.quasi_identifiers)
-    sensitive = list(spec.desensitize.sensitive)
+    # Pass 1: who survives declassification, and what their equivalence classes are made of; and
+    # the gazetteer of the direct identifiers, over every unit, to scrub from free text in pass 2.
+    policy, light = spec.desensitize, spec.lightweight
     schema = pq.ParquetFile(corpus_path).schema_arrow
-    identifiers = [c for c in spec.desensitize.drop if c in schema.names] if scrubbing else []
-    places = [c for c in PLACE_COLUMNS if c in schema.names] if scrubbing else []
-    needed = ["unit_id", "kind", "geometry", "z_min", "z_max", "sensitive_category", *qi, *sensitive,
+    policy.check_columns(schema)  # a column the corpus lacks is named now, before any pass
+    names = schema.names
+    identifiers = [c for c in policy.drop if c in names] if scrubbing else []
+    places = [c for c in PLACE_COLUMNS if c in names] if scrubbing else []
+    needed = ["unit_id", "sensitive_category", *location.needed_columns(policy, names, light.level_of_detail),
               *identifiers, *places]
     needed = list(dict.fromkeys(needed))
 
     def pass_one(start: int, table: pa.Table):
-        known = gazetteer_part(table, identifiers)
+        names_part = gazetteer_part(table, identifiers)
+        rooms = np.flatnonzero(pc.equal(table.column("kind"), "room").to_numpy(zero_copy_only=False)) + start
         released, dreport = declassify(_with_rows(table, start), per_batch, zones=zones)
         released = with_released_area(released, shift_mode)  # as pass 2 releases it
-        columns = {ROW: released.column(ROW)}
-        for name in qi:
-            rule = spec.desensitize.generalize.get(name)
-            columns[name] = generalize(released.column(name), rule) if rule else released.column(name)
-        for name in sensitive:
-            columns[name] = released.column(name)
-        return start + table.num_rows, pa.table(columns), dreport, known
+        columns = location.class_columns(released, policy, light.level_of_detail, light.grid_level)
+        columns[ROW] = released.column(ROW)
+        return start + table.num_rows, pa.table(columns), dreport, rooms, names_part
 
-    survivors, declass_reports, known_parts = [], [], []
-    for done, survivor, dreport, known in _in_order(pass_one, iter_corpus(corpus_path, columns=needed, limit=limit)):
+    survivors, declass_reports, rooms, known_parts = [], [], [], []
+    for done, survivor, dreport, room_rows, names_part in _in_order(
+            pass_one, iter_corpus(corpus_path, columns=needed, limit=limit)):
         survivors.append(survivor)
         declass_reports.append(dreport)
-        known_parts.append(known)
+        rooms.append(room_rows)
+        known_parts.append(names_part)
         report_progress(2 + 28 * done / max(total, 1), "declassifying and counting classes")
-    classes = pa.concat_tables(survivors) if survivors else pa.table({ROW: pa.array([], pa.int64())})
-    kept_table, kanon = k_anonymize(classes, qi, spec.desensitize.k, sensitive=sensitive, l=spec.desensitize.l)
-    keep = np.zeros(total, dtype=bool)
-    keep[kept_table.column(ROW).to_numpy()] = True
-    del survivors, classes, kept_table
+    units = pa.concat_tables(survivors) if survivors else None
+    del survivors
+    if units is None or units.num_rows == 0:
+        classes = location.Classes(keep=np.zeros(total, bool), k_anonymity={"suppressed": 0}, location={})
+    else:
+        classes = location.equivalence_classes(units, units.column(ROW).to_numpy(), total, policy,
+                                               level_of_detail=light.level_of_detail,
+                                               latitude=_central_latitude(units))
+    del units
+    keep, kanon = classes.keep, classes.k_anonymity
+    rooms = np.concatenate(rooms) if rooms else np.zeros(0, np.int64)
+    targets = linkage.sample_rows(rooms, subkey(release_key, "linkage"))
+    target_columns = linkage.target_columns(policy, names)
     gazetteer = Gazetteer.combine(known_parts)
     scrubber = Scrubber(gazetteer)
 
@@ -293,7 +332,9 @@ def run_release(
                               depth_step_m=spec.declassify.depth_step_m,
                               precision_m=spec.declassify.precision_m)
     totals: dict[str, Any] = {"pii": {}, "vertices_before": 0, "vertices_after": 0, "features_out": 0,
-                              "wkb_before": 0, "wkb_after": 0, "invalid": 0, "collapsed": 0}
+                              "wkb_before": 0, "wkb_after": 0, "invalid": 0, "collapsed": 0,
+                              "withheld_aggregates": 0}
+    attack_targets, attack_buildings, attack_rows = [], [], []
     desens_report: dict[str, Any] = {}
     measurer = ThreadPoolExecutor(max_workers=1)
     measuring = attacking = contact_pairs = contact_sample = None
@@ -306,9 +347,11 @@ def run_release(
     writer = GeoParquetStreamWriter(parquet_path, label=label)
     try:
         def pass_two(start: int, table: pa.Table):
-            table = table.filter(pa.array(keep[start:start + table.num_rows]))
+            known = (linkage.pick_targets(start, table, targets, target_columns), linkage.pick_buildings(table))
+            rows = np.flatnonzero(keep[start:start + table.num_rows]) + start
+            table = table.take(pa.array(rows - start))
             if table.num_rows == 0:
-                return start, None, None, None, None, None, None
+                return start, None, None, None, None, None, None, known, None
             table = with_released_area(table, shift_mode)  # before noding: as pass 1 computed it
             # Units that touch keep touching: shared boundaries get the same vertices on both
             # sides now, before the shift, and lightweight keeps the vertices they share.
@@ -318,20 +361,27 @@ def run_release(
             table = table.set_column(table.schema.get_field_index("geometry"), "geometry", noded)
             table = table.append_column(topology.COVERAGE, pa.array(groups))
             table, dreport = transform(table, spec.desensitize, pseudonym_key, scrubber=scrubber)
+            true_geometry = table.column("geometry")  # what the attacks measure against
+            table = classes.relocate(rows, table)
             table, _ = declassify(table, z_only)
-            true_geometry = table.column("geometry")
             sample = None
             if shift_mode is not None:
                 table, sample = _shifted(table, shift_mode, measure=start == 0)
             probe = (table, true_geometry) if probing.is_set() else None
             table, lreport = lightweight(table, spec.lightweight)
-            return start, table, dreport, lreport, sample, contacts, probe
+            table, withheld = location.withhold_small_aggregates(table, policy, light.level_of_detail)
+            lreport["withheld_aggregates"] = withheld
+            return start, table, dreport, lreport, sample, contacts, probe, known, linkage.compress(table, policy)
 
-        for start, table, dreport, lreport, sample, contacts, probe in _in_order(
+        for start, table, dreport, lreport, sample, contacts, probe, known, seen in _in_order(
             pass_two, iter_corpus(corpus_path, limit=limit)
         ):
+            attack_targets.append(known[0])
+            attack_buildings.append(known[1])
             if table is None:
                 continue
+            attack_rows.append(seen)
+            totals["withheld_aggregates"] += lreport["withheld_aggregates"]
             desens_report = dreport
             if contacts is not None and contact_pairs is None:
                 contact_sample = contacts
@@ -363,7 +413,7 @@ def run_release(
             raise NothingToRelease(
                 f"nothing is left to release: of {total} units, declassification withheld "
                 f"{sum(r['units_in'] - r['units_out'] for r in declass_reports)} and k-anonymity suppressed "
-                f"{kanon.suppressed}; relax the policy, generalize more, or use more units"
+                f"{kanon['suppressed']}; relax the policy, generalize more, or use more units"
             )
         writer.close()
         topology_report = _topology_report(parquet_path, first_rows, contact_sample, contact_pairs, spec,
@@ -402,7 +452,8 @@ def run_release(
             "pii_redacted": totals["pii"],
             "gazetteer": {"columns": identifiers, "place_columns": places, **gazetteer.summary()},
             "generalized": spec.desensitize.to_dict()["generalize"],
-            "k_anonymity": dataclasses.asdict(kanon),
+            "k_anonymity": kanon,
+            "location": classes.location,
         },
         "shift": measuring.result() if measuring is not None else _shift_report(shift_mode, None),
         "attacks": attacking.result() if attacking is not None else {},
@@ -432,6 +483,11 @@ def run_release(
         "coverage": {"level": COVER_LEVEL, "cells": sorted(coverage)},
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if totals["withheld_aggregates"]:
+        report["desensitized"]["location"]["withheld_aggregates"] = totals["withheld_aggregates"]
+    report.setdefault("attacks", {})["reidentification"] = linkage.reidentify(
+        attack_rows, [t for t in attack_targets if t is not None], attack_buildings, policy, shift_mode
+    ).report()
     report["size"]["reduction"] = round(
         1 - sum(report["size"]["output_bytes"].values()) / max(report["size"]["input_bytes"], 1), 4
     )
@@ -440,6 +496,13 @@ def run_release(
     os.replace(staging, out_dir)
     report_progress(100, "done")
     return json.loads(json.dumps(report, default=_plain))
+
+
+def _central_latitude(units: pa.Table) -> float | None:
+    """The latitude of the units' representative points (location "cell"), for cell sizes in metres."""
+    if location.LAT not in units.column_names or units.num_rows == 0:
+        return None
+    return float(pc.mean(units.column(location.LAT)).as_py())
 
 
 def _plain(value):
@@ -506,7 +569,10 @@ def _measurement_sample(table: pa.Table, original: np.ndarray, shifted: np.ndarr
     floors = table.column("floor").to_numpy(zero_copy_only=False) if "floor" in table.column_names else None
     ground = (kinds == "room") & (floors == 1) if floors is not None else kinds == "room"
     flat = np.isin(kinds, ["road", "pipe", "cable", "parcel"]) | ground
-    picked = np.flatnonzero(flat)[:SAMPLE_UNITS]
+    picked = np.flatnonzero(flat)
+    # Units located by grid cell share their class's box: measure each box once.
+    wkb = table.column("geometry").take(pa.array(picked)).to_numpy(zero_copy_only=False)
+    picked = picked[np.sort(np.unique(wkb, return_index=True)[1])][:SAMPLE_UNITS]
     return original[picked], shifted[picked]
 
 

@@ -17,6 +17,7 @@ from corpora.models import CorpusVersion
 
 from miliao.errors import InvalidInput
 
+from .location import PolicyUnmet, with_location
 from .pipeline import NothingToRelease, ReleaseSpec, run_release
 from .preview import svg_map
 
@@ -35,7 +36,43 @@ def preview(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2000) -> t
                                  basename="preview", limit=units)
         except NothingToRelease as exc:
             raise InvalidInput("units", str(exc)) from exc
+        except PolicyUnmet as exc:
+            raise InvalidInput("desensitize", str(exc)) from exc
         return report, release_map(out / report["outputs"]["geoparquet"]["path"], title=f"{corpus} preview")
+
+
+LOCATION_CHOICES = (("cell", "room"), ("aggregate", "floor"), ("aggregate", "building"))
+
+
+def location_choices(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2000) -> list[dict]:
+    """What each way of locating units keeps, on the same first units under the same policy
+    otherwise: per choice the units and columns released, the geometry, the k reached, and
+    the measured re-identification; or why the policy refuses it."""
+    choices = []
+    for shape, level in LOCATION_CHOICES:
+        choice = {"location": shape, "level_of_detail": level}
+        try:
+            trial = with_location(spec, shape, level)
+            with tempfile.TemporaryDirectory(prefix="miliao-choice-") as scratch:
+                out = Path(scratch) / "release"
+                report = run_release(Path(settings.STATE_DIR) / corpus.path, dataclasses.replace(trial, outputs=(
+                    "geoparquet",)), secrets.token_bytes(32), out, basename="choice", limit=units)
+                columns = pq.ParquetFile(out / report["outputs"]["geoparquet"]["path"]).schema_arrow.names
+        except (ValueError, NothingToRelease) as exc:
+            choices.append({**choice, "refused": str(exc)})
+            continue
+        attack = report["attacks"]["reidentification"]
+        choices.append({
+            **choice,
+            "units_in": report["units_in"],
+            "units_out": report["units_out"],
+            "sensitive": [c for c in trial.desensitize.sensitive if c in columns],
+            "columns": [c for c in columns if c not in ("geometry", "unit_id", "kind")],
+            "k_reached": report["desensitized"]["k_anonymity"]["k_reached"],
+            "reidentified": attack["share"],
+            "targets": attack["targets"],
+        })
+    return choices
 
 
 def release_sample(path: Path, *, rows: int = 8) -> pa.Table | None:

@@ -136,7 +136,9 @@ def test_a_policy_that_suppresses_everything_says_so(corpus, tmp_path):
     from releases.desensitize import UNIT_POLICY
     from releases.pipeline import NothingToRelease, ReleaseSpec, run_release
 
-    strict = ReleaseSpec(desensitize=UNIT_POLICY.__class__.from_dict({**UNIT_POLICY.to_dict(), "k": 100_000}))
+    # max_suppressed 1 lets the policy suppress everything, which the pipeline then says.
+    strict = ReleaseSpec(desensitize=UNIT_POLICY.__class__.from_dict({**UNIT_POLICY.to_dict(), "k": 100_000,
+                                                                      "max_suppressed": 1.0}))
     with pytest.raises(NothingToRelease, match="k-anonymity suppressed"):
         run_release(corpus, strict, KEY, tmp_path / "none")
     assert not (tmp_path / "none").exists()

@@ -550,6 +550,8 @@ def _true_outlines(sample: Sample, unit: np.ndarray, n: int) -> np.ndarray:
     """Stand-in footprints where the corpus has none: each rebuilt hull moved by its units'
     mean true offset, the outline a web map would show."""
     hulls = _hulls(sample, unit, n)
+    if n == 0:  # nothing built (a network of segments): no outline to stand in
+        return hulls
     inside = unit >= 0
     counts = np.bincount(unit[inside], minlength=n)[:, None]
     true_offset = (sample.true - sample.seen)[inside]

@@ -534,8 +534,13 @@ def landmark_guess(seen_landmarks: np.ndarray, true_landmarks: np.ndarray, seen:
     """The landmark attacker's guess of the true positions of ``seen`` ((n, 2) metres of the
     shifted output), from k landmarks whose shifted and true positions they know: fewer than
     3 pin only a constant offset (their mean), 3 or more a thin-plate spline with an affine
-    part (the mean offset where they are collinear and pin no spline)."""
+    part (the mean offset where they are collinear and pin no spline). Landmarks released at
+    one position (rooms located by one grid cell) are one node with their mean offset: a
+    spline through one node with two offsets does not exist."""
     offsets = true_landmarks - seen_landmarks
+    seen_landmarks, node = np.unique(seen_landmarks, axis=0, return_inverse=True)
+    node = node.ravel()
+    offsets = np.column_stack([np.bincount(node, weights=offsets[:, i]) for i in (0, 1)]) / np.bincount(node)[:, None]
     if len(seen_landmarks) >= 3:
         try:
             fit = interpolate.RBFInterpolator(seen_landmarks, offsets, kernel="thin_plate_spline")

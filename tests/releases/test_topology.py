@@ -21,7 +21,9 @@ ORIGIN = (121.50, 31.23)
 @pytest.fixture(scope="module")
 def district(tmp_path_factory):
     """A 20,000-room district and its release under a policy that keeps the segments too
-    (l = 1: the default's l-diversity on rent withholds every unit without a rent)."""
+    (l = 1: the default's l-diversity on rent withholds every unit without a rent) and every
+    room at its own footprint (location "exact"; the default's grid cells have no room walls
+    to keep in contact, and "exact" takes no sensitive column)."""
     from corpora.generator import generate_district
     from corpora.store import write_corpus
     from releases.desensitize import UNIT_POLICY
@@ -29,7 +31,7 @@ def district(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("topology")
     write_corpus(generate_district(seed=31, rooms=20_000), folder / "district.parquet")
-    spec = ReleaseSpec(desensitize=dataclasses.replace(UNIT_POLICY, l=1))
+    spec = ReleaseSpec(desensitize=dataclasses.replace(UNIT_POLICY, l=1, sensitive=(), location="exact"))
     report = run_release(folder / "district.parquet", spec, KEY, folder / "r")
     written = pq.read_table(folder / "r" / report["outputs"]["geoparquet"]["path"])
     return folder / "district.parquet", report, written

@@ -281,20 +281,35 @@ class Scenario:
     stripped: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def exact_rooms() -> dict:
+    """The default room policy with every room at its exact (shifted) footprint and its
+    building pseudonymized, the release a basemap can work on: rent is then an ordinary
+    column, since location "exact" refuses a sensitive one. (The default, location "cell",
+    puts rooms in grid cells: they tile the district, so they are one mark group and a
+    basemap cannot put them back.)"""
+    from releases.desensitize import UNIT_POLICY
+
+    policy = UNIT_POLICY.to_dict()
+    return {**policy, "location": "exact", "sensitive": [], "l": 1,
+            "drop": [c for c in policy["drop"] if c != "building_id"],
+            "pseudonymize": [*policy["pseudonymize"], "building_id"]}
+
+
 def build_release(workdir: Path, *, rooms: int, seed: int) -> None:
-    """The district and its conditional release (default policy) under ``workdir``."""
+    """The district and its conditional release (exact_rooms) under ``workdir``."""
     from corpora.generator import generate_district
     from corpora.store import write_corpus
     from releases.pipeline import ReleaseSpec, run_release
 
     write_corpus(generate_district(seed=seed, rooms=rooms), workdir / "district.parquet")
-    run_release(workdir / "district.parquet", ReleaseSpec(data_class="conditional"), RELEASE_KEY, workdir / "release")
+    spec = ReleaseSpec.from_dict({**ReleaseSpec(data_class="conditional").to_dict(), "desensitize": exact_rooms()})
+    run_release(workdir / "district.parquet", spec, RELEASE_KEY, workdir / "release")
 
 
 def build_scenario(
     workdir: Path, *, rooms: int, seed: int, recipients: int = 20, leakers: int = 6, built: bool = False
 ) -> Scenario:
-    """The district, its conditional release (default policy; ``built``: already under
+    """The district, its conditional release (exact_rooms; ``built``: already under
     ``workdir``), ``recipients`` licence keys and the packages of the first ``leakers`` of
     them, made by the download path."""
     import json

@@ -2,8 +2,8 @@
 the outside test of issue 15 did: code-to-data jobs (approved by a steward, run on the private
 rows) and challenge submissions (no approval, run on the hidden test rows) that raise rows in
 exceptions, print them to stdout and stderr, put them in CSV headers, file names, metric names
-and a `status`, encode them as base64 of zlib, link their outputs to the master key, the
-Django secret key, /etc/passwd or /dev/zero, and leave a FIFO for the scorer.
+and a `status`, encode them as base64 of zlib, and link their outputs to the master key, the
+Django secret key, /etc/passwd or /dev/zero.
 
 Everything the applicant can then reach is collected (every API list they can call, their jobs,
 tasks and submissions in detail, their pages) together with every event and task row, and
@@ -11,8 +11,8 @@ searched for the private values (each unit's and building's id and each exact ar
 Each channel is checked to be blocked on its own: by the job's or submission's fixed reason,
 and by the search. One world, built once, on the real Celery worker. (An exception class named
 after a row and `sys.exit(rows)` are attacked with real tracebacks in
-tests/sandbox/test_failure_reasons.py; every kind of link, device, FIFO and cap in
-tests/sandbox/test_outputs.py.)"""
+tests/sandbox/test_failure_reasons.py; every kind of link, device, FIFO and cap, the scorer's
+and the contributions' readers included, in tests/sandbox/test_outputs.py.)"""
 from __future__ import annotations
 
 import base64
@@ -98,18 +98,12 @@ all_rows = features.slice(0, 40).to_pylist()
 header = ",".join(r["unit_id"] + " " + str(r["area_m2"]) for r in all_rows)
 open("predictions.csv", "w").write(header + "\\n" + ",".join("1" for _ in all_rows) + "\\n")
 """,
-    "malformed": PREDICT + """\
-open("predictions.csv", "w").write("unit_id,prediction\\n" + text + ',"unclosed\\n')
-""",
     "passwd": PREDICT + 'os.symlink("/etc/passwd", "predictions.csv")\n',
-    "fifo": PREDICT + 'os.mkfifo("predictions.csv")\n',
 }
 SUBMISSION_REASONS = {
     "raises": "the script raised ValueError",
     "header": "predictions.csv: needs the columns unit_id and prediction",
-    "malformed": "predictions.csv: not a CSV table",
     "passwd": "predictions.csv: an output file is a symbolic link",
-    "fifo": "predictions.csv: an output file is a FIFO (named pipe)",
 }
 AGGREGATE = {"by": ["neighbourhood"], "values": {"monthly_rent": [0, 60000]}}
 ROLES = ["anonymous", "researcher", "applicant", "steward", "other_steward", "data_holder", "auditor", "admin"]

@@ -90,3 +90,32 @@ def test_ordinary_aggregates_pass_every_check(tmp_path, private):
     notes = "按街道汇总的租金统计，每组至少二十间房。\n" * 40
     found = run_checks(held(tmp_path, {"aggregates.csv": csv_of(groups), "README.md": notes}), private)
     assert all(c["passed"] for c in found.values()), [c for c in found.values() if not c["passed"]]
+
+
+def test_the_predictions_and_contributions_readers_quote_nothing_of_the_file(tmp_path, private):
+    """What the scorer and the DP reader say about a bad file is fixed: never its header, a line
+    of it or a count it chose (a submission's reason goes straight to its team)."""
+    from sandbox import challenge, dp_aggregates
+
+    rows = private.slice(0, 40).to_pylist()
+    part = private.slice(0, 50)
+    secret = [r["unit_id"] for r in rows] + [repr(r["area_m2"]) for r in rows]
+    header = ",".join(f"{r['unit_id']} {r['area_m2']!r}" for r in rows)
+    cases = {
+        "header": (header + "\n" + ",".join("1" for _ in rows) + "\n", "needs the columns unit_id and prediction"),
+        "malformed": ("unit_id,prediction\n" + "\n".join(f"{r['unit_id']},{r['area_m2']!r},x" for r in rows)
+                      + '\n"unclosed\n', "not a CSV table"),
+        "count": ("unit_id,prediction\n" + "".join(f"{r['unit_id']},office\n" for r in rows[:7]),
+                  "exactly one row for each room"),
+    }
+    for name, (content, expected) in cases.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text(content)
+        with pytest.raises(ValueError) as caught:
+            challenge.read_predictions(path, part)
+        assert expected in str(caught.value) and not [v for v in secret if v in str(caught.value)], name
+    (tmp_path / "dp").mkdir()
+    (tmp_path / "dp" / "contributions.csv").write_text(cases["malformed"][0])
+    with pytest.raises(ValueError) as caught:
+        dp_aggregates.read_contributions(tmp_path / "dp")
+    assert str(caught.value) == "contributions.csv: not readable as a table"

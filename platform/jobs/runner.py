@@ -145,8 +145,9 @@ def _centralized(job: Job, root: Path, report) -> dict:
     except IsolationUnavailable as exc:
         raise JobFailed("not run: the isolation this job needs is not available on the worker", detail=str(exc),
                         touched=False) from None
-    if not outcome.ok:
-        reason = failures.reason(outcome, limits)
+    if not outcome.ok:  # the platform's own script: its class and line, never its message
+        reason = failures.reason(outcome, limits, script=str(CENTRALIZED.resolve()),
+                                 script_lines=len(CENTRALIZED.read_text().splitlines()))
         raise JobFailed(reason, detail=outcome.message, outcome=outcome_dict(outcome, reason), log=outcome.log)
     try:
         result = json.loads(outputs.read_file(work / "result.json", max_bytes=RESULT_MAX_BYTES))

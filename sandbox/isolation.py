@@ -204,5 +204,6 @@ def _outcome(code: int, timed_out: bool, seconds: float, log: str, limits: Limit
     if signum:
         name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
         return Outcome(False, "killed", f"killed by {name}", code, seconds, log)
-    # Not the log's last line: that is the job's own text (sandbox.failures says why it failed).
-    return Outcome(False, "error", f"the job exited with status {code}", code, seconds, log)
+    last = [line for line in log.strip().splitlines() if line.strip()]
+    return Outcome(False, "error", f"the job exited with status {code}: {last[-1] if last else 'no output'}",
+                   code, seconds, log)

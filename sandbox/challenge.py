@@ -140,21 +140,23 @@ def inspect_weights(path: Path, spec: dict, *, work: Path) -> dict:
 
 
 def read_predictions(path: Path, part: pa.Table) -> pa.Array:
-    """The predictions for `part`'s rooms, in its order; ValueError naming what is wrong."""
+    """The predictions for `part`'s rooms, in its order; ValueError saying what is wrong in
+    fixed words: the file is the submission's, so no message quotes it (a header or a line
+    of it could be hidden rows) or gives a count it chose."""
     if not path.is_file():
         raise ValueError(f"{PREDICTIONS_FILE}: the submission wrote none")
     try:
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
             column_types={"unit_id": pa.string()}, strings_can_be_null=False))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ValueError(f"{PREDICTIONS_FILE}: not a CSV table: {str(exc)[:200]}") from None
+    except (pa.ArrowInvalid, OSError):
+        raise ValueError(f"{PREDICTIONS_FILE}: not a CSV table") from None
     if not {"unit_id", "prediction"} <= set(table.column_names):
-        raise ValueError(f"{PREDICTIONS_FILE}: needs the columns unit_id and prediction, got {table.column_names}")
+        raise ValueError(f"{PREDICTIONS_FILE}: needs the columns unit_id and prediction")
     if table.num_rows != part.num_rows or pc.count_distinct(table["unit_id"]).as_py() != table.num_rows:
-        raise ValueError(f"{PREDICTIONS_FILE}: {table.num_rows} rows for {part.num_rows} rooms, one each expected")
+        raise ValueError(f"{PREDICTIONS_FILE}: needs exactly one row for each room of the test part")
     order = pc.index_in(part["unit_id"], value_set=table["unit_id"])
     if order.null_count:
-        raise ValueError(f"{PREDICTIONS_FILE}: {order.null_count} rooms have no prediction")
+        raise ValueError(f"{PREDICTIONS_FILE}: some rooms of the test part have no prediction")
     return table["prediction"].take(order)
 
 

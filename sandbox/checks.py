@@ -1,7 +1,10 @@
 """Automatic checks on a job's held output, run before a steward sees it.
 
-Each check is a dict: name, passed, detail, and blocking (a failed blocking check keeps
-the output from release; the others inform the steward).
+Each check is a dict: name, passed, detail, blocking (a failed blocking check keeps the
+output from release; the others inform the steward) and, for code-to-data outputs, finding.
+`detail` is fixed text chosen by the check and its result, never a figure or a name the job
+controls: the applicant reads it, and it goes into the job's events. `finding` says what was
+found (files, counts, sizes) for the data owner's stewards only (`public` drops it).
 """
 from __future__ import annotations
 
@@ -9,14 +12,23 @@ import csv
 import io
 import math
 import re
+import zlib
 from pathlib import Path
 
 MODEL_MAX_BYTES = 50 * 1024 * 1024
 ALLOWED_MODEL_FILES = {"model.pt", "result.json"}
 
 
-def check(name: str, passed: bool, detail: str, *, blocking: bool = True) -> dict:
-    return {"name": name, "passed": bool(passed), "detail": detail, "blocking": blocking}
+def check(name: str, passed: bool, detail: str, *, blocking: bool = True, finding: str = "") -> dict:
+    found = {"name": name, "passed": bool(passed), "detail": detail, "blocking": blocking}
+    if finding:
+        found["finding"] = finding
+    return found
+
+
+def public(found: list[dict]) -> list[dict]:
+    """The checks as an applicant and the event log see them: without the findings."""
+    return [{k: v for k, v in c.items() if k != "finding"} for c in found]
 
 
 def model_checks(output: Path, *, epsilon: float, privacy: dict, metrics: dict) -> list[dict]:
@@ -60,29 +72,46 @@ def model_checks(output: Path, *, epsilon: float, privacy: dict, metrics: dict) 
 CODE_OUTPUT_TYPES = {".csv", ".json", ".txt", ".md"}
 CODE_OUTPUT_FILES_MAX = 20
 IDENTIFIER_COLUMNS = ("unit_id", "building_id")
-# A private row is "verbatim" in an output row that holds its area and its rent, both exact.
-VERBATIM_COLUMNS = ("area_m2", "monthly_rent")
+# A private row appears in an output line that holds its exact area and one more of its
+# exact attributes (rent or build year).
+VERBATIM_COLUMNS = ("area_m2", "monthly_rent", "build_year")
 COUNT_HEADER = re.compile(r"(^|[_\s])(count|counts|n|cnt|num|number|freq|frequency|rows|records|total|size)($|[_\s])",
                           re.IGNORECASE)
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{5,}")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# Encoded or opaque content: what ordinary tables and text do not hold.
+BASE64_RUN = re.compile(r"(?=[A-Za-z0-9+/_\-]*\d)(?=[A-Za-z0-9+/_\-]*[g-zG-Z+/_\-])[A-Za-z0-9+/_\-]{40,}={0,2}")
+HEX_RUN = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])")
+DIGIT_RUN = re.compile(r"\d{24,}")
+# zlib's compressed size bounds what a file can hold; ordinary tables and text compress to
+# well under COMPRESSED_RATIO_MAX of their size (measured: a CSV of rooms 0.14, of noisy
+# aggregates 0.52, Chinese notes 0.15; base64 of compressed rows 0.76, base85 0.81).
+COMPRESSED_RATIO_MAX = 0.6
+COMPRESSED_RATIO_MIN_BYTES = 1024  # shorter files say too little for the ratio to mean much
+INFORMATION_MAX_BYTES = 8 * 1024  # zlib-compressed size of all of an output's files together
 
 
 def code_output_checks(output: Path, private, *, max_bytes: int, min_cell_count: int) -> list[dict]:
-    """Checks of a code-to-data job's held output against the private rows it ran on
-    (`private`: a pyarrow Table with IDENTIFIER_COLUMNS and VERBATIM_COLUMNS). The details
-    name files and counts, never a private value: the applicant reads them too."""
-    files = sorted(p for p in output.rglob("*") if p.is_file())
+    """Checks of a code-to-data job's held output (`output`: a folder of regular files, as
+    sandbox.outputs.collect makes it) against the private rows it ran on (`private`: a
+    pyarrow Table with IDENTIFIER_COLUMNS and VERBATIM_COLUMNS)."""
+    files = sorted(p for p in output.rglob("*") if p.is_file() and not p.is_symlink())
     total = sum(p.stat().st_size for p in files)
-    strange = [p.name for p in files if p.suffix.lower() not in CODE_OUTPUT_TYPES]
+    names = {p: str(p.relative_to(output)) for p in files}
+    strange = [names[p] for p in files if p.suffix.lower() not in CODE_OUTPUT_TYPES]
+    allowed = ", ".join(sorted(CODE_OUTPUT_TYPES))
     found = [
         check("output_files", 0 < len(files) <= CODE_OUTPUT_FILES_MAX and not strange,
-               f"{len(files)} files" + (f"; not allowed: {', '.join(strange[:5])} (allowed: "
-                                        f"{', '.join(sorted(CODE_OUTPUT_TYPES))})" if strange else "")
-               + ("" if files else " (the job wrote nothing to outputs/)")),
-        check("output_size", total <= max_bytes, f"{total} bytes (limit {max_bytes})"),
+               f"the output holds 1 to {CODE_OUTPUT_FILES_MAX} files, each of a type allowed ({allowed})"
+               if 0 < len(files) <= CODE_OUTPUT_FILES_MAX and not strange else
+               f"the output holds no file, more than {CODE_OUTPUT_FILES_MAX}, or files of a type not allowed "
+               f"(allowed: {allowed})",
+               finding=f"{len(files)} files" + (f"; not allowed: {_names(strange)}" if strange else "")),
+        check("output_size", total <= max_bytes, f"the output is {'within' if total <= max_bytes else 'over'} the "
+                                                 f"policy's limit of {max_bytes} bytes",
+               finding=f"{total} bytes"),
     ]
-    texts = {p.name: p.read_text(errors="replace") for p in files if p.suffix.lower() in CODE_OUTPUT_TYPES
+    texts = {names[p]: p.read_text(errors="replace") for p in files if p.suffix.lower() in CODE_OUTPUT_TYPES
              and total <= max_bytes}
     identifiers = set()
     for column in IDENTIFIER_COLUMNS:
@@ -92,36 +121,90 @@ def code_output_checks(output: Path, private, *, max_bytes: int, min_cell_count:
     leaked = {k: v for k, v in leaked.items() if v}
     found.append(check("identifiers", not leaked,
                         "no private identifier appears in the output" if not leaked else
-                        "private identifiers appear in " + ", ".join(f"{k} ({v})" for k, v in leaked.items())))
-    pairs = _verbatim_pairs(private)
-    verbatim = {name: n for name, text in texts.items() if (n := _count_verbatim(text, pairs))}
+                        "private identifiers (unit or building ids) appear in the output",
+                        finding=_per_file(leaked, "ids")))
+    rows = _private_rows(private)
+    verbatim = {name: n for name, text in texts.items() if (n := _count_verbatim(text, rows))}
     found.append(check("verbatim_rows", not verbatim,
-                        "no private row appears verbatim" if not verbatim else
-                        "private rows (their exact area and rent together) appear in "
-                        + ", ".join(f"{k} ({v} rows)" for k, v in verbatim.items())))
+                        "no private row appears in the output" if not verbatim else
+                        "private rows appear in the output (a row's exact area with its exact rent or build year)",
+                        finding=_per_file(verbatim, "rows")))
     small = {name: n for name, text in texts.items() if name.lower().endswith(".csv")
              and (n := _small_cells(text, min_cell_count))}
     found.append(check("small_cells", not small,
                         f"no count below {min_cell_count}" if not small else
-                        f"counts between 1 and {min_cell_count - 1} in "
-                        + ", ".join(f"{k} ({v} cells)" for k, v in small.items())))
+                        f"counts between 1 and {min_cell_count - 1} appear in the output",
+                        finding=_per_file(small, "cells")))
+    found.extend(encoding_checks(texts, {names[p]: p.read_bytes() for p in files} if total <= max_bytes else {}))
     return found
 
 
-def _verbatim_pairs(private) -> set[tuple[float, float]]:
-    if not all(c in private.column_names for c in VERBATIM_COLUMNS):
-        return set()
-    a, b = (private[c].to_pylist() for c in VERBATIM_COLUMNS)
-    return {(round(x, 2), round(y, 2)) for x, y in zip(a, b) if x is not None and y is not None}
+def encoding_checks(texts: dict[str, str], contents: dict[str, bytes]) -> list[dict]:
+    """Flags for content that carries more than it shows: base64, hex or long digit runs
+    (`encoded`), files that do not compress like tables or text (`compressibility`), and an
+    output whose compressed size is over INFORMATION_MAX_BYTES (`information`)."""
+    runs = {}
+    for name, text in texts.items():
+        counts = {kind: len(pattern.findall(text)) for kind, pattern in (
+            ("base64", BASE64_RUN), ("hex", HEX_RUN), ("digit", DIGIT_RUN))}
+        if any(counts.values()):
+            runs[name] = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    ratios = {}
+    packed = 0
+    for name, content in contents.items():
+        size = len(zlib.compress(content, 9))
+        packed += size
+        if len(content) >= COMPRESSED_RATIO_MIN_BYTES and size / len(content) > COMPRESSED_RATIO_MAX:
+            ratios[name] = size / len(content)
+    return [
+        check("encoded", not runs, "no base64, hex or long digit runs" if not runs else
+              "runs of base64 (40+ characters), hex (32+) or digits (24+): encoded data?",
+              finding="; ".join(f"{_names([k])}: {v} runs" for k, v in runs.items())),
+        check("compressibility", not ratios,
+              f"every file compresses like a table or text (zlib ratio at most {COMPRESSED_RATIO_MAX})" if not ratios
+              else f"a file does not compress like a table or text (zlib ratio above {COMPRESSED_RATIO_MAX}): "
+                   "compressed or encrypted data?",
+              finding="; ".join(f"{_names([k])}: ratio {v:.2f}" for k, v in ratios.items())),
+        check("information", packed <= INFORMATION_MAX_BYTES,
+              f"the output {'holds at most' if packed <= INFORMATION_MAX_BYTES else 'holds more than'} "
+              f"{INFORMATION_MAX_BYTES // 1024} KiB of information (its zlib-compressed size)",
+              finding=f"{packed} bytes compressed (at most {packed * 8} bits)"),
+    ]
 
 
-def _count_verbatim(text: str, pairs: set) -> int:
-    if not pairs:
+def _names(names: list[str]) -> str:
+    from .outputs import shown_name
+
+    shown = ", ".join(shown_name(n, 60) for n in names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _per_file(counts: dict[str, int], what: str) -> str:
+    return "; ".join(f"{_names([k])}: {v} {what}" for k, v in counts.items())
+
+
+def _private_rows(private) -> dict[float, list[set[float]]]:
+    """Each private row's exact area (to 0.01) → the other exact values of the rows with it."""
+    if not all(c in private.column_names for c in VERBATIM_COLUMNS[:2]):
+        return {}
+    columns = [c for c in VERBATIM_COLUMNS if c in private.column_names]
+    values = [private[c].to_pylist() for c in columns]
+    rows: dict[float, list[set[float]]] = {}
+    for area, *others in zip(*values):
+        if area is None:
+            continue
+        rows.setdefault(round(area, 2), []).append({round(float(v), 2) for v in others if v is not None})
+    return rows
+
+
+def _count_verbatim(text: str, rows: dict) -> int:
+    if not rows:
         return 0
     hits = 0
     for line in text.splitlines()[:100_000]:
         numbers = {round(float(n), 2) for n in _NUMBER.findall(line)}
-        if len(numbers) >= 2 and any((x, y) in pairs for x in numbers for y in numbers if x != y):
+        if len(numbers) >= 2 and any(others & (numbers - {area}) for area in numbers & rows.keys()
+                                     for others in rows[area]):
             hits += 1
     return hits
 

@@ -17,7 +17,9 @@ folders. PySyft's sync transport (Google Drive) is not used: the platform holds 
 PySyft's stock runner executes the job's `run.sh`, which builds a virtual environment with
 uv and installs syft from the network: unusable offline, and it would run the job outside
 the jail. `IsolatedJobRunner` keeps syft-job's lifecycle (state.yaml, stdout/stderr,
-returncode, review/outputs) and only replaces the execution with `sandbox.isolation`.
+returncode, review/outputs) and only replaces the execution with `sandbox.isolation`, and
+takes the job's outputs across with `sandbox.outputs.collect` (regular files only, capped),
+never by following what the job left in its folder.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .isolation import Limits, Outcome, run_isolated
+from .outputs import Caps, OutputRefused, collect
 
 ENTRYPOINT = "job.py"
 DATA_FILE = "units.parquet"
@@ -169,19 +172,27 @@ def _runner_class():
     class IsolatedJobRunner(SyftJobRunner):
         """syft-job's runner, executing the job's script in the jail instead of its run.sh."""
 
-        def __init__(self, config, *, dataset: PublishedDataset, work: Path, limits: Limits, watch=None):
+        def __init__(self, config, *, dataset: PublishedDataset, work: Path, limits: Limits, caps: Caps,
+                     watch=None):
             super().__init__(config)
-            self.dataset, self.work, self.limits, self.watch = dataset, work, limits, watch
+            self.dataset, self.work, self.limits, self.caps, self.watch = dataset, work, limits, caps, watch
             self.outcome: Outcome | None = None
+            self.refused: OutputRefused | None = None
 
         def _isolated(self, ref, timeout: int) -> int:
             code = self.manager.submission_dir(ref) / "code"
             self.outcome = run_script(code / ENTRYPOINT, self.dataset, work=self.work, limits=self.limits,
                                       watch=self.watch)
-            produced = self.work / "outputs"
-            for item in produced.iterdir():  # where syft-job collects outputs from
-                target = code / "outputs" / item.name
-                shutil.copytree(item, target) if item.is_dir() else shutil.copyfile(item, target)
+            if self.outcome.ok:  # into code/outputs/, where syft-job collects outputs from
+                staged = code / "outputs.staged"
+                try:
+                    collect(self.work / "outputs", staged, self.caps)
+                    for item in staged.iterdir():
+                        item.rename(code / "outputs" / item.name)
+                except OutputRefused as exc:
+                    self.refused = exc
+                finally:
+                    shutil.rmtree(staged, ignore_errors=True)
             review = self.manager.review_dir(ref)
             (review / "stdout.txt").write_text(self.outcome.log)
             (review / "stderr.txt").write_text("" if self.outcome.ok else self.outcome.message)
@@ -194,14 +205,15 @@ def _runner_class():
 
 
 def run(jobs_box: Path, *, owner: str, job_name: str, dataset: PublishedDataset, work: Path, limits: Limits,
-        watch=None) -> tuple[Outcome, Path]:
-    """Run an approved job isolated on the dataset's private part; returns how it ended and
-    its held outputs folder (review/outputs, readable by the owner only until `share`)."""
+        caps: Caps, watch=None) -> tuple[Outcome, Path, OutputRefused | None]:
+    """Run an approved job isolated on the dataset's private part; returns how it ended, its
+    held outputs folder (review/outputs, readable by the owner only until `share`) and, when
+    its outputs could not be taken across, why (nothing is held then)."""
     from syft_job import SyftJobConfig
 
     config = SyftJobConfig(syftbox_folder=jobs_box, current_user_email=owner, has_do_role=True)
     with _quiet():
-        runner = _runner_class()(config, dataset=dataset, work=work, limits=limits, watch=watch)
+        runner = _runner_class()(config, dataset=dataset, work=work, limits=limits, caps=caps, watch=watch)
         info = job(jobs_box, owner=owner, job_name=job_name)
         if info.status != "approved":
             raise ValueError(f"job {job_name}: is {info.status}, not approved")
@@ -209,4 +221,4 @@ def run(jobs_box: Path, *, owner: str, job_name: str, dataset: PublishedDataset,
                             timeout=limits.wall_seconds)
     if runner.outcome is None:
         raise RuntimeError(f"job {job_name}: syft-job did not run it (no run.sh in its submission?)")
-    return runner.outcome, job(jobs_box, owner=owner, job_name=job_name).job_review_path / "outputs"
+    return runner.outcome, job(jobs_box, owner=owner, job_name=job_name).job_review_path / "outputs", runner.refused

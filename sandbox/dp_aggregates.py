@@ -86,23 +86,25 @@ def read_contributions(outputs: Path) -> pa.Table:
             return pq.read_table(path)
         return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=False))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ValueError(f"{path.name}: not readable as a table: {exc}") from None
+        # never the parser's message: it quotes the line it choked on, a private row perhaps
+        raise ValueError(f"{path.name}: not readable as a table") from None
 
 
 def check_contributions(table: pa.Table, spec: AggregateSpec, private_ids: pa.Array) -> pa.Table:
-    """The contributions, cast and cut to the spec's columns; ValueError naming what is wrong."""
+    """The contributions, cast and cut to the spec's columns; ValueError naming what is wrong,
+    in fixed words (the applicant reads it: no count or value the job chose)."""
     missing = [c for c in spec.columns if c not in table.column_names]
     if missing:
         raise ValueError(f"contributions: missing columns {', '.join(missing)} (the job declared {spec.columns})")
     table = table.select(spec.columns)
     ids = table[ID].cast(pa.string())
     if ids.null_count:
-        raise ValueError(f"contributions.{ID}: {ids.null_count} rows have no unit_id")
+        raise ValueError(f"contributions.{ID}: some rows have no unit_id")
     if pc.count_distinct(ids).as_py() != table.num_rows:
         raise ValueError(f"contributions.{ID}: a record contributes at most once; some unit_id appears twice")
     unknown = pc.sum(pc.invert(pc.is_in(ids, value_set=private_ids.cast(pa.string())))).as_py() or 0
     if unknown:
-        raise ValueError(f"contributions.{ID}: {unknown} rows name no private record")
+        raise ValueError(f"contributions.{ID}: some rows name no private record")
     columns = {ID: ids}
     for name in spec.by:
         columns[name] = pc.fill_null(table[name].cast(pa.string()), "")
@@ -114,9 +116,15 @@ def check_contributions(table: pa.Table, spec: AggregateSpec, private_ids: pa.Ar
     return pa.table(columns)
 
 
+ROW_LOCAL_OK = "every record contributed the same when the code ran on half of the rows"
+ROW_LOCAL_FAILED = ("records contributed differently when the code ran on half of the rows: a contribution must "
+                    "depend on its own record only")
+
+
 def row_local(full: pa.Table, half: pa.Table, spec: AggregateSpec) -> tuple[bool, str]:
     """Whether every record of `half` contributed the same as in `full` (the code run on a
-    subset of the rows): differences mean a contribution depends on other records."""
+    subset of the rows): differences mean a contribution depends on other records. Returns
+    it and what was counted (for the data owner's stewards: the counts are the job's)."""
     joined = half.join(full, ID, join_type="left outer", right_suffix="_full")
     if joined.num_rows != half.num_rows:
         return False, "contributions on a subset of the rows do not match one-to-one"
@@ -128,8 +136,7 @@ def row_local(full: pa.Table, half: pa.Table, spec: AggregateSpec) -> tuple[bool
         differing = max(differing, pc.sum(pc.invert(pc.or_(same, both_null))).as_py() or 0)
     missing = len(set(half[ID].to_pylist()) - set(full[ID].to_pylist()))
     if differing or missing:
-        return False, (f"{differing + missing} of {half.num_rows} records contributed differently when the code ran "
-                       "on half of the rows: a contribution must depend on its own record only")
+        return False, f"{differing + missing} of {half.num_rows} records contributed differently"
     return True, f"{half.num_rows} records contributed the same on half of the rows"
 
 
@@ -177,7 +184,7 @@ def release(table: pa.Table, spec: AggregateSpec, *, epsilon: float, delta: floa
         "mechanism": "DP aggregates of per-record contributions (OpenDP): Laplace threshold counts, Laplace sums",
         "epsilon": float(spent_eps), "delta": float(spent_delta), "target_epsilon": epsilon, "target_delta": delta,
         "composition": "basic: ε split evenly over counts and each value column", "measures": measures,
-        "contributions": table.num_rows, "groups_released": len(groups), "spec": spec.to_dict(),
+        "groups_released": len(groups), "spec": spec.to_dict(),
     }
     return pa.table(out), privacy
 

@@ -375,6 +375,22 @@ def check_decide_job(user, job) -> None:
         raise Refused("separation of duties: a steward cannot decide their own organisation's job")
 
 
+def reviews_job_output(user, job) -> bool:
+    """The run's masked log, the checks' findings and the held output before release: what the
+    job wrote, for stewards of the bureau that owns the data only (not the applicant, not
+    other bureaus, not auditors: they read the fixed categories and the events)."""
+    return has_role(user, Role.STEWARD) and job.dataset.owner_id == user.organisation_id
+
+
+def check_open_held_output(user, job) -> None:
+    """Opening a job's held output file by file, to review it."""
+    _require_role(user, Role.STEWARD, doing="opening a job's held output")
+    if job.dataset.owner_id != user.organisation_id:
+        raise Refused(f"only stewards of {job.dataset.owner} open the outputs of jobs on {job.dataset.slug}")
+    if not job.output_path:
+        raise Refused(f"job #{job.pk} holds no output ({job.status})")
+
+
 def visible_jobs(user, qs: QuerySet) -> QuerySet:
     """The job's organisation, stewards of the data's bureau, auditors and admins."""
     return _held_or_owned(user, qs, "dataset__owner_id")

@@ -1,7 +1,12 @@
 """Evaluating submissions in the worker: each runs in the jail on a hidden test part's
 features only (sandbox.challenge), and its predictions are scored here against the labels,
 which never enter the jail. Public parts score submissions as they come; the private part
-scores each team's final at the close."""
+scores each team's final at the close.
+
+A submission needs no approval, so nothing it wrote reaches its team: its predictions come
+across as data (sandbox.outputs: a regular file, capped), a failure is a fixed category
+(sandbox.failures: no line numbers, no message, no log), and the task row holds neither the
+failure's text nor the exact score (the team reads the Ladder's)."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +20,7 @@ from django.conf import settings
 
 from progress.actions import fail_task, run_tracked
 from sandbox import challenge as evaluation
+from sandbox import failures, outputs
 from sandbox import tasks as sandbox_tasks
 from sandbox.isolation import REPO, IsolationUnavailable, Limits, run_isolated
 
@@ -57,28 +63,49 @@ def _evaluate(submission: Submission, part: pa.Table, work: Path) -> float:
     evaluation.write_inputs(data, part, {"task": challenge.task, "neighbourhoods": challenge.spec["neighbourhoods"]})
     source = Path(settings.STATE_DIR) / submission.path
     if submission.kind == SubmissionKind.WEIGHTS:
-        shutil.copyfile(source, data / evaluation.WEIGHTS_FILE)
+        outputs.copy_file(source, data / evaluation.WEIGHTS_FILE, max_bytes=actions.SUBMISSION_BYTES_MAX)
         script, args = EVALUATE, [str(data)]
     else:
         code = work / "code"
         code.mkdir()
         script = code / "predict.py"
-        shutil.copyfile(source, script)
+        outputs.copy_file(source, script, max_bytes=actions.CODE_MAX_BYTES)
         args = [str(data / evaluation.FEATURES_FILE)]
     try:
         outcome = run_isolated(script, data=data, work=work / "out", limits=LIMITS, args=args)
     except IsolationUnavailable as exc:
-        raise EvaluationFailed(f"not evaluated: {exc}") from None
+        log.warning("submission %s not evaluated: %s", submission.pk, exc)
+        raise EvaluationFailed("not evaluated: the isolation scoring needs is not available on the worker") from None
     if not outcome.ok:
-        raise EvaluationFailed(f"the submission stopped: {outcome.message}")
+        # Unreviewed code: the class of its exception, never the line (a line the code chose
+        # would carry what it read) nor the message.
+        raise EvaluationFailed(failures.reason(outcome, LIMITS, script=str(script.resolve()), show_line=False)
+                               if submission.kind == SubmissionKind.CODE else
+                               "the weights could not be evaluated "
+                               f"({failures.reason(outcome, LIMITS, script=str(EVALUATE), show_line=False)})")
+    try:  # the predictions as data: a link, a FIFO or a device in their place is refused
+        outputs.collect(work / "out", work / "held", outputs_caps(), only={evaluation.PREDICTIONS_FILE},
+                        required={evaluation.PREDICTIONS_FILE})
+    except outputs.OutputRefused as exc:
+        raise EvaluationFailed(f"{evaluation.PREDICTIONS_FILE}: {exc.public}") from None
     try:
-        predictions = evaluation.read_predictions(work / "out" / evaluation.PREDICTIONS_FILE, part)
-        value = evaluation.score(sandbox_tasks.task_named(challenge.task), predictions, part)
-    except ValueError as exc:
+        predictions = evaluation.read_predictions(work / "held" / evaluation.PREDICTIONS_FILE, part)
+    except ValueError as exc:  # fixed words: read_predictions never quotes the file
         raise EvaluationFailed(str(exc)) from None
+    try:
+        value = evaluation.score(sandbox_tasks.task_named(challenge.task), predictions, part)
+    except (ValueError, TypeError, pa.ArrowException):  # arrow's message would quote a prediction
+        raise EvaluationFailed(f"{evaluation.PREDICTIONS_FILE}: the predictions are not of the task's kind "
+                               "(a use's name, or a rent in yuan)") from None
     if not math.isfinite(value):
         raise EvaluationFailed("the predictions are not all finite numbers")
     return value
+
+
+def outputs_caps() -> outputs.Caps:
+    from jobs.data import output_caps
+
+    return output_caps(submission=True)
 
 
 def _work(submission: Submission, which: str) -> Path:
@@ -93,7 +120,7 @@ def _tracked(task_id: str, work, what: str, *, commit, on_crash) -> None:
         run_tracked(task_id, work, commit=commit)
     except Exception as exc:
         log.exception("%s crashed", what)
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = failures.crashed(exc)  # its message may quote what the submission wrote
         fail_task(task_id, reason)  # also where the crash came before `work` ran
         on_crash(reason)
 
@@ -101,19 +128,24 @@ def _tracked(task_id: str, work, what: str, *, commit, on_crash) -> None:
 def score_submission(task_id: str, submission_id: int) -> None:
     submission = Submission.objects.select_related("challenge__hidden_corpus").get(pk=submission_id)
 
+    evaluated: dict = {}
+
     def work(report) -> dict:
         report(10, "evaluating on the public test part")
         try:
-            return {"score": evaluate(submission, hidden_part(submission.challenge, "public"),
-                                      _work(submission, "public"))}
+            evaluated["score"] = evaluate(submission, hidden_part(submission.challenge, "public"),
+                                          _work(submission, "public"))
         except EvaluationFailed as exc:
-            return {"error": str(exc)}
+            evaluated["error"] = str(exc)
+        # The task row (the team's to read) holds neither: the exact score is the bureau's, the
+        # reason is on the submission.
+        return {"submission": submission_id, "scored": "score" in evaluated}
 
     def commit(result: dict) -> None:
-        if "error" in result:
-            actions.fail_submission(submission_id=submission_id, reason=result["error"])
+        if "error" in evaluated:
+            actions.fail_submission(submission_id=submission_id, reason=evaluated["error"])
         else:
-            actions.record_score(submission_id=submission_id, score=result["score"])
+            actions.record_score(submission_id=submission_id, score=evaluated["score"])
 
     _tracked(task_id, work, f"scoring submission {submission_id}", commit=commit,
              on_crash=lambda reason: actions.fail_submission(submission_id=submission_id, reason=reason))

@@ -26,7 +26,7 @@ from miliao.errors import Conflict, InvalidInput
 from miliao.inputs import text, whole
 from progress.actions import queue_task
 from provenance.recorder import actor_of, record, subject_of
-from sandbox import code_to_data
+from sandbox import checks, code_to_data
 from sandbox import tasks as sandbox_tasks
 from sandbox.dp_aggregates import AggregateSpec
 from sandbox.isolation import Limits
@@ -443,9 +443,12 @@ def finish_job(*, job: Job, result: dict) -> Job:
     for field in ("privacy", "history", "metrics", "outcome", "checks", "log", "output_path"):
         setattr(job, field, result.get(field, getattr(job, field)))
     job.save()
+    # Nothing the job wrote goes into the event (it is anchored, never removed): the checks
+    # without their findings, the output by its hash.
     record("jobs.finished", actor="system", subject=subject_of(job),
            payload={"epsilon_spent": amounts.short(job.epsilon_spent), "privacy": job.privacy,
-                    "metrics": job.metrics, "checks": job.checks, "output_sha256": result.get("output_sha256", "")})
+                    "metrics": job.metrics, "checks": checks.public(job.checks),
+                    "output_sha256": result.get("output_sha256", "")})
     return job
 
 
@@ -453,7 +456,9 @@ def finish_job(*, job: Job, result: dict) -> Job:
 def fail_job(*, job_id: int, reason: str, outcome: dict | None = None, log: str = "",
              spent: Decimal | None = None) -> Job:
     """Stop a job that cannot finish. `spent` is the ε its mechanism already used (None: it
-    never touched the data), which the refund leaves charged."""
+    never touched the data), which the refund leaves charged. `reason` and `outcome` are what
+    the applicant reads and the event keeps: fixed categories (sandbox.failures), never the
+    job's text; `log` is the masked log, for the data owner's stewards."""
     job = Job.objects.select_for_update().get(pk=job_id)
     if job.status in FINISHED:
         return job

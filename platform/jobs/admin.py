@@ -13,6 +13,9 @@ class JobAdmin(RecordedModelAdmin):
                     "created_at"]
     list_filter = ["kind", "status"]
     search_fields = ["title"]
+    # What the job wrote is for the data owner's stewards, on the job page (any steward reaches
+    # the admin): the masked log and the checks' findings stay out of it.
+    exclude = ["log", "checks"]
 
 
 @admin.register(TrainedModel)

@@ -1,8 +1,12 @@
 """API for sandbox jobs and the model registry.
 
 Applicants submit jobs and follow them; stewards of the data's bureau approve or reject
-them and review their held output; model cards are read like jobs, and weights go only to
-the organisation that trained them."""
+them and review their held output (file by file, before releasing it); model cards are read
+like jobs, and weights go only to the organisation that trained them.
+
+What a job wrote reaches the applicant only through review: they read its status, the fixed
+category of a failure and the checks without their findings; the masked log, the findings and
+the held files are for the data owner's stewards (`permissions.reviews_job_output`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +25,7 @@ from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from progress.models import TaskProgress
 
-from sandbox import code_to_data
+from sandbox import checks, code_to_data
 
 from . import actions, data
 from .models import LIMIT_MAXIMA, Job, SandboxPolicy, SyftDataset, TrainedModel
@@ -46,6 +50,8 @@ class JobSerializer(serializers.ModelSerializer):
         "platform's default capped at that maximum. The job shows the limits it runs under."))
     progress = serializers.SerializerMethodField()
     model = serializers.SerializerMethodField()
+    checks = serializers.SerializerMethodField()
+    outcome = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -74,19 +80,43 @@ class JobSerializer(serializers.ModelSerializer):
         model = getattr(job, "model", None)
         return model.pk if model is not None else None
 
+    def _reviews(self, job) -> bool:
+        request = self.context.get("request")
+        return request is not None and permissions.reviews_job_output(request.user, job)
+
+    def get_checks(self, job) -> list[dict]:
+        """Each check's name, result and fixed detail; its finding (files, counts) for the data
+        owner's stewards only."""
+        return job.checks if self._reviews(job) else checks.public(job.checks)
+
+    def get_outcome(self, job) -> dict:
+        """How the run ended. The held output's hash only once it is released (before that it
+        would let an applicant test guesses of what the output holds)."""
+        if self._reviews(job) or job.status == "released":
+            return job.outcome
+        return {k: v for k, v in job.outcome.items() if k != "output_sha256"}
+
 
 class JobDetailSerializer(JobSerializer):
-    """The log is the steward's and the auditor's: a job's output may echo private rows."""
+    """The log is the data owner's stewards': it is what the job printed (masked)."""
 
     log = serializers.SerializerMethodField()
+    held_outputs = serializers.SerializerMethodField()
 
     class Meta(JobSerializer.Meta):
-        fields = [*JobSerializer.Meta.fields, "log"]
-        read_only_fields = [*JobSerializer.Meta.read_only_fields, "log"]
+        fields = [*JobSerializer.Meta.fields, "log", "held_outputs"]
+        read_only_fields = [*JobSerializer.Meta.read_only_fields, "log", "held_outputs"]
 
     def get_log(self, job) -> str | None:
-        user = self.context["request"].user
-        return job.log if permissions.has_role(user, "steward", "auditor", "admin") else None
+        return job.log if self._reviews(job) else None
+
+    def get_held_outputs(self, job) -> list[dict] | None:
+        """The held output's files (for the data owner's stewards): open each before releasing."""
+        if not self._reviews(job) or not job.output_path:
+            return None
+        request = self.context["request"]
+        return [{**f.describe(), "url": request.build_absolute_uri(
+            f"/api/jobs/{job.pk}/held-outputs/{f.index}/")} for f in data.held_files(job)]
 
 
 class NoteSerializer(serializers.Serializer):
@@ -168,6 +198,29 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         folder = Path(settings.STATE_DIR) / job.output_path
         return _zip_response(data.zip_folder(folder), f"miliao-job-{job.pk}-outputs.zip",
                              job.outcome.get("output_sha256", ""))
+
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], url_path=r"held-outputs/(?P<index>\d+)", url_name="held-output")
+    def held_output(self, request, pk=None, index=None):
+        """One file of a job's held output, for the data owner's stewards to open before they
+        release it: always a download (`attachment`), as text/plain or octet-stream, never
+        rendered by the browser."""
+        job = self.get_object()
+        permissions.check_open_held_output(request.user, job)
+        held = {f.index: f for f in data.held_files(job)}.get(int(index))
+        if held is None:
+            return Response({"detail": f"job #{job.pk} holds no file #{index}"}, status=404)
+        return held_file_response(job, held)
+
+
+def held_file_response(job, held) -> HttpResponse:
+    response = HttpResponse(held.path.read_bytes(), content_type=held.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{held.download_name(job)}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["X-Content-SHA256"] = held.sha256
+    return response
 
 
 def _zip_response(content: bytes, filename: str, sha256: str = "") -> HttpResponse:

@@ -36,8 +36,27 @@ def seal(folder: Path) -> None:
 
 
 def unseal(folder: Path) -> None:
-    for path in [folder, *folder.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    """Writable again, to be removed. A job's own folders hold what it made, links included:
+    walked without following links, and a link is never chmod-ed (that would change its target)."""
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        for name in [*dirs, *files]:
+            path = os.path.join(top, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+                os.chmod(path, 0o755 if stat.S_ISDIR(mode) else 0o644)
+    if folder.is_dir() and not folder.is_symlink():
+        os.chmod(folder, 0o755)
+
+
+def output_caps(dataset=None, *, submission: bool = False):
+    """What one job (or one challenge submission) may bring out of its folder: total bytes and
+    files (sandbox.outputs.Caps). The platform's settings; `dataset` is there for a dataset's
+    own sandbox policy to lower them."""
+    from sandbox.outputs import Caps
+
+    if submission:
+        return Caps(max_bytes=settings.MILIAO_SUBMISSION_OUTPUT_MAX_BYTES, max_files=1)
+    return Caps(max_bytes=settings.MILIAO_JOB_OUTPUT_MAX_BYTES, max_files=settings.MILIAO_JOB_OUTPUT_MAX_FILES)
 
 
 def training_data(job: Job, folder: Path) -> dict:
@@ -182,3 +201,81 @@ Then submit it: `POST /api/jobs/` with `kind: "code"`, `dataset: "{syft_dataset.
 runs. The job has no network and no sockets, reads only this dataset, and stops at its CPU, memory, time and disk
 limits, which the dataset's owner caps (`GET /api/sandbox-policies/{syft_dataset.dataset.slug}/`).
 """
+
+
+# --- a job's held output, file by file (for the data owner's stewards) ---------------------
+
+TEXT_SUFFIXES = {".csv", ".json", ".txt", ".md"}
+DOWNLOAD_SUFFIXES = TEXT_SUFFIXES | {".pt"}
+PREVIEW_BYTES = 64 * 1024
+PREVIEW_ROWS = 50
+
+
+class HeldFile:
+    """One regular file of a job's sealed output folder."""
+
+    def __init__(self, index: int, path: Path, name: str):
+        self.index, self.path, self.name = index, path, name
+        self.size = path.stat().st_size
+        self.suffix = path.suffix.lower()
+
+    @property
+    def sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    @property
+    def is_text(self) -> bool:
+        return self.suffix in TEXT_SUFFIXES
+
+    @property
+    def content_type(self) -> str:
+        return "text/plain; charset=utf-8" if self.is_text else "application/octet-stream"
+
+    @property
+    def shown_name(self) -> str:
+        from sandbox.outputs import shown_name
+
+        return shown_name(self.name, 120)
+
+    def download_name(self, job) -> str:
+        """A name the platform makes (the job's own name can be anything): job, index, suffix."""
+        return f"miliao-job-{job.pk}-held-{self.index}{self.suffix if self.suffix in DOWNLOAD_SUFFIXES else '.bin'}"
+
+    def describe(self) -> dict:
+        return {"index": self.index, "name": self.shown_name, "size": self.size, "sha256": self.sha256,
+                "content_type": self.content_type}
+
+    def preview(self) -> dict:
+        """The file's start as text (or a CSV's first rows as cells), for the job page; the
+        template escapes it."""
+        import csv
+        import io
+
+        with open(self.path, "rb") as f:
+            head = f.read(PREVIEW_BYTES)
+        text = head.decode("utf-8", "replace")
+        out = {"truncated": self.size > PREVIEW_BYTES}
+        if self.suffix == ".csv":
+            rows = list(csv.reader(io.StringIO(text)))[:PREVIEW_ROWS + 1]
+            out.update(header=rows[0] if rows else [], rows=rows[1:], more_rows=text.count("\n") > PREVIEW_ROWS)
+        else:
+            out["text"] = text
+        return out
+
+
+def held_files(job) -> list[HeldFile]:
+    """The regular files of a job's held output, in a stable order (sandbox.outputs made the
+    folder: nothing else is in it, but a link is skipped all the same)."""
+    if not job.output_path:
+        return []
+    folder = Path(settings.STATE_DIR) / job.output_path
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(top) / name
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                found.append(path)
+    return [HeldFile(i, p, str(p.relative_to(folder))) for i, p in enumerate(found, 1)]

@@ -37,8 +37,9 @@ def run(job: Job, root: Path, summary: dict, report) -> dict:
     try:
         done = run_federation(root / "flower", [root / "data" / str(part["node"]) for part in partitions], config,
                               min_nodes=p["min_nodes"], wall_seconds=job.limits["wall_seconds"], on_rounds=on_rounds)
-    except FederationFailed as exc:
-        raise JobFailed(str(exc), outcome=exc.outcome, log=exc.log, touched=exc.started) from None
+    except FederationFailed as exc:  # the reason up to what it quotes (a Flower or OS message)
+        raise JobFailed(str(exc).split(": ", 1)[0], detail=str(exc), outcome=exc.outcome, log=exc.log,
+                        touched=exc.started) from None
     privacy = done.result["privacy"]
     if done.nodes_dropped:  # a holder that died mid-round may have run steps it never reported
         privacy["epsilon"] = p["target_epsilon"]

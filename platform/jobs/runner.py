@@ -1,6 +1,11 @@
 """Running an approved job in the worker: charge the budget, lay out its read-only data, run
 it isolated (centralized) or on the Flower deployment (federated), check the output, and
-hand the result to jobs.actions. The Celery task in jobs.tasks calls `run_job`."""
+hand the result to jobs.actions. The Celery task in jobs.tasks calls `run_job`.
+
+What the run wrote crosses into the platform only through sandbox.outputs (regular files,
+capped). A failure's reason, the task row and the events get fixed categories
+(sandbox.failures); the run's log, masked (sandbox.redact), and the detail are kept for the
+data owner's stewards."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +21,7 @@ from django.conf import settings
 
 from miliao.errors import Conflict
 from progress.actions import fail_task, run_tracked
-from sandbox import checks
+from sandbox import checks, failures, outputs, redact
 from sandbox.federated.run import read_rounds
 from sandbox.isolation import REPO, IsolationUnavailable, Limits, Outcome, run_isolated
 
@@ -26,14 +31,20 @@ from .models import Job, JobKind, JobStatus
 log = logging.getLogger(__name__)
 CENTRALIZED = REPO / "sandbox" / "jobs" / "centralized.py"
 MODEL_FILES = {"model.pt", "result.json"}
+RESULT_MAX_BYTES = 1 << 20  # a training script's result.json
 
 
 class JobFailed(Exception):
-    """The run ended without a releasable output; `touched` says whether it ran on the data."""
+    """The run ended without a releasable output. Its message is the reason the applicant
+    reads: a fixed category (sandbox.failures), never text the job wrote. `detail` says more,
+    for the data owner's stewards (it goes into the masked log); `outcome` is the public
+    outcome (`outcome_dict`); `touched` says whether it ran on the data."""
 
-    def __init__(self, message: str, *, outcome: dict | None = None, log: str = "", touched: bool = True):
-        super().__init__(message)
-        self.outcome, self.log, self.touched = outcome or {}, log, touched
+    def __init__(self, reason: str, *, detail: str = "", outcome: dict | None = None, log: str = "",
+                 touched: bool = True, values: frozenset[str] = frozenset()):
+        super().__init__(reason)
+        self.detail, self.outcome, self.log, self.touched = detail, outcome or {}, log, touched
+        self.values = values  # the private values to mask in the log (sandbox.redact)
 
 
 def run_job(task_id: str, job_id: int) -> None:
@@ -49,21 +60,38 @@ def run_job(task_id: str, job_id: int) -> None:
         return
     if job.status == JobStatus.APPROVED:
         job = actions.start_job(job=job, entry=entry)
+    result: dict = {}
+
+    def work(report) -> dict:
+        try:
+            result.update(_run(job, report))
+        except JobFailed as exc:
+            fail_task(task_id, str(exc))  # the category, before run_tracked would add the class name
+            raise
+        except Exception as exc:  # a bug or a lost dependency: its message may quote the job's files
+            log.exception("job %s crashed", job.pk)
+            fail_task(task_id, failures.crashed(exc))
+            raise JobFailed(failures.crashed(exc), detail=f"{type(exc).__name__}: {exc}") from exc
+        return {"job": job.pk}  # the task row holds nothing of the run's: the job's page says the rest
+
     try:
-        result = run_tracked(task_id, lambda report: _run(job, report)).result
+        run_tracked(task_id, work)
         spent = actions.spent_of(job, result["privacy"])
     except JobFailed as exc:
         remove_working_folders(actions.job_dir(job), keep_output=False)
         spent = job.epsilon if exc.touched else Decimal(0)
         actions.settle_charge(job, spent)
-        actions.fail_job(job_id=job.pk, reason=str(exc), outcome=exc.outcome, log=exc.log,
+        actions.fail_job(job_id=job.pk, reason=str(exc), outcome=exc.outcome,
+                         log=steward_log(exc.log, exc.detail, values=exc.values, numbers=job.kind == JobKind.CODE),
                          spent=spent if exc.touched else None)
         return
-    except Exception as exc:  # a bug, a lost dependency or an unaccountable result: charged in full
-        log.exception("job %s crashed", job.pk)
+    except Exception as exc:  # an unaccountable result: charged in full
+        log.exception("job %s could not be settled", job.pk)
         remove_working_folders(actions.job_dir(job), keep_output=False)
-        fail_task(task_id, f"{type(exc).__name__}: {exc}")
-        actions.fail_job(job_id=job.pk, reason=f"{type(exc).__name__}: {exc}", spent=job.epsilon)
+        fail_task(task_id, failures.crashed(exc))
+        actions.fail_job(job_id=job.pk, reason=failures.crashed(exc), spent=job.epsilon,
+                         log=steward_log(result.get("log", ""), type(exc).__name__,
+                                         numbers=job.kind == JobKind.CODE))
         return
     actions.settle_charge(job, spent)
     actions.finish_job(job=job, result=result)
@@ -98,6 +126,15 @@ def remove_working_folders(root: Path, *, keep_output: bool = True) -> None:
         pass
 
 
+def steward_log(text: str, detail: str = "", *, values: frozenset[str] = frozenset(), numbers: bool = True) -> str:
+    """A run's log as the data owner's stewards read it: masked (sandbox.redact), with the
+    platform's detail on how it ended (also masked: it may quote a file name the job chose)."""
+    masked = redact.mask(text or "", values, numbers=numbers)
+    if detail:
+        masked += f"\n[miliao] {redact.mask(detail, values, numbers=numbers)}"
+    return masked
+
+
 def _run(job: Job, report) -> dict:
     root = actions.job_dir(job)
     if root.exists():  # a retried task starts from clean folders
@@ -127,6 +164,7 @@ def _run_in(job: Job, root: Path, report) -> dict:
         result = federated.run(job, root, summary, report)
     result["metrics"] = {**result.get("metrics", {}), "baseline": summary["baseline"],
                          "train_rows": summary["train_rows"], "test_rows": summary["test_rows"]}
+    result["log"] = steward_log(result.get("log", ""), numbers=False)  # the platform's own script's log
     return _hold_output(job, root, result)
 
 
@@ -141,30 +179,41 @@ def _centralized(job: Job, root: Path, report) -> dict:
             actions.report_progress(job, history)
             report(5 + 90 * history[-1]["step"] / epochs, f"epoch {history[-1]['step']}/{epochs}")
 
+    limits = Limits(**job.limits)
     try:
-        outcome = run_isolated(CENTRALIZED, data=root / "data", work=work, limits=Limits(**job.limits),
+        outcome = run_isolated(CENTRALIZED, data=root / "data", work=work, limits=limits,
                                args=[str(root / "data")], watch=watch, live=[progress.name])
     except IsolationUnavailable as exc:
-        raise JobFailed(f"not run: {exc}", touched=False) from None
-    if not outcome.ok:
-        raise JobFailed(outcome.message, outcome=outcome_dict(outcome), log=outcome.log)
-    result = json.loads((work / "result.json").read_text())
+        raise JobFailed("not run: the isolation this job needs is not available on the worker", detail=str(exc),
+                        touched=False) from None
+    if not outcome.ok:  # the platform's own script: its class and line, never its message
+        reason = failures.reason(outcome, limits, script=str(CENTRALIZED.resolve()),
+                                 script_lines=len(CENTRALIZED.read_text().splitlines()))
+        raise JobFailed(reason, detail=outcome.message, outcome=outcome_dict(outcome, reason), log=outcome.log)
+    try:
+        result = json.loads(outputs.read_file(work / "result.json", max_bytes=RESULT_MAX_BYTES))
+    except (outputs.OutputRefused, ValueError) as exc:
+        raise JobFailed("the training wrote no readable result", detail=str(exc), log=outcome.log) from None
     return {"privacy": result["privacy"], "history": result["history"], "metrics": result["metrics"],
             "outcome": {**outcome_dict(outcome), "device": result["device"]}, "log": outcome.log}
 
 
-def outcome_dict(outcome: Outcome) -> dict:
-    return {k: v for k, v in outcome.to_dict().items() if k != "log"}
+def outcome_dict(outcome: Outcome, reason: str = "") -> dict:
+    """How a run ended, as the applicant and the events see it: the category and the time,
+    never the job's exit status or a line of its log."""
+    return {"ok": outcome.ok, "reason": outcome.reason, "message": reason if not outcome.ok else outcome.message,
+            "seconds": round(outcome.seconds, 1)}
 
 
 def _hold_output(job: Job, root: Path, result: dict) -> dict:
-    """Copy what may leave out of the job's writable folder into `output/`, sealed, with the
-    automatic checks the steward reads before deciding."""
+    """Take what may leave out of the job's writable folder into `output/` (regular files
+    only, sandbox.outputs), sealed, with the automatic checks the steward reads before deciding."""
     work, output = root / "work", root / "output"
-    output.mkdir()
-    for name in MODEL_FILES:
-        if (work / name).is_file():
-            shutil.copyfile(work / name, output / name)
+    try:
+        outputs.collect(work, output, data.output_caps(job.dataset), only=MODEL_FILES, required={"model.pt"})
+    except outputs.OutputRefused as exc:
+        raise JobFailed(exc.public, detail=str(exc), outcome=result.get("outcome"), log=result.get("log", "")) \
+            from None
     result["checks"] = checks.model_checks(output, epsilon=float(job.epsilon), privacy=result["privacy"],
                                           metrics=result["metrics"])
     result["output_sha256"] = hashlib.sha256((output / "model.pt").read_bytes()).hexdigest()

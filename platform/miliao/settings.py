@@ -198,6 +198,11 @@ FLOWER_CLIPPING_NORM = float(os.environ.get("FLOWER_CLIPPING_NORM", _flower.CLIP
 FLOWER_HOLDER_NOISE = float(os.environ.get("FLOWER_HOLDER_NOISE", _flower.HOLDER_NOISE))
 FLOWER_SECAGG_CLIPPING_RANGE = float(os.environ.get("FLOWER_SECAGG_CLIPPING_RANGE", _flower.SECAGG_CLIPPING_RANGE))
 FLOWER_SECAGG_TIMEOUT_S = float(os.environ.get("FLOWER_SECAGG_TIMEOUT_S", _flower.SECAGG_TIMEOUT_S))
+# What one job, or one challenge submission, may bring out of its folder (sandbox.outputs):
+# its total size and number of files; beyond them the output is refused, not cut.
+MILIAO_JOB_OUTPUT_MAX_BYTES = _env_int("MILIAO_JOB_OUTPUT_MAX_BYTES", 64 * 1024 * 1024)
+MILIAO_JOB_OUTPUT_MAX_FILES = _env_int("MILIAO_JOB_OUTPUT_MAX_FILES", 100)
+MILIAO_SUBMISSION_OUTPUT_MAX_BYTES = _env_int("MILIAO_SUBMISSION_OUTPUT_MAX_BYTES", 16 * 1024 * 1024)
 # Code-to-data (PySyft): the domain of the datasite emails the platform gives bureaus and
 # submitters in its PySyft folders.
 SYFT_DATASITE_DOMAIN = os.environ.get("SYFT_DATASITE_DOMAIN", "miliao.local")

@@ -17,9 +17,10 @@ from django.views.decorators.http import require_POST
 
 from accounts import permissions
 from catalog.models import Dataset
-from jobs import actions
+from jobs import actions, data
 from jobs.models import LIMIT_MAXIMA, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
 from miliao.errors import ActionError, Refused
+from sandbox import checks as sandbox_checks
 from sandbox.isolation import Limits
 from sandbox.tasks import TASKS
 
@@ -40,7 +41,7 @@ def job_list(request):
 def job_page(request, pk: int):
     job = _visible_job(request, pk)
     may_decide = permissions.allowed(permissions.check_decide_job, request.user, job)
-    sees_log = permissions.has_role(request.user, "steward", "auditor", "admin")
+    reviews = permissions.reviews_job_output(request.user, job)  # the log, findings, held files
     policy = SandboxPolicy.of(job.dataset)
     maxima = policy.limit_maxima()
     return render(request, "portal/job.html", {
@@ -49,7 +50,9 @@ def job_page(request, pk: int):
         "history_json": json.dumps(job.history),
         "metric": "accuracy" if job.task == "room-use" else "rmse",
         "may_decide": may_decide,
-        "sees_log": sees_log,
+        "sees_log": reviews,
+        "checks": job.checks if reviews else sandbox_checks.public(job.checks),
+        "held": [(f, f.preview() if f.is_text else None) for f in data.held_files(job)] if reviews else [],
         "model": TrainedModel.objects.filter(job=job).first(),
         "may_download_outputs": permissions.allowed(permissions.check_download_job_outputs, request.user, job),
         "JobStatus": JobStatus,

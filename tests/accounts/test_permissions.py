@@ -230,6 +230,7 @@ COVERED_ELSEWHERE = {
     "model-detail": ("tests/jobs/test_job_roles.py", "TABLE", "models-detail"),
     "model-weights": ("tests/jobs/test_job_roles.py", "TABLE", "models-weights"),
     "job-outputs": ("tests/jobs/test_code_to_data_roles.py", "TABLE", "job-outputs"),
+    "job-held-output": ("tests/jobs/test_exfiltration.py", "TABLE", "job-held-output"),
     "syft-dataset-list": ("tests/jobs/test_code_to_data_roles.py", "TABLE", "syft-list"),
     "syft-dataset-detail": ("tests/jobs/test_code_to_data_roles.py", "TABLE", "syft-detail"),
     "syft-dataset-mock": ("tests/jobs/test_code_to_data_roles.py", "TABLE", "syft-mock"),

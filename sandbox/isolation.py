@@ -16,6 +16,7 @@ If the kernel cannot give this isolation, `run_isolated` refuses to run the job
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -41,6 +42,23 @@ REASONS = {
     EXIT_PROCESSES: "processes",
     EXIT_SETUP: "isolation",
 }
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+
+
+def _die_with_worker(parent: int) -> Callable[[], None]:
+    """Run in the jail's first process before exec: the kernel kills it (and, through
+    `unshare --kill-child`, the job) when the worker that started it dies, so a worker killed
+    mid-job leaves no job running on."""
+
+    def arm() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the worker died before the line above
+            os._exit(1)
+
+    return arm
 
 
 class IsolationUnavailable(RuntimeError):
@@ -140,7 +158,7 @@ def run_isolated(
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(work),
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_worker(os.getpid()),
         )
         deadline = started + limits.wall_seconds
         code, timed_out = None, False

@@ -433,6 +433,14 @@ def finals(challenge: Challenge) -> list[Submission]:
     return chosen
 
 
+def scoring_lost(task, reason: str) -> None:
+    """The worker scoring a submission died (progress.recover_lost_tasks): it fails, and the
+    team may submit again."""
+    submission = Submission.objects.filter(task_id=task.pk).first()
+    if submission is not None:
+        fail_submission(submission_id=submission.pk, reason=reason)
+
+
 @transaction.atomic(durable=True)
 def close_challenge(*, actor, challenge: Challenge) -> Challenge:
     """End submissions (now, if the deadline has not passed) and score each team's final on
@@ -522,6 +530,14 @@ def fail_close(*, challenge_id: int, reason: str) -> Challenge:
     record("innovation.challenge_close_failed", actor="system", subject=subject_of(challenge),
            payload={"reason": reason[:2000]})
     return challenge
+
+
+def close_lost(task, reason: str) -> None:
+    """The worker scoring the finals died (progress.recover_lost_tasks): the close fails, and
+    the steward closes the challenge again."""
+    challenge = Challenge.objects.filter(close_task_id=task.pk, closed_at__isnull=True).first()
+    if challenge is not None:
+        fail_close(challenge_id=challenge.pk, reason=reason)
 
 
 # --- showcase and reuse --------------------------------------------------------------------

@@ -442,6 +442,17 @@ def fail_job(*, job_id: int, reason: str, outcome: dict | None = None, log: str 
     return job
 
 
+def job_run_lost(task, reason: str) -> None:
+    """The worker running the job died (progress.recover_lost_tasks): the job fails, and its
+    charge stands in full, since it may have read the data before it stopped."""
+    job = Job.objects.filter(task_id=task.pk).first()
+    if job is None or job.status in FINISHED:
+        return
+    charged = BudgetEntry.objects.filter(job=subject_of(job), kind=EntryKind.SPEND).exists()
+    fail_job(job_id=job.pk, reason=f"{reason}; the charge stands" if charged else reason,
+             spent=job.epsilon if charged else None)
+
+
 def settle_charge(job: Job, spent: Decimal) -> BudgetEntry | None:
     """Bring the job's charge down to `spent` (what the accountant says it used), never below:
     refund the difference. Settling twice refunds nothing more."""

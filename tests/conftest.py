@@ -3,6 +3,7 @@ API clients per role, and a real Celery worker on the test database."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -365,3 +366,23 @@ def pytest_collection_modifyitems(config, items):
     ]
     if unflagged:
         raise pytest.UsageError(f"browser tests must carry the 'browser' marker: {unflagged[:5]}")
+
+
+@contextmanager
+def failing_commit(event_type: str):
+    """The next commit that holds an event of `event_type` fails (PostgreSQL: a deferred
+    constraint trigger on the event log, checked at COMMIT), as a lost connection or a full
+    disk would make it fail after the action's work was done."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE OR REPLACE FUNCTION miliao_test_refuse_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN RAISE EXCEPTION 'the commit fails (test): %', NEW.event_type; END $$")
+        cursor.execute("CREATE CONSTRAINT TRIGGER miliao_test_refuse_commit AFTER INSERT ON provenance_lineageevent "
+                       "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                       f"WHEN (NEW.event_type = '{event_type}') EXECUTE FUNCTION miliao_test_refuse_commit()")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER miliao_test_refuse_commit ON provenance_lineageevent")

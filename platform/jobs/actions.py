@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -284,9 +285,8 @@ def submit_job(
         organisation=actor.organisation, submitted_by=actor, task=task, code=code, params=params,
         limits=_limits(limits), epsilon=epsilon, delta=delta, syft_dataset=syft_dataset, base_result=base_result,
     )
-    if syft_dataset is not None:
-        code_to_data.submit(data.jobs_box(), owner=syft_dataset.owner, submitter=data.submitter_email(actor),
-                            job_name=syft_job_name(job), code=code)
+    if syft_dataset is not None:  # PySyft's side follows the commit (sync_syft_job)
+        transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     record(
         "jobs.submitted", actor=actor_of(actor), subject=subject_of(job),
         payload={"kind": kind, "task": task, "dataset": dataset.slug, "corpus_version": corpus.version,
@@ -331,6 +331,28 @@ def syft_job_name(job: Job) -> str:
     return f"miliao-job-{job.pk}"
 
 
+def sync_syft_job(job: Job) -> None:
+    """Bring a code job's PySyft twin in line with the job, whose row is the truth: submitted,
+    approved or rejected as the steward decided, and its outputs shared once released. It runs
+    after the action's transaction commits (so a commit that fails leaves PySyft untouched),
+    and again before the job runs (so a call that failed after the commit is made then).
+    Idempotent."""
+    job = Job.objects.select_related("syft_dataset", "submitted_by").get(pk=job.pk)
+    box, owner, name = data.jobs_box(), job.syft_dataset.owner, syft_job_name(job)
+    submitter = data.submitter_email(job.submitted_by)
+    try:
+        info = code_to_data.job(box, owner=owner, job_name=name)
+    except ValueError:  # not submitted yet
+        code_to_data.submit(box, owner=owner, submitter=submitter, job_name=name, code=job.code)
+        info = code_to_data.job(box, owner=owner, job_name=name)
+    if info.status == "pending" and job.approved_by_id is not None:
+        code_to_data.approve(box, owner=owner, job_name=name, reason=job.review_note)
+    elif info.status == "pending" and job.status == JobStatus.REJECTED:
+        code_to_data.reject(box, owner=owner, job_name=name, reason=job.review_note)
+    if job.status == JobStatus.RELEASED:
+        code_to_data.share(box, owner=owner, job_name=name, submitter=submitter)
+
+
 def _locked(job: Job, *allowed: str) -> Job:
     job = Job.objects.select_for_update().select_related("dataset", "organisation").get(pk=job.pk)
     if job.status not in allowed:
@@ -346,12 +368,13 @@ def approve_job(*, actor, job: Job, note: str = "") -> Job:
     note = text(note, "note", limit=REASON_MAX, required=False)
     from .tasks import run_job_task
 
+    if job.syft_dataset_id:  # the steward has read the code: PySyft's own approval, once committed and
+        # before the task is dispatched (on_commit runs in order); the runner makes it again if it failed
+        transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     progress = queue_task("jobs.run", label=f"作业 #{job.pk} {job.title}"[:200], actor=job.submitted_by,
                           dispatch=lambda task_id: run_job_task.delay(task_id, job.pk))
     job.status, job.approved_by, job.review_note, job.task_id = JobStatus.APPROVED, actor, note, progress.pk
     job.save(update_fields=["status", "approved_by", "review_note", "task_id", "updated_at"])
-    if job.syft_dataset_id:  # the steward has read the code: PySyft's own approval
-        code_to_data.approve(data.jobs_box(), owner=job.syft_dataset.owner, job_name=syft_job_name(job), reason=note)
     record("jobs.approved", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
     return job
 
@@ -364,7 +387,7 @@ def reject_job(*, actor, job: Job, reason: str) -> Job:
     job.status, job.review_note, job.reviewed_by, job.finished_at = JobStatus.REJECTED, reason, actor, timezone.now()
     job.save(update_fields=["status", "review_note", "reviewed_by", "finished_at", "updated_at"])
     if job.syft_dataset_id:
-        code_to_data.reject(data.jobs_box(), owner=job.syft_dataset.owner, job_name=syft_job_name(job), reason=reason)
+        transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     record("jobs.rejected", actor=actor_of(actor), subject=subject_of(job), payload={"stage": "submission",
                                                                                       "reason": reason})
     return job
@@ -480,10 +503,20 @@ def spent_of(job: Job, privacy: dict) -> Decimal:
 # --- output review and the model registry ------------------------------------------------
 
 
-@transaction.atomic(durable=True)
 def release_job(*, actor, job: Job, note: str = "", intended_use: str = "") -> Job:
     """The steward has looked at the held output and its automatic checks and releases it;
-    a model goes into the registry with its card."""
+    a model goes into the registry with its card. Its files are published and shared only
+    once the release has committed; a refusal, or a commit that fails, leaves nothing."""
+    try:
+        return _release_job(actor=actor, job=job, note=note, intended_use=intended_use)
+    except BaseException:
+        for staged in (models_dir() / f"job-{job.pk}").glob(".model.pt.*.staged"):
+            staged.unlink(missing_ok=True)
+        raise
+
+
+@transaction.atomic(durable=True)
+def _release_job(*, actor, job: Job, note: str, intended_use: str) -> Job:
     permissions.check_decide_job(actor, job)
     job = _locked(job, JobStatus.REVIEW)
     note = text(note, "note", limit=REASON_MAX, required=False)
@@ -493,24 +526,28 @@ def release_job(*, actor, job: Job, note: str = "", intended_use: str = "") -> J
     job.status, job.reviewed_by, job.review_note = JobStatus.RELEASED, actor, note
     job.save(update_fields=["status", "reviewed_by", "review_note", "updated_at"])
     release_event = record("jobs.released", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
-    if job.kind == JobKind.CODE:
-        code_to_data.share(data.jobs_box(), owner=job.syft_dataset.owner, job_name=syft_job_name(job),
-                           submitter=data.submitter_email(job.submitted_by))
+    if job.kind == JobKind.CODE:  # shared in PySyft once the release has committed
+        transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     else:
         _register_model(actor, job, release_event, intended_use)
     return job
 
 
 def _register_model(actor, job: Job, release_event, intended_use: str) -> TrainedModel:
+    """The model's row and card, with its weights staged beside their place in the registry
+    and renamed into it once the release has committed: a commit that fails publishes no
+    file (the staged copy goes), and a committed model always has its weights."""
     source = Path(settings.STATE_DIR) / job.output_path / "model.pt"
     target = models_dir() / f"job-{job.pk}" / "model.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    staged = target.with_name(f".model.pt.{uuid.uuid4().hex}.staged")
+    shutil.copyfile(source, staged)
+    transaction.on_commit(lambda: staged.replace(target))
+    digest = hashlib.sha256(staged.read_bytes()).hexdigest()
     task = sandbox_tasks.task_named(job.task)
     model = TrainedModel.objects.create(
         job=job, name=f"{job.title} (#{job.pk})", organisation=job.organisation, task=job.task,
-        weights_path=str(target.relative_to(settings.STATE_DIR)), sha256=digest, size=target.stat().st_size,
+        weights_path=str(target.relative_to(settings.STATE_DIR)), sha256=digest, size=staged.stat().st_size,
         card={}, released_by=actor,
     )
     model.card = model_card(job, model, task, intended_use, release_event)

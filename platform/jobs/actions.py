@@ -220,8 +220,14 @@ def _approval(actor, dataset: Dataset) -> Application | None:
     )
 
 
-def _check_budget(organisation, dataset: Dataset, epsilon: Decimal) -> None:
+def _check_budget(organisation, dataset: Dataset, epsilon: Decimal, delta: float) -> None:
     budget = PrivacyBudget.objects.filter(organisation=organisation, dataset=dataset).first()
+    if budget is not None and Decimal(repr(delta)) > budget.delta:
+        # ε is accounted at the job's δ, so a larger δ than the budget's would understate
+        # what the budget pays (ε 0.99 at δ 1e-5 is ε 1.24 at 1e-6): refused, never converted.
+        raise InvalidInput("params.delta", f"δ {delta:g} is above δ {amounts.short(budget.delta)}, the δ of the "
+                                           f"privacy budget of {organisation.code} on {dataset.slug}: a job runs "
+                                           "at its budget's δ or below")
     remaining = budget.epsilon_remaining if budget else Decimal(0)
     if epsilon > remaining:
         raise Conflict(
@@ -239,6 +245,10 @@ def submit_job(
     permissions.check_submit_job(actor, dataset, application)
     title = text(title, "title", limit=TITLE_MAX)
     params = dict(params or {})
+    budget = PrivacyBudget.objects.filter(organisation=actor.organisation, dataset=dataset).first()
+    if "delta" not in params and budget is not None:  # unless it asks for less, a job runs at its budget's δ
+        params["delta"] = min(float(budget.delta), CODE_DEFAULTS["delta"]) if kind == JobKind.CODE \
+            else float(budget.delta)
     if kind not in JobKind.values:
         raise InvalidInput("kind", f"one of {', '.join(JobKind.values)}")
     syft_dataset = None
@@ -266,7 +276,10 @@ def submit_job(
         base = params.pop(REUSE_PARAM, None)
         params = {**_train_params({k: v for k, v in params.items() if k not in FEDERATED_DEFAULTS}), **fed}
     epsilon = amounts.epsilon(params["target_epsilon"], "params.target_epsilon")
-    delta = float(params["delta"])
+    try:
+        delta = float(params["delta"])
+    except (TypeError, ValueError):
+        raise InvalidInput("params.delta", "a number in (0, 1)") from None
     if not (0 < delta < 1) or not math.isfinite(delta):
         raise InvalidInput("params.delta", "must be in (0, 1)")
     if corpus is None:
@@ -275,7 +288,7 @@ def submit_job(
             raise Conflict(f"{dataset.slug} has no corpus version to run on yet")
     elif corpus.dataset_id != dataset.pk:
         raise InvalidInput("corpus", f"corpus version #{corpus.pk} is not a version of {dataset.slug}")
-    _check_budget(actor.organisation, dataset, epsilon)
+    _check_budget(actor.organisation, dataset, epsilon, delta)
     base_result, attribution = (None, None) if kind == JobKind.CODE or base is None else \
         _reuse(actor, base, task, corpus, params)
     if attribution:

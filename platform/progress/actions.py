@@ -77,10 +77,12 @@ def _heartbeat(task_id: str):
     def beat() -> None:
         try:
             while not stop.wait(settings.TASK_HEARTBEAT_S):
-                TaskProgress.objects.filter(pk=task_id, status=TaskStatus.RUNNING).update(
-                    heartbeat_at=timezone.now())
-        except Exception:  # a lost database: the recovery may then call the task lost, which is right
-            log.exception("heartbeat of task %s stopped", task_id)
+                try:
+                    TaskProgress.objects.filter(pk=task_id, status=TaskStatus.RUNNING).update(
+                        heartbeat_at=timezone.now())
+                except Exception:  # a busy or lost database: the next beat tries again
+                    log.warning("task %s: a heartbeat failed", task_id, exc_info=True)
+                    connection.close()
         finally:
             connection.close()  # this thread's own connection
 

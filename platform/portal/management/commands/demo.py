@@ -94,10 +94,11 @@ class Command(BaseCommand):
         celery = [sys.executable, "-m", "celery", "-A", "miliao"]
         commands = {
             "jobs worker": [*celery, "worker", "--queues", settings.JOBS_QUEUE, "--hostname", f"jobs@{host}",
-                            "--pool=solo", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+                            "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                            "--loglevel=INFO"],
             "platform worker": [*celery, "worker", "--queues", settings.PLATFORM_QUEUE, "--hostname",
                                 f"platform@{host}", "--pool=solo", "--without-gossip", "--without-mingle",
-                                "--loglevel=INFO"],
+                                "--without-heartbeat", "--loglevel=INFO"],
             "beat": [*celery, "beat", "--schedule", str(settings.STATE_DIR / "celerybeat-schedule"),
                      "--loglevel=INFO"],
         }

@@ -141,6 +141,12 @@ def job(jobs_box: Path, *, owner: str, job_name: str):
         return _client(jobs_box, owner, owner=True).jobs[job_name]
 
 
+def job_names(jobs_box: Path, *, owner: str) -> list[str]:
+    """The jobs in the owner's inbox, by name."""
+    with _quiet():
+        return [info.name for info in _client(jobs_box, owner, owner=True).jobs]
+
+
 def approve(jobs_box: Path, *, owner: str, job_name: str, reason: str = "") -> None:
     with _quiet():
         job(jobs_box, owner=owner, job_name=job_name).approve(reason=reason or None)
@@ -155,6 +161,13 @@ def share(jobs_box: Path, *, owner: str, job_name: str, submitter: str) -> None:
     """The reviewed outputs become readable by the submitter."""
     with _quiet():
         job(jobs_box, owner=owner, job_name=job_name).share_outputs([submitter])
+
+
+def outputs_readable_by(jobs_box: Path, *, owner: str, job_name: str, user: str) -> bool:
+    """Whether PySyft's permissions let `user` read the job's outputs (after `share`)."""
+    with _quiet():
+        info = job(jobs_box, owner=owner, job_name=job_name)
+        return info._get_perm_context().open(info._relative_review_path("outputs")).has_read_access(user)
 
 
 def run_script(script: Path, dataset: PublishedDataset, *, work: Path, limits: Limits, watch=None) -> Outcome:

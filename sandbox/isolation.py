@@ -18,6 +18,7 @@ refuses to run the job (`IsolationUnavailable`) rather than run it without.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -49,6 +50,23 @@ REASONS = {
     EXIT_DISK: "disk",
     EXIT_COLLECT: "collect",
 }
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+
+
+def _die_with_worker(parent: int) -> Callable[[], None]:
+    """Run in the jail's first process before exec: the kernel kills it (and, through
+    `unshare --kill-child`, the job) when the worker that started it dies, so a worker killed
+    mid-job leaves no job running on."""
+
+    def arm() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the worker died before the line above
+            os._exit(1)
+
+    return arm
 
 
 class IsolationUnavailable(RuntimeError):
@@ -167,7 +185,7 @@ def run_isolated(
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(work),
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_worker(os.getpid()),
         )
         deadline = started + limits.wall_seconds
         code, timed_out = None, False

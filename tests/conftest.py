@@ -3,9 +3,11 @@ API clients per role, and a real Celery worker on the test database."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -187,13 +189,10 @@ def follow_task(client, task_id, timeout: float = 120):
     return wait_for(finished, timeout=timeout, interval=0.3, what=f"task {task_id} to finish")
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real `celery worker` process, consuming the Redis broker, on the test database."""
+def worker_env() -> dict:
+    """The environment of a worker process on the test database and broker."""
     from django.conf import settings
 
-    if settings.EMBEDDED_BROKER:
-        pytest.skip("needs CELERY_BROKER_URL=redis://… (make test starts Redis)")
     db = settings.DATABASES["default"]
     env = dict(os.environ)
     env["DATABASE_URL"] = (
@@ -202,34 +201,73 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "platform"), str(REPO)])
     # The federated fault tests kill holders: SecAgg+ gives up on them after this long.
     env.setdefault("FLOWER_SECAGG_TIMEOUT_S", "30")
-    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "miliao", "worker",
-            "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "--loglevel=INFO", "--hostname", f"test-{os.getpid()}@%h",
-        ],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        from miliao.celery import app
+    return env
 
-        wait_for(
-            lambda: proc.poll() is not None or app.control.ping(timeout=0.5),
-            timeout=60,
-            what="the Celery worker to answer a ping",
+
+def start_worker(queues: list[str], name: str, log_path: Path, env: dict | None = None, *,
+                 wait: bool = True) -> subprocess.Popen:
+    """A real `celery worker` process consuming `queues` as node `name`, once it answers a ping
+    (or at once, without `wait`: then `await_worker`)."""
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "miliao", "worker", "--queues", ",".join(queues),
+                "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "--loglevel=INFO", "--hostname", name,
+            ],
+            cwd=REPO, env=env or worker_env(), stdout=log, stderr=subprocess.STDOUT,
         )
-        if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited: {log_path.read_text()[-3000:]}")
-        yield SimpleNamespace(process=proc, log_path=log_path)
+    proc.node_name, proc.log_path = name, log_path
+    return await_worker(proc) if wait else proc
+
+
+def await_worker(proc: subprocess.Popen) -> subprocess.Popen:
+    from miliao.celery import app
+
+    name, log_path = proc.node_name, proc.log_path
+    wait_for(
+        lambda: proc.poll() is not None or app.control.ping(destination=[name], timeout=0.5),
+        timeout=60,
+        what=f"the Celery worker {name} to answer a ping",
+    )
+    if proc.poll() is not None:
+        raise RuntimeError(f"celery worker {name} exited: {log_path.read_text()[-3000:]}")
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Real `celery worker` processes on the test database, one per queue as in production:
+    `jobs` (sandbox jobs, challenge scoring) and `platform` + `ledger` (the rest), so a long
+    job never holds up the platform's own work."""
+    from django.conf import settings
+
+    if settings.EMBEDDED_BROKER:
+        pytest.skip("needs CELERY_BROKER_URL=redis://… (make test starts Redis)")
+    logs = tmp_path_factory.mktemp("celery")
+    host = socket.gethostname()
+    workers = []
+    try:
+        for queues, role in (([settings.JOBS_QUEUE], "jobs"),
+                             ([settings.PLATFORM_QUEUE, settings.LEDGER_QUEUE], "platform")):
+            name = f"test-{role}-{os.getpid()}@{host}"
+            workers.append((name, start_worker(queues, name, logs / f"{role}.log", wait=False)))
+        for _, proc in workers:
+            await_worker(proc)
+        yield SimpleNamespace(process=workers[1][1], jobs=workers[0][1], platform=workers[1][1],
+                              names=[name for name, _ in workers], log_path=logs / "platform.log")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        for _, proc in workers:
+            stop_worker(proc)
 
 
 # --- the chain (contract tests without Django; the platform's own tests use settings) ---
@@ -328,3 +366,23 @@ def pytest_collection_modifyitems(config, items):
     ]
     if unflagged:
         raise pytest.UsageError(f"browser tests must carry the 'browser' marker: {unflagged[:5]}")
+
+
+@contextmanager
+def failing_commit(event_type: str):
+    """The next commit that holds an event of `event_type` fails (PostgreSQL: a deferred
+    constraint trigger on the event log, checked at COMMIT), as a lost connection or a full
+    disk would make it fail after the action's work was done."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE OR REPLACE FUNCTION miliao_test_refuse_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN RAISE EXCEPTION 'the commit fails (test): %', NEW.event_type; END $$")
+        cursor.execute("CREATE CONSTRAINT TRIGGER miliao_test_refuse_commit AFTER INSERT ON provenance_lineageevent "
+                       "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                       f"WHEN (NEW.event_type = '{event_type}') EXECUTE FUNCTION miliao_test_refuse_commit()")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER miliao_test_refuse_commit ON provenance_lineageevent")

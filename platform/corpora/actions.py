@@ -64,6 +64,13 @@ def _queue(actor, dataset: Dataset, source: dict) -> TaskProgress:
     )
 
 
+def ingest_lost(task, reason: str) -> None:
+    """The worker of an ingest died (progress.recover_lost_tasks): its half-written file goes;
+    no version was recorded, and the steward imports again."""
+    for partial in corpus_dir().glob(f"*/task-{task.pk}.parquet"):
+        partial.unlink(missing_ok=True)
+
+
 def record_corpus_version(*, actor, dataset: Dataset, file: Path, source: str, source_crs: str, summary) -> CorpusVersion:
     """Called inside the transaction that finishes the ingest task."""
     with transaction.atomic():

@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime
 import hashlib
 import secrets
+import shutil
+import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -278,16 +280,41 @@ def _local_day_start(now: datetime.datetime) -> datetime.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-@transaction.atomic(durable=True)
 def submit(*, actor, challenge: Challenge, kind: str, content: bytes, note: str = "") -> Submission:
     """Model weights for the challenge's task, or a prediction script. Refused, with nothing
     stored, from someone in no registered team, outside the submission window, over the
-    team's daily limit, too large, or malformed."""
+    team's daily limit, too large, or malformed.
+
+    The content is written and checked in a staging folder before the transaction (so no
+    lock is held while weights load), and renamed into the submissions folder once the
+    transaction has committed; a refusal, or a commit that fails, stores nothing."""
+    _admissible(actor, challenge, kind, content)
+    staging = submissions_dir() / ".staging" / uuid.uuid4().hex
+    staging.mkdir(parents=True)
+    try:
+        staged = staging / (evaluation.WEIGHTS_FILE if kind == SubmissionKind.WEIGHTS else "predict.py")
+        staged.write_bytes(content)
+        try:
+            _validate(kind, staged, challenge)
+        except ValueError as exc:
+            field, _, message = str(exc).partition(": ")
+            raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code", message or str(exc)) from None
+        return _record_submission(actor=actor, challenge=challenge, kind=kind, staged=staged,
+                                  digest=hashlib.sha256(content).hexdigest(), size=len(content), note=note)
+    except BaseException:  # refused, or the commit failed: nothing is stored
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _admissible(actor, challenge: Challenge, kind: str, content: bytes | None, *, locked: bool = False):
+    """The refusals of `submit`, in order; returns the team and its submissions of today. With
+    `locked`, the team's row is locked first (one submission of a team at a time)."""
     permissions.check_join_challenge(actor, challenge)
     team = _team_of(actor, challenge)
     if team is None:
         raise Refused(f"you are in no team registered for {challenge.slug}: register one or accept an invitation")
-    team = Team.objects.select_for_update().get(pk=team.pk)  # one submission of a team at a time
+    if locked:
+        team = Team.objects.select_for_update().get(pk=team.pk)
     now = timezone.now()
     phase = challenge.phase(now)
     if phase == Phase.UPCOMING:
@@ -302,27 +329,26 @@ def submit(*, actor, challenge: Challenge, kind: str, content: bytes, note: str 
                        f"({timezone.localtime(now):%Y-%m-%d}); the limit resets at midnight")
     if kind not in SubmissionKind.values:
         raise InvalidInput("kind", f"one of {', '.join(SubmissionKind.values)}")
-    if not content:
-        raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code", "is empty")
-    limit = min(challenge.max_submission_bytes, CODE_MAX_BYTES) if kind == SubmissionKind.CODE \
-        else challenge.max_submission_bytes
-    if len(content) > limit:
-        raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code",
-                           f"larger than {limit} bytes, the most this challenge takes")
-    digest = hashlib.sha256(content).hexdigest()
+    if content is not None:
+        if not content:
+            raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code", "is empty")
+        limit = min(challenge.max_submission_bytes, CODE_MAX_BYTES) if kind == SubmissionKind.CODE \
+            else challenge.max_submission_bytes
+        if len(content) > limit:
+            raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code",
+                               f"larger than {limit} bytes, the most this challenge takes")
+    return team, today
+
+
+@transaction.atomic(durable=True)
+def _record_submission(*, actor, challenge: Challenge, kind: str, staged: Path, digest: str, size: int,
+                       note: str) -> Submission:
+    team, today = _admissible(actor, challenge, kind, None, locked=True)  # again, under the team's lock
     submission = Submission.objects.create(challenge=challenge, team=team, submitted_by=actor, kind=kind, path="",
-                                           sha256=digest, size=len(content),
+                                           sha256=digest, size=size,
                                            note=text(note, "note", limit=TITLE_MAX, required=False))
-    folder = submissions_dir() / str(submission.pk)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / (evaluation.WEIGHTS_FILE if kind == SubmissionKind.WEIGHTS else "predict.py")
-    target.write_bytes(content)
-    try:
-        _validate(kind, target, challenge)
-    except ValueError as exc:
-        target.unlink()
-        field, _, message = str(exc).partition(": ")
-        raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code", message or str(exc)) from None
+    target = submissions_dir() / str(submission.pk) / staged.name
+    transaction.on_commit(lambda: _store(staged, target))  # before the scoring task is dispatched
     from .tasks import score_submission_task
 
     progress = queue_task("innovation.score", label=f"评测提交 #{submission.pk}", actor=actor,
@@ -332,9 +358,16 @@ def submit(*, actor, challenge: Challenge, kind: str, content: bytes, note: str 
     submission.save(update_fields=["path", "task_id"])
     record("innovation.submitted", actor=actor_of(actor), subject=subject_of(submission),
            payload={"challenge": challenge.slug, "team": team.name, "kind": kind, "sha256": digest,
-                    "size": len(content), "today": today + 1},
+                    "size": size, "today": today + 1},
            inputs=[subject_of(team), subject_of(challenge)])
     return submission
+
+
+def _store(staged: Path, target: Path) -> None:
+    """After the commit: the staged submission into its folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged.replace(target)
+    staged.parent.rmdir()
 
 
 def _validate(kind: str, path: Path, challenge: Challenge) -> None:
@@ -416,6 +449,14 @@ def fail_submission(*, submission_id: int, reason: str) -> Submission:
     record("innovation.submission_failed", actor="system", subject=subject_of(submission),
            payload={"reason": submission.status_reason})
     return submission
+
+
+def scoring_lost(task, reason: str) -> None:
+    """The worker scoring a submission died (progress.recover_lost_tasks): it fails, and the
+    team may submit again."""
+    submission = Submission.objects.filter(task_id=task.pk).first()
+    if submission is not None:
+        fail_submission(submission_id=submission.pk, reason=reason)
 
 
 @transaction.atomic(durable=True)
@@ -543,6 +584,14 @@ def fail_close(*, challenge_id: int, reason: str) -> Challenge:
     record("innovation.challenge_close_failed", actor="system", subject=subject_of(challenge),
            payload={"reason": reason[:2000]})
     return challenge
+
+
+def close_lost(task, reason: str) -> None:
+    """The worker scoring the finals died (progress.recover_lost_tasks): the close fails, and
+    the steward closes the challenge again."""
+    challenge = Challenge.objects.filter(close_task_id=task.pk, closed_at__isnull=True).first()
+    if challenge is not None:
+        fail_close(challenge_id=challenge.pk, reason=reason)
 
 
 # --- showcase and reuse --------------------------------------------------------------------

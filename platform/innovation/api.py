@@ -12,7 +12,6 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import Count, Q
 from django.http import FileResponse, HttpResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -303,7 +302,7 @@ class InvitationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             "-created_at")
 
     def _answer(self, request, pk, accept: bool):
-        invitation = get_object_or_404(self.get_queryset(), pk=pk)
+        invitation = self.get_object()  # DRF's lookup: an id that is not a number is a 404, not a 500
         invitation = actions.answer_invitation(actor=request.user, invitation=invitation, accept=accept)
         return Response(InvitationSerializer(invitation).data)
 

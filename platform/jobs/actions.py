@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -244,8 +245,14 @@ def _approval(actor, dataset: Dataset) -> Application | None:
     )
 
 
-def _check_budget(organisation, dataset: Dataset, epsilon: Decimal) -> None:
+def _check_budget(organisation, dataset: Dataset, epsilon: Decimal, delta: float) -> None:
     budget = PrivacyBudget.objects.filter(organisation=organisation, dataset=dataset).first()
+    if budget is not None and Decimal(repr(delta)) > budget.delta:
+        # ε is accounted at the job's δ, so a larger δ than the budget's would understate
+        # what the budget pays (ε 0.99 at δ 1e-5 is ε 1.24 at 1e-6): refused, never converted.
+        raise InvalidInput("params.delta", f"δ {delta:g} is above δ {amounts.short(budget.delta)}, the δ of the "
+                                           f"privacy budget of {organisation.code} on {dataset.slug}: a job runs "
+                                           "at its budget's δ or below")
     remaining = budget.epsilon_remaining if budget else Decimal(0)
     if epsilon > remaining:
         raise Conflict(
@@ -264,6 +271,10 @@ def submit_job(
     title = text(title, "title", limit=TITLE_MAX)
     limits = _limits(limits, SandboxPolicy.of(dataset))
     params = dict(params or {})
+    budget = PrivacyBudget.objects.filter(organisation=actor.organisation, dataset=dataset).first()
+    if "delta" not in params and budget is not None:  # unless it asks for less, a job runs at its budget's δ
+        params["delta"] = min(float(budget.delta), CODE_DEFAULTS["delta"]) if kind == JobKind.CODE \
+            else float(budget.delta)
     if kind not in JobKind.values:
         raise InvalidInput("kind", f"one of {', '.join(JobKind.values)}")
     syft_dataset = None
@@ -291,7 +302,10 @@ def submit_job(
         base = params.pop(REUSE_PARAM, None)
         params = {**_train_params({k: v for k, v in params.items() if k not in FEDERATED_DEFAULTS}), **fed}
     epsilon = amounts.epsilon(params["target_epsilon"], "params.target_epsilon")
-    delta = float(params["delta"])
+    try:
+        delta = float(params["delta"])
+    except (TypeError, ValueError):
+        raise InvalidInput("params.delta", "a number in (0, 1)") from None
     if not (0 < delta < 1) or not math.isfinite(delta):
         raise InvalidInput("params.delta", "must be in (0, 1)")
     if corpus is None:
@@ -300,7 +314,7 @@ def submit_job(
             raise Conflict(f"{dataset.slug} has no corpus version to run on yet")
     elif corpus.dataset_id != dataset.pk:
         raise InvalidInput("corpus", f"corpus version #{corpus.pk} is not a version of {dataset.slug}")
-    _check_budget(actor.organisation, dataset, epsilon)
+    _check_budget(actor.organisation, dataset, epsilon, delta)
     base_result, attribution = (None, None) if kind == JobKind.CODE or base is None else \
         _reuse(actor, base, task, corpus, params)
     if attribution:
@@ -310,9 +324,8 @@ def submit_job(
         organisation=actor.organisation, submitted_by=actor, task=task, code=code, params=params,
         limits=limits, epsilon=epsilon, delta=delta, syft_dataset=syft_dataset, base_result=base_result,
     )
-    if syft_dataset is not None:
-        code_to_data.submit(data.jobs_box(), owner=syft_dataset.owner, submitter=data.submitter_email(actor),
-                            job_name=syft_job_name(job), code=code)
+    if syft_dataset is not None:  # PySyft's side follows the commit (sync_syft_job)
+        transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     record(
         "jobs.submitted", actor=actor_of(actor), subject=subject_of(job),
         payload={"kind": kind, "task": task, "dataset": dataset.slug, "corpus_version": corpus.version,
@@ -357,6 +370,28 @@ def syft_job_name(job: Job) -> str:
     return f"miliao-job-{job.pk}"
 
 
+def sync_syft_job(job: Job) -> None:
+    """Bring a code job's PySyft twin in line with the job, whose row is the truth: submitted,
+    approved or rejected as the steward decided, and its outputs shared once released. It runs
+    after the action's transaction commits (so a commit that fails leaves PySyft untouched),
+    and again before the job runs (so a call that failed after the commit is made then).
+    Idempotent."""
+    job = Job.objects.select_related("syft_dataset", "submitted_by").get(pk=job.pk)
+    box, owner, name = data.jobs_box(), job.syft_dataset.owner, syft_job_name(job)
+    submitter = data.submitter_email(job.submitted_by)
+    try:
+        info = code_to_data.job(box, owner=owner, job_name=name)
+    except ValueError:  # not submitted yet
+        code_to_data.submit(box, owner=owner, submitter=submitter, job_name=name, code=job.code)
+        info = code_to_data.job(box, owner=owner, job_name=name)
+    if info.status == "pending" and job.approved_by_id is not None:
+        code_to_data.approve(box, owner=owner, job_name=name, reason=job.review_note)
+    elif info.status == "pending" and job.status == JobStatus.REJECTED:
+        code_to_data.reject(box, owner=owner, job_name=name, reason=job.review_note)
+    if job.status == JobStatus.RELEASED:
+        code_to_data.share(box, owner=owner, job_name=name, submitter=submitter)
+
+
 def _locked(job: Job, *allowed: str) -> Job:
     job = Job.objects.select_for_update().select_related("dataset", "organisation").get(pk=job.pk)
     if job.status not in allowed:
@@ -372,12 +407,13 @@ def approve_job(*, actor, job: Job, note: str = "") -> Job:
     note = text(note, "note", limit=REASON_MAX, required=False)
     from .tasks import run_job_task
 
+    if job.syft_dataset_id:  # the steward has read the code: PySyft's own approval, once committed and
+        # before the task is dispatched (on_commit runs in order); the runner makes it again if it failed
+        transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     progress = queue_task("jobs.run", label=f"作业 #{job.pk} {job.title}"[:200], actor=job.submitted_by,
                           dispatch=lambda task_id: run_job_task.delay(task_id, job.pk))
     job.status, job.approved_by, job.review_note, job.task_id = JobStatus.APPROVED, actor, note, progress.pk
     job.save(update_fields=["status", "approved_by", "review_note", "task_id", "updated_at"])
-    if job.syft_dataset_id:  # the steward has read the code: PySyft's own approval
-        code_to_data.approve(data.jobs_box(), owner=job.syft_dataset.owner, job_name=syft_job_name(job), reason=note)
     record("jobs.approved", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
     return job
 
@@ -390,7 +426,7 @@ def reject_job(*, actor, job: Job, reason: str) -> Job:
     job.status, job.review_note, job.reviewed_by, job.finished_at = JobStatus.REJECTED, reason, actor, timezone.now()
     job.save(update_fields=["status", "review_note", "reviewed_by", "finished_at", "updated_at"])
     if job.syft_dataset_id:
-        code_to_data.reject(data.jobs_box(), owner=job.syft_dataset.owner, job_name=syft_job_name(job), reason=reason)
+        transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     record("jobs.rejected", actor=actor_of(actor), subject=subject_of(job), payload={"stage": "submission",
                                                                                       "reason": reason})
     return job
@@ -473,6 +509,17 @@ def fail_job(*, job_id: int, reason: str, outcome: dict | None = None, log: str 
     return job
 
 
+def job_run_lost(task, reason: str) -> None:
+    """The worker running the job died (progress.recover_lost_tasks): the job fails, and its
+    charge stands in full, since it may have read the data before it stopped."""
+    job = Job.objects.filter(task_id=task.pk).first()
+    if job is None or job.status in FINISHED:
+        return
+    charged = BudgetEntry.objects.filter(job=subject_of(job), kind=EntryKind.SPEND).exists()
+    fail_job(job_id=job.pk, reason=f"{reason}; the charge stands" if charged else reason,
+             spent=job.epsilon if charged else None)
+
+
 def settle_charge(job: Job, spent: Decimal) -> BudgetEntry | None:
     """Bring the job's charge down to `spent` (what the accountant says it used), never below:
     refund the difference. Settling twice refunds nothing more."""
@@ -500,10 +547,20 @@ def spent_of(job: Job, privacy: dict) -> Decimal:
 # --- output review and the model registry ------------------------------------------------
 
 
-@transaction.atomic(durable=True)
 def release_job(*, actor, job: Job, note: str = "", intended_use: str = "") -> Job:
     """The steward has looked at the held output and its automatic checks and releases it;
-    a model goes into the registry with its card."""
+    a model goes into the registry with its card. Its files are published and shared only
+    once the release has committed; a refusal, or a commit that fails, leaves nothing."""
+    try:
+        return _release_job(actor=actor, job=job, note=note, intended_use=intended_use)
+    except BaseException:
+        for staged in (models_dir() / f"job-{job.pk}").glob(".model.pt.*.staged"):
+            staged.unlink(missing_ok=True)
+        raise
+
+
+@transaction.atomic(durable=True)
+def _release_job(*, actor, job: Job, note: str, intended_use: str) -> Job:
     permissions.check_decide_job(actor, job)
     job = _locked(job, JobStatus.REVIEW)
     note = text(note, "note", limit=REASON_MAX, required=False)
@@ -513,24 +570,28 @@ def release_job(*, actor, job: Job, note: str = "", intended_use: str = "") -> J
     job.status, job.reviewed_by, job.review_note = JobStatus.RELEASED, actor, note
     job.save(update_fields=["status", "reviewed_by", "review_note", "updated_at"])
     release_event = record("jobs.released", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
-    if job.kind == JobKind.CODE:
-        code_to_data.share(data.jobs_box(), owner=job.syft_dataset.owner, job_name=syft_job_name(job),
-                           submitter=data.submitter_email(job.submitted_by))
+    if job.kind == JobKind.CODE:  # shared in PySyft once the release has committed
+        transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     else:
         _register_model(actor, job, release_event, intended_use)
     return job
 
 
 def _register_model(actor, job: Job, release_event, intended_use: str) -> TrainedModel:
+    """The model's row and card, with its weights staged beside their place in the registry
+    and renamed into it once the release has committed: a commit that fails publishes no
+    file (the staged copy goes), and a committed model always has its weights."""
     source = Path(settings.STATE_DIR) / job.output_path / "model.pt"
     target = models_dir() / f"job-{job.pk}" / "model.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    staged = target.with_name(f".model.pt.{uuid.uuid4().hex}.staged")
+    shutil.copyfile(source, staged)
+    transaction.on_commit(lambda: staged.replace(target))
+    digest = hashlib.sha256(staged.read_bytes()).hexdigest()
     task = sandbox_tasks.task_named(job.task)
     model = TrainedModel.objects.create(
         job=job, name=f"{job.title} (#{job.pk})", organisation=job.organisation, task=job.task,
-        weights_path=str(target.relative_to(settings.STATE_DIR)), sha256=digest, size=target.stat().st_size,
+        weights_path=str(target.relative_to(settings.STATE_DIR)), sha256=digest, size=staged.stat().st_size,
         card={}, released_by=actor,
     )
     model.card = model_card(job, model, task, intended_use, release_event)

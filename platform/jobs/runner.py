@@ -52,6 +52,14 @@ def run_job(task_id: str, job_id: int) -> None:
     if job.status not in (JobStatus.APPROVED, JobStatus.RUNNING):
         log.info("job %s is %s; nothing to run", job.pk, job.status)
         return
+    if job.syft_dataset_id:  # PySyft's side followed the approval's commit; one missed then is made now
+        try:
+            actions.sync_syft_job(job)
+        except Exception:
+            log.exception("job %s: its PySyft job could not be prepared", job.pk)
+            actions.fail_job(job_id=job.pk, reason="refused before it ran: its PySyft job could not be prepared")
+            fail_task(task_id, "its PySyft job could not be prepared")
+            return
     try:
         entry = actions.charge(job)
     except Conflict as exc:  # the budget ran out between submission and start

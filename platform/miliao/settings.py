@@ -1,7 +1,7 @@
 """Miliao settings, read from the environment.
 
 Every setting has an embedded default so that `make demo` needs no server:
-SQLite, an in-process memory broker and an embedded EVM. With MILIAO_ENV=production
+SQLite, a folder broker (miliao/broker.py) and an embedded EVM. With MILIAO_ENV=production
 the defaults are refused and every secret must come from the environment;
 deploy/env.example lists them all.
 """
@@ -61,6 +61,15 @@ def _env_flag(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {raw!r}.")
 
 
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ImproperlyConfigured(f"{name} must be an integer of at least {minimum}, not {raw!r}.")
+    return int(raw)
+
+
 def _dev_secret(name: str, make) -> str:
     """A secret from the environment, or one generated once into STATE_DIR (never git)."""
     value = os.environ.get(name)
@@ -115,16 +124,47 @@ DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- broker -----------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
+# Development default: a folder under STATE_DIR that every process of the demo (web, workers,
+# beat) shares without a server (miliao/broker.py: kombu's filesystem transport, written and
+# taken by atomic renames). memory:// lives inside one process and cannot be shared;
+# production refuses both and needs Redis.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost/")
 _broker_scheme = urlparse(CELERY_BROKER_URL).scheme
-if _broker_scheme not in {"memory", "redis", "rediss"}:
+if _broker_scheme not in {"filesystem", "memory", "redis", "rediss"}:
     raise ImproperlyConfigured(
-        f"CELERY_BROKER_URL must be redis://, rediss:// or memory://, not {CELERY_BROKER_URL!r}."
+        "CELERY_BROKER_URL must be redis://, rediss://, filesystem:// or memory://, "
+        f"not {CELERY_BROKER_URL!r}."
     )
-if PRODUCTION and _broker_scheme == "memory":
-    raise ImproperlyConfigured("CELERY_BROKER_URL: production needs Redis, not memory://.")
-# True when tasks are consumed by a worker thread inside this process (demo, smoke test).
-EMBEDDED_BROKER = _broker_scheme == "memory"
+if PRODUCTION and _broker_scheme in {"memory", "filesystem"}:
+    raise ImproperlyConfigured(f"CELERY_BROKER_URL: production needs Redis, not {_broker_scheme}://.")
+# True for the server-less brokers of development (the demo, the smoke test).
+EMBEDDED_BROKER = _broker_scheme in {"memory", "filesystem"}
+if _broker_scheme == "filesystem":
+    BROKER_DIR = STATE_DIR / "broker"
+    for _folder in ("messages", "staging", "processing", "control"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT = "miliao.broker:Transport"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "messages"),
+        "data_folder_out": str(BROKER_DIR / "messages"),
+        "staging_folder": str(BROKER_DIR / "staging"),
+        "processing_folder": str(BROKER_DIR / "processing"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "polling_interval": 0.25,
+    }
+# Queues. A long job never stalls the platform's own work: jobs and challenge scoring run
+# on `jobs`; releases, imports, alerts and the beat's checks on `platform`; anchoring and the
+# event-log verification (which compares anchored roots with the chain) on `ledger`, so
+# that with the embedded chain they run in the one process that holds it (manage.py demo).
+JOBS_QUEUE, PLATFORM_QUEUE, LEDGER_QUEUE = "jobs", "platform", "ledger"
+CELERY_TASK_DEFAULT_QUEUE = PLATFORM_QUEUE
+CELERY_TASK_ROUTES = {
+    "jobs.run": {"queue": JOBS_QUEUE},
+    "innovation.score": {"queue": JOBS_QUEUE},
+    "innovation.close": {"queue": JOBS_QUEUE},
+    "provenance.anchor_events": {"queue": LEDGER_QUEUE},
+    "provenance.verify_event_log": {"queue": LEDGER_QUEUE},
+}
 # Task state lives in the TaskProgress model, so Celery keeps no results.
 CELERY_TASK_IGNORE_RESULT = True
 # A task is acknowledged only after it ran: a worker killed mid-task leaves it to be retried,
@@ -133,6 +173,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A running tracked task beats every TASK_HEARTBEAT_S; one whose beat is older than
+# TASK_STALE_S lost its worker, and the recovery (at a worker's start and on the beat,
+# every TASK_RECOVERY_S) fails it and what it was building (progress.recovery).
+TASK_HEARTBEAT_S = _env_int("TASK_HEARTBEAT_S", 10)
+TASK_STALE_S = _env_int("TASK_STALE_S", 120)
+if TASK_STALE_S < 3 * TASK_HEARTBEAT_S:
+    raise ImproperlyConfigured("TASK_STALE_S must be at least three times TASK_HEARTBEAT_S.")
+TASK_RECOVERY_S = _env_int("TASK_RECOVERY_S", 60)
 
 # --- chain ------------------------------------------------------------------
 # "embedded" is an in-process EVM (eth-tester/py-evm); anything else is a JSON-RPC URL.
@@ -165,15 +213,6 @@ for _name, _value in (("CHAIN_ACCOUNT_ADDRESS", CHAIN_ACCOUNT_ADDRESS), ("CHAIN_
         raise ImproperlyConfigured(f"{_name} must be a 0x-prefixed 20-byte hex address, not {_value!r}.")
 # The embedded chain's state file (one process only; see ledger/embedded.py).
 CHAIN_EMBEDDED_STATE = STATE_DIR / "chain" / "embedded.sqlite3"
-
-
-def _env_int(name: str, default: int, minimum: int = 1) -> int:
-    raw = os.environ.get(name, "")
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < minimum:
-        raise ImproperlyConfigured(f"{name} must be an integer of at least {minimum}, not {raw!r}.")
-    return int(raw)
 
 
 # Anchoring: how often the beat task batches new events, how many blocks make an anchor
@@ -211,6 +250,7 @@ CELERY_BEAT_SCHEDULE = {
     "expiring-licences": {"task": "defense.check_expiring_licences", "schedule": 24 * 3600.0},
     "close-due-challenges": {"task": "innovation.close_due_challenges",
                              "schedule": float(_env_int("CHALLENGE_CLOSE_CHECK_S", 60))},
+    "recover-lost-tasks": {"task": "progress.recover_lost_tasks", "schedule": float(TASK_RECOVERY_S)},
 }
 
 # --- spatial -----------------------------------------------------------------

@@ -5,16 +5,34 @@ domain side effect a task exists for does, through its own action, in the same
 transaction that marks the task finished. That is what makes tasks idempotent:
 a retried task whose row is already finished returns without running, and a
 task that died before finishing had produced no side effect yet.
+
+A running task records its worker and beats while it works. A worker that dies
+(SIGKILL, a lost machine) leaves its task `running`; `recover_lost_tasks` finds
+it, at a worker's start (Celery's `worker_ready`: a task the restarted worker was
+running is dead) and on the beat (a task whose heartbeat is older than
+TASK_STALE_S), fails what it was building through that app's own action (a
+release, a job, a submission's scoring, a challenge's close), then fails the task
+with a `tasks.worker_lost` event.
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import logging
+import os
+import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from provenance.recorder import record, subject_of
 
 from .models import FINISHED, TaskProgress, TaskStatus
 
@@ -36,9 +54,45 @@ def queue_task(kind: str, *, label: str, actor, dispatch: Callable[[str], Any]) 
 
 
 def _report(task_id: str, percent: float, stage: str) -> None:
+    now = timezone.now()
     TaskProgress.objects.filter(pk=task_id, status=TaskStatus.RUNNING).update(
-        percent=max(0.0, min(100.0, percent)), stage=stage[:200], updated_at=timezone.now()
+        percent=max(0.0, min(100.0, percent)), stage=stage[:200], updated_at=now, heartbeat_at=now
     )
+
+
+def worker_name() -> str:
+    """The Celery worker's node name running the current task, or host:pid when inline."""
+    from celery import current_task
+
+    hostname = getattr(getattr(current_task, "request", None), "hostname", None) if current_task else None
+    return hostname or f"inline@{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.contextmanager
+def _heartbeat(task_id: str):
+    """Beat every TASK_HEARTBEAT_S while the work runs, from a thread of its own (so a long
+    step without progress still shows the worker alive)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.TASK_HEARTBEAT_S):
+                try:
+                    TaskProgress.objects.filter(pk=task_id, status=TaskStatus.RUNNING).update(
+                        heartbeat_at=timezone.now())
+                except Exception:  # a busy or lost database: the next beat tries again
+                    log.warning("task %s: a heartbeat failed", task_id, exc_info=True)
+                    connection.close()
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{task_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def run_tracked(
@@ -58,7 +112,9 @@ def run_tracked(
         task.attempts += 1
         task.started_at = task.started_at or timezone.now()
         task.error = ""
-        task.save(update_fields=["status", "attempts", "started_at", "error", "updated_at"])
+        task.worker, task.heartbeat_at = worker_name()[:200], timezone.now()
+        task.save(update_fields=["status", "attempts", "started_at", "error", "worker", "heartbeat_at",
+                                 "updated_at"])
 
     last = 0.0
 
@@ -70,7 +126,8 @@ def run_tracked(
             _report(task_id, percent, stage)
 
     try:
-        result = work(report)
+        with _heartbeat(task_id):
+            result = work(report)
     except Exception as exc:
         fail_task(task_id, f"{type(exc).__name__}: {exc}")
         raise
@@ -95,3 +152,57 @@ def fail_task(task_id: str, error: str) -> None:
         TaskProgress.objects.filter(pk=task_id).exclude(status__in=FINISHED).update(
             status=TaskStatus.FAILED, error=error[:5000], finished_at=timezone.now()
         )
+
+
+# --- recovery after a crash ----------------------------------------------------------------
+
+# What a lost task of each kind was making, and the action of its app that fails it
+# (called with the task and the reason; each is idempotent and records its own event).
+# A kind not named here (the event-log verification) has nothing to undo.
+ON_LOST = {
+    "releases.build": "releases.actions.release_build_lost",
+    "corpora.ingest": "corpora.actions.ingest_lost",
+    "jobs.run": "jobs.actions.job_run_lost",
+    "innovation.score": "innovation.actions.scoring_lost",
+    "innovation.close": "innovation.actions.close_lost",
+}
+LOST_REASON = "the worker running it stopped ({worker}, last heartbeat {seen}); it did not finish"
+
+
+def _lost(now: datetime.datetime, restarted: str | None) -> Q:
+    stale = Q(heartbeat_at__lt=now - datetime.timedelta(seconds=settings.TASK_STALE_S)) | Q(
+        heartbeat_at__isnull=True, updated_at__lt=now - datetime.timedelta(seconds=settings.TASK_STALE_S))
+    return Q(status=TaskStatus.RUNNING) & (stale | Q(worker=restarted) if restarted else stale)
+
+
+def recover_lost_tasks(*, restarted: str | None = None) -> list[str]:
+    """Fail each running task whose worker died: its heartbeat is older than TASK_STALE_S,
+    or it ran on `restarted`, a worker that has just started again (so it runs nothing yet).
+    What the task was building fails first, through its app's action; then the task, with
+    a `tasks.worker_lost` event. A second sweep finds nothing left to do. Returns the
+    recovered task ids."""
+    now = timezone.now()
+    recovered = []
+    for task in TaskProgress.objects.filter(_lost(now, restarted)).order_by("created_at"):
+        seen = timezone.localtime(task.heartbeat_at or task.updated_at).isoformat(timespec="seconds")
+        reason = LOST_REASON.format(worker=task.worker or "unknown", seen=seen)
+        handler = ON_LOST.get(task.kind)
+        if handler is not None:  # first, so that a sweep that dies here is simply repeated
+            import_string(handler)(task, reason)
+        if _fail_lost(task.pk, now, restarted, reason):
+            recovered.append(str(task.pk))
+            log.warning("task %s (%s) lost its worker %s; failed it", task.pk, task.kind, task.worker)
+    return recovered
+
+
+@transaction.atomic(durable=True)
+def _fail_lost(task_id, now: datetime.datetime, restarted: str | None, reason: str) -> bool:
+    task = TaskProgress.objects.select_for_update().filter(_lost(now, restarted), pk=task_id).first()
+    if task is None:  # it finished, or another sweep got it
+        return False
+    task.status, task.error, task.finished_at = TaskStatus.FAILED, reason, timezone.now()
+    task.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    record("tasks.worker_lost", actor="system", subject=subject_of(task),
+           payload={"kind": task.kind, "worker": task.worker, "percent": round(task.percent, 1),
+                    "heartbeat_at": task.heartbeat_at.isoformat() if task.heartbeat_at else None})
+    return True

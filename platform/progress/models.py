@@ -32,6 +32,10 @@ class TaskProgress(models.Model):
     error = models.TextField(_("错误"), blank=True)
     result = models.JSONField(_("结果"), null=True, blank=True)
     attempts = models.PositiveIntegerField(_("尝试次数"), default=0)
+    # Who runs it (the Celery worker's node name, or host:pid when run inline) and its last
+    # sign of life: the recovery (progress.recovery) fails a running task whose worker died.
+    worker = models.CharField(_("执行者"), max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(_("最近心跳"), null=True, blank=True)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("发起人"),

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from progress.actions import run_tracked
-from progress.models import TaskProgress
-
-from .actions import record_verification
-from .verification import verify_event_log
-
 
 @shared_task(name="provenance.verify_event_log")
 def verify_event_log_task(task_id: str) -> None:
+    # Imported here, not at the top: a worker starts (and recovers after a crash) sooner.
+    from progress.actions import run_tracked
+    from progress.models import TaskProgress
+
+    from .actions import record_verification
+    from .verification import verify_event_log
+
     task = TaskProgress.objects.select_related("started_by").get(pk=task_id)
 
     def work(report) -> dict:

@@ -6,6 +6,7 @@ one transaction with the release's event. A crash leaves no published partial ou
 rerun of the same task changes nothing."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from django.conf import settings
@@ -138,6 +139,20 @@ def record_release_failed(*, release_id: int, error: str) -> None:
     release.status = ReleaseStatus.FAILED
     release.save(update_fields=["status"])
     record("releases.release_failed", actor="system", subject=subject_of(release), payload={"error": error[:500]})
+
+
+def release_build_lost(task, reason: str) -> None:
+    """The worker building `task`'s release died (progress.recover_lost_tasks): the release
+    fails with the reason and its partial output is removed, so that the same corpus version
+    and policy can be built again as a new release."""
+    release = Release.objects.filter(task_id=task.pk).first()
+    if release is None:
+        return
+    record_release_failed(release_id=release.pk, error=reason)
+    if Release.objects.filter(pk=release.pk, status=ReleaseStatus.FAILED).exists():
+        out = release_dir(release)
+        shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)  # renamed into place, but its commit never came
 
 
 @transaction.atomic(durable=True)

@@ -1,21 +1,23 @@
 """Celery task: build a release with visible progress."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from celery import shared_task
-from django.conf import settings
-
-from progress.actions import run_tracked
-
-from .actions import record_release_built, record_release_failed, release_dir
-from .keys import open_release_key
-from .models import Release
-from .pipeline import ReleaseSpec, run_release
 
 
 @shared_task(name="releases.build")
 def build_release_task(task_id: str, release_id: int) -> None:
+    # Imported here, not at the top: a worker starts (and recovers after a crash) sooner.
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from progress.actions import run_tracked
+
+    from .actions import record_release_built, record_release_failed, release_dir
+    from .keys import open_release_key
+    from .models import Release
+    from .pipeline import ReleaseSpec, run_release
+
     release = Release.objects.select_related("corpus", "policy").get(pk=release_id)
 
     def work(report) -> dict:

@@ -91,6 +91,8 @@ SHOWCASE_TABLE = [
 
 
 def innovation_world(w, *, closed: bool, joined: bool = False):
+    from django.test import TestCase
+
     from innovation import actions
     from innovation.models import Challenge, Submission, Team
     from innovation_support import add_people, submit_weights, times, trained_weights
@@ -106,8 +108,9 @@ def innovation_world(w, *, closed: bool, joined: bool = False):
     if joined:
         actions.answer_invitation(actor=w.applicant, invitation=w.invitation, accept=True)
     weights = trained_weights(epochs=1, rooms=2000, neighbourhoods=Challenge.objects.get(slug=SLUG).spec["neighbourhoods"])
-    w.submission = Submission.objects.get(pk=submit_weights(w.researcher, SLUG, weights).json()["id"])
-    w.second = Submission.objects.get(pk=submit_weights(w.researcher, SLUG, weights).json()["id"])
+    with TestCase.captureOnCommitCallbacks(execute=True):  # as their commits do: the files are stored
+        w.submission = Submission.objects.get(pk=submit_weights(w.researcher, SLUG, weights).json()["id"])
+        w.second = Submission.objects.get(pk=submit_weights(w.researcher, SLUG, weights).json()["id"])
     for submission in (w.submission, w.second):  # as the scoring task records it
         actions.record_score(submission_id=submission.pk, score=0.72)
     if closed:

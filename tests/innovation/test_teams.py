@@ -69,3 +69,12 @@ def _page(user, slug) -> str:
     client = Client()
     client.force_login(user)
     return client.get(f"/innovation/challenges/{slug}/").content.decode()
+
+
+@pytest.mark.parametrize("answer", ["accept", "decline"])
+def test_an_invitation_id_that_is_not_a_number_is_not_found(world, answer):
+    """A regression test: `POST /api/invitations/abc/accept/` answered 500 (ValueError)."""
+    client = api_client(world.applicant)
+    for invitation in ("abc", "1.5", "99999"):
+        response = client.post(f"/api/invitations/{invitation}/{answer}/")
+        assert response.status_code == 404, (invitation, response.status_code, response.content)

@@ -58,6 +58,8 @@ TABLE = [
 
 
 def job_world(w, *, released: bool = True):
+    from django.test import TestCase
+
     from jobs import actions
 
     add_rooms_corpus(w, rooms=1500)
@@ -67,7 +69,8 @@ def job_world(w, *, released: bool = True):
     w.reviewed = job_in_review(w, title="held")
     if released:
         done = job_in_review(w, title="released")
-        actions.release_job(actor=w.steward, job=done)
+        with TestCase.captureOnCommitCallbacks(execute=True):  # as its commit does: the weights are published
+            actions.release_job(actor=w.steward, job=done)
         w.model = done.model
     return w
 

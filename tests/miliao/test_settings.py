@@ -42,7 +42,7 @@ def load_settings(tmp_path, **env):
 def test_embedded_defaults_need_no_environment(tmp_path):
     result = load_settings(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["django.db.backends.sqlite3", "memory://", "embedded", "True"]
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://localhost/", "embedded", "True"]
     # Dev secrets are generated once, outside git, and not world-readable.
     assert oct((tmp_path / "django_secret_key").stat().st_mode)[-3:] == "600"
 

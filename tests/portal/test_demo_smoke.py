@@ -1,5 +1,6 @@
 """Smoke test of the embedded defaults: `manage.py demo` (what `make demo` runs) on SQLite,
-the in-process broker and worker, serving the portal on 127.0.0.1."""
+the folder broker, its workers and beat as processes of their own, serving the portal on
+127.0.0.1, and stopping them all when it stops."""
 from __future__ import annotations
 
 import os
@@ -54,7 +55,7 @@ def demo(tmp_path_factory):
         wait_for(serving, timeout=420, interval=0.5, what="the demo portal to answer")
         output = log_path.read_text()
         logins = dict(re.findall(r"^\s+\w+\s+(\w+)\s+(miliao-\S+)", output, re.M))
-        yield base, logins, output, tmp_path
+        yield base, logins, output, tmp_path, proc
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -64,7 +65,7 @@ def demo(tmp_path_factory):
 
 
 def test_demo_serves_the_seeded_portal_on_embedded_defaults(demo):
-    base, logins, output, tmp_path = demo
+    base, logins, output, tmp_path, _ = demo
     assert set(logins) >= {"admin", "steward", "holder", "applicant", "auditor"}
     assert (tmp_path / "state" / "miliao.sqlite3").exists()
 
@@ -125,7 +126,7 @@ def test_demo_serves_the_seeded_portal_on_embedded_defaults(demo):
 
 
 def test_demo_ran_a_federated_job_into_the_model_registry(demo):
-    base, logins, output, tmp_path = demo
+    base, logins, output, tmp_path, _ = demo
     assert re.search(r"Federated job #\d+ \(3 SuperNodes, SecAgg\+, DP-SGD\): released", output), output[-3000:]
     assert "Code-to-data: district-rooms v1 published as a PySyft dataset" in output
     token = requests.post(
@@ -145,7 +146,7 @@ def test_demo_ran_a_federated_job_into_the_model_registry(demo):
 
 
 def test_demo_seeding_twice_changes_nothing(demo):
-    base, logins, output, tmp_path = demo
+    base, logins, output, tmp_path, _ = demo
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
     env["MILIAO_STATE_DIR"] = str(tmp_path / "state")
 
@@ -164,3 +165,24 @@ def test_demo_seeding_twice_changes_nothing(demo):
     assert dict(re.findall(r"^\s+\w+\s+(\w+)\s+(miliao-\S+)", again.stdout, re.M)) == logins
     # The second seeding recorded nothing: the log holds exactly the events it held before.
     assert events() == before
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_demo_runs_workers_and_beat_as_processes_and_stops_them_with_itself(demo):
+    """Last in this module: it stops the demo."""
+    base, logins, output, tmp_path, proc = demo
+    children = {name: int(pid) for name, pid in re.findall(r"(jobs worker|platform worker|beat) \(pid (\d+)\)",
+                                                           output.split("Workers: ", 1)[1].splitlines()[0])}
+    assert set(children) == {"jobs worker", "platform worker", "beat"}
+    assert proc.pid not in children.values() and all(_alive(pid) for pid in children.values())
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=40) == 0
+    assert not [name for name, pid in children.items() if _alive(pid)]
+    assert "Stopped: jobs worker" in (tmp_path / "demo.log").read_text()

@@ -1,14 +1,54 @@
-"""`manage.py demo`: migrate, seed the demo district and serve the portal with a worker."""
+"""`manage.py demo`: migrate, seed the demo district and serve the portal, with its Celery
+workers and beat as processes of their own.
+
+Processes (the production layout of README.md, scaled down):
+
+- a `jobs` worker (sandbox jobs, challenge scoring) and a `platform` worker (releases,
+  imports, alerts, the beat's checks), each a `celery worker` process;
+- `celery beat`, one process;
+- this process: the web server, and the `ledger` queue (anchoring, event-log verification)
+  on a worker thread, because the embedded chain (CHAIN_RPC_URL=embedded) is one SQLite file
+  that one process at a time may open, and the web's lineage pages read it too.
+
+They share the broker: by default kombu's filesystem transport under STATE_DIR/broker.
+Stopping the demo (Ctrl-C, SIGTERM) stops them; each also dies with this process.
+"""
 from __future__ import annotations
 
-from contextlib import nullcontext
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from miliao.celery import app as celery_app
 from portal.seed import seed_demo
+
+STOP_TIMEOUT_S = 15
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _die_with_demo(parent: int):
+    """In each child before exec: SIGTERM it when the demo process dies, however it dies."""
+
+    def arm() -> None:
+        _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
 
 
 class Command(BaseCommand):
@@ -28,22 +68,83 @@ class Command(BaseCommand):
         self._anchor_and_verify()
         if no_serve:
             return
-        self.stdout.write(f"Portal: http://127.0.0.1:{port}/   API docs: http://127.0.0.1:{port}/api/docs/")
-        # With the embedded memory broker, tasks are consumed by a worker thread in this
-        # process; with Redis, run `celery -A miliao worker` beside it instead.
-        worker = nullcontext()
-        if settings.EMBEDDED_BROKER:
-            from celery.beat import EmbeddedService
-            from celery.contrib.testing.worker import start_worker
+        if settings.CELERY_BROKER_URL.startswith("memory://"):
+            raise CommandError("CELERY_BROKER_URL=memory:// lives inside one process, and the demo's workers are "
+                               "processes of their own: unset it (the filesystem broker under MILIAO_STATE_DIR) "
+                               "or point it at Redis")
+        # SIGTERM stops the demo as Ctrl-C does, so the workers and beat are stopped too.
+        signal.signal(signal.SIGTERM, _interrupt)
+        host = socket.gethostname()
+        with self._processes(host) as children, self._ledger_thread(host):
+            self.stdout.write("Workers: " + ", ".join(f"{name} (pid {proc.pid})" for name, proc in children)
+                              + f"; logs in {settings.STATE_DIR / 'logs'}. This process serves the portal and "
+                              "anchors and verifies the event log (ledger queue).")
+            self.stdout.write(f"Portal: http://127.0.0.1:{port}/   API docs: http://127.0.0.1:{port}/api/docs/")
+            self.stdout.flush()
+            try:
+                call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True)
+            except KeyboardInterrupt:
+                pass
 
-            worker = start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING")
-            # Celery beat in a thread too, so new events are anchored every ANCHOR_INTERVAL_S.
-            beat = EmbeddedService(
-                celery_app, thread=True, schedule_filename=str(settings.STATE_DIR / "celerybeat-schedule")
-            )
-            beat.start()
-        with worker:
-            call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True)
+    @contextlib.contextmanager
+    def _processes(self, host: str):
+        """The `jobs` and `platform` workers and beat, as processes; stopped on the way out."""
+        logs = settings.STATE_DIR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        celery = [sys.executable, "-m", "celery", "-A", "miliao"]
+        commands = {
+            "jobs worker": [*celery, "worker", "--queues", settings.JOBS_QUEUE, "--hostname", f"jobs@{host}",
+                            "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                            "--loglevel=INFO"],
+            "platform worker": [*celery, "worker", "--queues", settings.PLATFORM_QUEUE, "--hostname",
+                                f"platform@{host}", "--pool=solo", "--without-gossip", "--without-mingle",
+                                "--without-heartbeat", "--loglevel=INFO"],
+            "beat": [*celery, "beat", "--schedule", str(settings.STATE_DIR / "celerybeat-schedule"),
+                     "--loglevel=INFO"],
+        }
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(settings.PLATFORM_DIR), str(settings.REPO_DIR)])}
+        children = []
+        try:
+            for name, argv in commands.items():
+                log = open(logs / f"{name.replace(' ', '-')}.log", "ab")
+                children.append((name, subprocess.Popen(
+                    argv, cwd=settings.REPO_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, preexec_fn=_die_with_demo(os.getpid()))))
+                log.close()
+            yield children
+        finally:
+            self._stop(children)
+
+    def _stop(self, children) -> None:
+        for _, proc in children:
+            if proc.poll() is None:
+                proc.terminate()  # a warm shutdown: a worker finishes the message it holds
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for name, proc in children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                self.stdout.write(f"{name} (pid {proc.pid}) did not stop within {STOP_TIMEOUT_S} s; killed it")
+        if children:
+            self.stdout.write("Stopped: " + ", ".join(f"{name} (pid {proc.pid})" for name, proc in children))
+            self.stdout.flush()
+
+    @contextlib.contextmanager
+    def _ledger_thread(self, host: str):
+        """The ledger queue on a worker thread of this process, which holds the embedded chain."""
+        from celery.contrib.testing.worker import start_worker
+
+        from progress.actions import recover_lost_tasks
+
+        name = f"web@{host}"
+        recover_lost_tasks(restarted=name)  # what a previous demo's thread was running died with it
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING",
+                          queues=[settings.LEDGER_QUEUE], hostname=name, shutdown_timeout=STOP_TIMEOUT_S):
+            for quiet in ("celery.app.trace", "celery.worker.strategy"):  # a line per anchoring beat, else
+                logging.getLogger(quiet).setLevel(logging.WARNING)
+            yield
 
     def _sandbox(self) -> None:
         from jobs.models import Job, SyftDataset

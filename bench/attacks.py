@@ -31,14 +31,23 @@ from releases import relocation  # noqa: E402
 from releases.pipeline import ReleaseSpec, build_shift, run_release, subkey  # noqa: E402
 from releases.shift import attack_residuals  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests" / "releases" / "attacks"))  # the policy the attack tests use
+from fingerprint_attacks import exact_rooms  # noqa: E402
+
+EXACT = {"desensitize": exact_rooms()}  # rooms at their footprints, building pseudonym kept, no rent l
+# Floors, buildings and cells stand for their rooms (location "aggregate"), grouped by building.
+AGGREGATE = {"location": "aggregate", "drop": EXACT["desensitize"]["drop"],
+             "pseudonymize": EXACT["desensitize"]["pseudonymize"]}
 POLICIES = {
-    "default (smooth 100 m / 4 km, rooms)": {},
-    "smooth 300 m / 2 km, rooms": {"shift": {"mode": "smooth", "max_offset_m": 300.0, "wavelength_m": 2000.0}},
-    "cells 500 m, 300 m, rooms": {"shift": {"mode": "cell"}},
-    "GCJ-02, rooms": {"shift": {"mode": "gcj02"}},
-    "default shift, floors": {"lightweight": {"level_of_detail": "floor"}},
-    "default shift, buildings": {"lightweight": {"level_of_detail": "building"}},
-    "default shift, grid cells": {"lightweight": {"level_of_detail": "grid"}},
+    "default (rooms in grid cells)": {},
+    "exact rooms (smooth 100 m / 4 km)": EXACT,
+    "exact rooms, smooth 300 m / 2 km": {**EXACT, "shift": {"mode": "smooth", "max_offset_m": 300.0,
+                                                           "wavelength_m": 2000.0}},
+    "exact rooms, cells 500 m, 300 m": {**EXACT, "shift": {"mode": "cell"}},
+    "exact rooms, GCJ-02": {**EXACT, "shift": {"mode": "gcj02"}},
+    "floors (aggregate)": {"desensitize": AGGREGATE, "lightweight": {"level_of_detail": "floor"}},
+    "buildings (aggregate)": {"desensitize": AGGREGATE, "lightweight": {"level_of_detail": "building"}},
+    "grid cells (aggregate)": {"desensitize": AGGREGATE, "lightweight": {"level_of_detail": "grid"}},
 }
 
 
@@ -83,7 +92,7 @@ def main() -> None:
             shares = moved["buildings"]["share_matched"]
             print(f"{name:40} {moved['units']:>7,} {moved['buildings']['rebuilt']:>6} "
                   f"{'-' if shares is None else f'{shares:.1%}':>6} {moved['within_1m']:>6.1%} {moved['within_5m']:>6.1%} "
-                  f"{'/'.join(f'{marks[k]:.2f}' for k in ('1', '5', '20')):>24} "
+                  f"{'/'.join('-' if marks[k] is None else f'{marks[k]:.2f}' for k in ('1', '5', '20')):>24} "
                   f"{'/'.join(f'{uniform[k]:.1f}' for k in (1, 5, 20)):>22} {timings[-1]:>8.2f}")
             first = first or (moved, marks)
     moved, marks = first

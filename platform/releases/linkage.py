@@ -45,6 +45,7 @@ import shapely
 
 from corpora import grid
 
+from .columns import with_released_area
 from .desensitize import DesensitizePolicy, _group_ids, generalize
 from .lightweight import metres_per_degree
 from .shift import CellRigidShift, ShiftMode, shift_geometries
@@ -71,12 +72,15 @@ def target_columns(policy: DesensitizePolicy, names: list[str]) -> list[str]:
     return [name for name in dict.fromkeys(wanted) if name in names]
 
 
-def pick_targets(start: int, table: pa.Table, rows: np.ndarray, columns: list[str]) -> pa.Table | None:
-    """The targets among a corpus batch (rows start, start + 1, ...), with their row numbers."""
+def pick_targets(start: int, table: pa.Table, rows: np.ndarray, columns: list[str],
+                 mode: ShiftMode | None = None) -> pa.Table | None:
+    """The targets among a corpus batch (rows start, start + 1, ...), with their row numbers.
+    A target's area is what the release derives from its footprint shifted by ``mode``
+    (columns.with_released_area): the attacker knows the shift (above) and the footprint."""
     lo, hi = np.searchsorted(rows, [start, start + table.num_rows])
     if lo == hi:
         return None
-    picked = table.select(columns).take(pa.array(rows[lo:hi] - start))
+    picked = with_released_area(table.select(columns).take(pa.array(rows[lo:hi] - start)), mode)
     return picked.append_column("_row", pa.array(rows[lo:hi]))
 
 

@@ -347,7 +347,8 @@ def run_release(
     writer = GeoParquetStreamWriter(parquet_path, label=label)
     try:
         def pass_two(start: int, table: pa.Table):
-            known = (linkage.pick_targets(start, table, targets, target_columns), linkage.pick_buildings(table))
+            known = (linkage.pick_targets(start, table, targets, target_columns, shift_mode),
+                     linkage.pick_buildings(table))
             rows = np.flatnonzero(keep[start:start + table.num_rows]) + start
             table = table.take(pa.array(rows - start))
             if table.num_rows == 0:

@@ -134,3 +134,26 @@ def test_compute_only_data_never_becomes_a_release_file(world, client):
     assert refused.status_code == 403 and "compute-only" in refused.json()["detail"]
     legacy.refresh_from_db()
     assert legacy.status == "built"
+
+
+def test_the_release_page_says_whether_a_leaked_copy_can_be_traced(licensed, client):
+    """Pipes at their exact geometry are fingerprinted group by group; rooms located by grid
+    cell (the default room policy) tile the district, so their copies cannot be told apart, and
+    the steward reads that on the page before publishing, in either language."""
+    from catalog import actions as catalog_actions
+
+    w = licensed
+    rooms = catalog_actions.register_dataset(actor=w.steward, slug="pudong-rooms", title="浦东房间",
+                                             data_class="conditional")
+    cells = publish_release(w, rooms, rooms=3000)
+    assert cells.report["desensitized"]["location"]["shape"] == "cell"
+    client.force_login(w.steward)
+
+    def page(release, language):
+        client.post("/i18n/setlang/", {"language": language, "next": "/"})
+        return client.get(f"/releases/{release.pk}/").content.decode()
+
+    pages = {release: {lang: page(release, lang) for lang in ("zh-hans", "en")} for release in (w.pipes_release, cells)}
+    assert "泄露的副本可溯源到接收者" in pages[w.pipes_release]["zh-hans"]
+    assert "a leaked copy is traced to its recipient" in pages[w.pipes_release]["en"]
+    assert "不可溯源" in pages[cells]["zh-hans"] and "Not traceable" in pages[cells]["en"]

@@ -32,9 +32,10 @@ from releases.pipeline import ReleaseSpec, build_shift, run_release, subkey  # n
 from releases.shift import attack_residuals  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests" / "releases" / "attacks"))  # the policy the attack tests use
-from fingerprint_attacks import exact_rooms  # noqa: E402
+from fingerprint_attacks import exact_rooms_spec  # noqa: E402
 
-EXACT = {"desensitize": exact_rooms()}  # rooms at their footprints, building pseudonym kept, no rent l
+_SPEC = exact_rooms_spec()  # rooms alone at their footprints, building pseudonym kept, no rent l
+EXACT = {"desensitize": _SPEC["desensitize"], "declassify": _SPEC["declassify"]}
 # Floors, buildings and cells stand for their rooms (location "aggregate"), grouped by building.
 AGGREGATE = {"location": "aggregate", "drop": EXACT["desensitize"]["drop"],
              "pseudonymize": EXACT["desensitize"]["pseudonymize"]}

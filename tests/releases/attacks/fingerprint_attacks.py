@@ -295,6 +295,18 @@ def exact_rooms() -> dict:
             "pseudonymize": [*policy["pseudonymize"], "building_id"]}
 
 
+def exact_rooms_spec(**spec) -> dict:
+    """A release spec (plain data, ``spec`` fields over the default's) of the rooms alone
+    under exact_rooms: the other kinds are dropped, as the default's l-diversity on rent
+    withholds them."""
+    from corpora.schema import UNIT_KINDS
+    from releases.pipeline import ReleaseSpec
+
+    base = ReleaseSpec(**spec).to_dict()
+    return {**base, "desensitize": exact_rooms(),
+            "declassify": {**base["declassify"], "drop_kinds": [k for k in UNIT_KINDS if k != "room"]}}
+
+
 def build_release(workdir: Path, *, rooms: int, seed: int) -> None:
     """The district and its conditional release (exact_rooms) under ``workdir``."""
     from corpora.generator import generate_district
@@ -302,7 +314,7 @@ def build_release(workdir: Path, *, rooms: int, seed: int) -> None:
     from releases.pipeline import ReleaseSpec, run_release
 
     write_corpus(generate_district(seed=seed, rooms=rooms), workdir / "district.parquet")
-    spec = ReleaseSpec.from_dict({**ReleaseSpec(data_class="conditional").to_dict(), "desensitize": exact_rooms()})
+    spec = ReleaseSpec.from_dict(exact_rooms_spec(data_class="conditional"))
     run_release(workdir / "district.parquet", spec, RELEASE_KEY, workdir / "release")
 
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pyproj
 import shapely
-from fingerprint_attacks import exact_rooms
+from fingerprint_attacks import exact_rooms_spec
 
 KEY = bytes(range(32))
 ROOMS = 20_000
@@ -48,8 +48,8 @@ def district() -> Path:
 
 
 def release(**changes) -> tuple[dict, pa.Table]:
-    """The report and the released table of the exact-room policy (exact_rooms) with
-    ``changes`` (spec fields)."""
+    """The report and the released table of the rooms at exact geometry (exact_rooms_spec)
+    with ``changes`` (spec fields)."""
     return _release(json.dumps(changes, sort_keys=True))
 
 
@@ -57,7 +57,7 @@ def release(**changes) -> tuple[dict, pa.Table]:
 def _release(changes: str) -> tuple[dict, pa.Table]:
     from releases.pipeline import ReleaseSpec, run_release
 
-    spec = {**ReleaseSpec().to_dict(), "desensitize": exact_rooms()}
+    spec = exact_rooms_spec()
     for name, value in json.loads(changes).items():
         spec[name] = {**spec[name], **value} if isinstance(value, dict) and name != "shift" else value
     spec = ReleaseSpec.from_dict(spec)

@@ -24,14 +24,16 @@ def test_a_failed_commit_stores_no_submission_and_the_next_one_is_stored_and_sco
     challenge = Challenge.objects.get(slug=open_challenge(w, rooms=1500)["slug"])
     register(w.researcher, challenge.slug, "同济")
     folder = actions.submissions_dir()
+    # The folder outlives the test database: earlier tests' submissions may be in it.
+    before = {p for p in folder.rglob("*") if p.is_file()}
 
     with failing_commit("innovation.submitted"), pytest.raises(DatabaseError, match="the commit fails"):
         actions.submit(actor=w.researcher, challenge=challenge, kind="code", content=CODE)
     assert not Submission.objects.exists() and not TaskProgress.objects.filter(kind="innovation.score").exists()
-    assert [p for p in folder.rglob("*") if p.is_file()] == []  # neither stored nor left staged
+    assert {p for p in folder.rglob("*") if p.is_file()} == before  # neither stored nor left staged
 
     submission = actions.submit(actor=w.researcher, challenge=challenge, kind="code", content=CODE)
-    stored = [p for p in folder.rglob("*") if p.is_file()]
+    stored = sorted({p for p in folder.rglob("*") if p.is_file()} - before)
     assert stored == [folder / str(submission.pk) / "predict.py"] and stored[0].read_bytes() == CODE
     assert submission.path == str(stored[0].relative_to(folder.parent.parent))
     # The stored script runs (it writes no predictions, so it fails with that reason).

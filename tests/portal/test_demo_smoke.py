@@ -183,6 +183,8 @@ def test_demo_runs_workers_and_beat_as_processes_and_stops_them_with_itself(demo
     assert set(children) == {"jobs worker", "platform worker", "beat"}
     assert proc.pid not in children.values() and all(_alive(pid) for pid in children.values())
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=40) == 0
+    # The demo bounds its own stop (each worker, then its ledger thread, STOP_TIMEOUT_S at most);
+    # this only catches one that never ends, with room for a busy machine.
+    assert proc.wait(timeout=120) == 0
     assert not [name for name, pid in children.items() if _alive(pid)]
     assert "Stopped: jobs worker" in (tmp_path / "demo.log").read_text()

@@ -67,7 +67,7 @@ def test_the_report_counts_what_the_files_hold(released):
     assert counts["name"] > 1_000 and counts["phone"] > 1_000 and counts["id_number"] > 500  # the contacts
     gazetteer = report["desensitized"]["gazetteer"]
     assert gazetteer["columns"] == ["owner_name", "owner_id_number", "owner_phone", "occupant_name",
-                                    "occupant_id_number", "address"]
+                                    "occupant_id_number", "address", "building_id"]  # the dropped columns
     assert gazetteer["names"] >= len(corpus_names(corpus)["owner_name"]) and gazetteer["phones_and_id_numbers"] > 40_000
     assert gazetteer["place_columns"] == ["district", "neighbourhood"] and gazetteer["places"] > 0
 

@@ -72,8 +72,11 @@ class Command(BaseCommand):
             raise CommandError("CELERY_BROKER_URL=memory:// lives inside one process, and the demo's workers are "
                                "processes of their own: unset it (the filesystem broker under MILIAO_STATE_DIR) "
                                "or point it at Redis")
-        # SIGTERM stops the demo as Ctrl-C does, so the workers and beat are stopped too.
+        # SIGTERM stops the demo as Ctrl-C does, so the workers and beat are stopped too. Ctrl-C
+        # (SIGINT) is taken back too: a process started in the background by a shell, or by a
+        # parent that ignores SIGINT, inherits SIGINT ignored, and would then never stop on it.
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         host = socket.gethostname()
         with self._processes(host) as children, self._ledger_thread(host):
             self.stdout.write("Workers: " + ", ".join(f"{name} (pid {proc.pid})" for name, proc in children)

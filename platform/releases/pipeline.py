@@ -357,7 +357,13 @@ def run_release(
             # Units that touch keep touching: shared boundaries get the same vertices on both
             # sides now, before the shift, and lightweight keeps the vertices they share.
             groups = topology.coverage_groups(table)
-            contacts = topology.contact_sample(table, groups) if start == 0 else None
+            contacts = None
+            if start == 0:
+                # Rooms located by grid cell are released as their class's box: no wall of
+                # theirs is kept, so their contacts are not counted (the report says so).
+                located = classes.row_class[rows] >= 0 if classes.row_class is not None else None
+                contacts = topology.contact_sample(table, groups if located is None else np.where(located, -1, groups))
+                contacts = contacts if len(contacts["ids"]) else None
             noded, _ = topology.node(table.column("geometry"), groups)
             table = table.set_column(table.schema.get_field_index("geometry"), "geometry", noded)
             table = table.append_column(topology.COVERAGE, pa.array(groups))
@@ -419,6 +425,9 @@ def run_release(
         writer.close()
         topology_report = _topology_report(parquet_path, first_rows, contact_sample, contact_pairs, spec,
                                            pseudonym_key)
+        if classes.row_class is not None:
+            topology_report["not_measured"] = ("units located by grid cell (desensitize.location 'cell'): each is "
+                                               "released as its class's box, which keeps no wall of its own")
         outputs = {"geoparquet": {"path": parquet_path.name, "bytes": parquet_path.stat().st_size,
                                   "sha256": file_sha256(parquet_path)}}
         if {"geopackage", "geojson"} & set(spec.outputs):
@@ -551,7 +560,8 @@ def _topology_report(path: Path, first_rows: int, sample, pairs, spec: ReleaseSp
     """Contacts of the first batch's coverages, measured on the written file (its first row
     groups, where the first batch went)."""
     if sample is None:
-        return {"measured_on": "nothing: the first batch released no unit", "contacts": 0, "broken": 0}
+        return {"measured_on": "nothing: the first batch released no unit at a geometry of its own", "contacts": 0,
+                "broken": 0}
     ids = pa.array(sample["ids"], pa.string())
     released_ids = (pseudonymize(ids, key) if "unit_id" in spec.desensitize.pseudonymize else ids)
     released_ids = released_ids.to_numpy(zero_copy_only=False).astype(str)

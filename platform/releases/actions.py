@@ -151,7 +151,8 @@ def release_build_lost(task, reason: str) -> None:
     record_release_failed(release_id=release.pk, error=reason)
     if Release.objects.filter(pk=release.pk, status=ReleaseStatus.FAILED).exists():
         out = release_dir(release)
-        shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
+        for partial in out.parent.glob(f"{out.name}.partial-*"):  # each build writes its own
+            shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)  # renamed into place, but its commit never came
 
 

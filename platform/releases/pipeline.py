@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import threading
+import uuid
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -324,8 +325,9 @@ def run_release(
     scrubber = Scrubber(gazetteer)
 
     # Pass 2: the release itself.
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    # A folder of this build's own: a second delivery of the same build (Celery delivers at least
+    # once) writes beside it rather than into it, and the last to finish puts the same files in place.
+    staging = out_dir.with_name(f"{out_dir.name}.partial-{uuid.uuid4().hex[:12]}")
     staging.mkdir(parents=True)
     parquet_path = staging / f"{basename}.parquet"
     z_only = DeclassifyPolicy(height_step_m=spec.declassify.height_step_m,

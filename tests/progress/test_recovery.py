@@ -91,22 +91,25 @@ def test_a_release_killed_mid_build_fails_with_its_partial_folder_removed_and_bu
     started = steward.post("/api/releases/", {"corpus_version": corpus.pk, "policy": policy["id"]}, format="json")
     assert started.status_code == 202, started.content
     release_id, task_id = started.json()["id"], started.json()["task"]
-    partial = settings.STATE_DIR / "releases" / f"r{release_id}.partial"
+    releases = settings.STATE_DIR / "releases"
+
+    def partials() -> list:
+        return list(releases.glob(f"r{release_id}.partial-*"))
 
     # Mid-way: past the first pass (30 %), writing into its staging folder.
-    wait_for(lambda: _task(task_id).percent >= 30 and partial.exists(), timeout=60, interval=0.05,
+    wait_for(lambda: _task(task_id).percent >= 30 and partials(), timeout=60, interval=0.05,
              what="the build to be mid-way")
     crash_worker.kill()
     assert Release.objects.get(pk=release_id).status == "building"  # what the crash leaves
     assert _task(task_id).status == "running" and _task(task_id).worker == crash_worker.name
-    assert partial.exists()
+    assert partials()
 
     crash_worker.restart()  # its start finds the task it was running and fails it
     wait_for(lambda: steward.get(f"/api/releases/{release_id}/").json()["status"] == "failed", timeout=10,
              what="the release to fail")
     task = follow_task(steward, task_id, timeout=5)
     assert task["status"] == "failed" and crash_worker.name in task["error"]
-    assert not partial.exists() and not (settings.STATE_DIR / "releases" / f"r{release_id}").exists()
+    assert not partials() and not (settings.STATE_DIR / "releases" / f"r{release_id}").exists()
     assert steward.post(f"/api/releases/{release_id}/publish/").status_code == 409
     events = list(LineageEvent.objects.filter(subject=f"releases.release:{release_id}")
                   .values_list("event_type", flat=True))

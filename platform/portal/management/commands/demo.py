@@ -95,13 +95,14 @@ class Command(BaseCommand):
         logs = settings.STATE_DIR / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         celery = [sys.executable, "-m", "celery", "-A", "miliao"]
+
+        def worker(queue: str, name: str) -> list[str]:
+            return [*celery, "worker", "--queues", queue, "--hostname", f"{name}@{host}", "--pool=solo",
+                    "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"]
+
         commands = {
-            "jobs worker": [*celery, "worker", "--queues", settings.JOBS_QUEUE, "--hostname", f"jobs@{host}",
-                            "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                            "--loglevel=INFO"],
-            "platform worker": [*celery, "worker", "--queues", settings.PLATFORM_QUEUE, "--hostname",
-                                f"platform@{host}", "--pool=solo", "--without-gossip", "--without-mingle",
-                                "--without-heartbeat", "--loglevel=INFO"],
+            "jobs worker": worker(settings.JOBS_QUEUE, "jobs"),
+            "platform worker": worker(settings.PLATFORM_QUEUE, "platform"),
             "beat": [*celery, "beat", "--schedule", str(settings.STATE_DIR / "celerybeat-schedule"),
                      "--loglevel=INFO"],
         }

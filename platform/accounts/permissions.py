@@ -169,6 +169,19 @@ def can_use_admin(user) -> bool:
 # --- DRF --------------------------------------------------------------------------
 
 
+def catalog_datasets(user, qs: QuerySet) -> QuerySet:
+    """The catalogue's entries a reader sees: every dataset for anyone logged in; open
+    datasets only for anonymous readers (the open-data catalogue that harvesters fetch)."""
+    return qs if role_of(user) is not None else qs.filter(data_class="open")
+
+
+class OpenCatalogReadable(drf_permissions.BasePermission):
+    """Anyone may read (anonymous readers see open datasets only: catalog_datasets)."""
+
+    def has_permission(self, request, view) -> bool:
+        return request.method in drf_permissions.SAFE_METHODS
+
+
 class AuditorsReadOnly(drf_permissions.BasePermission):
     """Logged-in users only; auditors may not use unsafe methods unless a view allows it."""
 

@@ -2,17 +2,28 @@
 metadata updates."""
 from __future__ import annotations
 
+import hashlib
+import json
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.renderers import JSONRenderer
+from rest_framework.exceptions import NotFound
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from access import downloads
+from access import packages
 from accounts import permissions
 from accounts.models import Organisation
 from miliao.errors import InvalidInput
+from releases.models import Release
 
 from . import actions, dcat, metadata
 from .models import DataClass, Dataset, Theme
@@ -43,6 +54,57 @@ class JSONLDRenderer(JSONRenderer):
     format = "jsonld"
 
 
+class TurtleRenderer(BaseRenderer):
+    """The DCAT documents as RDF Turtle; anything else (an error) stays JSON."""
+
+    media_type = dcat.TURTLE
+    format = "ttl"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, dict) and "@context" in data:
+            return dcat.turtle(data).encode()
+        renderer_context["response"]["Content-Type"] = "application/json"
+        return JSONRenderer().render(data)
+
+
+DCAT_RENDERERS = [JSONLDRenderer, TurtleRenderer, JSONRenderer]
+DCAT_MEDIA_TYPES = {(200, dcat.MEDIA_TYPE): OpenApiTypes.OBJECT, (200, dcat.TURTLE): OpenApiTypes.STR,
+                    (200, "application/json"): OpenApiTypes.OBJECT}
+DCAT_PAGE_SIZE, DCAT_MAX_PAGE_SIZE = 50, 100
+# Anonymous readers' copies may be kept a minute by caches; logged-in readers' are private.
+DCAT_PUBLIC_MAX_AGE = 60
+
+
+def page_number(params, name: str, default: int, highest: int | None = None) -> int:
+    text = params.get(name)
+    if text in (None, ""):
+        return default
+    try:
+        number = int(text)
+    except ValueError:
+        raise InvalidInput(name, f"{text[:20]!r} is not a whole number") from None
+    if number < 1 or (highest is not None and number > highest):
+        raise InvalidInput(name, f"give a number from 1 to {highest}" if highest else "give a number from 1")
+    return number
+
+
+def conditional_dcat(request, response: Response) -> HttpResponse:
+    """ETag (of the document in the negotiated media type) and conditional GET: 304 when the
+    reader already holds this version. Shared caches may keep anonymous readers' copies."""
+    body = json.dumps(response.data, sort_keys=True, ensure_ascii=False, default=str)
+    media_type = request.accepted_renderer.media_type
+    etag = '"' + hashlib.sha256(f"{media_type}\n{body}".encode()).hexdigest()[:40] + '"'
+    answer = get_conditional_response(request, etag=etag) or response
+    answer["ETag"] = etag
+    patch_vary_headers(answer, ["Accept", "Authorization", "Cookie"])
+    if permissions.role_of(request.user) is None:
+        patch_cache_control(answer, public=True, max_age=DCAT_PUBLIC_MAX_AGE)
+    else:
+        patch_cache_control(answer, private=True, no_cache=True)
+    return answer
+
+
 FILTER_PARAMETERS = [
     OpenApiParameter("q", str, description="text in titles, descriptions and keywords (zh or en)"),
     OpenApiParameter("data_class", str, enum=DataClass.values),
@@ -65,7 +127,7 @@ class DatasetViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
-        return metadata.catalog_queryset()
+        return permissions.catalog_datasets(self.request.user, metadata.catalog_queryset())
 
     def filtered(self):
         filters = parse_filters(self.request.query_params, data_classes=DataClass.values, themes=Theme.values)
@@ -73,6 +135,12 @@ class DatasetViewSet(
 
     def url(self, name: str, arg) -> str:
         return self.request.build_absolute_uri(reverse(name, args=[arg]))
+
+    def download_url(self, release_id: int, fmt: str) -> str | None:
+        """The file of an open release in ``fmt``, where that format is served as a file."""
+        if fmt not in packages.FORMATS:
+            return None
+        return self.request.build_absolute_uri(reverse("api-release-file", args=[release_id, fmt]))
 
     def whole_record(self, dataset: Dataset) -> dict:
         dataset = self.get_queryset().get(pk=dataset.pk)
@@ -115,25 +183,66 @@ class DatasetViewSet(
         dataset = actions.update_dataset_metadata(actor=request.user, dataset=dataset, **body.validated_data)
         return Response(self.whole_record(dataset))
 
-    @extend_schema(operation_id="datasets_dcat_catalog", parameters=FILTER_PARAMETERS,
-                   responses={(200, dcat.MEDIA_TYPE): OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="datasets_dcat_catalog", parameters=[
+        *FILTER_PARAMETERS, OpenApiParameter("page", int, description="page number, from 1"),
+        OpenApiParameter("page_size", int, description=f"datasets per page, at most {DCAT_MAX_PAGE_SIZE}"),
+    ], responses=DCAT_MEDIA_TYPES)
     @action(detail=False, methods=["get"], url_path="dcat", url_name="catalog-dcat",
-            renderer_classes=[JSONLDRenderer, JSONRenderer])
+            renderer_classes=DCAT_RENDERERS, permission_classes=[permissions.OpenCatalogReadable])
     def catalog_dcat(self, request):
-        """The whole catalogue (or the datasets matching the filters) as a DCAT dcat:Catalog."""
-        datasets = list(self.filtered())
+        """The catalogue (or the datasets matching the filters) as a DCAT-AP dcat:Catalog, one
+        page at a time with Hydra paging links (hydra:view). Anonymous readers get the open
+        datasets; JSON-LD, Turtle (text/turtle) or JSON by the Accept header; ETag and
+        If-None-Match answer 304 when nothing changed."""
+        size = page_number(request.query_params, "page_size", DCAT_PAGE_SIZE, DCAT_MAX_PAGE_SIZE)
+        number = page_number(request.query_params, "page", 1)
+        matching = self.filtered()
+        total = matching.count()
+        page = dcat.Page(number, size, total, url=self.page_url)
+        if number > page.last:
+            raise NotFound(f"page {number} is past the last page, {page.last}")
+        datasets = list(matching[(number - 1) * size:number * size])
         releases = metadata.published_releases([d.pk for d in datasets])
         records = [metadata.dataset_record(d, url=self.url, releases=releases.get(d.pk, [])) for d in datasets]
-        return Response(dcat.catalog_document(
+        return conditional_dcat(request, Response(dcat.catalog_document(
             records, catalog_url=request.build_absolute_uri(request.path),
-            homepage=request.build_absolute_uri(reverse("dashboard")),
-        ))
+            homepage=request.build_absolute_uri(reverse("dashboard")), page=page, download_url=self.download_url,
+        )))
 
-    @extend_schema(operation_id="datasets_dcat_dataset", responses={(200, dcat.MEDIA_TYPE): OpenApiTypes.OBJECT})
+    def page_url(self, number: int) -> str:
+        params = self.request.query_params.copy()
+        params["page"] = str(number)
+        return self.request.build_absolute_uri(f"{self.request.path}?{params.urlencode()}")
+
+    @extend_schema(operation_id="datasets_dcat_dataset", responses=DCAT_MEDIA_TYPES)
     @action(detail=True, methods=["get"], url_path="dcat", url_name="dcat",
-            renderer_classes=[JSONLDRenderer, JSONRenderer])
+            renderer_classes=DCAT_RENDERERS, permission_classes=[permissions.OpenCatalogReadable])
     def dataset_dcat(self, request, slug=None):
-        """One dataset as a DCAT dcat:Dataset, with its published releases as distributions."""
+        """One dataset as a DCAT-AP dcat:Dataset, with its published releases as
+        distributions (anonymous readers: open datasets only)."""
         dataset = self.get_object()
         releases = metadata.published_releases([dataset.pk]).get(dataset.pk, [])
-        return Response(dcat.dataset_document(metadata.dataset_record(dataset, url=self.url, releases=releases)))
+        record = metadata.dataset_record(dataset, url=self.url, releases=releases)
+        return conditional_dcat(request, Response(dcat.dataset_document(record, download_url=self.download_url)))
+
+
+class ReleaseFileView(APIView):
+    """The file of a published open release in one format: the dcat:downloadURL of its
+    distribution. Any logged-in user (anonymous callers get 401); each GET is recorded as a
+    download, as the portal's download button records it. HEAD checks without recording."""
+
+    def release(self, request, pk: int) -> Release:
+        return get_object_or_404(
+            permissions.visible_releases(request.user, Release.objects.select_related("corpus__dataset")), pk=pk
+        )
+
+    @extend_schema(operation_id="releases_file", responses={
+        (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY, (200, "application/geo+json"): OpenApiTypes.BINARY,
+    })
+    def get(self, request, pk: int, fmt: str):
+        link = downloads.issue_release_link(actor=request.user, release=self.release(request, pk), fmt=fmt)
+        return downloads.package_response(downloads.follow_link(actor=request.user, token=link.token))
+
+    def head(self, request, pk: int, fmt: str):
+        downloads.issue_release_link(actor=request.user, release=self.release(request, pk), fmt=fmt)
+        return HttpResponse(content_type=packages.CONTENT_TYPES[fmt])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import cache
 
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import translation
@@ -119,6 +120,19 @@ def release_record(release: Release, url: Callable[[str, object], str]) -> dict:
     }
 
 
+@cache
+def choice_labels(choices: type) -> dict[str, dict[str, str]]:
+    """Every label of a choices class in Chinese and English, translated once per process:
+    one activation per language, where labels() per record took four per dataset (a quarter
+    of a DCAT request's time in the profile of issue 18)."""
+    by_language = {}
+    for language in ("zh-hans", "en"):
+        with translation.override(language):
+            by_language[language] = {value: str(label) for value, label in choices.choices}
+    zh, en = by_language["zh-hans"], by_language["en"]
+    return {value: {"zh": zh[value], "en": en[value] if en[value] != zh[value] else ""} for value in zh}
+
+
 def labels(label) -> dict[str, str]:
     """A choice's label in Chinese and English; English is empty until it is translated."""
     with translation.override("zh-hans"):
@@ -148,9 +162,9 @@ def dataset_record(
         "description": dataset.description,
         "description_en": dataset.description_en,
         "data_class": dataset.data_class,
-        "data_class_label": labels(DataClass(dataset.data_class).label),
+        "data_class_label": choice_labels(DataClass)[dataset.data_class],
         "theme": dataset.theme,
-        "theme_label": labels(Theme(dataset.theme).label),
+        "theme_label": choice_labels(Theme)[dataset.theme],
         "district": dataset.district,
         "keywords": dataset.keywords,
         "owner": dataset.owner.code,

@@ -13,7 +13,7 @@ from access.api import (
 )
 from accounts.api import MeView, ObtainTokenView, OrganisationViewSet, UserViewSet
 from budgets.api import PrivacyBudgetViewSet
-from catalog.api import DatasetViewSet
+from catalog.api import DatasetViewSet, ReleaseFileView
 from defense.api import AlertViewSet
 from corpora.api import CorpusVersionViewSet
 from innovation.api import (
@@ -66,6 +66,7 @@ urlpatterns = [
     path("api/me/", MeView.as_view(), name="api-me"),
     path("api/innovation-metrics/", MetricsView.as_view(), name="api-innovation-metrics"),
     path("api/downloads/<str:token>/", DownloadView.as_view(), name="api-download"),
+    path("api/releases/<int:pk>/files/<str:fmt>/", ReleaseFileView.as_view(), name="api-release-file"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Namespaced, so API route names never collide with page names.

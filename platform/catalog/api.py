@@ -18,8 +18,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access import downloads
-from access import packages
+from access import downloads, packages
 from accounts import permissions
 from accounts.models import Organisation
 from miliao.errors import InvalidInput

@@ -160,6 +160,14 @@ RELEASE_ENDPOINTS = [
         lambda w: {},
         expect(404, steward=200, auditor=403, admin=403),
     ),
+    (
+        # An open release's file (its DCAT downloadURL): not before it is published.
+        "api-release-file",
+        "get",
+        lambda w: f"/api/releases/{w.release.pk}/files/geoparquet/",
+        None,
+        expect(404, steward=403, auditor=403, admin=403),
+    ),
 ]
 MATRIX = [(name, role) for name, *_rest, table in ENDPOINTS if table for role in ALL]
 RELEASE_MATRIX = [(name, role) for name, *_rest in RELEASE_ENDPOINTS for role in ALL]
@@ -182,8 +190,9 @@ LEDGER_MATRIX = [(name, role) for name, *_rest in LEDGER_ENDPOINTS for role in A
 
 # The catalog and active defense, on the plain world (an alert raised through the action).
 ACCESS_ENDPOINTS = [
-    ("datasets-catalog-dcat", "get", lambda w: "/api/datasets/dcat/", None, expect(200)),
-    ("datasets-dcat", "get", lambda w: f"/api/datasets/{w.rooms.slug}/dcat/", None, expect(200)),
+    # The open-data catalogue is for anyone; anonymous readers do not see the other classes.
+    ("datasets-catalog-dcat", "get", lambda w: "/api/datasets/dcat/", None, expect(200, anonymous=200)),
+    ("datasets-dcat", "get", lambda w: f"/api/datasets/{w.rooms.slug}/dcat/", None, expect(200, anonymous=404)),
     ("alerts-list", "get", lambda w: "/api/alerts/", None, expect(200)),
     ("alerts-detail", "get", lambda w: f"/api/alerts/{w.alert.pk}/", None, expect(404, steward=200, auditor=200, admin=200)),
     ("alerts-acknowledge", "post", lambda w: f"/api/alerts/{w.alert.pk}/acknowledge/", lambda w: {"note": "handled"},

@@ -245,10 +245,14 @@ def published_world(dcat_world):
     return dcat_world
 
 
-def test_a_published_catalog_conforms_to_dcat_ap_3(published_world):
+def test_a_published_catalog_conforms_to_dcat_ap_3_and_its_files_download(published_world, tmp_path):
     """Every dataset class, a published open release with its distribution and a corpus with
-    covered cells, validated with pyshacl against the official DCAT-AP 3.0.1 shapes."""
+    covered cells, validated with pyshacl against the official DCAT-AP 3.0.1 shapes. The
+    open distribution's dcat:downloadURL answers the file itself to any logged-in reader (and
+    records the download); anonymous callers are asked to log in; HEAD records nothing."""
+    import pyarrow.parquet as pq
     import pyshacl
+    from access.models import Download
 
     shapes = rdflib.Graph().parse(SHAPES)
     graph = rdf_graph(api_client(published_world.auditor).get("/api/datasets/dcat/"))
@@ -261,6 +265,20 @@ def test_a_published_catalog_conforms_to_dcat_ap_3(published_world):
     graph.remove((catalog, DCT.publisher, None))
     conforms, _, report = pyshacl.validate(graph, shacl_graph=shapes)
     assert not conforms and "publisher" in report
+
+    w = published_world
+    document = get_document(api_client(), "/api/datasets/huangpu-roads/dcat/")
+    url = document["dcat:distribution"][0]["dcat:downloadURL"]["@id"]
+    assert api_client().get(url).status_code == 401
+    client = api_client(w.applicant)
+    assert client.head(url).status_code == 200 and not Download.objects.exists()
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "application/vnd.apache.parquet"
+    path = tmp_path / "download.parquet"
+    path.write_bytes(b"".join(response.streaming_content))
+    assert pq.read_metadata(path).num_rows > 0 and b"geo" in pq.read_metadata(path).metadata
+    assert Download.objects.get().user == w.applicant
+    assert "format" in client.get(url.replace("geoparquet", "shapefile")).json()
 
 
 def harvest(client, url: str, accept: str) -> tuple[list[rdflib.Graph], set[str]]:
@@ -278,9 +296,9 @@ def harvest(client, url: str, accept: str) -> tuple[list[rdflib.Graph], set[str]
     return pages, identifiers
 
 
-def test_a_harvester_reads_the_open_catalog_anonymously_page_by_page(dcat_world):
+def test_a_harvester_reads_the_open_catalog_anonymously_page_by_page_with_etags(dcat_world):
     """Anonymous readers (a CKAN harvester) get the open datasets; logged-in readers all of
-    them, a capped page at a time, in JSON-LD or Turtle."""
+    them, a capped page at a time, in JSON-LD or Turtle; pages are cacheable (ETag, 304)."""
     anonymous = api_client()
     pages, identifiers = harvest(anonymous, "http://testserver/api/datasets/dcat/", "application/ld+json")
     assert identifiers == {"huangpu-roads"} and len(pages) == 1
@@ -302,40 +320,16 @@ def test_a_harvester_reads_the_open_catalog_anonymously_page_by_page(dcat_world)
     assert "page" in reader.get("/api/datasets/dcat/?page=x").json()
     assert reader.get("/api/datasets/dcat/?page=3&page_size=3").status_code == 404
 
-
-def test_open_distributions_download_their_files(published_world, tmp_path):
-    """dcat:downloadURL answers the file itself to any logged-in reader (and records the
-    download); anonymous callers are asked to log in; HEAD records nothing."""
-    import pyarrow.parquet as pq
-    from access.models import Download
-
-    w = published_world
-    document = get_document(api_client(), "/api/datasets/huangpu-roads/dcat/")
-    url = document["dcat:distribution"][0]["dcat:downloadURL"]["@id"]
-    assert api_client().get(url).status_code == 401
-    client = api_client(w.applicant)
-    assert client.head(url).status_code == 200 and not Download.objects.exists()
-    response = client.get(url)
-    assert response.status_code == 200 and response["Content-Type"] == "application/vnd.apache.parquet"
-    path = tmp_path / "download.parquet"
-    path.write_bytes(b"".join(response.streaming_content))
-    assert pq.read_metadata(path).num_rows > 0 and b"geo" in pq.read_metadata(path).metadata
-    assert Download.objects.get().user == w.applicant
-    assert "format" in client.get(url.replace("geoparquet", "shapefile")).json()
-
-
-def test_pages_carry_an_etag_and_answer_304_until_the_catalog_changes(dcat_world):
-    client = api_client(dcat_world.applicant)
-    first = client.get("/api/datasets/dcat/")
-    etag = first["ETag"]
-    assert first.status_code == 200 and etag and "Accept" in first["Vary"]
-    again = client.get("/api/datasets/dcat/", HTTP_IF_NONE_MATCH=etag)
+    # Each page carries an ETag and answers 304 to If-None-Match until the catalogue changes.
+    answer = reader.get("/api/datasets/dcat/")
+    etag = answer["ETag"]
+    assert answer.status_code == 200 and etag and "Accept" in answer["Vary"] and "private" in answer["Cache-Control"]
+    again = reader.get("/api/datasets/dcat/", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304 and again.content == b"" and again["ETag"] == etag
-    assert client.get("/api/datasets/dcat/", HTTP_IF_NONE_MATCH=etag, HTTP_ACCEPT="text/turtle").status_code == 200
-    assert "public" in api_client().get("/api/datasets/dcat/")["Cache-Control"]
-    assert "private" in first["Cache-Control"]
+    assert reader.get("/api/datasets/dcat/", HTTP_IF_NONE_MATCH=etag, HTTP_ACCEPT="text/turtle").status_code == 200
+    assert "public" in anonymous.get("/api/datasets/dcat/")["Cache-Control"]
     api_client(dcat_world.steward).patch("/api/datasets/huangpu-roads/", {"title_en": "Roads"}, format="json")
-    changed = client.get("/api/datasets/dcat/", HTTP_IF_NONE_MATCH=etag)
+    changed = reader.get("/api/datasets/dcat/", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200 and changed["ETag"] != etag
 
 

@@ -535,7 +535,8 @@ def _instant(value) -> datetime.datetime | None:
 def _expand(doc: dict, name) -> str | None:
     """A qualified name (plain, or typed prov:QUALIFIED_NAME) as the IRI it stands for."""
     if isinstance(name, dict):
-        if str(name.get("type", "")).split(":")[-1] != "QUALIFIED_NAME":
+        # prov:QUALIFIED_NAME, or xsd:QName as the prov package writes it.
+        if str(name.get("type", "")).split(":")[-1] not in ("QUALIFIED_NAME", "QName"):
             return None
         name = name.get("$")
     if not isinstance(name, str) or ":" not in name:

@@ -7,28 +7,37 @@ adding or reordering a stored row breaks the chain at that point, and
 
 Canonical encoding (what an outside verifier must reproduce)
 ------------------------------------------------------------
-An event's ``hash`` is the lowercase hex SHA-256 of the UTF-8 bytes of this
-JSON object::
+An event's ``hash`` is the lowercase hex SHA-256 of the UTF-8 bytes of the
+canonical JSON text of this object::
 
-    {"v": 1, "seq": <int>, "prev": <prev_hash>, "type": <event_type>,
+    {"v": <version>, "seq": <int>, "prev": <prev_hash>, "type": <event_type>,
      "actor": <actor>, "subject": <subject>, "payload": <payload object>,
      "at": <recorded_at>}
 
-written as Python's ``json.dumps(obj, sort_keys=True, separators=(",", ":"),
-ensure_ascii=False, allow_nan=False)`` writes it:
-
-* keys sorted by code point, at every level; no whitespace at all;
-* non-ASCII text written as itself (UTF-8), not as ``\\uXXXX`` escapes;
-  only ``"``, ``\\`` and control characters are escaped;
 * ``payload`` is the stored payload text parsed back into an object, so it
   nests as JSON rather than as a quoted string;
 * the first event has ``seq`` 1 and ``prev`` :data:`GENESIS_HASH` (64 zeros);
-* ``v`` is :data:`HASH_VERSION`; a different encoding gets a new version.
+* ``v`` is the event's hash version, stored with the event; it says which
+  canonical JSON is meant, and since it is hashed it cannot be changed
+  without breaking the hash.
 
-Floats are written by Python's shortest round-trip ``repr`` (``1e+16``,
-``0.1``), and integers beyond 2**53 lose precision in JavaScript; payloads
-that must be verified elsewhere should carry amounts and large numbers as
-strings.
+Version 2 (:data:`HASH_VERSION`, every new event): the canonical JSON is
+RFC 8785, the JSON Canonicalization Scheme (JCS), as written by the
+maintained ``rfc8785`` package here and by npm's ``canonicalize`` in
+JavaScript: keys sorted by UTF-16 code units, no whitespace, strings
+escaped as ECMAScript's ``JSON.stringify`` does, numbers as IEEE doubles
+written the ECMAScript way (``1e-05`` is ``0.00001``, ``3.0`` is ``3``,
+``1e16`` is ``10000000000000000``, ``1e21`` is ``1e+21``). A payload may
+hold no integer beyond ±(2**53 − 1) that a double cannot hold exactly (it
+is refused, naming where); carry such numbers (and amounts) as strings. The stored payload text is
+itself the JCS text, so it hashes back to the same bytes in any language;
+a verifier parsing it in Python reads integers beyond 2**53 as doubles, as
+JSON.parse does (:func:`parse_payload`).
+
+Version 1 (events written before RFC 8785 was adopted, still verified): the
+canonical JSON is what Python's ``json.dumps(obj, sort_keys=True,
+separators=(",", ":"), ensure_ascii=False, allow_nan=False)`` writes: keys
+sorted by code point, floats by Python's ``repr`` (``1e-05``, ``3.0``).
 
 Known limit
 -----------
@@ -48,23 +57,32 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import rfc8785
+
 __all__ = [
     "GENESIS_HASH",
     "HASH_VERSION",
+    "HASH_VERSIONS",
     "ChainReport",
     "EventRecord",
     "Tamper",
     "canonical_json",
     "event_hash",
     "link",
+    "parse_payload",
     "verify_chain",
 ]
 
 GENESIS_HASH: str = "0" * 64
 """The ``prev_hash`` of event 1, so the first event is chained like any other."""
 
-HASH_VERSION = 1
-"""Part of every hashed envelope, so the encoding can change without ambiguity."""
+HASH_VERSION = 2
+"""The version new events are written under (RFC 8785); part of every hashed envelope."""
+
+HASH_VERSIONS = (1, 2)
+"""Every version an event may carry and still be verified."""
+
+_SAFE_INT = 2**53 - 1
 
 PROGRESS_EVERY = 10_000
 
@@ -73,23 +91,123 @@ _EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 TamperKind = Literal["edited", "deleted", "inserted", "reordered"]
 
 
-def canonical_json(obj: object, *, path: str = "value") -> str:
-    """Encode ``obj`` as the one JSON text every verifier must agree on.
+def canonical_json(obj: object, *, path: str = "value", version: int = HASH_VERSION) -> str:
+    """Encode ``obj`` as the one JSON text every verifier must agree on, for hash ``version``.
 
-    The value is checked first because ``json.dumps`` would otherwise accept
+    The value is checked first because the encoders would otherwise accept
     things whose encoding is ambiguous or lossy (tuples vs lists are fine,
     but a datetime has no single JSON form and NaN is not JSON at all); the
     error names the offending ``path`` so the caller can fix the payload.
     """
     if not _plain_json(obj, 0):  # the common case skips the slower walk that names the path
         _check_json(obj, path, set())
-    return json.dumps(
-        obj,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
+    if version == 1:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    _check_version(version)
+    if _dumps_is_jcs(obj, 0):
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return rfc8785.dumps(obj).decode("utf-8")
+    except rfc8785.CanonicalizationError as exc:
+        problem = _jcs_problem(obj, path)
+        if problem is None and isinstance(exc, rfc8785.IntegerDomainError):
+            # Only integers a double holds exactly, such as 1e16 read back from its JCS text
+            # "10000000000000000": the same JSON number, written as the double it is.
+            return rfc8785.dumps(_as_doubles(obj)).decode("utf-8")
+        raise ValueError(problem or f"{path}: {exc}") from exc
+
+
+def _as_doubles(obj: object) -> object:
+    if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) > _SAFE_INT:
+        return float(obj)
+    if isinstance(obj, dict):
+        return {key: _as_doubles(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_as_doubles(item) for item in obj]
+    return obj
+
+
+def _dumps_is_jcs(obj: object, depth: int) -> bool:
+    """True when ``json.dumps`` (C, fast) writes ``obj`` byte for byte as RFC 8785 does.
+
+    That is so without floats (the two write numbers differently), with integers a double
+    holds, and with object keys inside the Basic Multilingual Plane (where sorting by code
+    point and by UTF-16 code unit agree); both escape strings alike. Anything else goes
+    through the rfc8785 package; the test suite compares the two on generated values.
+    """
+    kind = type(obj)
+    if kind is str or kind is bool or obj is None:
+        return True
+    if kind is int:
+        return -_SAFE_INT <= obj <= _SAFE_INT
+    if depth > 64:
+        return False
+    if kind is dict:
+        return all(type(k) is str and (not k or max(k) <= "\uffff") and _dumps_is_jcs(v, depth + 1)
+                   for k, v in obj.items())
+    if kind is list or kind is tuple:
+        return all(_dumps_is_jcs(v, depth + 1) for v in obj)
+    return False
+
+
+def _check_version(version: object) -> None:
+    if version not in HASH_VERSIONS or type(version) is not int:
+        raise ValueError(f"hash version {version!r} is unknown; known versions are {HASH_VERSIONS}")
+
+
+def _jcs_problem(obj: object, path: str) -> str | None:
+    """Where in ``obj`` RFC 8785 refuses a value that plain JSON takes, and why."""
+    if isinstance(obj, bool):
+        return None
+    if isinstance(obj, int):
+        if abs(obj) > _SAFE_INT and not _is_a_double(obj):
+            return (f"{path}: {obj} is beyond ±(2**53 − 1) and not a number a JSON number (an IEEE double) "
+                    "holds exactly; carry it as a string")
+        return None
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path}: the text holds a lone surrogate, which is not Unicode text"
+        return None
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            found = _jcs_problem(key, f"{path} key") or _jcs_problem(value, _key_path(path, key))
+            if found:
+                return found
+    elif isinstance(obj, (list, tuple)):
+        for index, item in enumerate(obj):
+            found = _jcs_problem(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _is_a_double(n: int) -> bool:
+    """Whether integer ``n`` names a double: exactly, or as the double's own JCS text."""
+    try:
+        double = float(n)
+    except OverflowError:
+        return False
+    return int(double) == n or rfc8785.dumps(double) == str(n).encode()
+
+
+def _ecmascript_int(text: str) -> int | float:
+    """An integer literal as JSON.parse reads it: beyond 2**53 it is the nearest double."""
+    value = int(text)
+    return value if -_SAFE_INT <= value <= _SAFE_INT else float(text)
+
+
+def parse_payload(text: str, version: int = HASH_VERSION) -> Any:
+    """The stored payload text as the object its version hashes (ValueError if it is not JSON).
+
+    Version 2 reads numbers as JavaScript does, so a float like 1e16, which JCS writes
+    as ``10000000000000000``, hashes back to the same text.
+    """
+    if version == 1:
+        return json.loads(text)
+    _check_version(version)
+    return json.loads(text, parse_int=_ecmascript_int)
 
 
 def _plain_json(obj: object, depth: int) -> bool:
@@ -161,22 +279,23 @@ def event_hash(
     subject: str,
     payload: str,
     recorded_at: str,
+    version: int = HASH_VERSION,
 ) -> str:
-    """Hash an event as described in the module docstring.
+    """Hash an event as described in the module docstring, under hash ``version``.
 
     ``seq`` is hashed too, so renumbering rows is as detectable as editing them.
     """
     envelope = {
-        "v": HASH_VERSION,
+        "v": version,
         "seq": seq,
         "prev": prev_hash,
         "type": event_type,
         "actor": actor,
         "subject": subject,
-        "payload": json.loads(payload),
+        "payload": parse_payload(payload, version),
         "at": recorded_at,
     }
-    return hashlib.sha256(canonical_json(envelope).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(envelope, version=version).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -191,6 +310,7 @@ class EventRecord:
     payload: str
     recorded_at: str
     hash: str
+    version: int = HASH_VERSION
 
     def computed_hash(self, seq: int | None = None) -> str:
         """Recompute the hash; a substitute ``seq`` tells whether the row was renumbered."""
@@ -202,6 +322,7 @@ class EventRecord:
             subject=self.subject,
             payload=self.payload,
             recorded_at=self.recorded_at,
+            version=self.version,
         )
 
 
@@ -213,11 +334,13 @@ def link(
     subject: str,
     payload: dict[str, Any],
     recorded_at: str,
+    version: int = HASH_VERSION,
 ) -> EventRecord:
     """Build the event that follows ``prev`` (or the first one, for ``None``).
 
     Inputs are validated here because a bad value hashed once is a bad value
-    in the ledger forever.
+    in the ledger forever. ``version`` other than the current one is for tests
+    of events written before it.
     """
     if not event_type:
         raise ValueError("event_type must not be empty")
@@ -235,7 +358,8 @@ def link(
 
     seq = prev.seq + 1 if prev is not None else 1
     prev_hash = prev.hash if prev is not None else GENESIS_HASH
-    payload_text = canonical_json(payload, path="payload")
+    _check_version(version)
+    payload_text = canonical_json(payload, path="payload", version=version)
     return EventRecord(
         seq=seq,
         prev_hash=prev_hash,
@@ -244,23 +368,29 @@ def link(
         subject=subject,
         payload=payload_text,
         recorded_at=recorded_at,
-        hash=_hash_canonical(seq, prev_hash, event_type, actor, subject, payload_text, recorded_at),
+        hash=_hash_canonical(seq, prev_hash, event_type, actor, subject, payload_text, recorded_at, version),
+        version=version,
     )
 
 
 def _hash_canonical(
-    seq: int, prev_hash: str, event_type: str, actor: str, subject: str, payload_text: str, recorded_at: str
+    seq: int, prev_hash: str, event_type: str, actor: str, subject: str, payload_text: str, recorded_at: str,
+    version: int,
 ) -> str:
     """:func:`event_hash` for a payload already in canonical form, without re-parsing it.
 
     The envelope's keys in sorted order are actor, at, payload, prev, seq,
-    subject, type, v; the canonical payload text is spliced in where its
-    object would be written, which gives byte for byte the same JSON.
+    subject, type, v (ASCII, so code points and UTF-16 order them alike); the
+    canonical payload text is spliced in where its object would be written,
+    which gives byte for byte the same JSON in both versions.
     """
+    # json's string encoder escapes exactly as RFC 8785 does (", \, the short escapes and
+    # \u00xx for other control characters); text that is not Unicode (a lone surrogate)
+    # fails the UTF-8 encoding below, in both versions.
     q = _json_string
     text = (
         f'{{"actor":{q(actor)},"at":{q(recorded_at)},"payload":{payload_text},"prev":{q(prev_hash)},'
-        f'"seq":{seq},"subject":{q(subject)},"type":{q(event_type)},"v":{HASH_VERSION}}}'
+        f'"seq":{seq},"subject":{q(subject)},"type":{q(event_type)},"v":{version}}}'
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

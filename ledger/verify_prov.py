@@ -4,18 +4,20 @@
     python verify_prov.py EXPORT.json --rpc URL [--registry 0xADDR] [--json]
 
 This file is meant to be copied out of the platform's repository and run by an
-outside auditor. It needs only the Python standard library (3.10+) and web3.py,
+outside auditor. It needs only the Python standard library (3.11+), web3.py and rfc8785,
 and it re-implements, from the published specification, everything it checks;
 it trusts nothing the platform says about itself except what the chain holds.
 
 What is checked, for every event (PROV activity ``miliao:event/<seq>``):
 
 1. **Content.** The event hash is the lowercase hex SHA-256 of the UTF-8 bytes
-   of the canonical JSON of the envelope ``{"v": 1, "seq", "prev", "type",
-   "actor", "subject", "payload", "at"}`` (``payload`` parsed from the exported
-   ``miliao:payload`` text so it nests as JSON), written as Python's
-   ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-   allow_nan=False)``. It must equal ``miliao:hash``.
+   of the canonical JSON of the envelope ``{"v", "seq", "prev", "type",
+   "actor", "subject", "payload", "at"}`` (``v`` is ``miliao:hashVersion``;
+   ``payload`` parsed from the exported ``miliao:payload`` text so it nests as
+   JSON). Version 2 writes it as RFC 8785 (JCS, numbers read and written as
+   IEEE doubles the ECMAScript way); version 1, events from before JCS, as
+   Python's ``json.dumps(obj, sort_keys=True, separators=(",", ":"),
+   ensure_ascii=False, allow_nan=False)``. It must equal ``miliao:hash``.
 2. **Hash chain.** Where the export holds events n and n+1, event n+1's
    ``miliao:prevHash`` must be event n's ``miliao:hash``; event 1's must be 64 zeros.
 3. **Merkle inclusion** (RFC 6962 / RFC 9162). leaf = SHA-256(0x00 || hash bytes),
@@ -34,7 +36,10 @@ What is checked, for every event (PROV activity ``miliao:event/<seq>``):
 The PROV relations (``used``, ``wasDerivedFrom``, ``wasGeneratedBy``,
 ``wasAssociatedWith``) and the ``prov:`` copies of event fields are not covered
 by any hash, so they are checked against the hashed fields they repeat: an edge
-must be backed by the ``inputs`` list of the event's hashed payload.
+must be backed by the ``inputs`` list of the event's hashed payload, an
+activity's ``prov:startTime``/``prov:endTime`` must be the same instant as its
+hashed ``miliao:recordedAt`` (however a PROV tool rewrote the time zone), and its
+``prov:type`` the qualified name ``miliao:<event type>``.
 
 Exit status: 0 when everything verifies, 1 when anything does not (including
 events not anchored yet), 2 when the input cannot be used at all (unreadable
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import datetime
 import hashlib
 import json
 import os
@@ -52,6 +58,7 @@ import sys
 import urllib.parse
 from dataclasses import dataclass, field
 
+import rfc8785
 from web3 import Web3
 from web3.exceptions import (
     BadFunctionCallOutput,
@@ -73,7 +80,7 @@ __all__ = [
     "verify",
 ]
 
-HASH_VERSION = 1
+HASH_VERSIONS = (1, 2)
 GENESIS_HASH = "0" * 64
 INPUTS_KEY = "inputs"
 EVENT_PREFIX = "miliao:event/"
@@ -145,28 +152,47 @@ class ChainUnreachable(UnusableInput):
 # ---- the specification, re-implemented ---------------------------------------------
 
 
-def canonical_json(obj: object) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_SAFE_INT = 2**53 - 1
+
+
+def canonical_json(obj: object, version: int = 2) -> bytes:
+    if version == 1:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return rfc8785.dumps(obj)
+
+
+def _double_int(text: str):
+    """An integer literal read as JSON.parse reads it: beyond 2**53, the nearest double."""
+    value = int(text)
+    return value if -_SAFE_INT <= value <= _SAFE_INT else float(text)
+
+
+def parse_payload(text: str, version: int = 2):
+    return json.loads(text) if version == 1 else json.loads(text, parse_int=_double_int)
 
 
 def event_hash(
-    *, seq: int, prev_hash: str, event_type: str, actor: str, subject: str, payload: str, recorded_at: str
+    *, seq: int, prev_hash: str, event_type: str, actor: str, subject: str, payload: str, recorded_at: str,
+    version: int = 2,
 ) -> str:
     """The event hash of the specification; ``payload`` is the exported payload text.
 
-    Raises ValueError when the payload text is not JSON (or holds NaN/Infinity).
+    Raises ValueError when the payload text is not JSON (or holds NaN/Infinity), or
+    the version is unknown.
     """
+    if version not in HASH_VERSIONS:
+        raise ValueError(f"hash version {version!r} is unknown")
     envelope = {
-        "v": HASH_VERSION,
+        "v": version,
         "seq": seq,
         "prev": prev_hash,
         "type": event_type,
         "actor": actor,
         "subject": subject,
-        "payload": json.loads(payload),
+        "payload": parse_payload(payload, version),
         "at": recorded_at,
     }
-    return hashlib.sha256(canonical_json(envelope).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(envelope, version)).hexdigest()
 
 
 def leaf_hash(event_hash_hex: str) -> bytes:
@@ -371,6 +397,7 @@ class _Event:
     seq: int | None = None
     hash: str | None = None
     content_ok: bool = False
+    version: object = 1
 
 
 def _read_event(act_id: str, raw: object) -> _Event:
@@ -398,9 +425,10 @@ def _read_event(act_id: str, raw: object) -> _Event:
         result.fail("malformed", "missing or invalid " + ", ".join(missing))
     if "miliao:hash" in attrs and isinstance(attrs["miliao:hash"], str) and _HEX64.match(attrs["miliao:hash"]):
         ev.hash = attrs["miliao:hash"]
-    version = attrs.get("miliao:hashVersion", HASH_VERSION)
-    if version != HASH_VERSION:
-        result.fail("malformed", f"miliao:hashVersion is {version!r}; this verifier knows version {HASH_VERSION}")
+    ev.version = attrs.get("miliao:hashVersion", 1)  # exports from before versions were named are 1
+    if ev.version not in HASH_VERSIONS or not _is_int(ev.version):
+        result.fail("malformed", f"miliao:hashVersion is {ev.version!r}; this verifier knows versions "
+                                 + " and ".join(map(str, HASH_VERSIONS)))
     return ev
 
 
@@ -458,6 +486,7 @@ def _check_content(ev: _Event) -> None:
             subject=a["miliao:subject"],
             payload=a["miliao:payload"],
             recorded_at=a["miliao:recordedAt"],
+            version=ev.version,
         )
     except ValueError as exc:  # JSONDecodeError is a ValueError; so is NaN refused by allow_nan=False
         ev.result.fail("hash", f"miliao:payload is not valid JSON ({exc}), so the event hash cannot be recomputed")
@@ -492,17 +521,49 @@ def _qn(subject: str) -> str:
     return "miliao:" + subject.replace(":", "/")
 
 
+def _instant(value) -> datetime.datetime | None:
+    """An xsd:dateTime with its time zone as an instant; None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _expand(doc: dict, name) -> str | None:
+    """A qualified name (plain, or typed prov:QUALIFIED_NAME) as the IRI it stands for."""
+    if isinstance(name, dict):
+        # prov:QUALIFIED_NAME, or xsd:QName as the prov package writes it.
+        if str(name.get("type", "")).split(":")[-1] not in ("QUALIFIED_NAME", "QName"):
+            return None
+        name = name.get("$")
+    if not isinstance(name, str) or ":" not in name:
+        return None
+    prefix, _, local = name.partition(":")
+    namespace = (doc.get("prefix") or {}).get(prefix)
+    return namespace + local if isinstance(namespace, str) else None
+
+
 def _check_prov(doc: dict, events: list[_Event], by_seq: dict[int, _Event], report: Report) -> None:
     """The unhashed parts of the export must agree with the hashed fields they repeat."""
+    raw_types = {act_id: raw["prov:type"] for act_id, raw in doc["activity"].items()
+                 if isinstance(raw, dict) and "prov:type" in raw}
     for ev in events:
         a = ev.attrs
         if not ev.content_ok:
             continue
+        recorded = _instant(a["miliao:recordedAt"])
         for key in ("prov:startTime", "prov:endTime"):
-            if key in a and a[key] != a["miliao:recordedAt"]:
-                ev.result.fail("prov", f"{key} {a[key]!r} is not the hashed recordedAt {a['miliao:recordedAt']!r}")
-        if "prov:type" in a and a["prov:type"] != f"miliao:{a['miliao:eventType']}":
-            ev.result.fail("prov", f"prov:type {a['prov:type']!r} is not the hashed event type")
+            if key in a and (recorded is None or _instant(a[key]) != recorded):
+                ev.result.fail("prov", f"{key} {a[key]!r} is not the instant of the hashed recordedAt "
+                                       f"{a['miliao:recordedAt']!r}")
+        raw_type = raw_types.get(ev.result.id)
+        if raw_type is not None:
+            wanted = _expand(doc, f"miliao:{a['miliao:eventType']}")
+            if wanted is None or _expand(doc, raw_type) != wanted:
+                ev.result.fail("prov", f"prov:type {raw_type!r} is not the qualified name of the hashed event type")
     by_id = {ev.result.id: ev for ev in events}
 
     def relations(section: str):

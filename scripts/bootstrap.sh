@@ -36,4 +36,11 @@ if [ -n "$extras" ]; then
     npm ci --prefix ledger/contracts --no-audit --no-fund --loglevel=error
     touch "$npm_stamp"
   fi
+  # The outside verifier in Node.js (canonicalize, ethers), which a test runs on an export.
+  verify_js_stamp="ledger/verify-js/node_modules/.installed-$(sha256sum ledger/verify-js/package-lock.json | cut -c1-16)"
+  if [ ! -f "$verify_js_stamp" ]; then
+    echo "==> installing canonicalize and ethers into ledger/verify-js/node_modules"
+    npm ci --prefix ledger/verify-js --no-audit --no-fund --loglevel=error
+    touch "$verify_js_stamp"
+  fi
 fi

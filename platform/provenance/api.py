@@ -23,7 +23,8 @@ class LineageEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LineageEvent
-        fields = ["seq", "prev_hash", "hash", "event_type", "actor", "subject", "payload", "recorded_at"]
+        fields = ["seq", "prev_hash", "hash", "hash_version", "event_type", "actor", "subject", "payload",
+                  "recorded_at"]
 
     def get_payload(self, event) -> dict:
         try:

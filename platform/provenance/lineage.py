@@ -23,7 +23,7 @@ from ledger import merkle
 from ledger.registry import ChainUnavailable, RegistryError
 
 from . import chain
-from .models import Anchor, AnchorStatus, LineageEvent, LineageLink
+from .models import Anchor, AnchorStatus, ChainRegistry, LineageEvent, LineageLink
 from .recorder import INPUTS_KEY
 
 __all__ = [
@@ -38,6 +38,10 @@ __all__ = [
 
 MAX_NODES = 400
 PROV_NS = "https://miliao.example/ns/prov#"
+
+# The registry's read calls, and the errors they revert with, as an outside verifier calls them.
+REGISTRY_READS = ("anchorAt", "anchorCount", "anchorOfRoot", "anchorOfSeq", "isAnchored", "lastRoot", "lastSeq")
+REGISTRY_READ_ERRORS = ("IndexOutOfRange", "RootNotAnchored", "SeqNotAnchored")
 
 
 class UnknownArtifact(LookupError):
@@ -367,6 +371,22 @@ def _qn(subject: str) -> str:
     return "miliao:" + subject.replace(":", "/")
 
 
+def _qualified(name: str) -> dict:
+    """A PROV-JSON qualified-name value (a plain string would be a string literal)."""
+    return {"$": name, "type": "prov:QUALIFIED_NAME"}
+
+
+def registry_read_abi() -> list[dict]:
+    """The ABI fragment of the registry's read calls (view functions) and their errors."""
+    from ledger.contracts import registry_abi
+
+    return [
+        item for item in registry_abi()
+        if (item.get("type") == "function" and item.get("name") in REGISTRY_READS)
+        or (item.get("type") == "error" and item.get("name") in REGISTRY_READ_ERRORS)
+    ]
+
+
 def prov_document(subject: str) -> dict:
     """The lineage of ``subject`` as a W3C PROV-JSON document an outside verifier can check.
 
@@ -388,7 +408,8 @@ def prov_document(subject: str) -> dict:
     }
     for node, events in graph.nodes.items():
         kind, _, ident = node.partition(":")
-        doc["entity"][_qn(node)] = {"prov:type": f"miliao:{kind}", "prov:label": node, "miliao:subject": node}
+        doc["entity"][_qn(node)] = {"prov:type": _qualified(f"miliao:{kind}"), "prov:label": node,
+                                    "miliao:subject": node}
     proofs: dict[int, dict | None] = {}
     damaged: dict[int, Anchor] = {}
     for event in graph.events:
@@ -400,7 +421,7 @@ def prov_document(subject: str) -> dict:
         rec = event.as_record()
         act_id = f"miliao:event/{event.seq}"
         activity = {
-            "prov:type": f"miliao:{event.event_type}",
+            "prov:type": _qualified(f"miliao:{event.event_type}"),
             "prov:startTime": rec.recorded_at,
             "prov:endTime": rec.recorded_at,
             "miliao:seq": event.seq,
@@ -411,7 +432,7 @@ def prov_document(subject: str) -> dict:
             "miliao:subject": rec.subject,
             "miliao:payload": rec.payload,
             "miliao:recordedAt": rec.recorded_at,
-            "miliao:hashVersion": hashchain.HASH_VERSION,
+            "miliao:hashVersion": rec.version,
         }
         proof = proofs[event.seq]
         if event.seq in damaged:
@@ -456,14 +477,32 @@ def prov_document(subject: str) -> dict:
             "prov:usedEntity": _qn(source),
             "prov:activity": act_id,
         }
+    registry = _export_registry(proofs.values())
     doc["entity"]["miliao:export"] = {
-        "prov:type": "miliao:lineageExport",
+        "prov:type": _qualified("miliao:lineageExport"),
         "miliao:artifact": subject,
         "miliao:exportedAt": timezone.now().isoformat(),
         "miliao:chainRpc": "embedded" if settings.CHAIN_RPC_URL == "embedded" else "json-rpc",
         "miliao:encoding": (
-            "event hash = sha256(canonical JSON of {v, seq, prev, type, actor, subject, payload, at}); "
+            "event hash = sha256(canonical JSON of {v, seq, prev, type, actor, subject, payload, at}), "
+            "v = miliao:hashVersion: 2 is RFC 8785 (JCS), 1 is Python's json.dumps(sort_keys, compact); "
             "leaf = sha256(0x00 || event hash); node = sha256(0x01 || left || right); RFC 9162 paths"
         ),
     }
+    if registry is not None:
+        # How to call the registry: where it is, on which chain, and the ABI of its read calls.
+        doc["entity"]["miliao:export"].update({
+            "miliao:registry": registry.address,
+            "miliao:chainId": registry.chain_id,
+            "miliao:registryAbi": json.dumps(registry_read_abi(), separators=(",", ":")),
+        })
     return doc
+
+
+def _export_registry(proofs) -> ChainRegistry | None:
+    """The registry the export's events are anchored at, else the one new anchors go to."""
+    for proof in proofs:
+        if proof is not None:
+            return ChainRegistry.objects.filter(address=proof["anchor"]["registry"],
+                                                chain_id=proof["anchor"]["chain_id"]).first()
+    return ChainRegistry.objects.order_by("-pk").first()

@@ -27,6 +27,9 @@ class LineageEvent(models.Model):
     subject = models.CharField(_("对象"), max_length=200)
     payload = models.TextField(_("内容(规范 JSON)"))
     recorded_at = models.DateTimeField(_("时间"))
+    # Which canonical JSON the hash is computed over (ledger.chain: 1 is Python's json.dumps,
+    # 2 is RFC 8785); written with the event, hashed with it, never changed.
+    hash_version = models.PositiveSmallIntegerField(_("哈希版本"))
 
     class Meta:
         ordering = ["seq"]
@@ -62,6 +65,7 @@ class LineageEvent(models.Model):
             payload=self.payload,
             recorded_at=format_recorded_at(self.recorded_at),
             hash=self.hash,
+            version=self.hash_version,
         )
 
 

@@ -91,7 +91,7 @@ def record_many(events: Sequence[NewEvent]) -> list[chain.EventRecord]:
             [
                 LineageEvent(
                     seq=r.seq, prev_hash=r.prev_hash, hash=r.hash, event_type=r.event_type, actor=r.actor,
-                    subject=r.subject, payload=r.payload, recorded_at=now,
+                    subject=r.subject, payload=r.payload, recorded_at=now, hash_version=r.version,
                 )
                 for r in records
             ],
@@ -105,7 +105,9 @@ def record_many(events: Sequence[NewEvent]) -> list[chain.EventRecord]:
 COPY_AT_LEAST = 256
 """Batches this large go in through PostgreSQL's COPY, several times faster than INSERT."""
 
-_EVENT_COLUMNS = ("seq", "prev_hash", "hash", "event_type", "actor", "subject", "payload", "recorded_at")
+_EVENT_COLUMNS = (
+    "seq", "prev_hash", "hash", "event_type", "actor", "subject", "payload", "recorded_at", "hash_version",
+)
 
 
 def _copy_events(connection, records: list[chain.EventRecord], recorded_at) -> None:
@@ -114,4 +116,4 @@ def _copy_events(connection, records: list[chain.EventRecord], recorded_at) -> N
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {table} ({', '.join(_EVENT_COLUMNS)}) FROM STDIN") as copy:
             for r in records:
-                copy.write_row((r.seq, r.prev_hash, r.hash, r.event_type, r.actor, r.subject, r.payload, at))
+                copy.write_row((r.seq, r.prev_hash, r.hash, r.event_type, r.actor, r.subject, r.payload, at, r.version))

@@ -327,7 +327,7 @@ def test_canonical_json_rejects_circular_values():
         canonical_json(value)
 
 
-def test_event_hash_matches_the_documented_encoding():
+def test_event_hash_matches_the_documented_encoding_of_version_1():
     # Written out by hand from the module docstring, not produced by canonical_json.
     envelope_text = (
         '{"actor":"user:42","at":"2026-11-21T09:41:02.123456Z",'
@@ -342,12 +342,68 @@ def test_event_hash_matches_the_documented_encoding():
         subject="access.application:17",
         recorded_at="2026-11-21T09:41:02.123456Z",
     )
-    computed = event_hash(seq=1, prev_hash=GENESIS_HASH, payload='{"note":"时间","amount":"12.50"}', **fields)
-    assert HASH_VERSION == 1
+    computed = event_hash(seq=1, prev_hash=GENESIS_HASH, payload='{"note":"时间","amount":"12.50"}', version=1,
+                          **fields)
     assert computed == expected
-    # Pinned so an accidental change of encoding cannot pass silently.
+    # Pinned so an accidental change of encoding cannot pass silently: events written
+    # before RFC 8785 keep verifying under their version.
     assert computed == "068627dac4b617653815a4793ce60137f3a27225d7da2b9f2abc014fc549a26c"
-    assert link(None, payload={"amount": "12.50", "note": "时间"}, **fields).hash == expected
+    assert link(None, payload={"amount": "12.50", "note": "时间"}, version=1, **fields).hash == expected
+
+
+# What Python's json.dumps and RFC 8785 write differently: ECMAScript numbers, UTF-16 key order.
+JCS_PAYLOAD = {"delta": 1e-05, "epsilon": 3.0, "noise": 0.0, "neg": -0.0, "rows": 1e16, "huge": 1e21,
+               "third": 1 / 3, "keys": {"\U0001f600": 1, "\uff61": 2}, "note": "时间\u2028"}
+JCS_PAYLOAD_TEXT = ('{"delta":0.00001,"epsilon":3,"huge":1e+21,"keys":{"\U0001f600":1,"\uff61":2},"neg":0,'
+                    '"noise":0,"note":"时间\u2028","rows":10000000000000000,"third":0.3333333333333333}')
+
+
+def test_event_hash_matches_the_documented_encoding_of_version_2():
+    # Written out by hand from RFC 8785, not produced by the library.
+    envelope_text = (
+        '{"actor":"user:42","at":"2026-11-21T09:41:02.123456Z",'
+        f'"payload":{JCS_PAYLOAD_TEXT},'
+        f'"prev":"{GENESIS_HASH}","seq":1,"subject":"access.application:17",'
+        '"type":"application.approved","v":2}'
+    )
+    expected = hashlib.sha256(envelope_text.encode("utf-8")).hexdigest()
+    fields = dict(event_type="application.approved", actor="user:42", subject="access.application:17",
+                  recorded_at="2026-11-21T09:41:02.123456Z")
+    assert HASH_VERSION == 2
+    rec = link(None, payload=JCS_PAYLOAD, **fields)
+    # The stored text is the JCS text itself, so any language hashes it back to the same bytes.
+    assert (rec.version, rec.payload, rec.hash) == (2, JCS_PAYLOAD_TEXT, expected)
+    assert rec.computed_hash() == expected
+    assert event_hash(seq=1, prev_hash=GENESIS_HASH, payload=json.dumps(JCS_PAYLOAD), **fields) == expected
+    assert expected == "9924bf4b130c2cb000abd625c66a9aaddc72fe834bce2fb8562765fffeb74744"
+
+
+def test_version_1_and_version_2_events_chain_and_verify_together():
+    fields = dict(event_type="application.approved", actor="user:42", subject="access.application:17")
+    old = link(None, payload=JCS_PAYLOAD, recorded_at="2026-11-21T09:41:02.000000Z", version=1, **fields)
+    new = link(old, payload=JCS_PAYLOAD, recorded_at="2026-11-21T09:41:03.000000Z", **fields)
+    assert (old.version, new.version) == (1, 2) and old.payload != new.payload
+    assert verify([old, new]).ok
+    # The version is hashed: relabelling an event's version breaks it.
+    assert_tamper(verify([dataclasses.replace(old, version=2), new]), "edited", 1)
+    assert_tamper(verify([old, dataclasses.replace(new, version=1)]), "edited", 2)
+    with pytest.raises(ValueError, match="hash version 3 is unknown"):
+        link(new, payload={}, recorded_at="2026-11-21T09:41:04.000000Z", version=3, **fields)
+
+
+def test_a_payload_integer_a_double_cannot_hold_is_refused_with_its_path():
+    with pytest.raises(ValueError, match=r"payload\.ids\[1\]: 18446744073709551617 is beyond"):
+        link(None, event_type="application.approved", actor="a", subject="s:1", payload={"ids": [1, 2**64 + 1]},
+             recorded_at="2026-11-21T09:41:04.000000Z")
+    # One a double holds exactly is the same JSON number as the double: what a payload read back from
+    # its JCS text holds (1e16 is stored as 10000000000000000), so it can be recorded again.
+    rec = link(None, event_type="application.approved", actor="a", subject="s:1",
+               payload={"copied": json.loads(link(None, event_type="application.approved", actor="a", subject="s:1",
+                                                  payload={"rows": 1e16, "big": 2.0**64},
+                                                  recorded_at="2026-11-21T09:41:04.000000Z").payload)},
+               recorded_at="2026-11-21T09:41:04.000000Z")
+    assert rec.payload == '{"copied":{"big":18446744073709552000,"rows":10000000000000000}}'
+    assert rec.computed_hash() == rec.hash
 
 
 def test_seq_is_part_of_the_hash():
@@ -404,7 +460,7 @@ def test_records_are_immutable():
 json_leaves = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(),
+    st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1),  # beyond, only what a double holds exactly
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(),
 )
@@ -414,6 +470,17 @@ json_values = st.recursive(
     max_leaves=8,
 )
 payloads = st.dictionaries(st.text(), json_values, max_size=4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.text(), json_values | st.sampled_from([1e-05, 3.0, 0.0, -0.0, 1e16, 1e21, 5e-324]),
+                       max_size=6))
+def test_canonical_json_writes_what_rfc8785_writes(value):
+    # canonical_json leaves float-free values to json.dumps, which writes them identically.
+    import rfc8785
+
+    assert canonical_json(value) == rfc8785.dumps(value).decode("utf-8")
+    assert canonical_json(json.loads(canonical_json(value))) == canonical_json(value)
 
 
 @st.composite

@@ -172,9 +172,10 @@ def test_inserted_event_is_named(world):
         ("UPDATE provenance_lineageevent SET seq = -(seq + 1) WHERE seq >= 7", []),
         ("UPDATE provenance_lineageevent SET seq = -seq WHERE seq < 0", []),
         (
-            "INSERT INTO provenance_lineageevent (seq, prev_hash, hash, event_type, actor, subject, payload, recorded_at)"
-            " SELECT %s, %s, %s, %s, %s, %s, %s, recorded_at FROM provenance_lineageevent WHERE seq = 6",
-            [7, forged.prev_hash, forged.hash, forged.event_type, forged.actor, forged.subject, forged.payload],
+            "INSERT INTO provenance_lineageevent (seq, prev_hash, hash, event_type, actor, subject, payload, recorded_at,"
+            " hash_version) SELECT %s, %s, %s, %s, %s, %s, %s, recorded_at, %s FROM provenance_lineageevent WHERE seq = 6",
+            [7, forged.prev_hash, forged.hash, forged.event_type, forged.actor, forged.subject, forged.payload,
+             forged.version],
         ),
     )
     report = _verify()
@@ -237,7 +238,7 @@ def test_a_fresh_sqlite_database_is_append_only_too(tmp_path):
     assert result.returncode == 0, result.stderr
     db = sqlite3.connect(tmp_path / "miliao.sqlite3")
     db.execute("INSERT INTO provenance_lineageevent (seq, prev_hash, hash, event_type, actor, subject, payload, "
-               "recorded_at) VALUES (1, 'p', 'h', 't.x', 'a', 's', '{}', '2026-01-01')")
+               "recorded_at, hash_version) VALUES (1, 'p', 'h', 't.x', 'a', 's', '{}', '2026-01-01', 2)")
     for sql in ("UPDATE provenance_lineageevent SET payload = '[]'", "DELETE FROM provenance_lineageevent"):
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute(sql)

@@ -170,10 +170,10 @@ def test_an_inserted_event_is_named(world):
     tamper(
         ("UPDATE provenance_lineageevent SET seq = -(seq + 1) WHERE seq >= %s", [app_seq]),
         ("UPDATE provenance_lineageevent SET seq = -seq WHERE seq < 0", []),
-        ("INSERT INTO provenance_lineageevent (seq, prev_hash, hash, event_type, actor, subject, payload, recorded_at)"
-         " SELECT %s, %s, %s, %s, %s, %s, %s, recorded_at FROM provenance_lineageevent WHERE seq = %s",
+        ("INSERT INTO provenance_lineageevent (seq, prev_hash, hash, event_type, actor, subject, payload, recorded_at,"
+         " hash_version) SELECT %s, %s, %s, %s, %s, %s, %s, recorded_at, %s FROM provenance_lineageevent WHERE seq = %s",
          [app_seq, forged.prev_hash, forged.hash, forged.event_type, forged.actor, forged.subject, forged.payload,
-          app_seq - 1]),
+          forged.version, app_seq - 1]),
     )
     report = verify(app)
     assert (app_seq, "inserted") in kinds(report)

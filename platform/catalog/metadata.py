@@ -3,6 +3,7 @@ versions with extent, kinds, fields and covered grid cells, and its release hist
 the search over datasets. The DCAT export and the API both start from these records."""
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -155,6 +156,13 @@ def labels(label) -> dict[str, str]:
     return {"zh": zh, "en": en if en != zh else ""}
 
 
+@functools.cache
+def choice_labels(choices: type, value: str) -> dict[str, str]:
+    """labels() of a choice, computed once per process: a list builds them for every row,
+    and the compiled translations do not change while the process runs."""
+    return labels(choices(value).label)
+
+
 def dataset_record(
     dataset: Dataset, *, url: Callable[[str, object], str], releases: list[Release] | None = None
 ) -> dict:
@@ -175,9 +183,9 @@ def dataset_record(
         "description": dataset.description,
         "description_en": dataset.description_en,
         "data_class": dataset.data_class,
-        "data_class_label": labels(DataClass(dataset.data_class).label),
+        "data_class_label": dict(choice_labels(DataClass, dataset.data_class)),
         "theme": dataset.theme,
-        "theme_label": labels(Theme(dataset.theme).label),
+        "theme_label": dict(choice_labels(Theme, dataset.theme)),
         "district": dataset.district,
         "keywords": dataset.keywords,
         "owner": dataset.owner.code,

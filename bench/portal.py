@@ -474,6 +474,11 @@ def main() -> None:
           f"load average at the end {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     if g_small and g_large:
         flat = g_large["p99"] / g_small["p99"]
+        saturated = [n for n, r in ((small, g_small), (large, g_large)) if r["rate"] < 0.95 * rate]
+        if saturated:
+            print(f"SATURATED at {', '.join(f'{n:,}' for n in saturated)} datasets: gunicorn answered fewer than "
+                  f"{rate}/s, so these p99s are the client's {args.timeout_s:.0f} s timeout and the queue, not the "
+                  "cost of a page; compare the CPU ms per answer instead")
         print(f"goals: catalogue p99 <= {TARGET_P99_MS} ms at {TARGET_RATE}/s: {g_large['p99']:.1f} ms "
               f"({'met' if g_large['p99'] <= TARGET_P99_MS else 'NOT met'}); flat <= {TARGET_FLAT}x from "
               f"{small:,} to {large:,} datasets: {flat:.2f}x ({'met' if flat <= TARGET_FLAT else 'NOT met'}); "

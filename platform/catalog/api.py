@@ -14,6 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -114,6 +115,15 @@ FILTER_PARAMETERS = [
 ]
 
 
+class CatalogPagination(PageNumberPagination):
+    """20 records a page (a record is about 1.7 KB of JSON), `page_size` up to 100: the cost of
+    a page stays that of a few records however large the catalogue grows."""
+
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
 class DatasetViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
@@ -121,6 +131,7 @@ class DatasetViewSet(
     its DCAT record; stewards register their bureau's datasets and change their metadata."""
 
     serializer_class = DatasetSerializer
+    pagination_class = CatalogPagination
     queryset = Dataset.objects.none()
     lookup_field = "slug"
     http_method_names = ["get", "post", "patch", "head", "options"]
@@ -147,7 +158,8 @@ class DatasetViewSet(
             dataset, url=self.url, releases=metadata.release_history(self.request.user, dataset)
         )
 
-    @extend_schema(operation_id="datasets_list", parameters=[*FILTER_PARAMETERS, OpenApiParameter("page", int)],
+    @extend_schema(operation_id="datasets_list", parameters=[*FILTER_PARAMETERS, OpenApiParameter("page", int),
+                               OpenApiParameter("page_size", int, description="records a page, 1 to 100 (20)")],
                    responses=OpenApiTypes.OBJECT)
     def list(self, request, *args, **kwargs):
         """Datasets matching every filter given; a bad filter value is a 400 naming it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -34,6 +35,26 @@ def _tasks(user):
     return permissions.visible_tasks(user, TaskProgress.objects.select_related("started_by"))[:10]
 
 
+# Rows per page of a dashboard list: no page grows with the catalogue or the log.
+PAGE_SIZE = 25
+
+
+def _page(request, rows, param: str, per_page: int = PAGE_SIZE):
+    """One page of an ordered queryset, chosen by the query parameter `param` (a bad or
+    too-large number gives the first or last page), with links to its neighbours that keep
+    the other parameters (each list on a dashboard pages on its own)."""
+    page = Paginator(rows, per_page).get_page(request.GET.get(param))
+
+    def link(number: int) -> str:
+        query = request.GET.copy()
+        query[param] = str(number)
+        return "?" + query.urlencode()
+
+    page.previous_url = link(page.previous_page_number()) if page.has_previous() else ""
+    page.next_url = link(page.next_page_number()) if page.has_next() else ""
+    return page
+
+
 @login_required
 def dashboard(request):
     user = request.user
@@ -41,15 +62,18 @@ def dashboard(request):
     context = {"role": role, "tasks": _tasks(user)}
     if role == Role.APPLICANT:
         context["applications"] = _applications(user)[:50]
-        context["datasets"] = Dataset.objects.select_related("owner").order_by("slug")
-        context["apply_datasets"] = Dataset.objects.exclude(data_class=DataClass.OPEN).order_by("slug")
+        context["datasets"] = _page(request, Dataset.objects.select_related("owner").order_by("slug"), "page")
+        # The application form offers the datasets of the catalogue page shown (open data
+        # needs no application), so that it too stays the size of a page.
+        context["apply_datasets"] = [d for d in context["datasets"] if d.data_class != DataClass.OPEN]
         context["purpose_categories"] = PurposeCategory.choices
     elif role == Role.STEWARD:
         owned = Dataset.objects.filter(owner_id=user.organisation_id)
-        queue = _applications(user).filter(
+        queue = _page(request, _applications(user).filter(
             dataset__owner_id=user.organisation_id, status=ApplicationStatus.SUBMITTED
-        )
-        context["datasets"] = owned.prefetch_related("holders")
+        ), "queue_page")
+        context["datasets"] = _page(request, owned.prefetch_related("holders").order_by("slug"), "page")
+        context["queue_page"] = queue
         context["queue"] = [
             (app, permissions.allowed(permissions.check_decide_application, user, app)) for app in queue
         ]
@@ -59,7 +83,10 @@ def dashboard(request):
         context["events"] = LineageEvent.objects.order_by("-seq")[:10]
         context["ledger"] = ledger_status()
     elif role == Role.DATA_HOLDER:
-        context["held"] = Dataset.objects.filter(holders=user.organisation_id).select_related("owner")
+        context["held"] = _page(
+            request, Dataset.objects.filter(holders=user.organisation_id).select_related("owner").order_by("slug"),
+            "page",
+        )
         context["applications"] = _applications(user)[:20]
     elif role == Role.AUDITOR:
         context["events"] = LineageEvent.objects.order_by("-seq")[:15]

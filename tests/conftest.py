@@ -271,8 +271,10 @@ def await_worker(proc: subprocess.Popen) -> subprocess.Popen:
     return proc
 
 
-def stop_worker(proc: subprocess.Popen) -> None:
-    proc.terminate()
+def stop_worker(proc: subprocess.Popen, *, asked: bool = False) -> None:
+    """Stop a worker (`asked`: it was already sent SIGTERM), killing it after 15 s."""
+    if not asked:
+        proc.terminate()
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
@@ -302,8 +304,10 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         yield SimpleNamespace(process=workers[1][1], jobs=workers[0][1], platform=workers[1][1],
                               names=[name for name, _ in workers], log_path=logs / "platform.log")
     finally:
+        for _, proc in workers:  # both asked to stop first, so their shutdowns overlap
+            proc.terminate()
         for _, proc in workers:
-            stop_worker(proc)
+            stop_worker(proc, asked=True)
 
 
 # --- the chain (contract tests without Django; the platform's own tests use settings) ---

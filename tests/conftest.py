@@ -97,6 +97,42 @@ def world(db):
     return build_world()
 
 
+@contextmanager
+def rolled_back_at_the_end(django_db_blocker):
+    """A transaction around a whole module (or class): what a module-scoped fixture builds in
+    it is there for every test of the module, and gone at its end. Each test still runs in a
+    savepoint of its own (pytest-django's `db` nests its atomic block in this one), so no test
+    sees what another changed. For tests with `db` only: a `transactional_db` test would
+    commit and flush through it."""
+    from django.db import transaction
+    from django.test import override_settings
+
+    atomic = transaction.atomic()
+    # As Django's TestCase marks its own class-wide block: the actions' durable blocks nest in it.
+    atomic._from_testcase = True
+    with django_db_blocker.unblock(), atomic, \
+            override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+        transaction.set_rollback(True)
+
+
+def per_test(shared):
+    """A test's own copy of a world built once per module: its model instances and dicts are
+    deep copies (as Django's ``setUpTestData`` hands class-level objects to each test), so
+    what a test changes in memory never reaches the next; the rows themselves are undone by
+    the test's savepoint."""
+    import copy
+
+    return copy.deepcopy(shared)
+
+
+@pytest.fixture(scope="module")
+def module_world(django_db_setup, django_db_blocker):
+    """`build_world()` once per module, rolled back at its end; tests take `per_test` copies."""
+    with rolled_back_at_the_end(django_db_blocker):
+        yield build_world()
+
+
 @pytest.fixture
 def live_world(transactional_db):
     """The same world, committed, for a worker process or a browser to see."""
@@ -235,8 +271,10 @@ def await_worker(proc: subprocess.Popen) -> subprocess.Popen:
     return proc
 
 
-def stop_worker(proc: subprocess.Popen) -> None:
-    proc.terminate()
+def stop_worker(proc: subprocess.Popen, *, asked: bool = False) -> None:
+    """Stop a worker (`asked`: it was already sent SIGTERM), killing it after 15 s."""
+    if not asked:
+        proc.terminate()
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
@@ -266,8 +304,10 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         yield SimpleNamespace(process=workers[1][1], jobs=workers[0][1], platform=workers[1][1],
                               names=[name for name, _ in workers], log_path=logs / "platform.log")
     finally:
+        for _, proc in workers:  # both asked to stop first, so their shutdowns overlap
+            proc.terminate()
         for _, proc in workers:
-            stop_worker(proc)
+            stop_worker(proc, asked=True)
 
 
 # --- the chain (contract tests without Django; the platform's own tests use settings) ---

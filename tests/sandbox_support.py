@@ -22,8 +22,20 @@ def rooms():
     return task, *tasks.split(table, task, tasks.vocabulary(table))
 
 
-def add_rooms_corpus(w, *, rooms: int = 6000, seed: int = 11):
-    """A corpus version of the compute-only rooms dataset, generated."""
+def generate_rooms(path: Path, *, rooms: int, seed: int):
+    """A generated district written as a corpus file at `path`: (path, its summary), for
+    `add_rooms_corpus(generated=...)` when a module records the same corpus in each test."""
+    from corpora import store
+    from corpora.generator import generate_district
+
+    return path, store.write_corpus(generate_district(seed=seed, rooms=rooms), path)
+
+
+def add_rooms_corpus(w, *, rooms: int = 6000, seed: int = 11, generated=None):
+    """A corpus version of the compute-only rooms dataset, generated (or a copy of the file
+    `generate_rooms` wrote, with its summary)."""
+    import shutil
+
     from django.conf import settings
 
     from corpora import store
@@ -31,7 +43,12 @@ def add_rooms_corpus(w, *, rooms: int = 6000, seed: int = 11):
     from corpora.generator import generate_district
 
     scratch = Path(settings.STATE_DIR) / "scratch" / f"{w.rooms.slug}-{seed}-{rooms}.parquet"
-    summary = store.write_corpus(generate_district(seed=seed, rooms=rooms), scratch)
+    if generated is None:
+        summary = store.write_corpus(generate_district(seed=seed, rooms=rooms), scratch)
+    else:
+        path, summary = generated
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, scratch)
     w.rooms_corpus = record_corpus_version(actor=w.steward, dataset=w.rooms, file=scratch, source="generator",
                                            source_crs="EPSG:4490", summary=summary)
     return w.rooms_corpus

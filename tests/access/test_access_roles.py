@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from access_support import counts, leak_file, licensed_world, release_base
-from conftest import api_client
+from conftest import api_client, build_world, per_test, rolled_back_at_the_end
 
 pytestmark = [pytest.mark.access, pytest.mark.django_db]
 
@@ -205,12 +205,22 @@ ENDPOINTS = [
 MATRIX = [(name, role) for name, *_rest in ENDPOINTS for role in ROLES]
 
 
-@pytest.mark.parametrize("name,role", MATRIX, ids=[f"{n}-{r}" for n, r in MATRIX])
-def test_access_role_endpoint_matrix(world, name, role):
+@pytest.fixture(scope="module")
+def prepared_world(request, django_db_setup, django_db_blocker):
+    """A row's `prepare` (the parameter) applied to the world, once per module for each prepare
+    function: pytest groups the cases by it and tears one down before it builds the next. Each
+    case asks on a copy of it inside a savepoint of its own."""
+    with rolled_back_at_the_end(django_db_blocker):
+        yield request.param(build_world())
+
+
+@pytest.mark.parametrize("prepared_world,name,role", [(e[4], e[0], role) for e in ENDPOINTS for role in ROLES],
+                         indirect=["prepared_world"], ids=[f"{n}-{r}" for n, r in MATRIX], scope="module")
+def test_access_role_endpoint_matrix(prepared_world, name, role):
     from provenance.models import LineageEvent
 
     _, method, path, body, prepare, table, writes = next(e for e in ENDPOINTS if e[0] == name)
-    w = prepare(world)
+    w = per_test(prepared_world)
     client = api_client(user(w, role))
     before, events_before = counts(), LineageEvent.objects.count()
     if method == "multipart":
@@ -229,8 +239,9 @@ def test_access_role_endpoint_matrix(world, name, role):
         assert LineageEvent.objects.count() == events_before + writes
 
 
-def test_each_role_lists_only_the_licences_it_may_see(world):
-    w = licensed_world(world)
+@pytest.mark.parametrize("prepared_world", [_licensed], indirect=True, ids=["licensed"])
+def test_each_role_lists_only_the_licences_it_may_see(prepared_world):
+    w = per_test(prepared_world)
     seen = {role: api_client(user(w, role)).get("/api/licences/").json()["count"] for role in ROLES[1:]}
     assert seen == {
         "applicant": 1,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import api_client
+from conftest import api_client, per_test
 
 pytestmark = [pytest.mark.foundation, pytest.mark.django_db]
 
@@ -280,7 +280,31 @@ def test_ledger_role_endpoint_matrix(world, name, role):
     _check_endpoint(world, LEDGER_ENDPOINTS, name, role)
 
 
+@pytest.fixture(scope="module")
+def shared_world(request, django_db_setup, django_db_blocker):
+    """The world, with a built release when the parameter says "release", built once per module
+    for each variant (pytest tears one down before it builds the other). Each test works on a
+    copy of it inside a savepoint of its own (`world`, `release_world` below)."""
+    from conftest import add_release, build_world, rolled_back_at_the_end
+
+    with rolled_back_at_the_end(django_db_blocker):
+        w = build_world()
+        yield add_release(w) if getattr(request, "param", "plain") == "release" else w
+
+
+@pytest.fixture
+def world(shared_world):
+    return per_test(shared_world)
+
+
+@pytest.fixture
+def release_world(shared_world):
+    assert hasattr(shared_world, "release"), 'parametrize shared_world with "release"'
+    return per_test(shared_world)
+
+
 @pytest.mark.release
+@pytest.mark.parametrize("shared_world", ["release"], indirect=True)
 @pytest.mark.parametrize("name,role", RELEASE_MATRIX, ids=[f"{n}-{r}" for n, r in RELEASE_MATRIX])
 def test_release_role_endpoint_matrix(release_world, name, role):
     _check_endpoint(release_world, RELEASE_ENDPOINTS, name, role)
@@ -325,6 +349,7 @@ def _api_route_names(patterns, prefix=""):
 
 
 @pytest.mark.release
+@pytest.mark.parametrize("shared_world", ["release"], indirect=True)
 def test_every_api_route_is_in_the_matrix(release_world):
     """A new API endpoint without a row in ENDPOINTS fails here."""
     from django.urls import get_resolver, resolve

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import api_client
+from conftest import api_client, build_world, per_test, rolled_back_at_the_end
 from role_support import request_as
 
 pytestmark = [pytest.mark.access, pytest.mark.django_db]
@@ -59,13 +59,26 @@ def budget_world(w):
 CASES = [(name, role) for name, *_ in TABLE for role in ROLES]
 
 
+@pytest.fixture(scope="module")
+def shared_budget_world(django_db_setup, django_db_blocker):
+    """`budget_world` built once per module, rolled back at its end."""
+    with rolled_back_at_the_end(django_db_blocker):
+        yield budget_world(build_world())
+
+
+@pytest.fixture
+def budgeted(shared_budget_world):
+    """The test's own copy of the module's budget world; its changes are rolled back."""
+    return per_test(shared_budget_world)
+
+
 @pytest.mark.parametrize("name,role", CASES, ids=[f"{n}-{r}" for n, r in CASES])
-def test_budget_endpoint_answers_each_role(world, name, role):
+def test_budget_endpoint_answers_each_role(budgeted, name, role):
     from budgets.models import BudgetEntry
     from provenance.models import LineageEvent
 
     _, method, path, body, expected, done = next(t for t in TABLE if t[0] == name)
-    w = budget_world(world)
+    w = budgeted
     before = (LineageEvent.objects.count(), BudgetEntry.objects.count())
     response = request_as(w, role, method, path(w), body(w) if body else None)
     assert response.status_code == expected[role], getattr(response, "content", b"")[:300]
@@ -77,22 +90,22 @@ def test_budget_endpoint_answers_each_role(world, name, role):
 
 
 @pytest.mark.parametrize("role", [r for r in ROLES if r != "anonymous"])
-def test_the_list_shows_each_role_only_its_budgets(world, role):
-    w = budget_world(world)
+def test_the_list_shows_each_role_only_its_budgets(budgeted, role):
+    w = budgeted
     data = request_as(w, role, "get", "/api/budgets/").json()
     assert data["count"] == VISIBLE[role]
 
 
-def test_the_list_filters_by_dataset_and_organisation(world):
-    w = budget_world(world)
+def test_the_list_filters_by_dataset_and_organisation(budgeted):
+    w = budgeted
     client = api_client(w.auditor)
     assert [b["dataset"] for b in client.get("/api/budgets/?dataset=district-rooms").json()["results"]] == ["district-rooms"]
     assert client.get("/api/budgets/?organisation=mili-tech").json()["count"] == 2
     assert client.get("/api/budgets/?organisation=tongji-lab").json()["count"] == 0
 
 
-def test_the_detail_lists_every_entry_with_its_event(world):
-    w = budget_world(world)
+def test_the_detail_lists_every_entry_with_its_event(budgeted):
+    w = budgeted
     data = api_client(w.applicant).get(f"/api/budgets/{w.budget.pk}/").json()
     assert (data["epsilon_total"], data["epsilon_spent"], data["epsilon_remaining"]) == ("5.000000", "2.000000", "3.000000")
     assert [(e["kind"], e["epsilon"], e["job"], e["actor"]) for e in data["entries"]] == [
@@ -115,10 +128,10 @@ REFUNDS = [
 
 
 @pytest.mark.parametrize("body,status,field", [r[1:] for r in REFUNDS], ids=[r[0] for r in REFUNDS])
-def test_a_bad_refund_request_names_the_field_and_writes_nothing(world, body, status, field):
+def test_a_bad_refund_request_names_the_field_and_writes_nothing(budgeted, body, status, field):
     from provenance.models import LineageEvent
 
-    w = budget_world(world)
+    w = budgeted
     before = LineageEvent.objects.count()
     response = api_client(w.steward).post(f"/api/budgets/{w.budget.pk}/refund/", body(w), format="json")
     assert response.status_code == status, response.content
@@ -126,8 +139,8 @@ def test_a_bad_refund_request_names_the_field_and_writes_nothing(world, body, st
     assert LineageEvent.objects.count() == before
 
 
-def test_dashboards_link_the_budgets_their_users_may_see(world, client):
-    w = budget_world(world)
+def test_dashboards_link_the_budgets_their_users_may_see(budgeted, client):
+    w = budgeted
     link = f'href="/budgets/{w.budget.pk}/"'
     for role, sees in [("applicant", True), ("researcher", False), ("steward", True), ("other_steward", False)]:
         client.force_login(getattr(w, role))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import build_world, per_test, rolled_back_at_the_end
 from innovation_support import open_challenge, register
 from role_support import assert_answers
 
@@ -122,9 +123,21 @@ def innovation_world(w, *, closed: bool, joined: bool = False):
     return w
 
 
-def _case(world, table, name, role, *, closed, joined=False):
+@pytest.fixture(scope="module")
+def shared_innovation_world(request, django_db_setup, django_db_blocker):
+    """`innovation_world` built once per module for each variant (open, closed with a showcase
+    item, or with the applicant in the team; given as the parameter): pytest tears one down
+    before it builds the next, and each case asks on a copy of it inside a savepoint of its own."""
+    with rolled_back_at_the_end(django_db_blocker):
+        yield innovation_world(build_world(), **VARIANTS[request.param])
+
+
+VARIANTS = {"open": {"closed": False}, "closed": {"closed": True}, "joined": {"closed": False, "joined": True}}
+
+
+def _case(shared, table, name, role):
     _, method, path, body, expected, done = next(t for t in table if t[0] == name)
-    w = innovation_world(world, closed=closed, joined=joined)
+    w = per_test(shared)
     assert_answers(w, role, method, path(w), body(w) if body else None, expected, done)
 
 
@@ -133,16 +146,23 @@ SHOWCASE_CASES = [(name, role) for name, *_ in SHOWCASE_TABLE for role in ROLES]
 MEMBER_CASES = [(name, role) for name, *_ in MEMBER_TABLE for role in ROLES]
 
 
+def _on(variant):
+    return pytest.mark.parametrize("shared_innovation_world", [variant], indirect=True)
+
+
+@_on("open")
 @pytest.mark.parametrize("name,role", CASES, ids=[f"{n}-{r}" for n, r in CASES])
-def test_innovation_endpoint_answers_each_role(world, name, role):
-    _case(world, TABLE, name, role, closed=False)
+def test_innovation_endpoint_answers_each_role(shared_innovation_world, name, role):
+    _case(shared_innovation_world, TABLE, name, role)
 
 
+@_on("closed")
 @pytest.mark.parametrize("name,role", SHOWCASE_CASES, ids=[f"{n}-{r}" for n, r in SHOWCASE_CASES])
-def test_showcase_endpoint_answers_each_role(world, name, role):
-    _case(world, SHOWCASE_TABLE, name, role, closed=True)
+def test_showcase_endpoint_answers_each_role(shared_innovation_world, name, role):
+    _case(shared_innovation_world, SHOWCASE_TABLE, name, role)
 
 
+@_on("joined")
 @pytest.mark.parametrize("name,role", MEMBER_CASES, ids=[f"{n}-{r}" for n, r in MEMBER_CASES])
-def test_member_endpoint_answers_each_role(world, name, role):
-    _case(world, MEMBER_TABLE, name, role, closed=False, joined=True)
+def test_member_endpoint_answers_each_role(shared_innovation_world, name, role):
+    _case(shared_innovation_world, MEMBER_TABLE, name, role)

@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from conftest import build_world, per_test, rolled_back_at_the_end
 from role_support import assert_answers
 from sandbox_support import add_rooms_corpus, approve_lab
 
@@ -69,8 +70,32 @@ def code_world(w, *, with_job: bool):
 CASES = [(name, role) for name, *_ in TABLE for role in ROLES]
 
 
-@pytest.mark.parametrize("name,role", CASES, ids=[f"{n}-{r}" for n, r in CASES])
-def test_code_to_data_endpoint_answers_each_role(world, name, role):
+@pytest.fixture(scope="module")
+def shared_code_world(request, django_db_setup, django_db_blocker):
+    """`code_world` built once per module for each variant (with or without the released code
+    job, given as the parameter): pytest tears one down before it builds the other, and each
+    case asks on a copy of it inside a savepoint of its own."""
+    with rolled_back_at_the_end(django_db_blocker):
+        yield code_world(build_world(), with_job=request.param)
+
+
+JOB_CASES = [(name, role) for name, role in CASES if name == "job-outputs"]
+OTHER_CASES = [(name, role) for name, role in CASES if name != "job-outputs"]
+
+
+@pytest.mark.parametrize("shared_code_world", [False], indirect=True, ids=["without-job"])
+@pytest.mark.parametrize("name,role", OTHER_CASES, ids=[f"{n}-{r}" for n, r in OTHER_CASES])
+def test_code_to_data_endpoint_answers_each_role(shared_code_world, name, role):
+    _check(shared_code_world, name, role)
+
+
+@pytest.mark.parametrize("shared_code_world", [True], indirect=True, ids=["with-job"])
+@pytest.mark.parametrize("name,role", JOB_CASES, ids=[f"{n}-{r}" for n, r in JOB_CASES])
+def test_code_job_outputs_answer_each_role(shared_code_world, name, role):
+    _check(shared_code_world, name, role)
+
+
+def _check(shared, name, role):
     _, method, path, body, expected, done = next(t for t in TABLE if t[0] == name)
-    w = code_world(world, with_job=name == "job-outputs")
+    w = per_test(shared)
     assert_answers(w, role, method, path(w), body(w) if body else None, expected, done)

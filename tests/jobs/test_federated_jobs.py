@@ -10,7 +10,8 @@ import psutil
 import pytest
 
 from conftest import api_client, wait_for
-from sandbox_support import add_rooms_corpus, approve_lab, downloaded_model_scores, follow_job, submit
+from sandbox_support import (add_rooms_corpus, approve_lab, downloaded_model_scores, follow_job, generate_rooms,
+                             submit)
 
 pytestmark = pytest.mark.sandbox
 
@@ -46,9 +47,15 @@ def _start(w, **params):
     return job_id
 
 
+@pytest.fixture(scope="module")
+def rooms_file(tmp_path_factory):
+    """The three districts' rooms, generated once for the module (each test records them)."""
+    return generate_rooms(tmp_path_factory.mktemp("rooms") / "rooms.parquet", rooms=ROOMS, seed=7)
+
+
 @pytest.fixture
-def federated_world(live_world, celery_worker):
-    add_rooms_corpus(live_world, rooms=ROOMS, seed=7)
+def federated_world(live_world, celery_worker, rooms_file):
+    add_rooms_corpus(live_world, rooms=ROOMS, seed=7, generated=rooms_file)
     approve_lab(live_world, epsilon="10")
     return live_world
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import per_test, rolled_back_at_the_end
 from role_support import assert_answers
 from sandbox_support import add_rooms_corpus, approve_lab, job_in_review
 
@@ -78,18 +79,27 @@ def job_world(w, *, released: bool = True):
 CASES = [(name, role) for name, *_ in TABLE for role in ROLES]
 
 
+@pytest.fixture(scope="module")
+def shared_job_world(module_world, django_db_blocker):
+    """The jobs are built once for the module (two real DP trainings); each case asks on a
+    copy of it and its changes are rolled back."""
+    with rolled_back_at_the_end(django_db_blocker):
+        yield job_world(per_test(module_world))
+
+
 @pytest.mark.parametrize("name,role", CASES, ids=[f"{n}-{r}" for n, r in CASES])
-def test_job_endpoint_answers_each_role(world, name, role):
+def test_job_endpoint_answers_each_role(shared_job_world, name, role):
     _, method, path, body, expected, done = next(t for t in TABLE if t[0] == name)
-    w = job_world(world)
+    w = per_test(shared_job_world)
     assert_answers(w, role, method, path(w), body(w) if body else None, expected, done)
 
 
-def test_a_steward_never_decides_their_own_organisations_job(world):
+def test_a_steward_never_decides_their_own_organisations_job(module_world):
     from accounts import permissions
     from jobs.models import Job
     from miliao.errors import Refused
 
+    world = per_test(module_world)
     job = Job(dataset=world.rooms, organisation=world.bureau)
     with pytest.raises(Refused, match="separation of duties"):
         permissions.check_decide_job(world.steward, job)

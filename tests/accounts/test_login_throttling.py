@@ -121,6 +121,16 @@ def test_unlocking_is_for_stewards_and_a_guessed_username_is_not_logged(people, 
     with pytest.raises(Refused):
         actions.unlock_login(actor=people[1], username="target")
     assert _api("target", PASSWORD).status_code == 429
+    # The steward unlocks from the admin's list of failed logins.
+    from axes.models import AccessAttempt
+
+    admin = Client()
+    admin.force_login(people[2])
+    attempt = AccessAttempt.objects.get(username="target")
+    listed = admin.post("/admin/axes/accessattempt/", {"action": "unlock", "_selected_action": [attempt.pk]})
+    assert listed.status_code == 302 and not AccessAttempt.objects.filter(username="target").exists()
+    assert _events("accounts.login_unlocked")[0][1] == people[2].actor_label
+    assert _api("target", PASSWORD).status_code == 200
     with pytest.raises(InvalidInput, match="no failed logins"):
         actions.unlock_login(actor=people[2], username="bystander")
 

@@ -87,9 +87,10 @@ def release_sample(path: Path, *, rows: int = 8) -> pa.Table | None:
     return None if first is None else pa.Table.from_batches([first])
 
 
-def release_map(path: Path, *, title: str, max_features: int = 1500, max_row_groups: int = 4) -> str:
+def release_map(path: Path, *, title: str, max_features: int = 1500, max_row_groups: int = 32) -> str:
     """A map of a release file, from a few row groups spread over it (the whole district,
-    without reading a million geometries for one page)."""
+    without reading a million geometries for one page). Row groups are patches along a
+    Hilbert curve (releases.writers), so the groups spread along the file spread over the map."""
     if not path.exists():
         return ""
     parquet = pq.ParquetFile(path)

@@ -152,7 +152,7 @@ def test_the_bbox_column_is_the_extent_of_the_geometry_released_not_the_true_one
 
 
 def test_readers_skip_row_groups_outside_a_window(releases, tmp_path):
-    """Rows in Z order within a batch, row groups with bbox statistics: pyarrow's dataset filter
+    """Rows in Hilbert order within a batch, row groups with bbox statistics: pyarrow's dataset filter
     and geopandas' bbox read skip row groups, and return exactly the units in the window."""
     import geopandas
     import pyarrow.dataset as ds

@@ -74,7 +74,7 @@ def _geometries(wkb) -> np.ndarray:
 
 def _by_id(table: pa.Table) -> pa.Table:
     """The rows in unit_id order, without the bbox column: the writer orders each batch's rows
-    in Z order and adds their bbox (tests/releases/test_coordinates.py checks both)."""
+    in Hilbert order and adds their bbox (tests/releases/test_coordinates.py checks both)."""
     return table.drop_columns([c for c in ("bbox",) if c in table.column_names]).sort_by("unit_id")
 
 

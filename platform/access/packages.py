@@ -28,7 +28,7 @@ import shapely
 from releases.columns import GRID_CODE, grid_codes
 from releases.fingerprint import MarkGroups, embed
 from releases.lightweight import ALWAYS_KEPT
-from releases.writers import COORDINATES_KEY, GEOMETRY_COLUMN, GeoParquetStreamWriter, file_label
+from releases.writers import BBOX_COLUMN, COORDINATES_KEY, GEOMETRY_COLUMN, GeoParquetStreamWriter, file_label
 
 FORMATS = ("geojson", "geoparquet")
 SUFFIXES = {"geojson": ".geojson", "geoparquet": ".parquet"}
@@ -62,8 +62,9 @@ class PackageSpec:
 
 
 def release_columns(source: Path) -> list[str]:
-    """The release's columns, from the file's footer alone."""
-    return pq.read_schema(source).names
+    """The release's columns, from the file's footer alone. Not its bbox covering column: a
+    package's file computes its own from the geometry it holds (a marked copy's bbox differs)."""
+    return [name for name in pq.read_schema(source).names if name != BBOX_COLUMN]
 
 
 def release_bbox(source: Path) -> tuple[float, float, float, float]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -112,3 +113,44 @@ def issue_api_token(*, user: User, rotate: bool = False) -> Token:
             payload={"key_prefix": token.key[:4]},
         )
     return token
+
+
+@transaction.atomic(durable=True)
+def record_login_lockout(*, username: str, door: str) -> None:
+    """A client was locked out after too many failed logins (axes counts and refuses; this
+    writes the event). The tried username is kept only when it names an account: a mistyped
+    password typed into the username field must not land in a log that auditors read."""
+    user = User.objects.filter(username=username).first() if username else None
+    record(
+        "accounts.login_locked_out",
+        actor="system",
+        subject=subject_of(user) if user is not None else "accounts.user:unknown",
+        payload={
+            "door": door,
+            "failure_limit": settings.AXES_FAILURE_LIMIT,
+            "cooloff_s": int(settings.AXES_COOLOFF_TIME.total_seconds()),
+        },
+    )
+
+
+@transaction.atomic(durable=True)
+def unlock_login(*, actor, username: str) -> int:
+    """Clear a username's failed logins (every client address), ending its lockout; returns
+    how many counters were cleared. Stewards and admins may unlock."""
+    from axes.utils import reset
+
+    if actor is not None:
+        permissions.check_unlock_login(actor)
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise InvalidInput("username", f"no user is named {username!r}")
+    cleared = reset(username=username)
+    if not cleared:
+        raise InvalidInput("username", f"{username} has no failed logins to clear")
+    record(
+        "accounts.login_unlocked",
+        actor=actor_of(actor),
+        subject=subject_of(user),
+        payload={"counters_cleared": cleared},
+    )
+    return cleared

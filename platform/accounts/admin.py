@@ -1,8 +1,11 @@
-from django.contrib import admin
+from axes.models import AccessAttempt
+from django.contrib import admin, messages
+from django.utils.translation import gettext as _, gettext_lazy
 
+from miliao.errors import ActionError
 from provenance.admin import RecordedModelAdmin
 
-from . import permissions
+from . import actions, permissions
 from .models import Organisation, User
 
 
@@ -28,3 +31,24 @@ class UserAdmin(RecordedModelAdmin):
 
     def may_edit(self, user, obj=None) -> bool:
         return obj is not None and permissions.allowed(permissions.check_manage_accounts, user)
+
+
+@admin.register(AccessAttempt)
+class LoginLockoutAdmin(RecordedModelAdmin):
+    """Failed logins counted by axes (per username and client address); stewards unlock here."""
+
+    list_display = ["username", "ip_address", "failures_since_start", "attempt_time", "path_info"]
+    search_fields = ["username", "ip_address"]
+    fields = list_display
+    readonly_fields = list_display
+    actions = ["unlock"]
+
+    @admin.action(description=gettext_lazy("解锁所选用户名的登录"))
+    def unlock(self, request, queryset):
+        for username in sorted(set(queryset.values_list("username", flat=True))):
+            try:
+                actions.unlock_login(actor=request.user, username=username)
+            except ActionError as exc:
+                self.message_user(request, exc.message, level=messages.ERROR)
+            else:
+                self.message_user(request, _("%(username)s 已解锁。") % {"username": username})

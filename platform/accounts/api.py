@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, viewsets
+from django.contrib.auth.signals import user_logged_in
+from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -110,6 +111,23 @@ class ObtainTokenView(ObtainAuthToken):
 
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        token = actions.issue_api_token(user=serializer.validated_data["user"])
+        valid = serializer.is_valid()
+        # axes flags the DRF request when this try was refused or ended in a lockout.
+        if getattr(request, "axes_locked_out", False):
+            raise LoginLocked()
+        if not valid:
+            raise serializers.ValidationError(serializer.errors)
+        user = serializer.validated_data["user"]
+        # A successful login, as the login page sends it: axes clears this client's failures.
+        user_logged_in.send(sender=type(user), request=request, user=user)
+        token = actions.issue_api_token(user=user)
         return Response({"token": token.key})
+
+
+class LoginLocked(exceptions.Throttled):
+    """Too many failed logins for this username from this client (accounts.throttling)."""
+
+    def __init__(self):
+        from .throttling import cooloff_seconds, lockout_message
+
+        super().__init__(wait=cooloff_seconds(), detail=lockout_message())

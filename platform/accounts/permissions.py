@@ -57,6 +57,10 @@ def check_manage_accounts(user) -> None:
     _require_role(user, Role.ADMIN, doing="managing organisations and users")
 
 
+def check_unlock_login(user) -> None:
+    _require_role(user, Role.STEWARD, Role.ADMIN, doing="unlocking a locked-out login")
+
+
 def visible_users(user, qs: QuerySet) -> QuerySet:
     if reads_everything(user):
         return qs

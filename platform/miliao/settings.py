@@ -389,3 +389,35 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("MILIAO_LOG_LEVEL", "INFO")},
     "loggers": {"django.server": {"level": "WARNING"}},
 }
+
+# --- login throttling (django-axes) -------------------------------------------
+# Both doors (the login page, /api/auth/token/) count failed logins per username and client
+# address; at MILIAO_LOGIN_FAILURE_LIMIT the pair is refused with 429 for
+# MILIAO_LOGIN_COOLOFF_S (each refused try restarts it), a successful login clears its count,
+# and stewards unlock with `manage.py unlock_login`. Counters live in the database (axes'
+# tables), so every worker process shares them, on PostgreSQL and SQLite alike.
+# Behind a reverse proxy, MILIAO_CLIENT_IP_HEADER names the header that carries the client's
+# address (e.g. X-Forwarded-For); the proxy must set it, or clients can pick their address.
+from datetime import timedelta  # noqa: E402
+
+INSTALLED_APPS += ["axes"]
+# Last, as axes asks: it turns a lockout flagged during the request into the 429 answer.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "accounts.throttling.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_int("MILIAO_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(seconds=_env_int("MILIAO_LOGIN_COOLOFF_S", 15 * 60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
+_client_ip_header = os.environ.get("MILIAO_CLIENT_IP_HEADER", "").strip()
+if _client_ip_header and not _client_ip_header.replace("-", "").replace("_", "").isalnum():
+    raise ImproperlyConfigured(f"MILIAO_CLIENT_IP_HEADER must be a header name, not {_client_ip_header!r}.")
+MILIAO_CLIENT_IP_META = "HTTP_" + _client_ip_header.upper().replace("-", "_") if _client_ip_header else ""
+# Successful logins are not logged by axes (the event log records token issuance); the
+# admin's attempt lists are replaced by accounts.admin's, whose unlock records an event.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False

@@ -20,6 +20,7 @@ from miliao.errors import InvalidInput
 from .location import PolicyUnmet, with_location
 from .pipeline import NothingToRelease, ReleaseSpec, run_release
 from .preview import svg_map
+from .writers import BBOX_COLUMN
 
 
 def preview(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2000) -> tuple[dict, str]:
@@ -67,7 +68,7 @@ def location_choices(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2
             "units_in": report["units_in"],
             "units_out": report["units_out"],
             "sensitive": [c for c in trial.desensitize.sensitive if c in columns],
-            "columns": [c for c in columns if c not in ("geometry", "unit_id", "kind")],
+            "columns": [c for c in columns if c not in ("geometry", BBOX_COLUMN, "unit_id", "kind")],
             "k_reached": report["desensitized"]["k_anonymity"]["k_reached"],
             "reidentified": attack["share"],
             "targets": attack["targets"],
@@ -79,13 +80,17 @@ def release_sample(path: Path, *, rows: int = 8) -> pa.Table | None:
     """The first rows of a release file, as it was published (a dataset page's sample)."""
     if not path.exists():
         return None
-    first = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
+    parquet = pq.ParquetFile(path)
+    # Not the bbox covering column: a page shows a geometry's type, never its coordinates.
+    columns = [name for name in parquet.schema_arrow.names if name != BBOX_COLUMN]
+    first = next(parquet.iter_batches(batch_size=rows, columns=columns), None)
     return None if first is None else pa.Table.from_batches([first])
 
 
-def release_map(path: Path, *, title: str, max_features: int = 1500, max_row_groups: int = 4) -> str:
+def release_map(path: Path, *, title: str, max_features: int = 1500, max_row_groups: int = 32) -> str:
     """A map of a release file, from a few row groups spread over it (the whole district,
-    without reading a million geometries for one page)."""
+    without reading a million geometries for one page). Row groups are patches along a
+    Hilbert curve (releases.writers), so the groups spread along the file spread over the map."""
     if not path.exists():
         return ""
     parquet = pq.ParquetFile(path)

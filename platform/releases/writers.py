@@ -32,6 +32,14 @@ from corpora.schema import STORAGE_CRS
 
 GEOPARQUET_VERSION = "1.1.0"
 GEOMETRY_COLUMN = "geometry"
+# GeoParquet 1.1's bbox covering column: each row's extent, whose per-row-group statistics let
+# a reader skip the row groups outside its window without decoding a geometry.
+BBOX_COLUMN = "bbox"
+BBOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
+BBOX_TYPE = pa.struct([(name, pa.float64()) for name in BBOX_FIELDS])
+# Rows per row group: a batch is written in Hilbert order of its rows' centres, in row groups of at
+# most this many, so each row group covers a compact patch of the batch's extent.
+ROW_GROUP_ROWS = 8_192
 COORDINATES_KEY = "miliao:coordinates"  # Parquet key-value metadata and GeoJSON foreign member
 SUFFIXES = {"geoparquet": ".parquet", "geopackage": ".gpkg", "geojson": ".geojson"}
 # GeoParquet type names by shapely type id; a LinearRing is written as a LineString.
@@ -107,17 +115,20 @@ def file_label(path: str | os.PathLike) -> dict[str, Any] | None:
 class GeoParquetStreamWriter:
     """Write a GeoParquet file batch by batch, so a release of millions of units never sits
     in memory at once. The "geo" metadata (bbox, geometry types) accumulates over the
-    batches and goes into the footer at close.
+    batches and goes into the footer at close. Each row gets its bbox covering column
+    (GeoParquet 1.1), and each batch is written in Hilbert order in row groups of row_group_rows.
 
     The Arrow schema is not stored in the file: pyarrow would then read its own copy of the
     schema metadata, written when the first batch opened the file, instead of the "geo"
     entry added at close. UNIT_SCHEMA's types all round-trip without it.
     """
 
-    def __init__(self, path: str | os.PathLike, *, crs: str = STORAGE_CRS, label: Mapping[str, Any] | None = None):
+    def __init__(self, path: str | os.PathLike, *, crs: str = STORAGE_CRS, label: Mapping[str, Any] | None = None,
+                 row_group_rows: int = ROW_GROUP_ROWS):
         """``label`` (coordinate_label) names what the coordinates are when they are not
         plain CGCS2000: it replaces the crs in the "geo" metadata and adds its note."""
         self.path = Path(path)
+        self._row_group_rows = row_group_rows
         self._crs = CRS.from_user_input(crs)
         self._label = label
         self._temporary = _temporary_path(self.path)
@@ -126,18 +137,26 @@ class GeoParquetStreamWriter:
         self._types: set[str] = set()
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Append a batch. Its bbox column is computed here, from exactly the geometry written
+        (shifted, lightened, fingerprinted): one the batch brings along is dropped."""
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-        table = _in_crs(table, self._crs)
-        bounds, types = _summary(table.column(GEOMETRY_COLUMN))
+        table = without_covering(_in_crs(table, self._crs))
+        rows, types = _row_bounds(table.column(GEOMETRY_COLUMN))
         self._types |= types
+        with np.errstate(invalid="ignore"):
+            bounds = np.concatenate([np.nanmin(rows[:, :2], axis=0, initial=np.inf),
+                                     np.nanmax(rows[:, 2:], axis=0, initial=-np.inf)])
+        bounds[~np.isfinite(bounds)] = np.nan
         self._bbox = np.concatenate(
             [np.fmin(self._bbox[:2], bounds[:2]), np.fmax(self._bbox[2:], bounds[2:])]
         )
+        order = _curve_order(rows)
+        table = table.take(pa.array(order)).append_column(BBOX_COLUMN, _bbox_array(rows[order]))
         if self._writer is None:
             self._writer = pq.ParquetWriter(
                 self._temporary, table.schema, compression="zstd", store_schema=False
             )
-        self._writer.write_table(table)
+        self._writer.write_table(table, row_group_size=self._row_group_rows)
 
     def close(self) -> None:
         """Finish the file and move it to its final name."""
@@ -149,6 +168,7 @@ class GeoParquetStreamWriter:
             "encoding": "WKB",
             "geometry_types": sorted(self._types),
             "crs": self._label["crs"] if self._label else self._crs.to_json_dict(),
+            "covering": {"bbox": {name: [BBOX_COLUMN, name] for name in BBOX_FIELDS}},
         }
         if not np.isnan(self._bbox).any():
             column["bbox"] = self._bbox.tolist()
@@ -194,7 +214,7 @@ def write_geopackage(
     """GDAL stamps a GeoPackage with the time of writing; a pinned stamp makes equal releases
     hash equal. A ``label`` (coordinate_label) becomes the layer's spatial reference system,
     under its own name, instead of EPSG:4490."""
-    table = _in_crs(table, CRS.from_user_input(crs))
+    table = without_covering(_in_crs(table, CRS.from_user_input(crs)))
     # As WKT1: from WKT2, GDAL files a WGS 84-based CRS such as GCJ-02 under EPSG:4326.
     srs = CRS.from_json_dict(label["crs"]).to_wkt("WKT1_GDAL") if label else crs
     with _atomic(path) as temporary, _gdal_config("OGR_CURRENT_DATE", "2000-01-01T00:00:00.000Z"):
@@ -218,6 +238,7 @@ def write_geojson(
     decimal places of a degree (see geojson_digits). The layer becomes the collection's name.
     RFC 7946 has no crs member, so a ``label`` (coordinate_label) goes in a foreign member of
     the collection, COORDINATES_KEY, saying when the coordinates are GCJ-02 or shifted."""
+    table = without_covering(table)
     options: dict[str, Any] = {"RFC7946": "YES", "COORDINATE_PRECISION": precision_digits}
     if label:
         options["FOREIGN_MEMBERS_COLLECTION"] = json.dumps({COORDINATES_KEY: label["note"]}, ensure_ascii=False)
@@ -307,21 +328,65 @@ def quadrilateral_wkb(coords: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.large_binary(), len(coords), buffers).cast(pa.binary())
 
 
-def _summary(wkb: pa.ChunkedArray) -> tuple[np.ndarray, set[str]]:
-    """The bounding box [xmin, ymin, xmax, ymax] (NaN when there is nothing) and the
+def without_covering(table: pa.Table) -> pa.Table:
+    """The table without a GeoParquet bbox column: it belongs to the geometry of one file, and
+    other formats (and a file of other geometry, such as a recipient's marked copy) leave it out."""
+    return table.drop_columns([BBOX_COLUMN]) if BBOX_COLUMN in table.column_names else table
+
+
+def _bbox_array(rows: np.ndarray) -> pa.StructArray:
+    """The bbox covering column of per-row bounds (n, 4); null where a geometry is null or empty."""
+    missing = np.isnan(rows).any(axis=1)
+    mask = pa.array(missing) if missing.any() else None
+    return pa.StructArray.from_arrays(
+        [pa.array(rows[:, i]) for i in range(4)], fields=list(BBOX_TYPE), mask=mask
+    )
+
+
+def _curve_order(rows: np.ndarray) -> np.ndarray:
+    """Row order along the Hilbert curve of the rows' bbox centres, 16 bits an axis over the
+    batch's extent; long units next and rows without bounds last. Row groups cut from it cover
+    compact patches (more compact than Z order's, which jumps across the extent)."""
+    centres = (rows[:, :2] + rows[:, 2:]) / 2
+    present = ~np.isnan(centres).any(axis=1)
+    if present.sum() < 2:
+        return np.arange(len(rows))
+    low, high = centres[present].min(axis=0), centres[present].max(axis=0)
+    side = 1 << 16
+    scaled = (centres - low) / np.where(high > low, high - low, 1.0) * (side - 1)
+    x, y = np.nan_to_num(scaled, nan=side - 1).astype(np.int64).T
+    key = np.zeros(len(rows), np.int64)
+    s = side >> 1
+    while s:  # the classic xy2d, on whole arrays
+        rx, ry = (x & s) > 0, (y & s) > 0
+        key += s * s * ((3 * rx) ^ ry)
+        flip = ~ry & rx
+        x, y = np.where(flip, side - 1 - x, x), np.where(flip, side - 1 - y, y)
+        x, y = np.where(ry, x, y), np.where(ry, y, x)
+        s >>= 1
+    # Long units (a road, a pipe) after the rest, in their own row groups: one among the rooms
+    # would stretch its row group's extent across the district.
+    extent = rows[:, 2:] - rows[:, :2]
+    long = (extent > (high - low) / 16).any(axis=1)
+    key[long] += side * side
+    key[~present] = 2 * side * side
+    return np.argsort(key, kind="stable")
+
+
+def _row_bounds(wkb: pa.ChunkedArray) -> tuple[np.ndarray, set[str]]:
+    """Each value's bounds [xmin, ymin, xmax, ymax] (NaN for null or empty), and the
     GeoParquet geometry type names of WKB values."""
+    wkb = wkb.combine_chunks() if isinstance(wkb, pa.ChunkedArray) else wkb
     is_quad, quads = quadrilaterals(wkb)
     others = shapely.from_wkb(wkb.filter(pa.array(~is_quad)).to_numpy(zero_copy_only=False))
-    bounds = np.full(4, np.nan)
-    if len(quads):
-        bounds = np.concatenate([quads.min(axis=(0, 1)), quads.max(axis=(0, 1))])
-    if len(others):
-        found = shapely.total_bounds(others)
-        bounds = np.concatenate([np.fmin(bounds[:2], found[:2]), np.fmax(bounds[2:], found[2:])])
+    rows = np.empty((len(wkb), 4))
+    rows[is_quad, :2] = quads.min(axis=1)
+    rows[is_quad, 2:] = quads.max(axis=1)
+    rows[~is_quad] = shapely.bounds(others)
     present = others[~shapely.is_empty(others)]
     found = np.unique(np.stack([shapely.get_type_id(present), shapely.has_z(present)]), axis=1)
     types = {_TYPE_NAMES[kind] + (" Z" if z else "") for kind, z in found.T}
-    return bounds, types | ({"Polygon"} if len(quads) else set())
+    return rows, types | ({"Polygon"} if len(quads) else set())
 
 
 def _in_crs(table: pa.Table, crs: CRS) -> pa.Table:
@@ -341,7 +406,7 @@ def _in_crs(table: pa.Table, crs: CRS) -> pa.Table:
 
 def _layer_type(table: pa.Table) -> str:
     """OGR's layer geometry type: the one type present, else "Unknown" (mixed)."""
-    types = {name.removesuffix(" Z") for name in _summary(table.column(GEOMETRY_COLUMN))[1]}
+    types = {name.removesuffix(" Z") for name in _row_bounds(table.column(GEOMETRY_COLUMN))[1]}
     return types.pop() if len(types) == 1 else "Unknown"
 
 

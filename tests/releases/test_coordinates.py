@@ -86,9 +86,13 @@ def test_shifted_output_says_it_is_shifted_and_by_what_mode_not_the_key(releases
 @pytest.mark.parametrize("name", sorted(SHIFTS))
 def test_the_geoparquet_files_conform_to_the_specification(releases, name):
     report = geoparquet_validator.check(str(releases[name]["geoparquet"]))
-    assert geoparquet_validator.conformant(report, "core"), geoparquet_validator.failed(report)
+    assert not geoparquet_validator.failed(report), geoparquet_validator.failed(report)
     outcome = {o["id"]: o["status"] for o in report["outcomes"]}
     assert outcome["/conf/core/crs-projjson"] == "pass"
+    # GeoParquet 1.1's bbox covering column, its statistics included, is there and conforms.
+    covering = {k: v for k, v in outcome.items() if k.startswith("/conf/covering/")}
+    assert len(covering) >= 5 and set(covering.values()) == {"pass"}, covering
+    assert outcome["/conf/distribution/geospatial-statistics"] == "pass"
 
 
 def test_a_recipients_package_says_the_same_as_the_release(releases, tmp_path):
@@ -113,3 +117,63 @@ def test_a_recipients_package_says_the_same_as_the_release(releases, tmp_path):
                        table.column("z_max").to_numpy(), precision_m=spec.precision_m)
     assert again.equals(table.column("grid_code").combine_chunks())
     assert np.isfinite(shapely.bounds(geometries)).all()
+
+
+def _bboxes(table):
+    import pyarrow.compute as pc
+
+    return np.column_stack([pc.struct_field(table.column("bbox"), name).to_numpy() for name in ("xmin", "ymin", "xmax", "ymax")])
+
+
+def test_the_bbox_column_is_the_extent_of_the_geometry_released_not_the_true_one(releases, tmp_path):
+    """Shifted, then fingerprinted per recipient: each file's bbox is that of its own geometry.
+    A bbox of the unshifted geometry would republish true positions; one of the release's
+    geometry in a recipient's file would show where the mark moved it."""
+    from access import packages
+
+    files = releases["smooth"]
+    released = pq.read_table(files["geoparquet"])
+    geometry = shapely.from_wkb(released.column("geometry").to_numpy(zero_copy_only=False))
+    assert np.array_equal(_bboxes(released), shapely.bounds(geometry))
+
+    spec = packages.PackageSpec(source=files["geoparquet"], fingerprint_key=b"recipient-key-0123456789",
+                                code_key=b"release-code-key-0123456789",
+                                precision_m=files["report"]["lightweight"]["precision_m"])
+    marked = pq.read_table(packages.write_geoparquet(spec, tmp_path / "package.parquet"))
+    marked_geometry = shapely.from_wkb(marked.column("geometry").to_numpy(zero_copy_only=False))
+    assert np.array_equal(_bboxes(marked), shapely.bounds(marked_geometry))
+    base = dict(zip(released.column("unit_id").to_pylist(), _bboxes(released).tolist()))
+    moved = [base[u] != b for u, b in zip(marked.column("unit_id").to_pylist(), _bboxes(marked).tolist())]
+    assert 0 < sum(moved)  # the mark moved vertices, and the package's bbox followed them
+    # A recipient's GeoJSON carries no bbox of the base either; nor do the release's other formats.
+    text = b"".join(packages.geojson_chunks(spec, name="package")).decode()
+    assert '"bbox"' not in text and '"xmin"' not in text
+    assert "bbox" not in pyogrio.read_info(files["geopackage"])["fields"]
+
+
+def test_readers_skip_row_groups_outside_a_window(releases, tmp_path):
+    """Rows in Hilbert order within a batch, row groups with bbox statistics: pyarrow's dataset filter
+    and geopandas' bbox read skip row groups, and return exactly the units in the window."""
+    import geopandas
+    import pyarrow.dataset as ds
+
+    from releases.writers import GeoParquetStreamWriter
+
+    released = pq.read_table(releases["gcj02"]["geoparquet"]).drop_columns(["bbox"])
+    path = tmp_path / "small-groups.parquet"
+    with GeoParquetStreamWriter(path, row_group_rows=16) as writer:
+        for batch in released.to_batches(max_chunksize=64):
+            writer.write(batch)
+    geometry = shapely.from_wkb(released.column("geometry").to_numpy(zero_copy_only=False))
+    west, south, east, north = shapely.total_bounds(geometry)
+    window = (west, south, west + (east - west) / 3, south + (north - south) / 3)
+    b = shapely.bounds(geometry)
+    inside = int(((b[:, 0] <= window[2]) & (b[:, 2] >= window[0]) & (b[:, 1] <= window[3]) & (b[:, 3] >= window[1])).sum())
+
+    wanted = ((ds.field("bbox", "xmin") <= window[2]) & (ds.field("bbox", "xmax") >= window[0])
+              & (ds.field("bbox", "ymin") <= window[3]) & (ds.field("bbox", "ymax") >= window[1]))
+    [fragment] = ds.dataset(path).get_fragments()
+    groups = pq.ParquetFile(path).num_row_groups
+    read = fragment.split_by_row_group(wanted)
+    assert groups >= 8 and 0 < len(read) <= groups / 2, (len(read), groups)
+    assert 0 < inside == len(geopandas.read_parquet(path, bbox=window)) == ds.dataset(path).count_rows(filter=wanted)

@@ -1,9 +1,8 @@
 """Which chain this process anchors to: the backend, the anchoring account and the registry.
 
-Two backends sit behind one interface (a web3 connection): the embedded EVM
-(eth-tester/py-evm, persisted under STATE_DIR, development only) and any
-JSON-RPC node. Everything above this module (anchoring, verification) only
-sees a :class:`ledger.registry.Registry`.
+The chain is a JSON-RPC node at CHAIN_RPC_URL: in development the anvil node that
+`manage.py demo` starts (ledger/devnode.py), in production the operator's own. Everything
+above this module (anchoring, verification) only sees a :class:`ledger.registry.Registry`.
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from .models import ChainRegistry
 __all__ = ["ChainConfigError", "ChainUnavailable", "Connection", "connect", "reset_for_tests"]
 
 RPC_TIMEOUT_S = 10
-DEV_FUNDING_WEI = 10**24  # what a development account is given on anvil or the embedded chain
+DEV_FUNDING_WEI = 10**24  # what a development account is given on anvil
 
 
 class ChainConfigError(RegistryError):
@@ -34,11 +33,11 @@ class ChainConfigError(RegistryError):
 class Connection:
     web3: Web3
     chain_id: int
-    backend: str  # "embedded" or the RPC URL
+    backend: str  # the RPC URL
     account: object  # eth_account LocalAccount
     registry: Registry
     registry_row: ChainRegistry
-    after_write: object  # callable: persists the embedded chain; no-op for RPC
+    after_write: object  # callable after a write; a no-op for a JSON-RPC node
 
 
 _lock = threading.RLock()
@@ -64,16 +63,6 @@ def _account():
 
 
 def _open_backend(account):
-    if settings.CHAIN_RPC_URL == "embedded":
-        from ledger.embedded import EmbeddedChain, EmbeddedChainError, StateFileLockedError
-
-        try:
-            chain = EmbeddedChain(settings.CHAIN_EMBEDDED_STATE, fund={account.address: DEV_FUNDING_WEI})
-        except StateFileLockedError as exc:  # another process (a running demo) has it open
-            raise ChainUnavailable(str(exc)) from exc
-        except EmbeddedChainError as exc:
-            raise ChainConfigError(str(exc)) from exc
-        return chain.web3, "embedded", chain.save, chain.close
     web3 = Web3(Web3.HTTPProvider(settings.CHAIN_RPC_URL, request_kwargs={"timeout": RPC_TIMEOUT_S}))
     if not settings.PRODUCTION:
         _fund_dev_account(web3, account)
@@ -101,11 +90,20 @@ def base_connection() -> tuple:
             try:
                 chain_id = web3.eth.chain_id
             except OSError as exc:
-                raise ChainUnavailable(f"the chain node at {backend} cannot be reached: {exc}") from exc
+                raise ChainUnavailable(_unreachable(backend, exc)) from exc
             if settings.CHAIN_ID is not None and chain_id != settings.CHAIN_ID:
                 raise ChainConfigError(f"CHAIN_ID is {settings.CHAIN_ID}, but the node at {backend} reports {chain_id}")
             _cached[pid] = (web3, chain_id, backend, account, after_write, close)
         return _cached[pid][:5]
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    hint = (
+        "start the demo's node with `make demo` (or `manage.py demo`), or point CHAIN_RPC_URL at a running node"
+        if not settings.PRODUCTION and url == settings.DEV_CHAIN_RPC_URL
+        else "check that the node runs and that CHAIN_RPC_URL names it"
+    )
+    return f"no chain node answers at CHAIN_RPC_URL={url} ({type(exc).__name__}): {hint}"
 
 
 _registries: dict[tuple[int, str], Registry] = {}  # (pid, address) -> a client whose code was seen
@@ -146,7 +144,7 @@ def _registry_row(web3, chain_id: int, account, after_write, recheck: bool) -> C
         except RegistryError as exc:
             raise ChainConfigError(
                 f"{exc}. The database anchors to that registry, so the chain it lives on must come back "
-                "(for the embedded chain: its state file) before anchoring can go on"
+                "(for the demo's anvil: its state file, STATE_DIR/chain/anvil-state.json) before anchoring can go on"
             ) from exc
         return row
     if settings.PRODUCTION:

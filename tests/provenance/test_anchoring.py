@@ -33,13 +33,6 @@ def connection():
     return chain.connect()
 
 
-def needs_anvil():
-    from django.conf import settings
-
-    if settings.CHAIN_RPC_URL == "embedded":
-        pytest.skip("needs a JSON-RPC node that can drop and reorg transactions (make test starts anvil)")
-
-
 def rpc(method, params):
     response = connection().web3.provider.make_request(method, params)
     assert "error" not in response, response
@@ -119,7 +112,6 @@ def test_a_mined_anchor_whose_receipt_was_lost_is_found_on_chain_not_sent_twice(
 
 @pytest.mark.django_db
 def test_a_dropped_transaction_is_sent_again():
-    needs_anvil()
     from provenance.anchoring import anchor_pending
     from provenance.models import Anchor
 
@@ -145,7 +137,6 @@ def test_a_dropped_transaction_is_sent_again():
 
 @pytest.mark.django_db
 def test_anchors_lost_in_a_reorg_are_anchored_again_in_order():
-    needs_anvil()
     from provenance.anchoring import anchor_pending
     from provenance.models import Anchor
 

@@ -148,6 +148,9 @@ class Anvil:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 (one syscall; see there)
+                # Not in the terminal's process group: Ctrl-C stops the process that owns
+                # the node, which then stops it after what still writes to it (the demo).
+                start_new_session=True,
             )
         try:
             self.wait_ready(timeout)

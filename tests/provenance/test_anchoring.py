@@ -221,6 +221,22 @@ def test_anvil_killed_and_restarted_on_its_state_loses_nothing_and_anchors_nothi
         chain.reset_for_tests()
 
 
+def test_no_node_at_the_chain_url_is_a_clear_error(settings):
+    from provenance import chain
+
+    settings.CHAIN_RPC_URL = settings.DEV_CHAIN_RPC_URL = "http://127.0.0.1:1"  # nothing listens on port 1
+    chain.reset_for_tests()
+    try:
+        with pytest.raises(chain.ChainUnavailable, match=r"no chain node answers at CHAIN_RPC_URL=http://127\.0\.0\.1:1 "
+                                                         r"\(ConnectionError\): start the demo's node with `make demo`"):
+            chain.connect()
+        settings.DEV_CHAIN_RPC_URL = "http://127.0.0.1:8545"  # a node that is not development's default
+        with pytest.raises(chain.ChainUnavailable, match="check that the node runs and that CHAIN_RPC_URL names it"):
+            chain.connect()
+    finally:
+        chain.reset_for_tests()
+
+
 def test_anchoring_beat_schedule_runs_the_task():
     from django.conf import settings
 

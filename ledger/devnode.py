@@ -6,7 +6,7 @@
 With ``state_path`` the chain is loaded from that file at start and written back
 when anvil exits on SIGTERM or SIGINT, so a node can be stopped and started again
 with its contracts and their storage in place; SIGKILL loses everything since the
-last start. On Linux the node gets SIGTERM when the thread that started it dies.
+last write, which ``state_interval`` (seconds) makes periodic (the demo's node). On Linux the node gets SIGTERM when the thread that started it dies.
 Plain Python, no Django: the binary comes from the pinned npm package
 (``npm ci --prefix ledger/contracts``) or, failing that, from PATH.
 """
@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Self
 
-__all__ = ["CHAIN_ID", "DEV_PRIVATE_KEY", "Anvil", "AnvilError", "anvil_binary"]
+__all__ = ["CHAIN_ID", "DEV_PRIVATE_KEY", "Anvil", "AnvilError", "anvil_binary", "chain_id_at"]
 
 CHAIN_ID = 31337
 """anvil's default chain id."""
@@ -55,6 +55,17 @@ def anvil_binary() -> Path:
         f"anvil not found at {_NPM_BINARY} nor on PATH: run `npm ci --prefix ledger/contracts` "
         "from the repository root to install the pinned one"
     )
+
+
+def chain_id_at(url: str, timeout: float = 2.0) -> int | None:
+    """The chain id that the JSON-RPC node at ``url`` reports, or None if none answers."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(json.loads(response.read())["result"], 16)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -102,6 +113,7 @@ class Anvil:
         state_path: str | os.PathLike | None = None,
         block_time: float | None = None,
         *,
+        state_interval: float | None = None,
         timeout: float = 30.0,
     ) -> Self:
         """Start anvil on 127.0.0.1 and wait until it answers; returns self.
@@ -113,6 +125,8 @@ class Anvil:
             raise AnvilError(f"anvil is already running at {self.url}")
         if block_time is not None and block_time <= 0:
             raise ValueError(f"block_time must be positive seconds, got {block_time!r}")
+        if state_interval is not None and (state_path is None or state_interval <= 0):
+            raise ValueError(f"state_interval needs a state_path and positive seconds, got {state_interval!r}")
         self.port = port if port is not None else _free_loopback_port()
         self.state_path = Path(state_path) if state_path is not None else None
         args = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port)]
@@ -120,6 +134,8 @@ class Anvil:
         if self.state_path is not None:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
             args += ["--state", str(self.state_path)]
+        if state_interval is not None:
+            args += ["--state-interval", str(state_interval)]
         if block_time is not None:
             args += ["--block-time", str(block_time)]
         with open(self.log_path, "ab") as log:
@@ -132,6 +148,9 @@ class Anvil:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 (one syscall; see there)
+                # Not in the terminal's process group: Ctrl-C stops the process that owns
+                # the node, which then stops it after what still writes to it (the demo).
+                start_new_session=True,
             )
         try:
             self.wait_ready(timeout)

@@ -3,14 +3,12 @@
 Plain Python (no Django): the platform's anchoring service, the benchmark and
 the tests use it alike. Transactions are signed locally by the anchoring
 account and sent raw, so the node never holds a key; this works the same on
-the embedded EVM and on any JSON-RPC node.
+anvil and on any other JSON-RPC node.
 """
 from __future__ import annotations
 
-import ast
 import contextlib
 import functools
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,13 +70,7 @@ class AnchorTx:
     block_hash: str
 
 
-try:  # the embedded backend's own revert exception
-    from eth_tester.exceptions import TransactionFailed as _TesterFailed
-except ImportError:  # pragma: no cover - eth-tester is a dependency, but only the embedded chain needs it
-    _TesterFailed = ContractLogicError
-_REVERTS = (ContractCustomError, ContractLogicError, _TesterFailed)
-
-_TESTER_REVERT = re.compile(r"(b'.*'|b\".*\")$", re.DOTALL)
+_REVERTS = (ContractCustomError, ContractLogicError)
 
 class _RpcError(Exception):
     def __init__(self, data):
@@ -262,11 +254,6 @@ class Registry:
         data = getattr(exc, "data", None)
         if isinstance(data, dict):
             data = data.get("data")
-        if data is None:
-            # eth-tester raises its own TransactionFailed, with the revert bytes' repr as text.
-            match = _TESTER_REVERT.search(str(exc))
-            if match:
-                data = ast.literal_eval(match.group(1))
         if not data:
             return None
         try:
@@ -280,7 +267,7 @@ class Registry:
 
         Verification makes a few of these per lineage; going through web3's
         contract layer and middleware cost ten times the node's own answer.
-        Other providers (the embedded chain) take the contract path.
+        Other providers (IPC, WebSocket) take the contract path.
         """
         selector, in_types, out_types = _signatures()[name]
         if not isinstance(self.web3.provider, HTTPProvider):

@@ -48,7 +48,6 @@ file, not a PROV-JSON lineage export, no JSON-RPC node at the URL).
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime
 import hashlib
 import json
@@ -656,7 +655,7 @@ class _Chain:
             raise
         except BadFunctionCallOutput as exc:
             return {"on_chain": False, "error": f"the registry gave an unreadable answer: {exc}"}
-        except Exception as exc:  # a revert: web3's ContractCustomError/ContractLogicError, or eth-tester's own
+        except Exception as exc:  # a revert: web3's ContractCustomError/ContractLogicError
             data = _revert_data(exc)
             if data is not None and data[:4] == ROOT_NOT_ANCHORED:
                 return {"on_chain": False}
@@ -713,14 +712,6 @@ def _revert_data(exc: BaseException) -> bytes | None:
             text = item.strip()
             if re.fullmatch(r"0x([0-9a-fA-F]{2})+", text):
                 return bytes.fromhex(text[2:])
-            match = re.search(r"(b'.*'|b\".*\")\s*$", text, re.DOTALL)  # eth-tester: the bytes' repr
-            if match:
-                try:
-                    value = ast.literal_eval(match.group(1))
-                except (ValueError, SyntaxError):
-                    continue
-                if isinstance(value, bytes):
-                    return value
             continue
         if isinstance(item, dict):
             todo.extend(item.values())

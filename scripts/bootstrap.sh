@@ -27,16 +27,30 @@ if [ ! -f "$stamp" ]; then
   [ -n "$extras" ] && touch "${stamp%-test}"
 fi
 
-# The test command also needs Node packages: solc (to prove the committed contract build
-# is current) and anvil (the chain node). Reinstalled only when the lock file changed.
-if [ -n "$extras" ]; then
-  npm_stamp="ledger/contracts/node_modules/.installed-$(sha256sum ledger/contracts/package-lock.json | cut -c1-16)"
-  if [ ! -f "$npm_stamp" ]; then
-    echo "==> installing solc and anvil into ledger/contracts/node_modules"
-    npm ci --prefix ledger/contracts --no-audit --no-fund --loglevel=error
-    touch "$npm_stamp"
+# Both commands need the pinned Node packages in ledger/contracts: anvil (the chain node the
+# demo runs and the tests start), cast (the tests verify anchors from outside with it, as the
+# README tells an auditor to) and solc (the tests prove the committed contract build is
+# current). Reinstalled only when the lock file changed.
+npm_stamp="ledger/contracts/node_modules/.installed-$(sha256sum ledger/contracts/package-lock.json | cut -c1-16)"
+if [ ! -f "$npm_stamp" ]; then
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "==> installing Debian packages: nodejs npm"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    else
+      echo "npm is needed to install the chain node (anvil): install Node.js and npm, then run this again" >&2
+      exit 1
+    fi
   fi
-  # The outside verifier in Node.js (canonicalize, ethers), which a test runs on an export.
+  echo "==> installing anvil, cast and solc into ledger/contracts/node_modules"
+  npm ci --prefix ledger/contracts --no-audit --no-fund --loglevel=error
+  touch "$npm_stamp"
+fi
+
+# The test command also needs the outside verifier in Node.js (canonicalize, ethers), which a
+# test runs on an export as the README tells an auditor to.
+if [ -n "$extras" ]; then
   verify_js_stamp="ledger/verify-js/node_modules/.installed-$(sha256sum ledger/verify-js/package-lock.json | cut -c1-16)"
   if [ ! -f "$verify_js_stamp" ]; then
     echo "==> installing canonicalize and ethers into ledger/verify-js/node_modules"

@@ -326,14 +326,12 @@ def anvil_url():
         yield node.url
 
 
-@pytest.fixture(scope="session", params=["eth-tester", "anvil"])
-def chain(request):
-    """Each chain backend in turn: the embedded EVM and a real JSON-RPC node."""
-    from ledger_chain_support import eth_tester_chain, rpc_chain
+@pytest.fixture(scope="session")
+def chain(anvil_url):
+    """A real JSON-RPC node: anvil."""
+    from ledger_chain_support import rpc_chain
 
-    if request.param == "eth-tester":
-        return eth_tester_chain()
-    return rpc_chain(request.getfixturevalue("anvil_url"))
+    return rpc_chain(anvil_url)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
-"""The two kinds of chain the registry tests run on, without Django or a database.
+"""The chain the registry tests run on, without Django or a database.
 
-The embedded EVM is web3's EthereumTesterProvider over eth-tester's py-evm backend; a
-JSON-RPC node is anvil (the ``chain`` fixture in conftest.py uses ``CHAIN_RPC_URL`` when
+A JSON-RPC node, anvil (the ``chain`` fixture in conftest.py uses ``CHAIN_RPC_URL`` when
 it names a node, funded key ``CHAIN_PRIVATE_KEY``, anvil's first dev key by default).
 Transactions are built, signed here with the sender's key and sent raw, as the platform
 sends them. Test modules import these helpers from here: in tests/ledger,
@@ -9,7 +8,6 @@ sends them. Test modules import these helpers from here: in tests/ledger,
 """
 from __future__ import annotations
 
-import ast
 import os
 import secrets
 from dataclasses import dataclass
@@ -64,55 +62,6 @@ def refusal(call, sender: LocalAccount) -> tuple[str, dict]:
     with pytest.raises(ContractCustomError) as excinfo:
         call.build_transaction({"from": sender.address})
     return decode_registry_error(excinfo.value.data)
-
-
-# ---- the embedded EVM --------------------------------------------------------------
-
-
-def _revert_bytes(error) -> bytes | None:
-    # eth-tester hands the revert data over as bytes, as a py-evm Revert wrapping them,
-    # or (from eth_call) as the repr of those bytes.
-    data = error.args[0] if error.args else None
-    if isinstance(data, Exception) and data.args:
-        data = data.args[0]
-    if isinstance(data, str) and data[:2] in ("b'", 'b"'):
-        data = ast.literal_eval(data)
-    return data if isinstance(data, bytes) else None
-
-
-# Error(string) and Panic(uint256), which web3 already turns into its own exceptions.
-_STANDARD_REVERTS = (bytes.fromhex("08c379a0"), bytes.fromhex("4e487b71"))
-
-
-def _raising_custom_errors(delegator):
-    """web3's eth-tester glue turns Panic and Error(string) reverts into web3's
-    exceptions but leaves custom errors as eth-tester's TransactionFailed carrying
-    stringified bytes; raise ContractCustomError with the data, as a JSON-RPC node does."""
-    from eth_tester.exceptions import TransactionFailed
-
-    def delegate(eth_tester, params):
-        try:
-            return delegator(eth_tester, params)
-        except TransactionFailed as error:
-            data = _revert_bytes(error)
-            if data is not None and len(data) >= 4 and data[:4] not in _STANDARD_REVERTS:
-                raise ContractCustomError(Web3.to_hex(data), data=Web3.to_hex(data)) from error
-            raise
-
-    return delegate
-
-
-def eth_tester_chain() -> Chain:
-    from eth_tester import EthereumTester, PyEVMBackend
-    from web3 import EthereumTesterProvider
-    from web3.providers.eth_tester.defaults import API_ENDPOINTS
-
-    endpoints = {namespace: dict(methods) for namespace, methods in API_ENDPOINTS.items()}
-    for method in ("call", "estimateGas"):
-        endpoints["eth"][method] = _raising_custom_errors(endpoints["eth"][method])
-    backend = PyEVMBackend()
-    w3 = Web3(EthereumTesterProvider(EthereumTester(backend), api_endpoints=endpoints))
-    return Chain("eth-tester", w3, Account.from_key(backend.account_keys[0]))
 
 
 # ---- anvil -------------------------------------------------------------------------

@@ -20,9 +20,9 @@ const ALLOWED_WARNINGS = new Set(['8760']); // a declaration named like another 
 
 const SETTINGS = {
   optimizer: { enabled: true, runs: 200 },
-  // Cancun, explicitly, rather than the compiler's default (osaka, whose CLZ opcode the
-  // embedded py-evm cannot run). Cancun code runs on every chain from Cancun on: py-evm's
-  // Prague VM in eth-tester, anvil's default fork, and a consortium Besu network.
+  // Cancun, explicitly, rather than the compiler's default (osaka, whose CLZ opcode chains
+  // before Osaka cannot run). Cancun code runs on every chain from Cancun on: anvil's
+  // default fork and a consortium Besu network.
   evmVersion: 'cancun',
   // The IPFS hash of the metadata depends only on the source text, its unit name and
   // these settings, so it is reproducible, and it lets Sourcify match the deployed code.

@@ -1,7 +1,8 @@
 """Miliao settings, read from the environment.
 
-Every setting has an embedded default so that `make demo` needs no server:
-SQLite, a folder broker (miliao/broker.py) and an embedded EVM. With MILIAO_ENV=production
+Every setting has a development default so that `make demo` needs no server of its own:
+SQLite, a folder broker (miliao/broker.py) and the anvil chain node that `manage.py demo`
+starts on 127.0.0.1:8545. With MILIAO_ENV=production
 the defaults are refused and every secret must come from the environment;
 deploy/env.example lists them all.
 """
@@ -154,8 +155,7 @@ if _broker_scheme == "filesystem":
     }
 # Queues. A long job never stalls the platform's own work: jobs and challenge scoring run
 # on `jobs`; releases, imports, alerts and the beat's checks on `platform`; anchoring and the
-# event-log verification (which compares anchored roots with the chain) on `ledger`, so
-# that with the embedded chain they run in the one process that holds it (manage.py demo).
+# event-log verification (which compares anchored roots with the chain) on `ledger`.
 JOBS_QUEUE, PLATFORM_QUEUE, LEDGER_QUEUE = "jobs", "platform", "ledger"
 CELERY_TASK_DEFAULT_QUEUE = PLATFORM_QUEUE
 CELERY_TASK_ROUTES = {
@@ -183,19 +183,21 @@ if TASK_STALE_S < 3 * TASK_HEARTBEAT_S:
 TASK_RECOVERY_S = _env_int("TASK_RECOVERY_S", 60)
 
 # --- chain ------------------------------------------------------------------
-# "embedded" is an in-process EVM (eth-tester/py-evm); anything else is a JSON-RPC URL.
-CHAIN_RPC_URL = os.environ.get("CHAIN_RPC_URL", "embedded")
-if CHAIN_RPC_URL != "embedded" and urlparse(CHAIN_RPC_URL).scheme not in {
-    "http",
-    "https",
-    "ws",
-    "wss",
-}:
+# The JSON-RPC node of the provenance chain. The development default is the anvil node that
+# `manage.py demo` starts (and keeps under STATE_DIR/chain); production names its own node.
+DEV_CHAIN_RPC_URL = "http://127.0.0.1:8545"
+CHAIN_RPC_URL = os.environ.get("CHAIN_RPC_URL") or DEV_CHAIN_RPC_URL
+if urlparse(CHAIN_RPC_URL).scheme not in {"http", "https", "ws", "wss"} or not urlparse(CHAIN_RPC_URL).hostname:
     raise ImproperlyConfigured(
-        f"CHAIN_RPC_URL must be 'embedded' or an http(s)/ws(s) JSON-RPC URL, not {CHAIN_RPC_URL!r}."
+        f"CHAIN_RPC_URL must be an http(s)/ws(s) JSON-RPC URL of a chain node, not {CHAIN_RPC_URL!r}."
     )
-if PRODUCTION and CHAIN_RPC_URL == "embedded":
-    raise ImproperlyConfigured("CHAIN_RPC_URL: production needs a JSON-RPC node, not 'embedded'.")
+# The node address that lineage exports name for outside verifiers. The platform's own URL
+# may carry credentials or be internal, so production publishes one only when it is set.
+CHAIN_PUBLIC_RPC_URL = os.environ.get("CHAIN_PUBLIC_RPC_URL", "" if PRODUCTION else CHAIN_RPC_URL)
+if CHAIN_PUBLIC_RPC_URL and urlparse(CHAIN_PUBLIC_RPC_URL).scheme not in {"http", "https", "ws", "wss"}:
+    raise ImproperlyConfigured(
+        f"CHAIN_PUBLIC_RPC_URL must be an http(s)/ws(s) JSON-RPC URL or empty, not {CHAIN_PUBLIC_RPC_URL!r}."
+    )
 _chain_id = os.environ.get("CHAIN_ID", "")
 if _chain_id and not _chain_id.isdigit():
     raise ImproperlyConfigured(f"CHAIN_ID must be a positive integer, not {_chain_id!r}.")
@@ -211,8 +213,8 @@ CHAIN_REGISTRY_ADDRESS = os.environ.get("CHAIN_REGISTRY_ADDRESS", "")
 for _name, _value in (("CHAIN_ACCOUNT_ADDRESS", CHAIN_ACCOUNT_ADDRESS), ("CHAIN_REGISTRY_ADDRESS", CHAIN_REGISTRY_ADDRESS)):
     if _value and not (len(_value) == 42 and _value.startswith("0x") and not _value[2:].strip("0123456789abcdefABCDEF")):
         raise ImproperlyConfigured(f"{_name} must be a 0x-prefixed 20-byte hex address, not {_value!r}.")
-# The embedded chain's state file (one process only; see ledger/embedded.py).
-CHAIN_EMBEDDED_STATE = STATE_DIR / "chain" / "embedded.sqlite3"
+# Where the demo's anvil node keeps its chain between runs (`anvil --state`).
+CHAIN_DEV_STATE = STATE_DIR / "chain" / "anvil-state.json"
 
 
 # Anchoring: how often the beat task batches new events, how many blocks make an anchor

@@ -242,7 +242,6 @@ def _settle(conn: chain.Connection, anchor: Anchor, run: AnchorRun, timeout: flo
         submitted_at=timezone.now(),
     )
     anchor.refresh_from_db()
-    conn.after_write()
     receipt = registry.wait_for_receipt(tx_hash, timeout)
     if receipt is None:
         return False

@@ -1,9 +1,8 @@
 """Which chain this process anchors to: the backend, the anchoring account and the registry.
 
-Two backends sit behind one interface (a web3 connection): the embedded EVM
-(eth-tester/py-evm, persisted under STATE_DIR, development only) and any
-JSON-RPC node. Everything above this module (anchoring, verification) only
-sees a :class:`ledger.registry.Registry`.
+The chain is a JSON-RPC node at CHAIN_RPC_URL: in development the anvil node that
+`manage.py demo` starts (ledger/devnode.py), in production the operator's own. Everything
+above this module (anchoring, verification) only sees a :class:`ledger.registry.Registry`.
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from .models import ChainRegistry
 __all__ = ["ChainConfigError", "ChainUnavailable", "Connection", "connect", "reset_for_tests"]
 
 RPC_TIMEOUT_S = 10
-DEV_FUNDING_WEI = 10**24  # what a development account is given on anvil or the embedded chain
+DEV_FUNDING_WEI = 10**24  # what a development account is given on anvil
 
 
 class ChainConfigError(RegistryError):
@@ -34,15 +33,14 @@ class ChainConfigError(RegistryError):
 class Connection:
     web3: Web3
     chain_id: int
-    backend: str  # "embedded" or the RPC URL
+    backend: str  # the RPC URL
     account: object  # eth_account LocalAccount
     registry: Registry
     registry_row: ChainRegistry
-    after_write: object  # callable: persists the embedded chain; no-op for RPC
 
 
 _lock = threading.RLock()
-_cached: dict[int, tuple] = {}  # pid -> (web3, chain_id, account, after_write); a fork starts afresh
+_cached: dict[int, tuple] = {}  # pid -> (web3, chain_id, backend, account); a fork starts afresh
 
 
 def _account():
@@ -63,23 +61,6 @@ def _account():
     return account
 
 
-def _open_backend(account):
-    if settings.CHAIN_RPC_URL == "embedded":
-        from ledger.embedded import EmbeddedChain, EmbeddedChainError, StateFileLockedError
-
-        try:
-            chain = EmbeddedChain(settings.CHAIN_EMBEDDED_STATE, fund={account.address: DEV_FUNDING_WEI})
-        except StateFileLockedError as exc:  # another process (a running demo) has it open
-            raise ChainUnavailable(str(exc)) from exc
-        except EmbeddedChainError as exc:
-            raise ChainConfigError(str(exc)) from exc
-        return chain.web3, "embedded", chain.save, chain.close
-    web3 = Web3(Web3.HTTPProvider(settings.CHAIN_RPC_URL, request_kwargs={"timeout": RPC_TIMEOUT_S}))
-    if not settings.PRODUCTION:
-        _fund_dev_account(web3, account)
-    return web3, settings.CHAIN_RPC_URL, lambda: None, lambda: None
-
-
 def _fund_dev_account(web3: Web3, account) -> None:
     """A local anvil node gives the development account gas money; real chains do not."""
     try:
@@ -92,20 +73,35 @@ def _fund_dev_account(web3: Web3, account) -> None:
 
 
 def base_connection() -> tuple:
-    """(web3, chain id, backend name, account, after_write) for this process, opened once."""
+    """(web3, chain id, node URL, account) for this process, opened once.
+
+    The node is asked first, so a node that is down is reported before the keystore is
+    unlocked (a second of scrypt)."""
     pid = os.getpid()
     with _lock:
         if pid not in _cached:
-            account = _account()
-            web3, backend, after_write, close = _open_backend(account)
+            backend = settings.CHAIN_RPC_URL
+            web3 = Web3(Web3.HTTPProvider(backend, request_kwargs={"timeout": RPC_TIMEOUT_S}))
             try:
                 chain_id = web3.eth.chain_id
             except OSError as exc:
-                raise ChainUnavailable(f"the chain node at {backend} cannot be reached: {exc}") from exc
+                raise ChainUnavailable(_unreachable(backend, exc)) from exc
             if settings.CHAIN_ID is not None and chain_id != settings.CHAIN_ID:
                 raise ChainConfigError(f"CHAIN_ID is {settings.CHAIN_ID}, but the node at {backend} reports {chain_id}")
-            _cached[pid] = (web3, chain_id, backend, account, after_write, close)
-        return _cached[pid][:5]
+            account = _account()
+            if not settings.PRODUCTION:
+                _fund_dev_account(web3, account)
+            _cached[pid] = (web3, chain_id, backend, account)
+        return _cached[pid]
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    hint = (
+        "start the demo's node with `make demo` (or `manage.py demo`), or point CHAIN_RPC_URL at a running node"
+        if not settings.PRODUCTION and url == settings.DEV_CHAIN_RPC_URL
+        else "check that the node runs and that CHAIN_RPC_URL names it"
+    )
+    return f"no chain node answers at CHAIN_RPC_URL={url} ({type(exc).__name__}): {hint}"
 
 
 _registries: dict[tuple[int, str], Registry] = {}  # (pid, address) -> a client whose code was seen
@@ -117,13 +113,13 @@ def connect(*, recheck: bool = False) -> Connection:
     The registry's code is looked for once per process (``recheck`` looks again:
     anchoring does, each run, so a node reset to an empty chain is noticed).
     """
-    web3, chain_id, backend, account, after_write = base_connection()
+    web3, chain_id, backend, account = base_connection()
     with _lock:
-        row = _registry_row(web3, chain_id, account, after_write, recheck)
+        row = _registry_row(web3, chain_id, account, recheck)
         registry = _registries.get((os.getpid(), row.address))
         if registry is None:
             registry = _registries[(os.getpid(), row.address)] = Registry(web3, row.address)
-    return Connection(web3, chain_id, backend, account, registry, row, after_write)
+    return Connection(web3, chain_id, backend, account, registry, row)
 
 
 def _check_deployed(web3, address: str, recheck: bool) -> None:
@@ -131,7 +127,7 @@ def _check_deployed(web3, address: str, recheck: bool) -> None:
         Registry(web3, address).check_deployed()
 
 
-def _registry_row(web3, chain_id: int, account, after_write, recheck: bool) -> ChainRegistry:
+def _registry_row(web3, chain_id: int, account, recheck: bool) -> ChainRegistry:
     address = settings.CHAIN_REGISTRY_ADDRESS
     if address:
         row, _ = ChainRegistry.objects.get_or_create(chain_id=chain_id, address=Web3.to_checksum_address(address))
@@ -146,7 +142,7 @@ def _registry_row(web3, chain_id: int, account, after_write, recheck: bool) -> C
         except RegistryError as exc:
             raise ChainConfigError(
                 f"{exc}. The database anchors to that registry, so the chain it lives on must come back "
-                "(for the embedded chain: its state file) before anchoring can go on"
+                "(for the demo's anvil: its state file, STATE_DIR/chain/anvil-state.json) before anchoring can go on"
             ) from exc
         return row
     if settings.PRODUCTION:
@@ -155,7 +151,6 @@ def _registry_row(web3, chain_id: int, account, after_write, recheck: bool) -> C
             "`manage.py chain_setup --deploy` and set it"
         )
     registry, tx = Registry.deploy(web3, account)
-    after_write()
     with transaction.atomic():
         return ChainRegistry.objects.create(
             chain_id=chain_id, address=registry.address, deploy_tx=tx.tx_hash, deployed_block=tx.block_number
@@ -165,7 +160,5 @@ def _registry_row(web3, chain_id: int, account, after_write, recheck: bool) -> C
 def reset_for_tests() -> None:
     """Forget the cached connection (tests that point the process at another node)."""
     with _lock:
-        for *_rest, close in _cached.values():
-            close()
         _cached.clear()
         _registries.clear()

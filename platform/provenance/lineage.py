@@ -482,7 +482,8 @@ def prov_document(subject: str) -> dict:
         "prov:type": _qualified("miliao:lineageExport"),
         "miliao:artifact": subject,
         "miliao:exportedAt": timezone.now().isoformat(),
-        "miliao:chainRpc": "embedded" if settings.CHAIN_RPC_URL == "embedded" else "json-rpc",
+        # Where an outside verifier reads the anchors: `verify_prov.py --rpc`, `cast --rpc-url`.
+        "miliao:chainRpc": settings.CHAIN_PUBLIC_RPC_URL or "json-rpc",
         "miliao:encoding": (
             "event hash = sha256(canonical JSON of {v, seq, prev, type, actor, subject, payload, at}), "
             "v = miliao:hashVersion: 2 is RFC 8785 (JCS), 1 is Python's json.dumps(sort_keys, compact); "

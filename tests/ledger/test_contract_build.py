@@ -1,5 +1,5 @@
 """The committed ProvenanceRegistry build is the compiled form of the committed source,
-and it deploys on the embedded EVM."""
+and it deploys on anvil."""
 
 import hashlib
 import shutil
@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ledger_chain_support import eth_tester_chain
+from ledger_chain_support import rpc_chain
 
 from ledger.contracts import registry_build
 
@@ -34,8 +34,8 @@ def test_build_record_names_the_committed_source():
     assert f"pragma solidity {build['compiler'].split()[1].split('+')[0]};".encode() in source
 
 
-def test_committed_bytecode_deploys_as_the_recorded_runtime_code():
-    chain = eth_tester_chain()
+def test_committed_bytecode_deploys_as_the_recorded_runtime_code(anvil_url):
+    chain = rpc_chain(anvil_url)
     registry, receipt = chain.deploy_registry(chain.new_account())
     assert receipt.status == 1
     code = bytes(chain.w3.eth.get_code(registry.address))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from web3 import EthereumTesterProvider, Web3
+from web3 import Web3
 from web3.middleware import Web3Middleware
 
 from ledger import merkle
@@ -196,8 +196,8 @@ def build_world(w3: Web3) -> World:
 
 
 @pytest.fixture(scope="module")
-def world() -> World:
-    return build_world(Web3(EthereumTesterProvider()))
+def world(anvil_url) -> World:
+    return build_world(Web3(Web3.HTTPProvider(anvil_url, request_kwargs={"timeout": 30})))
 
 
 @pytest.fixture
@@ -274,7 +274,7 @@ def test_the_script_imports_only_the_standard_library_web3_and_rfc8785():
     assert modules - set(sys.stdlib_module_names) == {"web3", "rfc8785"}
 
 
-# ---- verification in-process, on the embedded EVM -------------------------------------------
+# ---- verification in-process, against anvil ----------------------------------------------
 
 
 def test_good_export_verifies_with_one_call_per_root(world, good):
@@ -536,17 +536,6 @@ def test_main_refuses_an_unusable_rpc_url_with_exit_2(tmp_path, capsys, world):
     assert "not an Ethereum address" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def rpc_url():
-    if os.environ.get("CHAIN_RPC_URL"):
-        yield os.environ["CHAIN_RPC_URL"]
-        return
-    from ledger.devnode import Anvil
-
-    with Anvil() as node:
-        yield node.url
-
-
 def run_cli(tmp_path, *args):
     """The script copied out of the repository and run alone, as an auditor would."""
     alone = tmp_path / "auditor"
@@ -557,9 +546,8 @@ def run_cli(tmp_path, *args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_against_a_json_rpc_node(tmp_path, rpc_url):
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
-    here = build_world(w3)
+def test_cli_against_a_json_rpc_node(tmp_path, world, anvil_url):
+    rpc_url, w3, here = anvil_url, world.w3, world
     path = tmp_path / "export.json"
     path.write_text(json.dumps(here.export(GOOD_SEQS + [306]), ensure_ascii=False, indent=1))
 

@@ -15,7 +15,7 @@ SETTINGS_ENV = {
     "DJANGO_SECRET_KEY", "MILIAO_MASTER_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "CHAIN_RPC_URL",
     "DJANGO_ALLOWED_HOSTS", "MILIAO_ENV", "DJANGO_DEBUG", "CHAIN_ID", "CHAIN_KEYSTORE_PASSWORD",
     "CHAIN_KEYSTORE", "CHAIN_ACCOUNT_ADDRESS", "CHAIN_REGISTRY_ADDRESS", "ANCHOR_INTERVAL_S",
-    "CHAIN_CONFIRMATIONS", "ANCHOR_MAX_BATCH", "ANCHOR_BACKOFF_MAX_S", "ANCHOR_RECEIPT_TIMEOUT_S",
+    "CHAIN_CONFIRMATIONS", "CHAIN_PUBLIC_RPC_URL", "ANCHOR_MAX_BATCH", "ANCHOR_BACKOFF_MAX_S", "ANCHOR_RECEIPT_TIMEOUT_S",
 }
 GOOD_PRODUCTION = {
     "MILIAO_ENV": "production",
@@ -39,10 +39,11 @@ def load_settings(tmp_path, **env):
     )
 
 
-def test_embedded_defaults_need_no_environment(tmp_path):
+def test_development_defaults_need_no_environment(tmp_path):
     result = load_settings(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://localhost/", "embedded", "True"]
+    # The chain is the demo's anvil node at a fixed local port (manage.py demo starts it).
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://localhost/", "http://127.0.0.1:8545", "True"]
     # Dev secrets are generated once, outside git, and not world-readable.
     assert oct((tmp_path / "django_secret_key").stat().st_mode)[-3:] == "600"
 
@@ -65,11 +66,12 @@ def test_production_with_every_setting_starts(tmp_path):
     [
         ({"DATABASE_URL": "sqlite:////tmp/x.sqlite3"}, "production needs PostgreSQL"),
         ({"CELERY_BROKER_URL": "memory://"}, "production needs Redis"),
-        ({"CHAIN_RPC_URL": "embedded"}, "production needs a JSON-RPC node"),
+        ({"CHAIN_RPC_URL": "embedded"}, "CHAIN_RPC_URL must be an http(s)/ws(s) JSON-RPC URL"),
+        ({"CHAIN_PUBLIC_RPC_URL": "node:8545"}, "CHAIN_PUBLIC_RPC_URL must be an http(s)/ws(s) JSON-RPC URL"),
         ({"MILIAO_MASTER_KEY": "not-a-key"}, "MILIAO_MASTER_KEY must be a Fernet key"),
         ({"DATABASE_URL": "mysql://u:p@h/db"}, "only postgres:// and sqlite://"),
         ({"CELERY_BROKER_URL": "amqp://h"}, "CELERY_BROKER_URL must be redis://"),
-        ({"CHAIN_RPC_URL": "ftp://node"}, "CHAIN_RPC_URL must be 'embedded' or an http"),
+        ({"CHAIN_RPC_URL": "ftp://node"}, "CHAIN_RPC_URL must be an http(s)/ws(s) JSON-RPC URL"),
         ({"CHAIN_ID": "anvil"}, "CHAIN_ID must be a positive integer"),
         ({"CHAIN_REGISTRY_ADDRESS": "0x1234"}, "CHAIN_REGISTRY_ADDRESS must be a 0x-prefixed 20-byte hex address"),
         ({"CHAIN_CONFIRMATIONS": "zero"}, "CHAIN_CONFIRMATIONS must be an integer of at least 1"),

@@ -1,6 +1,7 @@
-"""Smoke test of the embedded defaults: `manage.py demo` (what `make demo` runs) on SQLite,
-the folder broker, its workers and beat as processes of their own, serving the portal on
-127.0.0.1, and stopping them all when it stops."""
+"""Smoke test of the development defaults: `manage.py demo` (what `make demo` runs) on SQLite,
+the folder broker, its workers and beat as processes of their own, an anvil chain node it
+starts with its chain kept under the state folder, serving the portal on 127.0.0.1, and
+stopping them all when it stops."""
 from __future__ import annotations
 
 import os
@@ -34,6 +35,9 @@ def demo(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
     env["MILIAO_STATE_DIR"] = str(tmp_path / "state")
     env["ANCHOR_INTERVAL_S"] = "1"  # so the beat thread's anchoring shows within the test
+    # The demo starts its node on CHAIN_RPC_URL's port: a free one, not the default 8545, so
+    # that a demo running on this machine is left alone.
+    env["CHAIN_RPC_URL"] = f"http://127.0.0.1:{_free_port()}"
     log_path = tmp_path / "demo.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
@@ -55,7 +59,7 @@ def demo(tmp_path_factory):
         wait_for(serving, timeout=420, interval=0.5, what="the demo portal to answer")
         output = log_path.read_text()
         logins = dict(re.findall(r"^\s+\w+\s+(\w+)\s+(miliao-\S+)", output, re.M))
-        yield base, logins, output, tmp_path, proc
+        yield base, logins, output, tmp_path, proc, env["CHAIN_RPC_URL"]
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -64,8 +68,8 @@ def demo(tmp_path_factory):
             proc.kill()
 
 
-def test_demo_serves_the_seeded_portal_on_embedded_defaults(demo):
-    base, logins, output, tmp_path, _ = demo
+def test_demo_serves_the_seeded_portal_on_development_defaults(demo):
+    base, logins, output, tmp_path, _, rpc = demo
     assert set(logins) >= {"admin", "steward", "holder", "applicant", "auditor"}
     assert (tmp_path / "state" / "miliao.sqlite3").exists()
 
@@ -112,21 +116,24 @@ def test_demo_serves_the_seeded_portal_on_embedded_defaults(demo):
     page = web.get(f"{base}/releases/{release['id']}/")
     assert page.status_code == 200 and "<svg" in page.text
 
-    # Seeding anchored the event log on the embedded chain, and the release's lineage
+    # Seeding anchored the event log on the demo's anvil node, and the release's lineage
     # verifies against it, from the command's output and again through the API.
-    assert "anchored on the chain (embedded)" in output
+    assert f"Chain: anvil at {rpc} (chain id 31337" in output
+    assert f"anchored on the chain ({rpc})" in output
     assert re.search(rf"Lineage of releases.release:{release['id']}: \d+ events, \d+ proved on chain, verified", output)
     report = api.post(f"{base}/api/lineage/verify/", json={"subject": f"releases.release:{release['id']}"}).json()
     assert report["ok"] is True and report["anchored"] == report["events"] >= 5
-    assert (tmp_path / "state" / "chain" / "embedded.sqlite3").exists()
     # The verification above recorded a checkpoint event; the beat thread anchors it.
     wait_for(lambda: api.get(f"{base}/api/anchors/status/").json()["unanchored"] == 0, timeout=60, interval=0.5,
              what="the demo's beat to anchor the new event")
     assert api.get(f"{base}/api/anchors/").json()["count"] >= 2
+    # The node writes its chain to the state folder as it goes (and again when it stops).
+    wait_for(lambda: (tmp_path / "state" / "chain" / "anvil-state.json").exists(), timeout=30, interval=0.3,
+             what="the demo's anvil to write its state file")
 
 
 def test_demo_ran_a_federated_job_into_the_model_registry(demo):
-    base, logins, output, tmp_path, _ = demo
+    base, logins, output, tmp_path, _, _ = demo
     assert re.search(r"Federated job #\d+ \(3 SuperNodes, SecAgg\+, DP-SGD\): released", output), output[-3000:]
     assert "Code-to-data: district-rooms v1 published as a PySyft dataset" in output
     token = requests.post(
@@ -146,9 +153,10 @@ def test_demo_ran_a_federated_job_into_the_model_registry(demo):
 
 
 def test_demo_seeding_twice_changes_nothing(demo):
-    base, logins, output, tmp_path, _ = demo
+    base, logins, output, tmp_path, _, rpc = demo
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
     env["MILIAO_STATE_DIR"] = str(tmp_path / "state")
+    env["CHAIN_RPC_URL"] = rpc
 
     def events() -> int:
         verify = subprocess.run([sys.executable, "manage.py", "verify_events"], cwd=REPO, env=env, capture_output=True,
@@ -162,6 +170,7 @@ def test_demo_seeding_twice_changes_nothing(demo):
         [sys.executable, "manage.py", "demo", "--no-serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert again.returncode == 0, again.stderr
+    assert f"Chain: the node at {rpc} (chain id 31337), already running." in again.stdout  # the demo's own
     assert dict(re.findall(r"^\s+\w+\s+(\w+)\s+(miliao-\S+)", again.stdout, re.M)) == logins
     # The second seeding recorded nothing: the log holds exactly the events it held before.
     assert events() == before
@@ -176,8 +185,11 @@ def _alive(pid: int) -> bool:
 
 
 def test_demo_runs_workers_and_beat_as_processes_and_stops_them_with_itself(demo):
-    """Last in this module: it stops the demo."""
-    base, logins, output, tmp_path, proc = demo
+    """Last in this module: it stops the demo, and its chain comes back from the state file."""
+    base, logins, output, tmp_path, proc, rpc = demo
+    token = requests.post(f"{base}/api/auth/token/", data={"username": "auditor", "password": logins["auditor"]})
+    anchors = requests.get(f"{base}/api/anchors/", headers={"Authorization": f"Token {token.json()['token']}"})
+    newest = next(a for a in anchors.json()["results"] if a["block_number"] is not None)  # mined
     children = {name: int(pid) for name, pid in re.findall(r"(jobs worker|platform worker|beat) \(pid (\d+)\)",
                                                            output.split("Workers: ", 1)[1].splitlines()[0])}
     assert set(children) == {"jobs worker", "platform worker", "beat"}
@@ -188,3 +200,18 @@ def test_demo_runs_workers_and_beat_as_processes_and_stops_them_with_itself(demo
     assert proc.wait(timeout=120) == 0
     assert not [name for name, pid in children.items() if _alive(pid)]
     assert "Stopped: jobs worker" in (tmp_path / "demo.log").read_text()
+    with pytest.raises(requests.ConnectionError):  # the demo's node stopped with it
+        requests.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=2)
+
+    # A node started on the state file holds the demo's registry with every anchor, as the next
+    # `make demo` finds it.
+    from web3 import Web3
+
+    from ledger.devnode import Anvil
+    from ledger.registry import Registry
+
+    with Anvil().start(state_path=tmp_path / "state" / "chain" / "anvil-state.json") as node:
+        registry = Registry(Web3(Web3.HTTPProvider(node.url)), newest["registry"])
+        assert registry.anchor_count() >= 2
+        on_chain = registry.anchor_of_root(newest["root"])
+        assert (on_chain.first_seq, on_chain.last_seq) == (newest["first_seq"], newest["last_seq"])

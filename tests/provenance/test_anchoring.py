@@ -33,13 +33,6 @@ def connection():
     return chain.connect()
 
 
-def needs_anvil():
-    from django.conf import settings
-
-    if settings.CHAIN_RPC_URL == "embedded":
-        pytest.skip("needs a JSON-RPC node that can drop and reorg transactions (make test starts anvil)")
-
-
 def rpc(method, params):
     response = connection().web3.provider.make_request(method, params)
     assert "error" not in response, response
@@ -119,7 +112,6 @@ def test_a_mined_anchor_whose_receipt_was_lost_is_found_on_chain_not_sent_twice(
 
 @pytest.mark.django_db
 def test_a_dropped_transaction_is_sent_again():
-    needs_anvil()
     from provenance.anchoring import anchor_pending
     from provenance.models import Anchor
 
@@ -145,7 +137,6 @@ def test_a_dropped_transaction_is_sent_again():
 
 @pytest.mark.django_db
 def test_anchors_lost_in_a_reorg_are_anchored_again_in_order():
-    needs_anvil()
     from provenance.anchoring import anchor_pending
     from provenance.models import Anchor
 
@@ -227,6 +218,22 @@ def test_anvil_killed_and_restarted_on_its_state_loses_nothing_and_anchors_nothi
         assert ledger_status().unanchored == 0
     finally:
         node.stop()
+        chain.reset_for_tests()
+
+
+def test_no_node_at_the_chain_url_is_a_clear_error(settings):
+    from provenance import chain
+
+    settings.CHAIN_RPC_URL = settings.DEV_CHAIN_RPC_URL = "http://127.0.0.1:1"  # nothing listens on port 1
+    chain.reset_for_tests()
+    try:
+        with pytest.raises(chain.ChainUnavailable, match=r"no chain node answers at CHAIN_RPC_URL=http://127\.0\.0\.1:1 "
+                                                         r"\(ConnectionError\): start the demo's node with `make demo`"):
+            chain.connect()
+        settings.DEV_CHAIN_RPC_URL = "http://127.0.0.1:8545"  # a node that is not development's default
+        with pytest.raises(chain.ChainUnavailable, match="check that the node runs and that CHAIN_RPC_URL names it"):
+            chain.connect()
+    finally:
         chain.reset_for_tests()
 
 

@@ -7,8 +7,10 @@ Processes (the production layout of README.md, scaled down):
   imports, alerts, the beat's checks), each a `celery worker` process;
 - `celery beat`, one process;
 - this process: the web server, and the `ledger` queue (anchoring, event-log verification)
-  on a worker thread, because the embedded chain (CHAIN_RPC_URL=embedded) is one SQLite file
-  that one process at a time may open, and the web's lineage pages read it too.
+  on a worker thread;
+- the chain: an anvil node (ledger/devnode.py) on CHAIN_RPC_URL's loopback port
+  (127.0.0.1:8545 by default), its chain kept in STATE_DIR/chain/anvil-state.json so that it
+  survives restarts. A node already answering there is used as it is.
 
 They share the broker: by default kombu's filesystem transport under STATE_DIR/broker.
 Stopping the demo (Ctrl-C, SIGTERM) stops them; each also dies with this process.
@@ -24,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.management import call_command
@@ -33,6 +36,7 @@ from miliao.celery import app as celery_app
 from portal.seed import seed_demo
 
 STOP_TIMEOUT_S = 15
+CHAIN_STATE_INTERVAL_S = 2  # how often the demo's anvil writes its chain to disk (a kill loses less)
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
@@ -52,13 +56,17 @@ def _die_with_demo(parent: int):
 
 
 class Command(BaseCommand):
-    help = "Seed the demo district and serve the portal on 127.0.0.1 (embedded defaults)."
+    help = "Seed the demo district and serve the portal on 127.0.0.1 (development defaults, an anvil chain node)."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-serve", action="store_true", help="seed and exit")
 
     def handle(self, *args, port: int, no_serve: bool, **options):
+        with self._chain_node():
+            self._run(port, no_serve)
+
+    def _run(self, port: int, no_serve: bool) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         logins = seed_demo(settings.STATE_DIR)
         self.stdout.write(self.style.SUCCESS("Miliao demo is seeded. Logins:"))
@@ -88,6 +96,41 @@ class Command(BaseCommand):
                 call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True)
             except KeyboardInterrupt:
                 pass
+
+    @contextlib.contextmanager
+    def _chain_node(self):
+        """anvil on CHAIN_RPC_URL's loopback port with its chain under STATE_DIR, unless a node
+        already answers there (a running demo's, or the user's own); stopped on the way out,
+        which writes its chain to the state file."""
+        from ledger.devnode import Anvil, AnvilError, chain_id_at
+
+        url = settings.CHAIN_RPC_URL
+        chain_id = chain_id_at(url)
+        if chain_id is not None:
+            self.stdout.write(f"Chain: the node at {url} (chain id {chain_id}), already running.")
+            yield
+            return
+        parsed = urlparse(url)
+        if parsed.scheme != "http" or parsed.hostname not in {"127.0.0.1", "localhost"} or not parsed.port:
+            raise CommandError(f"No chain node answers at CHAIN_RPC_URL={url}, and the demo starts one only at "
+                               "http://127.0.0.1:<port>: start that node, or unset CHAIN_RPC_URL")
+        old = settings.STATE_DIR / "chain" / "embedded.sqlite3"
+        if old.exists():
+            raise CommandError(f"{settings.STATE_DIR} holds a demo anchored on the embedded chain ({old}), which "
+                               "is gone: move that folder away and run the demo again to seed a fresh one")
+        state = settings.CHAIN_DEV_STATE
+        node = Anvil()
+        try:
+            node.start(port=parsed.port, state_path=state, state_interval=CHAIN_STATE_INTERVAL_S)
+        except AnvilError as exc:
+            raise CommandError(f"The demo's chain node (anvil) did not start on {url}: {exc}") from exc
+        self.stdout.write(f"Chain: anvil at {url} (chain id {node.chain_id}, pid {node.pid}), "
+                          f"its chain kept in {state}.")
+        self.stdout.flush()
+        try:
+            yield
+        finally:
+            node.close()
 
     @contextlib.contextmanager
     def _processes(self, host: str):
@@ -137,7 +180,7 @@ class Command(BaseCommand):
 
     @contextlib.contextmanager
     def _ledger_thread(self, host: str):
-        """The ledger queue on a worker thread of this process, which holds the embedded chain."""
+        """The ledger queue on a worker thread of this process."""
         from celery.contrib.testing.worker import start_worker
 
         from progress.actions import recover_lost_tasks

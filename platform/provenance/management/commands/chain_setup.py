@@ -31,9 +31,8 @@ class Command(BaseCommand):
             if deploy:
                 from ledger.registry import Registry
 
-                web3, chain_id, backend, account, after_write = chain.base_connection()
+                web3, chain_id, backend, account = chain.base_connection()
                 registry, tx = Registry.deploy(web3, account)
-                after_write()
                 self.stdout.write(f"registry deployed on chain {chain_id} in block {tx.block_number} (tx {tx.tx_hash})")
                 self.stdout.write(f"CHAIN_REGISTRY_ADDRESS={registry.address}")
                 return

@@ -122,14 +122,23 @@ class JobDetailSerializer(JobSerializer):
 class NoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
+    class Meta:
+        ref_name = "JobNote"  # innovation has a NoteSerializer too
+
 
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
+
+    class Meta:
+        ref_name = "JobRejection"  # access has a ReasonSerializer too
 
 
 class ReleaseSerializer(NoteSerializer):
     intended_use = serializers.CharField(required=False, allow_blank=True, default="",
                                          help_text="for the model card; default: the application's purpose")
+
+    class Meta:
+        ref_name = "JobRelease"  # not a releases.Release
 
 
 @extend_schema_view(list=extend_schema(parameters=[
@@ -245,6 +254,9 @@ class SandboxPolicySerializer(serializers.ModelSerializer):
         read_only_fields = ["dataset", "updated_by", "updated_at"]
 
 
+POLICY_SLUG = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="a compute-only dataset's slug")
+
+
 class SandboxPolicyViewSet(viewsets.ViewSet):
     """How a compute-only dataset's code-to-data outputs leave the platform (by dataset slug):
     `dp` (OpenDP aggregates of per-record contributions) or `reviewed` (files a steward reads),
@@ -259,11 +271,11 @@ class SandboxPolicyViewSet(viewsets.ViewSet):
     def _dataset(self, slug) -> Dataset:
         return get_object_or_404(Dataset.objects.filter(data_class="compute_only"), slug=slug)
 
-    @extend_schema(responses=SandboxPolicySerializer)
+    @extend_schema(parameters=[POLICY_SLUG], responses=SandboxPolicySerializer)
     def retrieve(self, request, slug=None):
         return Response(SandboxPolicySerializer(SandboxPolicy.of(self._dataset(slug))).data)
 
-    @extend_schema(request=SandboxPolicySerializer, responses=SandboxPolicySerializer)
+    @extend_schema(parameters=[POLICY_SLUG], request=SandboxPolicySerializer, responses=SandboxPolicySerializer)
     def update(self, request, slug=None):
         dataset = self._dataset(slug)
         body = SandboxPolicySerializer(data=request.data)

@@ -39,7 +39,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
     )
     organisation = serializers.SlugRelatedField(slug_field="code", read_only=True)
     applicant = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     licence = serializers.SerializerMethodField()
 
     class Meta:
@@ -353,7 +353,7 @@ class DownloadView(APIView):
 
 class LeakFindingSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    recipient = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    recipient = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     recipient_users = serializers.SerializerMethodField()
 
     class Meta:

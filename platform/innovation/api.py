@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -51,6 +51,15 @@ def _progress(task_id) -> dict | None:
     task = TaskProgress.objects.filter(pk=task_id).first() if task_id else None
     return None if task is None else {"id": str(task.pk), "percent": task.percent, "stage": task.stage,
                                       "status": task.status}
+
+
+class ProgressRefSerializer(serializers.Serializer):
+    """The worker task behind it: follow it at /api/tasks/{id}/."""
+
+    id = serializers.CharField()
+    percent = serializers.FloatField()
+    stage = serializers.CharField()
+    status = serializers.CharField()
 
 
 # --- scenarios ---------------------------------------------------------------------------
@@ -126,6 +135,13 @@ class ScenarioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 # --- challenges ----------------------------------------------------------------------------
 
 
+class LadderSerializer(serializers.Serializer):
+    mechanism = serializers.CharField()
+    step = serializers.FloatField()
+    higher_is_better = serializers.BooleanField()
+    rule = serializers.CharField()
+
+
 class ChallengeSerializer(serializers.ModelSerializer):
     scenario = serializers.SlugRelatedField(slug_field="slug", queryset=Scenario.objects.all())
     training_dataset = serializers.SlugRelatedField(slug_field="slug", queryset=Dataset.objects.all())
@@ -149,11 +165,17 @@ class ChallengeSerializer(serializers.ModelSerializer):
     def get_metric(self, obj) -> str:
         return obj.spec.get("metric", "")
 
+    @extend_schema_field(LadderSerializer)
     def get_leaderboard(self, obj) -> dict:
         return actions.ladder_of(obj).describe()
 
     def get_teams(self, obj) -> int:
         return obj.teams.count()
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    organisation = serializers.CharField(allow_blank=True)
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -166,6 +188,7 @@ class TeamSerializer(serializers.ModelSerializer):
         fields = ["id", "challenge", "name", "captain", "members", "ladder_score", "created_at"]
         read_only_fields = ["id", "challenge", "captain", "members", "ladder_score", "created_at"]
 
+    @extend_schema_field(MemberSerializer(many=True))
     def get_members(self, obj) -> list[dict]:
         return [{"username": m.username, "organisation": m.organisation.code if m.organisation_id else ""}
                 for m in obj.members.select_related("organisation").order_by("username")]
@@ -191,13 +214,6 @@ def _board(challenge: Challenge, which: str) -> list[dict]:
                          "submission": submission.pk, "sha256": submission.sha256})
         rows.sort(key=lambda r: r["rank"] or 10**9)
     return rows
-
-
-class LadderSerializer(serializers.Serializer):
-    mechanism = serializers.CharField()
-    step = serializers.FloatField()
-    higher_is_better = serializers.BooleanField()
-    rule = serializers.CharField()
 
 
 class PublicRowSerializer(serializers.Serializer):
@@ -228,13 +244,6 @@ class PrivateBoardSerializer(serializers.Serializer):
 
     closed_at = serializers.DateTimeField()
     rows = PrivateRowSerializer(many=True)
-
-
-class ProgressRefSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    percent = serializers.FloatField()
-    stage = serializers.CharField()
-    status = serializers.CharField()
 
 
 class ClosingChallengeSerializer(ChallengeSerializer):
@@ -396,6 +405,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
                             "displayed_score", "public_score", "private_score", "final", "progress", "created_at",
                             "scored_at"]
 
+    @extend_schema_field(ProgressRefSerializer(allow_null=True))
     def get_progress(self, obj) -> dict | None:
         return _progress(obj.task_id)
 

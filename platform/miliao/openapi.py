@@ -95,17 +95,22 @@ class MiliaoAutoSchema(AutoSchema):
         if operation is None:
             return None
         error_ref = self.resolve_serializer(ErrorSerializer, "response").ref
+        # DRF renders an error with the renderer it negotiated: JSON, or JSON-LD where that is
+        # the view's first renderer (the DCAT views).
+        error_media_types = [r.media_type for r in self.view.get_renderers() if "json" in r.media_type]
         responses = operation["responses"]
         for code in self._error_codes(operation):
             responses.setdefault(code, {})
         for code, response in responses.items():
             if code.startswith(("4", "5")):
-                response["content"] = {"application/json": {"schema": error_ref}}
+                response["content"] = {media_type: {"schema": error_ref} for media_type in error_media_types}
                 response["description"] = response.get("description") or ERROR_REASONS.get(
                     code, HTTPStatus(int(code)).phrase)
             elif not response.get("description"):
                 response["description"] = HTTPStatus(int(code)).phrase
         operation["responses"] = dict(sorted(responses.items()))
+        if self._open_to_anyone():
+            operation["security"] = [{}]  # no credentials needed (the token endpoint takes them in its body)
         return operation
 
 

@@ -71,7 +71,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
     dataset = serializers.SlugRelatedField(source="corpus.dataset", slug_field="slug", read_only=True)
     corpus_version = serializers.PrimaryKeyRelatedField(source="corpus", queryset=CorpusVersion.objects.all())
     policy = serializers.PrimaryKeyRelatedField(queryset=ReleasePolicy.objects.all())
-    task = serializers.PrimaryKeyRelatedField(read_only=True)
+    task = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Release
@@ -94,7 +94,9 @@ class ReleaseViewSet(
             self.request.user, Release.objects.select_related("corpus__dataset", "policy")
         )
 
+    @extend_schema(responses={202: ReleaseSerializer})
     def create(self, request, *args, **kwargs):
+        """Start building a release of a corpus version under a policy (a worker task)."""
         permissions.check_register_dataset(request.user, request.user.organisation)  # stewards only
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)

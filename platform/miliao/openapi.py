@@ -16,6 +16,7 @@ ERROR_REASONS = {
     "403": "The caller's role or organisation does not allow this; `detail` says what is missing.",
     "404": "Nothing of that kind exists here, or the caller may not see it.",
     "409": "The object is not in a state that allows this (already decided, not yet closed, ...).",
+    "429": "Too many requests: wait and try again (`Retry-After` says how many seconds).",
 }
 
 # Standard actions of a DRF viewset, and how a summary says them.
@@ -88,6 +89,8 @@ class MiliaoAutoSchema(AutoSchema):
             codes |= {"400", "409"}
         if self.method == "POST" and self._open_to_anyone():
             codes.discard("409")
+        if self.view.get_throttles():
+            codes.add("429")
         return sorted(codes)
 
     def get_operation(self, *args, **kwargs):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
-from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -29,4 +29,5 @@ def exception_handler(exc, context):
 @csrf_exempt  # answers every method alike and changes nothing: no CSRF page before the 404
 def not_found(request, *args, **kwargs):
     """A path under /api/ that names no operation: a JSON 404 in the `Error` shape, not a page."""
-    return JsonResponse({"detail": gettext("Not found.")}, status=status.HTTP_404_NOT_FOUND)
+    # DRF's own words for a 404 (translated by DRF's catalogue), as every other API 404 says.
+    return JsonResponse({"detail": str(NotFound.default_detail)}, status=status.HTTP_404_NOT_FOUND)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -16,7 +16,7 @@ from catalog.models import Dataset
 from miliao.errors import InvalidInput
 from releases.models import Release
 
-from . import actions, downloads, links
+from . import actions, downloads, links, packages
 from .models import Application, LeakFinding, Licence, PurposeCategory
 from .packages import FORMATS
 
@@ -39,7 +39,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
     )
     organisation = serializers.SlugRelatedField(slug_field="code", read_only=True)
     applicant = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     licence = serializers.SerializerMethodField()
 
     class Meta:
@@ -222,8 +222,7 @@ class LinkRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS, default="geojson")
     purpose = serializers.ChoiceField(
         choices=PurposeCategory.choices,
-        required=False,
-        default="",
+        required=False,  # no default: "" is not one of the choices (the schema said it was)
         help_text="the purpose of this download; by default the one the licence was granted for",
     )
 
@@ -300,7 +299,7 @@ class LicenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             actor=request.user,
             licence=self.get_object(),
             fmt=body.validated_data["format"],
-            purpose=body.validated_data["purpose"],
+            purpose=body.validated_data.get("purpose", ""),
         )
         return _link_answer(link)
 
@@ -340,7 +339,11 @@ class DownloadView(APIView):
     the link is altered (400), expired or used (410), someone else's (403), or the licence
     no longer allows it (403, with the reason)."""
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(responses={
+        **{(200, media_type): OpenApiTypes.BINARY for media_type in packages.CONTENT_TYPES.values()},
+        400: OpenApiResponse(description="The link was altered."),
+        410: OpenApiResponse(description="The link has expired, or was used."),
+    })
     def get(self, request, token: str):
         return downloads.package_response(downloads.follow_link(actor=request.user, token=token))
 
@@ -350,7 +353,7 @@ class DownloadView(APIView):
 
 class LeakFindingSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    recipient = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    recipient = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     recipient_users = serializers.SerializerMethodField()
 
     class Meta:

@@ -14,7 +14,7 @@ from .models import BudgetEntry, PrivacyBudget
 
 
 class BudgetEntrySerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = BudgetEntry

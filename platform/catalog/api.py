@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -49,6 +49,105 @@ class DatasetSerializer(serializers.ModelSerializer):
         extra_kwargs = {"slug": {"validators": []}}
 
 
+# --- what the catalogue's answers look like (for the schema) ---------------------------------
+
+
+class LabelsSerializer(serializers.Serializer):
+    zh = serializers.CharField()
+    en = serializers.CharField(allow_blank=True, help_text="empty until translated")
+
+
+class FieldTypeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField()
+
+
+def extent_field():
+    return serializers.ListField(
+        child=serializers.FloatField(), allow_null=True,
+        help_text="lon_min, lat_min, lon_max, lat_max (WGS 84), out to the grid cells it touches")
+
+
+class VersionRecordSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    units = serializers.IntegerField()
+    kinds = serializers.JSONField(help_text="unit counts by kind")
+    extent = extent_field()
+    source_crs = serializers.CharField()
+    fields = FieldTypeSerializer(many=True)
+    cell_level = serializers.IntegerField()
+    cell_count = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+    cells = serializers.ListField(child=serializers.CharField(), required=False,
+                                  help_text="covered grid cells (in a dataset's whole record only)")
+
+
+class OutputDigestSerializer(serializers.Serializer):
+    bytes = serializers.IntegerField(allow_null=True)
+    sha256 = serializers.CharField(allow_null=True)
+
+
+class ReleaseRecordSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    policy_version = serializers.IntegerField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    published_at = serializers.DateTimeField(allow_null=True)
+    formats = serializers.ListField(child=serializers.CharField())
+    outputs = serializers.DictField(child=OutputDigestSerializer())
+    url = serializers.URLField()
+
+
+class DatasetRecordSerializer(serializers.Serializer):
+    """Everything the catalogue says about a dataset. A list shows the summary (the newest
+    version without its cells); one dataset's record also has every version and the releases
+    the caller may see."""
+
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    title = serializers.CharField()
+    title_en = serializers.CharField(allow_blank=True)
+    description = serializers.CharField(allow_blank=True)
+    description_en = serializers.CharField(allow_blank=True)
+    data_class = serializers.ChoiceField(choices=DataClass.choices)
+    data_class_label = LabelsSerializer()
+    theme = serializers.ChoiceField(choices=Theme.choices)
+    theme_label = LabelsSerializer()
+    district = serializers.CharField(allow_blank=True)
+    keywords = serializers.ListField(child=serializers.CharField(allow_blank=True))
+    owner = serializers.CharField()
+    owner_name = LabelsSerializer()
+    holders = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    extent = extent_field()
+    fields = FieldTypeSerializer(many=True)
+    latest_version = VersionRecordSerializer(allow_null=True)
+    page_url = serializers.URLField()
+    versions = VersionRecordSerializer(many=True, required=False)
+    releases = ReleaseRecordSerializer(many=True, required=False)
+
+
+# A DCAT-AP document in JSON-LD (https://www.w3.org/TR/vocab-dcat-3/), whose terms `@context`
+# defines. DRF answers JSON-LD, or plain JSON where the client's Accept header asks for it.
+JSONLD_DOCUMENT = OpenApiResponse(
+    response={
+        "type": "object",
+        "properties": {
+            "@context": {"description": "the JSON-LD context: prefixes and term definitions"},
+            "@id": {"type": "string"},
+            "@type": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        },
+        "required": ["@context"],
+    },
+    description="A DCAT-AP document in JSON-LD.",
+)
+DCAT_RESPONSES = {(200, dcat.MEDIA_TYPE): JSONLD_DOCUMENT, (200, "application/json"): JSONLD_DOCUMENT}
+
+
 class JSONLDRenderer(JSONRenderer):
     media_type = dcat.MEDIA_TYPE
     format = "jsonld"
@@ -69,8 +168,7 @@ class TurtleRenderer(BaseRenderer):
 
 
 DCAT_RENDERERS = [JSONLDRenderer, TurtleRenderer, JSONRenderer]
-DCAT_MEDIA_TYPES = {(200, dcat.MEDIA_TYPE): OpenApiTypes.OBJECT, (200, dcat.TURTLE): OpenApiTypes.STR,
-                    (200, "application/json"): OpenApiTypes.OBJECT}
+DCAT_RESPONSES[(200, dcat.TURTLE)] = OpenApiResponse(OpenApiTypes.STR, description="The same graph in Turtle.")
 DCAT_PAGE_SIZE, DCAT_MAX_PAGE_SIZE = 50, 100
 # Anonymous readers' copies may be kept a minute by caches; logged-in readers' are private.
 DCAT_PUBLIC_MAX_AGE = 60
@@ -158,21 +256,20 @@ class DatasetViewSet(
             dataset, url=self.url, releases=metadata.release_history(self.request.user, dataset)
         )
 
-    @extend_schema(operation_id="datasets_list", parameters=[*FILTER_PARAMETERS, OpenApiParameter("page", int),
-                               OpenApiParameter("page_size", int, description="records a page, 1 to 100 (20)")],
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="datasets_list", parameters=FILTER_PARAMETERS,
+                   responses=DatasetRecordSerializer(many=True))
     def list(self, request, *args, **kwargs):
         """Datasets matching every filter given; a bad filter value is a 400 naming it."""
         page = self.paginate_queryset(self.filtered())
         return self.get_paginated_response([metadata.dataset_record(d, url=self.url) for d in page])
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=DatasetRecordSerializer)
     def retrieve(self, request, *args, **kwargs):
         """A dataset's whole metadata: every version (extent, unit kinds, fields with types,
         covered grid cells, update date) and the releases the caller may see."""
         return Response(self.whole_record(self.get_object()))
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={201: DatasetRecordSerializer})
     def create(self, request, *args, **kwargs):
         permissions.check_register_dataset(request.user, request.user.organisation)
         body = self.get_serializer(data=request.data)
@@ -180,7 +277,7 @@ class DatasetViewSet(
         dataset = actions.register_dataset(actor=request.user, **body.validated_data)
         return Response(self.whole_record(dataset), status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=DatasetRecordSerializer)
     def partial_update(self, request, *args, **kwargs):
         """Change descriptive metadata (stewards of the owning bureau); slug, class, owner and
         holders stay as registered."""
@@ -197,7 +294,7 @@ class DatasetViewSet(
     @extend_schema(operation_id="datasets_dcat_catalog", parameters=[
         *FILTER_PARAMETERS, OpenApiParameter("page", int, description="page number, from 1"),
         OpenApiParameter("page_size", int, description=f"datasets per page, at most {DCAT_MAX_PAGE_SIZE}"),
-    ], responses=DCAT_MEDIA_TYPES)
+    ], responses=DCAT_RESPONSES)
     @action(detail=False, methods=["get"], url_path="dcat", url_name="catalog-dcat",
             renderer_classes=DCAT_RENDERERS, permission_classes=[permissions.OpenCatalogReadable])
     def catalog_dcat(self, request):
@@ -225,7 +322,7 @@ class DatasetViewSet(
         params["page"] = str(number)
         return self.request.build_absolute_uri(f"{self.request.path}?{params.urlencode()}")
 
-    @extend_schema(operation_id="datasets_dcat_dataset", responses=DCAT_MEDIA_TYPES)
+    @extend_schema(operation_id="datasets_dcat_dataset", responses=DCAT_RESPONSES)
     @action(detail=True, methods=["get"], url_path="dcat", url_name="dcat",
             renderer_classes=DCAT_RENDERERS, permission_classes=[permissions.OpenCatalogReadable])
     def dataset_dcat(self, request, slug=None):

@@ -14,8 +14,8 @@ from .models import Alert
 
 class AlertSerializer(serializers.ModelSerializer):
     bureau = serializers.CharField(source="bureau.code")
-    organisation = serializers.CharField(source="organisation.code", default=None)
-    dataset = serializers.CharField(source="dataset.slug", default=None)
+    organisation = serializers.CharField(source="organisation.code", default=None, allow_null=True)
+    dataset = serializers.CharField(source="dataset.slug", default=None, allow_null=True)
 
     class Meta:
         model = Alert

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -26,6 +26,7 @@ from corpora.models import CorpusVersion
 from miliao.errors import Conflict
 from progress.models import TaskProgress
 from provenance import lineage
+from provenance.api import InclusionProofSerializer, LineageReportSerializer
 from provenance.models import LineageEvent
 from provenance.recorder import subject_of
 
@@ -50,6 +51,15 @@ def _progress(task_id) -> dict | None:
     task = TaskProgress.objects.filter(pk=task_id).first() if task_id else None
     return None if task is None else {"id": str(task.pk), "percent": task.percent, "stage": task.stage,
                                       "status": task.status}
+
+
+class ProgressRefSerializer(serializers.Serializer):
+    """The worker task behind it: follow it at /api/tasks/{id}/."""
+
+    id = serializers.CharField()
+    percent = serializers.FloatField()
+    stage = serializers.CharField()
+    status = serializers.CharField()
 
 
 # --- scenarios ---------------------------------------------------------------------------
@@ -101,7 +111,7 @@ class ScenarioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             actor=self.request.user, slug=body["slug"], title=body["title"], title_en=body.get("title_en", ""),
             background=body["background"], contact=body["contact"], datasets=body.get("datasets", []))
 
-    @extend_schema(request=FollowSerializer, responses=ScenarioSerializer)
+    @extend_schema(request=FollowSerializer, responses={201: ScenarioSerializer})
     @action(detail=True, methods=["post"])
     def follow(self, request, slug=None):
         """Follow the scenario (kind=follow), or say your organisation is interested (kind=interest, a note)."""
@@ -123,6 +133,13 @@ class ScenarioViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 
 
 # --- challenges ----------------------------------------------------------------------------
+
+
+class LadderSerializer(serializers.Serializer):
+    mechanism = serializers.CharField()
+    step = serializers.FloatField()
+    higher_is_better = serializers.BooleanField()
+    rule = serializers.CharField()
 
 
 class ChallengeSerializer(serializers.ModelSerializer):
@@ -148,11 +165,17 @@ class ChallengeSerializer(serializers.ModelSerializer):
     def get_metric(self, obj) -> str:
         return obj.spec.get("metric", "")
 
+    @extend_schema_field(LadderSerializer)
     def get_leaderboard(self, obj) -> dict:
         return actions.ladder_of(obj).describe()
 
     def get_teams(self, obj) -> int:
         return obj.teams.count()
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    organisation = serializers.CharField(allow_blank=True)
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -165,6 +188,7 @@ class TeamSerializer(serializers.ModelSerializer):
         fields = ["id", "challenge", "name", "captain", "members", "ladder_score", "created_at"]
         read_only_fields = ["id", "challenge", "captain", "members", "ladder_score", "created_at"]
 
+    @extend_schema_field(MemberSerializer(many=True))
     def get_members(self, obj) -> list[dict]:
         return [{"username": m.username, "organisation": m.organisation.code if m.organisation_id else ""}
                 for m in obj.members.select_related("organisation").order_by("username")]
@@ -192,6 +216,45 @@ def _board(challenge: Challenge, which: str) -> list[dict]:
     return rows
 
 
+class PublicRowSerializer(serializers.Serializer):
+    team = serializers.CharField()
+    score = serializers.FloatField()
+    submissions = serializers.IntegerField()
+    organisations = serializers.ListField(child=serializers.CharField())
+
+
+class PublicBoardSerializer(serializers.Serializer):
+    """The public board: each team's score as the Ladder released it."""
+
+    mechanism = LadderSerializer()
+    phase = serializers.CharField()
+    rows = PublicRowSerializer(many=True)
+
+
+class PrivateRowSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(allow_null=True)
+    team = serializers.CharField()
+    score = serializers.FloatField(allow_null=True)
+    submission = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+class PrivateBoardSerializer(serializers.Serializer):
+    """The final ranking on the private part of the test set."""
+
+    closed_at = serializers.DateTimeField()
+    rows = PrivateRowSerializer(many=True)
+
+
+class ClosingChallengeSerializer(ChallengeSerializer):
+    """The challenge, closed, with the scoring task to follow."""
+
+    progress = ProgressRefSerializer(allow_null=True, read_only=True)
+
+    class Meta(ChallengeSerializer.Meta):
+        fields = [*ChallengeSerializer.Meta.fields, "progress"]
+
+
 class ChallengeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                        viewsets.GenericViewSet):
     """Challenges: a task on a scenario, scored on a hidden compute-only test set."""
@@ -213,7 +276,7 @@ class ChallengeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         response["Content-Disposition"] = f'attachment; filename="{challenge.slug}-starter-kit.zip"'
         return response
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: PublicBoardSerializer})
     @action(detail=True, methods=["get"])
     def leaderboard(self, request, slug=None):
         """The public board: each team's score as the Ladder released it, with its parameters."""
@@ -221,7 +284,8 @@ class ChallengeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         return Response({"mechanism": actions.ladder_of(challenge).describe(), "phase": challenge.phase(),
                          "rows": _board(challenge, "public")})
 
-    @extend_schema(responses={200: dict, 409: dict})
+    @extend_schema(responses={200: PrivateBoardSerializer, 409: OpenApiResponse(
+        description="The challenge has not closed: the private board comes at the close.")})
     @action(detail=True, methods=["get"], url_path="private-board")
     def private_board(self, request, slug=None):
         """The final ranking on the private part, once the challenge has closed."""
@@ -230,7 +294,7 @@ class ChallengeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
             raise Conflict(f"{challenge.slug} has not closed: the private board comes at the close")
         return Response({"closed_at": challenge.closed_at, "rows": _board(challenge, "private")})
 
-    @extend_schema(request=None, responses=ChallengeSerializer)
+    @extend_schema(request=None, responses={202: ClosingChallengeSerializer})
     @action(detail=True, methods=["post"])
     def close(self, request, slug=None):
         """End submissions and score each team's final on the private part (a worker task)."""
@@ -239,7 +303,9 @@ class ChallengeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         data["progress"] = _progress(challenge.close_task_id)
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=TeamSerializer, responses=TeamSerializer)
+    @extend_schema(methods=["GET"], summary="The registered teams", responses=TeamSerializer(many=True))
+    @extend_schema(methods=["POST"], summary="Register your team, with you as captain", request=TeamSerializer,
+                   responses={201: TeamSerializer})
     @action(detail=True, methods=["get", "post"])
     def teams(self, request, slug=None):
         """The registered teams; POST {name} registers yours, with you as captain."""
@@ -252,6 +318,18 @@ class ChallengeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         return Response(TeamSerializer(team).data, status=status.HTTP_201_CREATED)
 
 
+class InvitationSerializer(serializers.ModelSerializer):
+    team = serializers.CharField(source="team.name", read_only=True)
+    challenge = serializers.CharField(source="team.challenge.slug", read_only=True)
+    invitee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = TeamInvitation
+        fields = ["id", "team", "challenge", "invitee", "invited_by", "status", "created_at", "decided_at"]
+        read_only_fields = fields
+
+
 class InviteSerializer(serializers.Serializer):
     username = serializers.CharField()
 
@@ -260,7 +338,7 @@ class TeamViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = TeamSerializer
     queryset = Team.objects.select_related("challenge", "captain")
 
-    @extend_schema(request=InviteSerializer, responses={201: dict})
+    @extend_schema(request=InviteSerializer, responses={201: InvitationSerializer})
     @action(detail=True, methods=["post"])
     def invite(self, request, pk=None):
         """The captain invites a person of any organisation."""
@@ -276,18 +354,6 @@ class TeamViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         """A member (not the captain) leaves the team while submissions are open."""
         team = actions.leave_team(actor=request.user, team=self.get_object())
         return Response(TeamSerializer(team).data)
-
-
-class InvitationSerializer(serializers.ModelSerializer):
-    team = serializers.CharField(source="team.name", read_only=True)
-    challenge = serializers.CharField(source="team.challenge.slug", read_only=True)
-    invitee = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
-    class Meta:
-        model = TeamInvitation
-        fields = ["id", "team", "challenge", "invitee", "invited_by", "status", "created_at", "decided_at"]
-        read_only_fields = fields
 
 
 class InvitationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -339,6 +405,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
                             "displayed_score", "public_score", "private_score", "final", "progress", "created_at",
                             "scored_at"]
 
+    @extend_schema_field(ProgressRefSerializer(allow_null=True))
     def get_progress(self, obj) -> dict | None:
         return _progress(obj.task_id)
 
@@ -348,6 +415,21 @@ class SubmissionSerializer(serializers.ModelSerializer):
         if request is not None and permissions.sees_exact_scores(request.user, obj.challenge):
             return obj.public_score
         return None
+
+
+class ScoringEventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    event_type = serializers.CharField()
+    hash = serializers.CharField()
+    payload = serializers.DictField()
+    proof = InclusionProofSerializer(allow_null=True, help_text="null while the event is not anchored yet")
+
+
+class SubmissionProofSerializer(serializers.Serializer):
+    """A submission's scoring events, each with its inclusion proof on the chain."""
+
+    submission = serializers.IntegerField()
+    events = ScoringEventSerializer(many=True)
 
 
 class SubmissionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -385,7 +467,8 @@ class SubmissionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         submission = actions.choose_final(actor=request.user, submission=self.get_object())
         return Response(SubmissionSerializer(submission, context={"request": request}).data)
 
-    @extend_schema(responses={200: dict, 404: dict})
+    @extend_schema(responses={200: SubmissionProofSerializer, 404: OpenApiResponse(
+        description="No such submission, or it has no score yet.")})
     @action(detail=True, methods=["get"])
     def proof(self, request, pk=None):
         """The submission's scoring events with their inclusion proofs on the chain: what a team
@@ -435,7 +518,7 @@ class ShowcaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             actor=self.request.user, submission=body["submission"], title=body["title"], summary=body["summary"],
             licence=body["licence"], report=body.get("report", ""), demo_url=body.get("demo_url", ""))
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: LineageReportSerializer})
     @action(detail=True, methods=["get"])
     def verify(self, request, pk=None):
         """The provenance badge: every event of the result's lineage recomputed and checked
@@ -494,10 +577,29 @@ def metrics(bureau=None) -> dict:
     }
 
 
+class MetricsSerializer(serializers.Serializer):
+    """Crowd-innovation figures (counts)."""
+
+    scenarios = serializers.IntegerField()
+    scenarios_deployed = serializers.IntegerField()
+    followers = serializers.IntegerField()
+    interested_organisations = serializers.IntegerField()
+    challenges = serializers.IntegerField()
+    challenges_open = serializers.IntegerField()
+    teams = serializers.IntegerField()
+    participants = serializers.IntegerField()
+    participating_organisations = serializers.IntegerField()
+    submissions = serializers.IntegerField()
+    submissions_scored = serializers.IntegerField()
+    shared_results = serializers.IntegerField()
+    reuse_jobs = serializers.IntegerField()
+    reuse_downloads = serializers.IntegerField()
+
+
 class MetricsView(APIView):
     """Crowd-innovation figures for the bureau (stewards: their bureau's; auditors and admins: all)."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: MetricsSerializer})
     def get(self, request):
         permissions.check_read_innovation_metrics(request.user)
         bureau = request.user.organisation if permissions.has_role(request.user, "steward") else None

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -31,14 +31,22 @@ from . import actions, data
 from .models import LIMIT_MAXIMA, Job, SandboxPolicy, SyftDataset, TrainedModel
 
 
+class JobProgressSerializer(serializers.Serializer):
+    """The job's worker task, as far as it got."""
+
+    percent = serializers.FloatField()
+    stage = serializers.CharField()
+    status = serializers.CharField()
+
+
 class JobSerializer(serializers.ModelSerializer):
     dataset = serializers.SlugRelatedField(slug_field="slug", queryset=Dataset.objects.all())
     corpus = serializers.PrimaryKeyRelatedField(queryset=CorpusVersion.objects.all(), required=False,
                                                 help_text="a version of the dataset; default: the latest")
     organisation = serializers.SlugRelatedField(slug_field="code", read_only=True)
     submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     params = serializers.JSONField(required=False, help_text=(
         "epochs, batch_size, learning_rate, target_epsilon, delta, max_grad_norm, accountant (rdp|prv); "
         "federated jobs also rounds, min_nodes, secagg, dp (client|server), local_dp; code-to-data jobs "
@@ -70,6 +78,7 @@ class JobSerializer(serializers.ModelSerializer):
         ]
         extra_kwargs = {"task": {"required": False}, "code": {"required": False}}
 
+    @extend_schema_field(JobProgressSerializer(allow_null=True))
     def get_progress(self, job) -> dict | None:
         if job.task_id is None:
             return None
@@ -122,14 +131,23 @@ class JobDetailSerializer(JobSerializer):
 class NoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
+    class Meta:
+        ref_name = "JobNote"  # innovation has a NoteSerializer too
+
 
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
+
+    class Meta:
+        ref_name = "JobRejection"  # access has a ReasonSerializer too
 
 
 class ReleaseSerializer(NoteSerializer):
     intended_use = serializers.CharField(required=False, allow_blank=True, default="",
                                          help_text="for the model card; default: the application's purpose")
+
+    class Meta:
+        ref_name = "JobRelease"  # not a releases.Release
 
 
 @extend_schema_view(list=extend_schema(parameters=[
@@ -236,13 +254,16 @@ POLICY_MAXIMA = sorted(set(LIMIT_MAXIMA.values()))
 
 class SandboxPolicySerializer(serializers.ModelSerializer):
     dataset = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = SandboxPolicy
         fields = ["dataset", "code_outputs", "min_cell_count", "max_output_bytes", *POLICY_MAXIMA, "updated_by",
                   "updated_at"]
         read_only_fields = ["dataset", "updated_by", "updated_at"]
+
+
+POLICY_SLUG = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="a compute-only dataset's slug")
 
 
 class SandboxPolicyViewSet(viewsets.ViewSet):
@@ -259,11 +280,11 @@ class SandboxPolicyViewSet(viewsets.ViewSet):
     def _dataset(self, slug) -> Dataset:
         return get_object_or_404(Dataset.objects.filter(data_class="compute_only"), slug=slug)
 
-    @extend_schema(responses=SandboxPolicySerializer)
+    @extend_schema(parameters=[POLICY_SLUG], responses=SandboxPolicySerializer)
     def retrieve(self, request, slug=None):
         return Response(SandboxPolicySerializer(SandboxPolicy.of(self._dataset(slug))).data)
 
-    @extend_schema(request=SandboxPolicySerializer, responses=SandboxPolicySerializer)
+    @extend_schema(parameters=[POLICY_SLUG], request=SandboxPolicySerializer, responses=SandboxPolicySerializer)
     def update(self, request, slug=None):
         dataset = self._dataset(slug)
         body = SandboxPolicySerializer(data=request.data)

@@ -365,7 +365,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.AuditorsReadOnly"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "miliao.openapi.MiliaoAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "miliao.api.exception_handler",
@@ -377,7 +377,23 @@ SPECTACULAR_SETTINGS = {
     "provenance events and task progress. Authenticate with `Authorization: Token <key>`.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["accounts.permissions.AuditorsReadOnly"],
+    # The schema and its docs are public, so that API clients and generators can fetch them
+    # without a token; every operation they describe still needs one.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Request and response bodies as separate components where they differ (read-only and
+    # write-only fields), so that generated clients get both right.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set where two models' fields share a name (kind, status).
+    "ENUM_NAME_OVERRIDES": {
+        "JobKindEnum": "jobs.models.JobKind",
+        "JobStatusEnum": "jobs.models.JobStatus",
+        "PurposeCategoryEnum": "access.models.PurposeCategory",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "miliao.openapi.add_error_field_messages",
+    ],
     # Swagger UI and ReDoc from the sidecar package: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -1,6 +1,6 @@
 """URL map: pages, Django admin, the REST API and its OpenAPI schema and docs."""
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -26,6 +26,7 @@ from innovation.api import (
     TeamViewSet,
 )
 from jobs.api import JobViewSet, SandboxPolicyViewSet, SyftDatasetViewSet, TrainedModelViewSet
+from miliao.api import not_found
 from progress.api import TaskProgressViewSet
 from provenance.api import AnchorViewSet, LineageEventViewSet, LineageViewSet
 from releases.api import ReleasePolicyViewSet, ReleaseViewSet
@@ -71,4 +72,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Namespaced, so API route names never collide with page names.
     path("api/", include((router.urls, "api"))),
+    # Any other path under /api/ ending in a slash: a JSON 404, as the schema says (others are
+    # left to APPEND_SLASH, which redirects them here).
+    re_path(r"^api/.*/$", not_found, name="api-not-found"),
 ]

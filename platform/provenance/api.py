@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -37,6 +37,124 @@ class LineageEventSerializer(serializers.ModelSerializer):
         return event.as_record().recorded_at
 
 
+# --- what the read-only answers look like (for the schema) ----------------------------------
+
+
+class AnchorRefSerializer(serializers.Serializer):
+    """The anchor a proof leads to: its root, the batch it covers, and where it is on the chain."""
+
+    root = serializers.CharField()
+    first_seq = serializers.IntegerField()
+    last_seq = serializers.IntegerField()
+    prev_root = serializers.CharField()
+    tx_hash = serializers.CharField()
+    block_number = serializers.IntegerField(allow_null=True)
+    block_hash = serializers.CharField()
+    confirmations = serializers.IntegerField()
+    chain_id = serializers.IntegerField()
+    registry = serializers.CharField(help_text="the registry contract's address")
+
+
+class InclusionProofSerializer(serializers.Serializer):
+    """An event's Merkle path (hex siblings, lowest first) to its anchored root."""
+
+    seq = serializers.IntegerField()
+    leaf_index = serializers.IntegerField()
+    tree_size = serializers.IntegerField()
+    path = serializers.ListField(child=serializers.CharField())
+    root = serializers.CharField()
+    anchor = AnchorRefSerializer()
+
+
+class PendingAnchorSerializer(serializers.Serializer):
+    first_seq = serializers.IntegerField()
+    last_seq = serializers.IntegerField()
+    status = serializers.CharField()
+    tx_hash = serializers.CharField()
+    attempts = serializers.IntegerField()
+
+
+class LedgerStatusSerializer(serializers.Serializer):
+    """How far anchoring lags the event log, and why (times are ISO 8601)."""
+
+    head_seq = serializers.IntegerField()
+    anchored_seq = serializers.IntegerField()
+    unanchored = serializers.IntegerField()
+    oldest_unanchored_at = serializers.CharField(allow_null=True)
+    lag_seconds = serializers.FloatField(allow_null=True)
+    last_anchor_at = serializers.CharField(allow_null=True)
+    anchors = serializers.IntegerField()
+    pending_anchor = PendingAnchorSerializer(allow_null=True)
+    chain = serializers.CharField()
+    failures = serializers.IntegerField()
+    last_error = serializers.CharField()
+    next_attempt_at = serializers.CharField(allow_null=True)
+
+
+class GraphEventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    event_type = serializers.CharField()
+    actor = serializers.CharField()
+    recorded_at = serializers.CharField()
+    hash = serializers.CharField()
+
+
+class GraphNodeSerializer(serializers.Serializer):
+    subject = serializers.CharField()
+    depth = serializers.IntegerField()
+    events = GraphEventSerializer(many=True)
+
+
+class GraphEdgeSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    subject = serializers.CharField()
+    seq = serializers.IntegerField()
+
+
+class LineageGraphSerializer(serializers.Serializer):
+    """Every artifact the subject came from and every one made from it, with their events."""
+
+    subject = serializers.CharField()
+    truncated = serializers.BooleanField()
+    nodes = GraphNodeSerializer(many=True)
+    edges = GraphEdgeSerializer(many=True)
+
+
+class FindingSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    kind = serializers.CharField(help_text="edited, deleted, inserted, reordered, not_on_chain, proof_mismatch "
+                                           "or link_mismatch")
+    message = serializers.CharField()
+
+
+class LineageReportSerializer(serializers.Serializer):
+    """A lineage recomputed event by event and checked against its anchors on the chain."""
+
+    subject = serializers.CharField()
+    ok = serializers.BooleanField()
+    events = serializers.IntegerField()
+    anchored = serializers.IntegerField()
+    unanchored = serializers.ListField(child=serializers.IntegerField())
+    roots = serializers.ListField(child=serializers.DictField())
+    findings = FindingSerializer(many=True)
+    chain_error = serializers.CharField(allow_blank=True)
+    elapsed_ms = serializers.FloatField()
+
+
+class ProvDocumentSerializer(serializers.Serializer):
+    """A W3C PROV-JSON document (https://www.w3.org/submissions/prov-json/): records by kind,
+    each keyed by its qualified name."""
+
+    prefix = serializers.DictField(child=serializers.CharField())
+    entity = serializers.DictField(child=serializers.DictField(), required=False)
+    activity = serializers.DictField(child=serializers.DictField(), required=False)
+    agent = serializers.DictField(child=serializers.DictField(), required=False)
+    wasGeneratedBy = serializers.DictField(child=serializers.DictField(), required=False)  # noqa: N815
+    used = serializers.DictField(child=serializers.DictField(), required=False)
+    wasDerivedFrom = serializers.DictField(child=serializers.DictField(), required=False)  # noqa: N815
+    wasAssociatedWith = serializers.DictField(child=serializers.DictField(), required=False)  # noqa: N815
+
+
 class LineageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The hash-chained event log (auditors, admins and stewards)."""
 
@@ -63,7 +181,8 @@ class LineageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         task = actions.start_event_log_verification(actor=request.user)
         return Response(TaskProgressSerializer(task).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={200: dict, 404: dict})
+    @extend_schema(responses={200: InclusionProofSerializer, 404: OpenApiResponse(
+        description="No such event, or the event is not anchored yet (`anchoring` says how far anchoring lags).")})
     @action(detail=True, methods=["get"])
     def proof(self, request, seq=None):
         """The event's Merkle path to its anchored root, with the root's tx, block and registry."""
@@ -117,6 +236,9 @@ def graph_data(graph: lineage.LineageGraph) -> dict:
     }
 
 
+UNKNOWN_ARTIFACT = OpenApiResponse(description="No artifact of that name has any event.")
+
+
 class LineageViewSet(viewsets.ViewSet):
     """The lineage of an artifact: graph, verification against the chain, PROV-JSON export."""
 
@@ -130,12 +252,13 @@ class LineageViewSet(viewsets.ViewSet):
         except lineage.UnknownArtifact as exc:
             raise NotFound(str(exc)) from exc
 
-    @extend_schema(parameters=[SubjectSerializer], responses={200: dict})
+    @extend_schema(summary="The lineage graph of an artifact", parameters=[SubjectSerializer],
+                   responses={200: LineageGraphSerializer, 404: UNKNOWN_ARTIFACT})
     def list(self, request):
         """?subject=releases.release:7 — every artifact it came from and every one made from it."""
         return Response(graph_data(self._graph(request)))
 
-    @extend_schema(request=SubjectSerializer, responses={200: dict})
+    @extend_schema(request=SubjectSerializer, responses={200: LineageReportSerializer, 404: UNKNOWN_ARTIFACT})
     @action(detail=False, methods=["post"])
     def verify(self, request):
         """Recompute every event of the lineage and check each proof against the chain."""
@@ -147,7 +270,7 @@ class LineageViewSet(viewsets.ViewSet):
             raise NotFound(str(exc)) from exc
         return Response(report.to_dict())
 
-    @extend_schema(parameters=[SubjectSerializer], responses={200: dict})
+    @extend_schema(parameters=[SubjectSerializer], responses={200: ProvDocumentSerializer, 404: UNKNOWN_ARTIFACT})
     @action(detail=False, methods=["get"])
     def prov(self, request):
         """The lineage as W3C PROV-JSON; ledger/verify_prov.py checks it with web3.py alone."""
@@ -183,7 +306,7 @@ class AnchorViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         permissions.check_view_events(self.request.user)
         return Anchor.objects.select_related("registry").order_by("-first_seq")
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: LedgerStatusSerializer})
     @action(detail=False, methods=["get"], url_path="status")
     def lag(self, request):
         """Head of the log, last anchored seq, the lag in events and seconds, and the last error."""

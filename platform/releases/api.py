@@ -30,6 +30,14 @@ class PreviewSerializer(serializers.Serializer):
     units = serializers.IntegerField(default=2000, min_value=10, max_value=20_000)
 
 
+class PreviewReportSerializer(serializers.Serializer):
+    """The report of a trial release (as a release's `report`): its outputs and the attacks
+    run on them. Nothing is stored."""
+
+    outputs = serializers.DictField(child=serializers.DictField(), help_text="by format: path, bytes, sha256, ...")
+    attacks = serializers.DictField(child=serializers.DictField(), help_text="by attack: what it measured")
+
+
 class ReleasePolicyViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
@@ -46,7 +54,7 @@ class ReleasePolicyViewSet(
         data = serializer.validated_data
         serializer.instance = actions.save_policy(actor=self.request.user, dataset=data["dataset"], spec=data["spec"])
 
-    @extend_schema(request=PreviewSerializer, responses={200: dict})
+    @extend_schema(request=PreviewSerializer, responses={200: PreviewReportSerializer})
     @action(detail=False, methods=["post"])
     def preview(self, request):
         """Run a policy on the first units of a corpus version; nothing is stored."""
@@ -63,7 +71,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
     dataset = serializers.SlugRelatedField(source="corpus.dataset", slug_field="slug", read_only=True)
     corpus_version = serializers.PrimaryKeyRelatedField(source="corpus", queryset=CorpusVersion.objects.all())
     policy = serializers.PrimaryKeyRelatedField(queryset=ReleasePolicy.objects.all())
-    task = serializers.PrimaryKeyRelatedField(read_only=True)
+    task = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Release
@@ -86,7 +94,9 @@ class ReleaseViewSet(
             self.request.user, Release.objects.select_related("corpus__dataset", "policy")
         )
 
+    @extend_schema(responses={202: ReleaseSerializer})
     def create(self, request, *args, **kwargs):
+        """Start building a release of a corpus version under a policy (a worker task)."""
         permissions.check_register_dataset(request.user, request.user.organisation)  # stewards only
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)

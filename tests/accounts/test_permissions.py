@@ -106,8 +106,11 @@ ENDPOINTS = [
         None,
         expect(404, steward=200, auditor=200, admin=200),
     ),
-    ("schema", "get", lambda w: "/api/schema/", None, expect(200)),
-    ("docs", "get", lambda w: "/api/docs/", None, expect(200)),
+    # The schema and its docs are public (API clients and generators fetch them without a token).
+    ("schema", "get", lambda w: "/api/schema/", None, expect(200, anonymous=200)),
+    ("docs", "get", lambda w: "/api/docs/", None, expect(200, anonymous=200)),
+    # A path under /api/ that names no operation: a JSON 404 for everyone.
+    ("api-not-found", "get", lambda w: "/api/no-such-thing/7/", None, expect(404, anonymous=404)),
 ]
 # Endpoints of the release pipeline: their world also holds a corpus version, a policy and a
 # built (unpublished) release of the open roads dataset owned by the steward's bureau.

@@ -109,6 +109,9 @@ class MeView(APIView):
 class ObtainTokenView(ObtainAuthToken):
     """Exchange a username and password for the user's API token."""
 
+    # Too many failed tries for a username from one client answer 429 (LoginLocked below).
+    locks_out_failed_logins = True
+
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         valid = serializer.is_valid()

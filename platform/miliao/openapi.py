@@ -89,7 +89,8 @@ class MiliaoAutoSchema(AutoSchema):
             codes |= {"400", "409"}
         if self.method == "POST" and self._open_to_anyone():
             codes.discard("409")
-        if self.view.get_throttles():
+        # DRF's throttles, or a login door that django-axes locks (accounts.throttling).
+        if self.view.get_throttles() or getattr(self.view, "locks_out_failed_logins", False):
             codes.add("429")
         return sorted(codes)
 

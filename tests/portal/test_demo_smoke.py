@@ -79,6 +79,14 @@ def test_demo_serves_the_seeded_portal_on_embedded_defaults(demo):
     )
     assert page.status_code == 200 and "数据管理员工作台" in page.text
     assert "训练房间用途识别模型" in page.text  # the seeded application awaits review
+    # Served as in production: gunicorn, DEBUG off (the site's 404, not Django's URL map),
+    # static files and the favicon served, a Content-Security-Policy on every page.
+    assert re.search(r"web server \(pid \d+\)", output)
+    missing = web.get(f"{base}/no-such-page/")
+    assert missing.status_code == 404 and 'data-testid="error-page"' in missing.text and "URLconf" not in missing.text
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    for asset in ("/static/miliao/site.css", "/static/miliao/progress.js", "/favicon.ico"):
+        assert web.get(f"{base}{asset}").status_code == 200, asset
 
     # The API, with a token; a background task on the in-process worker.
     token = requests.post(

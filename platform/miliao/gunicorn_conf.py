@@ -31,6 +31,9 @@ graceful_timeout = int(os.environ.get("MILIAO_WEB_GRACEFUL_TIMEOUT_S") or 20)
 # queueing work that clients will have given up on by the time a worker is free.
 backlog = int(os.environ.get("MILIAO_WEB_BACKLOG") or 64)
 keepalive = 5
+# No runtime control socket (gunicornc): nothing uses it, and its default path in $HOME would
+# be shared by every gunicorn of the same user.
+control_socket_disable = True
 # Django, its URL map and what the views import (numpy, torch, web3, ...) load once in the
 # master, and the workers fork from it ready: the first request does not pay for the
 # imports, and a worker is never killed by `timeout` while it is still importing them.

@@ -112,7 +112,8 @@ class Command(BaseCommand):
                 web.wait()
             except KeyboardInterrupt:
                 return
-            raise CommandError(f"the web server stopped (exit {web.returncode}); see {settings.STATE_DIR / 'logs'}")
+            if web.returncode:  # 0: it was stopped, with the demo (Ctrl-C reaches the whole process group)
+                raise CommandError(f"the web server stopped (exit {web.returncode}); see {settings.STATE_DIR / 'logs'}")
 
     @contextlib.contextmanager
     def _processes(self, host: str, port: int):

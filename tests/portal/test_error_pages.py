@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import path
 
 import miliao.urls
+from conftest import PASSWORD
 from portal import errors
 
 pytestmark = pytest.mark.foundation
@@ -31,13 +32,19 @@ FOOTER = {"zh-hans": "数据可用不可见", "en": "Data usable but not visible
 
 
 @pytest.fixture
-def visitor(world, settings):
-    settings.ROOT_URLCONF = __name__
+def visitor(db, settings):
+    """A client in a language, logged in as an applicant (or anonymous)."""
+    from accounts import actions as account_actions
 
-    def make(language: str, username: str | None = "applicant") -> Client:
+    settings.ROOT_URLCONF = __name__
+    startup = account_actions.create_organisation(actor=None, code="mili-tech", name="米粒科技", kind="startup")
+    applicant = account_actions.create_user(actor=None, username="applicant", password=PASSWORD, role="applicant",
+                                            organisation=startup)
+
+    def make(language: str, logged_in: bool = True) -> Client:
         client = Client(raise_request_exception=False, HTTP_ACCEPT_LANGUAGE=language)
-        if username:
-            client.force_login(getattr(world, username))
+        if logged_in:
+            client.force_login(applicant)
         return client
 
     return make
@@ -73,7 +80,7 @@ def test_each_error_is_a_page_of_the_site_in_the_visitors_language(visitor, lang
 
 
 def test_anonymous_visitors_get_the_page_too(visitor):
-    response = visitor("en", None).get("/no-such-page/")
+    response = visitor("en", logged_in=False).get("/no-such-page/")
     assert response.status_code == 404 and "404 · Page not found" in response.content.decode()
 
 

@@ -35,12 +35,13 @@ keepalive = 5
 # be shared by every gunicorn of the same user.
 control_socket_disable = True
 # Django, its URL map and what the views import (numpy, torch, web3, ...) load once in the
-# master, and the workers fork from it ready: the first request does not pay for the
-# imports, and a worker is never killed by `timeout` while it is still importing them.
+# master, before it listens, and the workers fork from it ready: the first request does not
+# pay for the imports, a worker is never killed by `timeout` while still importing them, and
+# no connection is accepted before the portal can answer it.
 preload_app = True
 
 
-def when_ready(server):
+def on_starting(server):
     from django.urls import get_resolver
 
     get_resolver().url_patterns  # imports every view module

@@ -57,5 +57,5 @@ def test_the_main_pages_satisfy_the_content_security_policy(live_server, live_wo
 
     # The probe sees what the policy blocks: an inline script added now is refused and reported.
     page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.ran = 1'; document.body.append(s); }")
-    page.wait_for_function("window.__csp.length > 0")
+    page.wait_for_function("() => window.__csp.length > 0")
     assert page.evaluate("window.ran") is None and "script-src" in page.evaluate("window.__csp")[0]

@@ -1,7 +1,7 @@
 """URL map: pages, Django admin, the REST API and its OpenAPI schema and docs."""
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from access.api import (
@@ -27,6 +27,7 @@ from innovation.api import (
 )
 from jobs.api import JobViewSet, SandboxPolicyViewSet, SyftDatasetViewSet, TrainedModelViewSet
 from miliao.api import not_found
+from portal import errors
 from progress.api import TaskProgressViewSet
 from provenance.api import AnchorViewSet, LineageEventViewSet, LineageViewSet
 from releases.api import ReleasePolicyViewSet, ReleaseViewSet
@@ -61,6 +62,7 @@ router.register("showcase", ShowcaseViewSet, basename="showcase")
 
 urlpatterns = [
     path("", include("portal.urls")),
+    path("favicon.ico", errors.favicon, name="favicon"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
@@ -69,10 +71,17 @@ urlpatterns = [
     path("api/downloads/<str:token>/", DownloadView.as_view(), name="api-download"),
     path("api/releases/<int:pk>/files/<str:fmt>/", ReleaseFileView.as_view(), name="api-release-file"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's init script as a file: the CSP allows no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="portal/swagger_ui.html"),
+         name="api-docs"),
     # Namespaced, so API route names never collide with page names.
     path("api/", include((router.urls, "api"))),
     # Any other path under /api/ ending in a slash: a JSON 404, as the schema says (others are
     # left to APPEND_SLASH, which redirects them here).
     re_path(r"^api/.*/$", not_found, name="api-not-found"),
 ]
+
+# Error pages in the site's layout and language; JSON under /api/ (portal/errors.py).
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error

@@ -83,6 +83,14 @@ def test_demo_serves_the_seeded_portal_on_development_defaults(demo):
     )
     assert page.status_code == 200 and "数据管理员工作台" in page.text
     assert "训练房间用途识别模型" in page.text  # the seeded application awaits review
+    # Served as in production: gunicorn, DEBUG off (the site's 404, not Django's URL map),
+    # static files and the favicon served, a Content-Security-Policy on every page.
+    assert re.search(r"web server \(pid \d+\)", output)
+    missing = web.get(f"{base}/no-such-page/")
+    assert missing.status_code == 404 and 'data-testid="error-page"' in missing.text and "URLconf" not in missing.text
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    for asset in ("/static/miliao/site.css", "/static/miliao/progress.js", "/favicon.ico"):
+        assert web.get(f"{base}{asset}").status_code == 200, asset
 
     # The API, with a token; a background task on the in-process worker.
     token = requests.post(
@@ -190,12 +198,12 @@ def test_demo_runs_workers_and_beat_as_processes_and_stops_them_with_itself(demo
     token = requests.post(f"{base}/api/auth/token/", data={"username": "auditor", "password": logins["auditor"]})
     anchors = requests.get(f"{base}/api/anchors/", headers={"Authorization": f"Token {token.json()['token']}"})
     newest = next(a for a in anchors.json()["results"] if a["block_number"] is not None)  # mined
-    children = {name: int(pid) for name, pid in re.findall(r"(jobs worker|platform worker|beat) \(pid (\d+)\)",
+    children = {name: int(pid) for name, pid in re.findall(r"(jobs worker|platform worker|ledger worker|beat|web server) \(pid (\d+)\)",
                                                            output.split("Workers: ", 1)[1].splitlines()[0])}
-    assert set(children) == {"jobs worker", "platform worker", "beat"}
+    assert set(children) == {"jobs worker", "platform worker", "ledger worker", "beat", "web server"}
     assert proc.pid not in children.values() and all(_alive(pid) for pid in children.values())
     proc.send_signal(signal.SIGINT)
-    # The demo bounds its own stop (each worker, then its ledger thread, STOP_TIMEOUT_S at most);
+    # The demo bounds its own stop (its children together, STOP_TIMEOUT_S at most);
     # this only catches one that never ends, with room for a busy machine.
     assert proc.wait(timeout=120) == 0
     assert not [name for name, pid in children.items() if _alive(pid)]

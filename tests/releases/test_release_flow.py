@@ -141,7 +141,7 @@ def test_steward_release_flow_in_the_browser(live_server, live_world, celery_wor
     page.wait_for_selector("[data-testid=dataset-title]")
     page.fill("[data-testid=generate-form] input[name=rooms]", "2000")
     page.click("[data-testid=generate-form] button")
-    page.wait_for_function("document.getElementById('task-status').className.includes('succeeded')", timeout=90_000)
+    page.wait_for_function("() => document.getElementById('task-status').className.includes('succeeded')", timeout=90_000)
     page.click("[data-testid=task-next]")
     assert "v1" in page.inner_text("[data-testid=versions]")
 

@@ -6,11 +6,14 @@ Processes (the production layout of README.md, scaled down):
 - a `jobs` worker (sandbox jobs, challenge scoring) and a `platform` worker (releases,
   imports, alerts, the beat's checks), each a `celery worker` process;
 - `celery beat`, one process;
-- this process: the web server, and the `ledger` queue (anchoring, event-log verification)
-  on a worker thread;
+- a `ledger` worker (anchoring, event-log verification), a `celery worker` process of its own
+  so that anchoring never waits behind a release build;
+- the web server: gunicorn with DEBUG off (miliao/gunicorn_conf.py, as in production),
+  static files collected and served by whitenoise;
 - the chain: an anvil node (ledger/devnode.py) on CHAIN_RPC_URL's loopback port
   (127.0.0.1:8545 by default), its chain kept in STATE_DIR/chain/anvil-state.json so that it
-  survives restarts. A node already answering there is used as it is.
+  survives restarts. A node already answering there is used as it is;
+- this process, which seeds and then watches the others.
 
 They share the broker: by default kombu's filesystem transport under STATE_DIR/broker.
 Stopping the demo (Ctrl-C, SIGTERM) stops them; each also dies with this process.
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import os
 import signal
 import socket
@@ -32,7 +34,6 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from miliao.celery import app as celery_app
 from portal.seed import seed_demo
 
 STOP_TIMEOUT_S = 15
@@ -86,16 +87,19 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
         host = socket.gethostname()
-        with self._processes(host) as children, self._ledger_thread(host):
+        call_command("collectstatic", interactive=False, verbosity=0)
+        with self._processes(host, port) as children:
             self.stdout.write("Workers: " + ", ".join(f"{name} (pid {proc.pid})" for name, proc in children)
-                              + f"; logs in {settings.STATE_DIR / 'logs'}. This process serves the portal and "
-                              "anchors and verifies the event log (ledger queue).")
+                              + f"; logs in {settings.STATE_DIR / 'logs'}.")
             self.stdout.write(f"Portal: http://127.0.0.1:{port}/   API docs: http://127.0.0.1:{port}/api/docs/")
             self.stdout.flush()
+            web = dict(children)["web server"]
             try:
-                call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True)
+                web.wait()
             except KeyboardInterrupt:
-                pass
+                return
+            if web.returncode:  # 0: it was stopped, with the demo (Ctrl-C reaches the whole process group)
+                raise CommandError(f"the web server stopped (exit {web.returncode}); see {settings.STATE_DIR / 'logs'}")
 
     @contextlib.contextmanager
     def _chain_node(self):
@@ -133,8 +137,9 @@ class Command(BaseCommand):
             node.close()
 
     @contextlib.contextmanager
-    def _processes(self, host: str):
-        """The `jobs` and `platform` workers and beat, as processes; stopped on the way out."""
+    def _processes(self, host: str, port: int):
+        """The `jobs`, `platform` and `ledger` workers, beat and the web server, as processes;
+        stopped on the way out."""
         logs = settings.STATE_DIR / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         celery = [sys.executable, "-m", "celery", "-A", "miliao"]
@@ -146,16 +151,21 @@ class Command(BaseCommand):
         commands = {
             "jobs worker": worker(settings.JOBS_QUEUE, "jobs"),
             "platform worker": worker(settings.PLATFORM_QUEUE, "platform"),
+            "ledger worker": worker(settings.LEDGER_QUEUE, "ledger"),
             "beat": [*celery, "beat", "--schedule", str(settings.STATE_DIR / "celerybeat-schedule"),
                      "--loglevel=INFO"],
+            "web server": [sys.executable, "-m", "gunicorn", "--config", "python:miliao.gunicorn_conf"],
         }
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(settings.PLATFORM_DIR), str(settings.REPO_DIR)])}
+        web_env = {**env, "DJANGO_DEBUG": "0", "MILIAO_WEB_BIND": f"127.0.0.1:{port}",
+                   "MILIAO_WEB_WORKERS": os.environ.get("MILIAO_WEB_WORKERS", "2")}
         children = []
         try:
             for name, argv in commands.items():
                 log = open(logs / f"{name.replace(' ', '-')}.log", "ab")
                 children.append((name, subprocess.Popen(
-                    argv, cwd=settings.REPO_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                    argv, cwd=settings.REPO_DIR, env=web_env if name == "web server" else env,
+                    stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT, preexec_fn=_die_with_demo(os.getpid()))))
                 log.close()
             yield children
@@ -177,21 +187,6 @@ class Command(BaseCommand):
         if children:
             self.stdout.write("Stopped: " + ", ".join(f"{name} (pid {proc.pid})" for name, proc in children))
             self.stdout.flush()
-
-    @contextlib.contextmanager
-    def _ledger_thread(self, host: str):
-        """The ledger queue on a worker thread of this process."""
-        from celery.contrib.testing.worker import start_worker
-
-        from progress.actions import recover_lost_tasks
-
-        name = f"web@{host}"
-        recover_lost_tasks(restarted=name)  # what a previous demo's thread was running died with it
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING",
-                          queues=[settings.LEDGER_QUEUE], hostname=name, shutdown_timeout=STOP_TIMEOUT_S):
-            for quiet in ("celery.app.trace", "celery.worker.strategy"):  # a line per anchoring beat, else
-                logging.getLogger(quiet).setLevel(logging.WARNING)
-            yield
 
     def _sandbox(self) -> None:
         from jobs.models import Job, SyftDataset

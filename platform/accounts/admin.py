@@ -43,6 +43,11 @@ class LoginLockoutAdmin(RecordedModelAdmin):
     readonly_fields = list_display
     actions = ["unlock"]
 
+    def get_queryset(self, request):
+        # Only tries at real accounts: a name that is no account is often a password typed
+        # into the username field, and it is never shown (nor recorded in the event log).
+        return super().get_queryset(request).filter(username__in=User.objects.values("username"))
+
     @admin.action(description=gettext_lazy("解锁所选用户名的登录"))
     def unlock(self, request, queryset):
         for username in sorted(set(queryset.values_list("username", flat=True))):

@@ -16,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -222,6 +223,19 @@ class CatalogPagination(PageNumberPagination):
     max_page_size = 100
 
 
+class OpenCatalogThrottle(AnonRateThrottle):
+    """Anonymous DCAT readers, per client address (as the login lockout counts it): a
+    harvester reads a page at a time; a page costs the server its datasets' extents."""
+
+    rate = "120/min"
+    scope = "open-catalog"
+
+    def get_ident(self, request):
+        from accounts.throttling import client_ip
+
+        return client_ip(request) or super().get_ident(request)
+
+
 class DatasetViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
@@ -296,7 +310,8 @@ class DatasetViewSet(
         OpenApiParameter("page_size", int, description=f"datasets per page, at most {DCAT_MAX_PAGE_SIZE}"),
     ], responses=DCAT_RESPONSES)
     @action(detail=False, methods=["get"], url_path="dcat", url_name="catalog-dcat",
-            renderer_classes=DCAT_RENDERERS, permission_classes=[permissions.OpenCatalogReadable])
+            renderer_classes=DCAT_RENDERERS, permission_classes=[permissions.OpenCatalogReadable],
+            throttle_classes=[OpenCatalogThrottle])
     def catalog_dcat(self, request):
         """The catalogue (or the datasets matching the filters) as a DCAT-AP dcat:Catalog, one
         page at a time with Hydra paging links (hydra:view). Anonymous readers get the open
@@ -324,7 +339,8 @@ class DatasetViewSet(
 
     @extend_schema(operation_id="datasets_dcat_dataset", responses=DCAT_RESPONSES)
     @action(detail=True, methods=["get"], url_path="dcat", url_name="dcat",
-            renderer_classes=DCAT_RENDERERS, permission_classes=[permissions.OpenCatalogReadable])
+            renderer_classes=DCAT_RENDERERS, permission_classes=[permissions.OpenCatalogReadable],
+            throttle_classes=[OpenCatalogThrottle])
     def dataset_dcat(self, request, slug=None):
         """One dataset as a DCAT-AP dcat:Dataset, with its published releases as
         distributions (anonymous readers: open datasets only)."""

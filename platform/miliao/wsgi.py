@@ -17,6 +17,8 @@ def client_gone(sock) -> bool:
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except (BlockingIOError, InterruptedError):
         return False
+    except ValueError:  # a TLS socket (gunicorn's certfile) refuses flags: assume still there
+        return False
     except OSError:  # reset by the peer
         return True
 

@@ -63,9 +63,10 @@ def dashboard(request):
     if role == Role.APPLICANT:
         context["applications"] = _applications(user)[:50]
         context["datasets"] = _page(request, Dataset.objects.select_related("owner").order_by("slug"), "page")
-        # The application form offers the datasets of the catalogue page shown (open data
-        # needs no application), so that it too stays the size of a page.
-        context["apply_datasets"] = [d for d in context["datasets"] if d.data_class != DataClass.OPEN]
+        # The application form offers every dataset that needs an application (open data needs
+        # none), whichever catalogue page is shown: one narrow query, no row objects per version.
+        context["apply_datasets"] = (Dataset.objects.exclude(data_class=DataClass.OPEN)
+                                     .only("slug", "title", "data_class").order_by("slug"))
         context["purpose_categories"] = PurposeCategory.choices
     elif role == Role.STEWARD:
         owned = Dataset.objects.filter(owner_id=user.organisation_id)

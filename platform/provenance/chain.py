@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -87,7 +88,7 @@ def base_connection() -> tuple:
             except OSError as exc:
                 raise ChainUnavailable(_unreachable(backend, exc)) from exc
             if settings.CHAIN_ID is not None and chain_id != settings.CHAIN_ID:
-                raise ChainConfigError(f"CHAIN_ID is {settings.CHAIN_ID}, but the node at {backend} reports {chain_id}")
+                raise ChainConfigError(f"CHAIN_ID is {settings.CHAIN_ID}, but the node at {shown_url(backend)} reports {chain_id}")
             account = _account()
             if not settings.PRODUCTION:
                 _fund_dev_account(web3, account)
@@ -101,7 +102,14 @@ def _unreachable(url: str, exc: BaseException) -> str:
         if not settings.PRODUCTION and url == settings.DEV_CHAIN_RPC_URL
         else "check that the node runs and that CHAIN_RPC_URL names it"
     )
-    return f"no chain node answers at CHAIN_RPC_URL={url} ({type(exc).__name__}): {hint}"
+    return f"no chain node answers at CHAIN_RPC_URL={shown_url(url)} ({type(exc).__name__}): {hint}"
+
+
+def shown_url(url: str) -> str:
+    """A node's URL as stored in the ledger's status and shown on pages: scheme, host and port
+    only, since CHAIN_RPC_URL may carry credentials in its user part, path or query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
 
 _registries: dict[tuple[int, str], Registry] = {}  # (pid, address) -> a client whose code was seen

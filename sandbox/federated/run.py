@@ -123,7 +123,7 @@ def run_federation(root: Path, partitions: list[Path], config: dict, *, min_node
         status = federation.status(run_id)
         if status.sub_status != "completed" or not (out / "result.json").exists():
             raise FederationFailed(f"the federated run ended {status.sub_status or status.status}: {status.details}",
-                                   started=True, outcome={"run_id": run_id}, log=log)
+                                   started=True, outcome={"run_id": str(run_id)}, log=log)
         phases["train"] = time.monotonic() - started - phases["start"]
     finally:
         stopping = time.monotonic()
@@ -149,13 +149,13 @@ def _follow(federation: LocalDeployment, run_id: int, out: Path, partitions: lis
         except FederationError as exc:
             if federation.superlink_alive(wait=5):
                 raise FederationFailed(f"the SuperLink stopped answering: {exc}", started=True,
-                                       outcome={"run_id": run_id}, log=federation.log_tail("superlink")) from None
+                                       outcome={"run_id": str(run_id)}, log=federation.log_tail("superlink")) from None
             status = None
         if status is None:
             raise FederationFailed(
                 "the SuperLink stopped during the run; the run cannot go on without it and was not restarted, "
                 "so holders that trained in it may have spent privacy",
-                started=True, outcome={"run_id": run_id, "superlink": "stopped"},
+                started=True, outcome={"run_id": str(run_id), "superlink": "stopped"},
                 log=federation.log_tail("superlink"))
         alive = federation.nodes_alive()
         if status.finished:
@@ -165,9 +165,9 @@ def _follow(federation: LocalDeployment, run_id: int, out: Path, partitions: lis
             raise FederationFailed(
                 f"only {len(alive)} of {len(partitions)} holders are still online, fewer than the minimum of "
                 f"{min_nodes}: the run was stopped", started=True,
-                outcome={"nodes_started": len(partitions), "nodes_alive": len(alive), "run_id": run_id},
+                outcome={"nodes_started": len(partitions), "nodes_alive": len(alive), "run_id": str(run_id)},
                 log=federation.run_log(run_id))
         if time.monotonic() > deadline:
             federation.stop(run_id)
-            raise FederationFailed("stopped at the wall-clock limit", started=True, outcome={"run_id": run_id},
+            raise FederationFailed("stopped at the wall-clock limit", started=True, outcome={"run_id": str(run_id)},
                                    log=federation.run_log(run_id))

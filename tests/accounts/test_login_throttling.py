@@ -127,6 +127,8 @@ def test_unlocking_is_for_stewards_and_a_guessed_username_is_not_logged(people, 
     admin = Client()
     admin.force_login(people[2])
     attempt = AccessAttempt.objects.get(username="target")
+    page = admin.get("/admin/axes/accessattempt/").content.decode()
+    assert "target" in page and "targte" not in page  # a name that is no account is never shown
     listed = admin.post("/admin/axes/accessattempt/", {"action": "unlock", "_selected_action": [attempt.pk]})
     assert listed.status_code == 302 and not AccessAttempt.objects.filter(username="target").exists()
     assert _events("accounts.login_unlocked")[0][1] == people[2].actor_label

@@ -192,6 +192,19 @@ def test_every_role_and_anonymous_readers_read_dcat(world, path):
         assert api_client(user).get(path).status_code == 200
 
 
+def test_anonymous_readers_are_throttled_per_address_and_logged_in_ones_are_not(world, monkeypatch):
+    from catalog.api import OpenCatalogThrottle
+
+    monkeypatch.setattr(OpenCatalogThrottle, "rate", "3/min")
+    statuses = [api_client().get("/api/datasets/dcat/", REMOTE_ADDR="198.51.100.7").status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    refused = api_client().get("/api/datasets/dcat/", REMOTE_ADDR="198.51.100.7")
+    assert int(refused["Retry-After"]) > 0 and refused.json()["detail"]
+    assert api_client().get("/api/datasets/dcat/", REMOTE_ADDR="198.51.100.8").status_code == 200  # another address
+    applicant = api_client(world.by_role["applicant"])
+    assert [applicant.get("/api/datasets/dcat/", REMOTE_ADDR="198.51.100.7").status_code for _ in range(5)] == [200] * 5
+
+
 def test_distributions_follow_the_data_class():
     """Plain data in, DCAT out: open data has a download URL, conditional data only an
     access URL, compute-only data no distribution at all."""

@@ -12,6 +12,8 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
+from miliao.api import is_api
+
 
 def client_ip(request) -> str | None:
     """The client's address: REMOTE_ADDR, or behind a proxy the header it sets
@@ -34,10 +36,6 @@ def lockout_message() -> str:
     return _("登录失败次数过多，已暂时锁定。请 %(minutes)d 分钟后再试，或联系数据管理员解锁。") % {
         "minutes": minutes
     }
-
-
-def is_api(request) -> bool:
-    return request.path.startswith("/api/")
 
 
 def lockout_response(request, original_response=None, credentials=None):

@@ -11,6 +11,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import ActionError
 
+API_PREFIX = "/api/"
+
+
+def is_api(request) -> bool:
+    """Whether a request is the API's (JSON answers) rather than a page's (HTML)."""
+    return request.path.startswith(API_PREFIX)
+
 
 def exception_handler(exc, context):
     """Turn every error into the API's one error shape (the `Error` schema): an object with

@@ -14,11 +14,7 @@ from django.template import loader
 from django.utils.translation import gettext as _
 from rest_framework import exceptions as api_errors
 
-API_PREFIX = "/api/"
-
-
-def _is_api(request) -> bool:
-    return request.path.startswith(API_PREFIX)
+from miliao.api import is_api, not_found
 
 
 def _texts(status: int) -> tuple[str, str]:
@@ -38,14 +34,14 @@ def _page(request, status: int, reason: str = ""):
 
 def permission_denied(request, exception=None):
     reason = str(exception) if exception is not None and exception.args else ""
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": reason or str(api_errors.PermissionDenied.default_detail)}, status=403)
     return _page(request, 403, reason)
 
 
 def page_not_found(request, exception=None):
-    if _is_api(request):
-        return JsonResponse({"detail": str(api_errors.NotFound.default_detail)}, status=404)
+    if is_api(request):
+        return not_found(request)
     return _page(request, 404)
 
 
@@ -57,7 +53,7 @@ def csrf_failure(request, reason=""):
 def server_error(request):
     """Rendered without the request's context: whatever failed (the database, the session)
     must not fail the error page too, so the page shows no user menu and no forms."""
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": str(api_errors.APIException.default_detail)}, status=500)
     title, message = _texts(500)
     html = loader.get_template("portal/error.html").render(
@@ -76,7 +72,7 @@ class MethodNotAllowedPageMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if response.status_code != 405 or _is_api(request) or response.content:
+        if response.status_code != 405 or is_api(request) or response.content:
             return response
         page = _page(request, 405)
         if response.has_header("Allow"):

@@ -2,18 +2,12 @@
 log were hashed under version 1 (Python's json.dumps); new ones are written under version 2
 (RFC 8785) by the recorder, which always names the version, so the field has no default.
 On SQLite the added column rebuilds the table, which takes the append-only triggers with it:
-they are put back, as 0004 does."""
+they are put back with 0004's function."""
 import importlib
 
 from django.db import migrations, models
 
-append_only = importlib.import_module("provenance.migrations.0002_append_only")
-
-
-def reinstall(apps, schema_editor):
-    append_only.uninstall(apps, schema_editor)
-    append_only.install(apps, schema_editor)
-
+reinstall = importlib.import_module("provenance.migrations.0004_append_only_again").reinstall
 
 class Migration(migrations.Migration):
     dependencies = [("provenance", "0004_append_only_again")]

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import build_world, per_test, rolled_back_at_the_end
 from role_support import assert_answers
-from sandbox_support import add_rooms_corpus, approve_lab
+from sandbox_support import add_rooms_corpus, approve_lab, approved_for_a_run_here
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
 
@@ -58,7 +58,7 @@ def code_world(w, *, with_job: bool):
         job = actions.submit_job(actor=w.researcher, dataset=w.rooms, kind="code", title="rooms per district",
                                  code=CODE, params={"target_epsilon": 0.5, "delta": 1e-6,
                                                     "aggregate": {"by": ["district"], "values": {}}})
-        job = actions.approve_job(actor=w.steward, job=job)
+        job = approved_for_a_run_here(w, job)
         runner.run_job(str(job.task_id), job.pk)  # the worker's run, done here
         job.refresh_from_db()
         assert job.status == "review", (job.status, job.status_reason)

@@ -48,6 +48,22 @@ if [ ! -f "$npm_stamp" ]; then
   touch "$npm_stamp"
 fi
 
+# The portal's browser libraries, served by the platform itself (no CDN): Leaflet (maps),
+# Apache ECharts (charts) and axe-core (the accessibility check the tests run in the page).
+# The files the pages load are copied into frontend/vendor/, served under /static/vendor/.
+frontend_stamp="frontend/node_modules/.installed-$(sha256sum frontend/package-lock.json | cut -c1-16)"
+if [ ! -f "$frontend_stamp" ] || [ ! -f frontend/vendor/.complete ]; then
+  echo "==> installing Leaflet, ECharts and axe-core into frontend/node_modules"
+  npm ci --prefix frontend --no-audit --no-fund --loglevel=error
+  rm -rf frontend/vendor
+  mkdir -p frontend/vendor/leaflet frontend/vendor/echarts frontend/vendor/axe-core
+  cp -R frontend/node_modules/leaflet/dist/leaflet.js frontend/node_modules/leaflet/dist/leaflet.css \
+    frontend/node_modules/leaflet/dist/images frontend/node_modules/leaflet/LICENSE frontend/vendor/leaflet/
+  cp frontend/node_modules/echarts/dist/echarts.min.js frontend/node_modules/echarts/LICENSE frontend/vendor/echarts/
+  cp frontend/node_modules/axe-core/axe.min.js frontend/node_modules/axe-core/LICENSE frontend/vendor/axe-core/
+  touch "$frontend_stamp" frontend/vendor/.complete
+fi
+
 # The test command also needs the outside verifier in Node.js (canonicalize, ethers), which a
 # test runs on an export as the README tells an auditor to.
 if [ -n "$extras" ]; then

@@ -358,7 +358,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [REPO_DIR / "static"]
+# frontend/vendor/: the npm browser libraries (Leaflet, ECharts, axe-core) that scripts/bootstrap.sh
+# installs and copies there; pages load them as {% static "vendor/leaflet/leaflet.js" %}.
+STATICFILES_DIRS = [REPO_DIR / "static", ("vendor", REPO_DIR / "frontend" / "vendor")]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or STATE_DIR / "static")
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise serves it, once collected

@@ -15,15 +15,18 @@ Answers that depend on the reader beyond the audience (a dataset's whole record 
 releases this reader may see) are never kept. The generation is a fresh random number at
 each change, not a count: a change rolled back with its transaction cannot hand its number,
 and the answers kept under it, to a later change. Kept answers live in Django's cache
-(per process by default) and expire after TTL_S."""
+(per process by default) as rendered bytes, and expire after TTL_S."""
 from __future__ import annotations
 
 import hashlib
 import secrets
 
 from django.core.cache import cache
+from django.http import HttpResponse
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import translation
+
+from rest_framework.response import Response
 
 from accounts import permissions
 
@@ -32,10 +35,16 @@ ROW = 1
 
 
 def generation() -> int | None:
-    """The catalogue's current generation; None when its row is missing (nothing is kept then)."""
+    """The catalogue's current generation; None when its row is missing (nothing is kept then).
+    Plain SQL: asked on every kept answer, it skips the ORM's query compilation."""
+    from django.db import connection
+
     from .models import CatalogGeneration
 
-    return CatalogGeneration.objects.filter(pk=ROW).values_list("value", flat=True).first()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT value FROM {CatalogGeneration._meta.db_table} WHERE id = %s", [ROW])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def bump(**_) -> None:
@@ -47,29 +56,45 @@ def bump(**_) -> None:
         CatalogGeneration.objects.update_or_create(pk=ROW, defaults={"value": value})
 
 
+# What may be kept: answers rendered for machines. The browsable API's HTML carries the
+# reader's name and CSRF token, so it is rendered for each request.
+SHARED_MEDIA_TYPES = {"application/json", "application/ld+json", "text/turtle"}
+
+
 def key(request, view: str) -> str | None:
     """The key of `view`'s answer to `request`, or None when nothing may be kept."""
+    media_type = request.accepted_renderer.media_type
+    if media_type not in SHARED_MEDIA_TYPES:
+        return None
     current = generation()
     if current is None:
         return None
     parts = [
         str(current), permissions.catalog_audience(request.user), request.scheme, request.get_host(),
-        translation.get_language() or "", request.accepted_renderer.media_type, view,
-        request.META.get("QUERY_STRING", ""),
+        translation.get_language() or "", media_type, view, request.META.get("QUERY_STRING", ""),
     ]
     return "catalog-answer:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def kept(request, view: str, compute):
-    """`compute()`'s value for this request: a kept copy when there is one."""
+def answer(request, view: str, compute, *, etag=None) -> tuple[HttpResponse, str | None]:
+    """`view`'s answer to `request` and its ETag (`etag(data)`, when asked for): a kept copy of
+    the rendered bytes when there is one, else `compute()`'s data, rendered by the view as
+    usual and kept once rendered (a 200 only)."""
     name = key(request, view)
-    if name is None:
-        return compute()
-    value = cache.get(name)
-    if value is None:
-        value = compute()
-        cache.set(name, value, TTL_S)
-    return value
+    hit = cache.get(name) if name else None
+    if hit is not None:
+        content, content_type, tag = hit
+        return HttpResponse(content, content_type=content_type), tag
+    data = compute()
+    tag = etag(data) if etag else None
+    response = Response(data)
+    if name:
+        def keep(rendered):
+            if rendered.status_code == 200:
+                cache.set(name, (bytes(rendered.content), rendered["Content-Type"], tag), TTL_S)
+
+        response.add_post_render_callback(keep)
+    return response, tag
 
 
 def connect() -> None:

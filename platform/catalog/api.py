@@ -195,10 +195,10 @@ def dcat_etag(request, document: dict) -> str:
     return '"' + hashlib.sha256(f"{media_type}\n{body}".encode()).hexdigest()[:40] + '"'
 
 
-def conditional_dcat(request, document: dict, etag: str) -> HttpResponse:
+def conditional_dcat(request, response: HttpResponse, etag: str) -> HttpResponse:
     """ETag and conditional GET: 304 when the reader already holds this version. Shared
     caches may keep anonymous readers' copies."""
-    answer = get_conditional_response(request, etag=etag) or Response(document)
+    answer = get_conditional_response(request, etag=etag) or response
     answer["ETag"] = etag
     patch_vary_headers(answer, ["Accept", "Authorization", "Cookie"])
     if permissions.role_of(request.user) is None:
@@ -282,7 +282,7 @@ class DatasetViewSet(
             page = self.paginate_queryset(self.filtered())
             return self.get_paginated_response([metadata.dataset_record(d, url=self.url) for d in page]).data
 
-        return Response(answers.kept(request, "datasets-list", compute))
+        return answers.answer(request, "datasets-list", compute)[0]
 
     @extend_schema(responses=DatasetRecordSerializer)
     def retrieve(self, request, *args, **kwargs):
@@ -335,13 +335,13 @@ class DatasetViewSet(
             datasets = list(matching[(number - 1) * size:number * size])
             releases = metadata.published_releases([d.pk for d in datasets])
             records = [metadata.dataset_record(d, url=self.url, releases=releases.get(d.pk, [])) for d in datasets]
-            document = dcat.catalog_document(
+            return dcat.catalog_document(
                 records, catalog_url=request.build_absolute_uri(request.path),
                 homepage=request.build_absolute_uri(reverse("dashboard")), page=page, download_url=self.download_url,
             )
-            return document, dcat_etag(request, document)
 
-        return conditional_dcat(request, *answers.kept(request, "dcat-catalog", compute))
+        return conditional_dcat(request, *answers.answer(request, "dcat-catalog", compute,
+                                                          etag=lambda document: dcat_etag(request, document)))
 
     def page_url(self, number: int) -> str:
         params = self.request.query_params.copy()
@@ -359,10 +359,10 @@ class DatasetViewSet(
             dataset = self.get_object()
             releases = metadata.published_releases([dataset.pk]).get(dataset.pk, [])
             record = metadata.dataset_record(dataset, url=self.url, releases=releases)
-            document = dcat.dataset_document(record, download_url=self.download_url)
-            return document, dcat_etag(request, document)
+            return dcat.dataset_document(record, download_url=self.download_url)
 
-        return conditional_dcat(request, *answers.kept(request, f"dcat-dataset:{slug}", compute))
+        return conditional_dcat(request, *answers.answer(request, f"dcat-dataset:{slug}", compute,
+                                                          etag=lambda document: dcat_etag(request, document)))
 
 
 class ReleaseFileView(APIView):

@@ -127,3 +127,19 @@ def test_an_answer_kept_inside_a_rolled_back_change_is_never_served(world):
     world.roads.refresh_from_db()
     update_dataset_metadata(actor=world.steward, dataset=world.roads, title="真的改了")
     assert titles(api)[world.roads.slug] == "真的改了"
+
+
+def test_the_browsable_api_page_is_rendered_for_each_reader(world):
+    """Its HTML names the reader and carries their CSRF token: it is never kept."""
+    from django.test import Client
+
+    pages = {}
+    for user in (world.applicant, world.steward):
+        client = Client()
+        client.force_login(user)
+        answer = client.get("/api/datasets/", HTTP_ACCEPT="text/html")
+        assert answer.status_code == 200 and answer["Content-Type"].startswith("text/html")
+        pages[user.username] = answer.content.decode()
+    assert world.applicant.username in pages[world.applicant.username]
+    assert world.steward.username in pages[world.steward.username]
+    assert world.applicant.username not in pages[world.steward.username].replace(world.steward.username, "")

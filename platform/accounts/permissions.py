@@ -173,10 +173,17 @@ def can_use_admin(user) -> bool:
 # --- DRF --------------------------------------------------------------------------
 
 
+def catalog_audience(user) -> str:
+    """Which catalogue a reader sees: "members" (anyone logged in: every dataset) or "public"
+    (anonymous readers: the open-data catalogue that harvesters fetch). The catalogue's kept
+    answers (catalog.answers) are shared within an audience, so nothing else about the reader
+    may change what catalog_datasets returns."""
+    return "members" if role_of(user) is not None else "public"
+
+
 def catalog_datasets(user, qs: QuerySet) -> QuerySet:
-    """The catalogue's entries a reader sees: every dataset for anyone logged in; open
-    datasets only for anonymous readers (the open-data catalogue that harvesters fetch)."""
-    return qs if role_of(user) is not None else qs.filter(data_class="open")
+    """The catalogue's entries a reader's audience sees (catalog_audience)."""
+    return qs if catalog_audience(user) == "members" else qs.filter(data_class="open")
 
 
 class OpenCatalogReadable(drf_permissions.BasePermission):

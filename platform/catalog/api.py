@@ -26,7 +26,7 @@ from accounts.models import Organisation
 from miliao.errors import InvalidInput
 from releases.models import Release
 
-from . import actions, dcat, metadata
+from . import actions, answers, dcat, metadata
 from .models import DataClass, Dataset, Theme
 from .query import parse_filters
 
@@ -188,12 +188,16 @@ def page_number(params, name: str, default: int, highest: int | None = None) -> 
     return number
 
 
-def conditional_dcat(request, response: Response) -> HttpResponse:
-    """ETag (of the document in the negotiated media type) and conditional GET: 304 when the
-    reader already holds this version. Shared caches may keep anonymous readers' copies."""
-    body = json.dumps(response.data, sort_keys=True, ensure_ascii=False, default=str)
+def dcat_etag(request, document: dict) -> str:
+    """The ETag of a DCAT document in the negotiated media type."""
+    body = json.dumps(document, sort_keys=True, ensure_ascii=False, default=str)
     media_type = request.accepted_renderer.media_type
-    etag = '"' + hashlib.sha256(f"{media_type}\n{body}".encode()).hexdigest()[:40] + '"'
+    return '"' + hashlib.sha256(f"{media_type}\n{body}".encode()).hexdigest()[:40] + '"'
+
+
+def conditional_dcat(request, response: HttpResponse, etag: str) -> HttpResponse:
+    """ETag and conditional GET: 304 when the reader already holds this version. Shared
+    caches may keep anonymous readers' copies."""
     answer = get_conditional_response(request, etag=etag) or response
     answer["ETag"] = etag
     patch_vary_headers(answer, ["Accept", "Authorization", "Cookie"])
@@ -274,8 +278,11 @@ class DatasetViewSet(
                    responses=DatasetRecordSerializer(many=True))
     def list(self, request, *args, **kwargs):
         """Datasets matching every filter given; a bad filter value is a 400 naming it."""
-        page = self.paginate_queryset(self.filtered())
-        return self.get_paginated_response([metadata.dataset_record(d, url=self.url) for d in page])
+        def compute():
+            page = self.paginate_queryset(self.filtered())
+            return self.get_paginated_response([metadata.dataset_record(d, url=self.url) for d in page]).data
+
+        return answers.answer(request, "datasets-list", compute)[0]
 
     @extend_schema(responses=DatasetRecordSerializer)
     def retrieve(self, request, *args, **kwargs):
@@ -317,20 +324,24 @@ class DatasetViewSet(
         page at a time with Hydra paging links (hydra:view). Anonymous readers get the open
         datasets; JSON-LD, Turtle (text/turtle) or JSON by the Accept header; ETag and
         If-None-Match answer 304 when nothing changed."""
-        size = page_number(request.query_params, "page_size", DCAT_PAGE_SIZE, DCAT_MAX_PAGE_SIZE)
-        number = page_number(request.query_params, "page", 1)
-        matching = self.filtered()
-        total = matching.count()
-        page = dcat.Page(number, size, total, url=self.page_url)
-        if number > page.last:
-            raise NotFound(f"page {number} is past the last page, {page.last}")
-        datasets = list(matching[(number - 1) * size:number * size])
-        releases = metadata.published_releases([d.pk for d in datasets])
-        records = [metadata.dataset_record(d, url=self.url, releases=releases.get(d.pk, [])) for d in datasets]
-        return conditional_dcat(request, Response(dcat.catalog_document(
-            records, catalog_url=request.build_absolute_uri(request.path),
-            homepage=request.build_absolute_uri(reverse("dashboard")), page=page, download_url=self.download_url,
-        )))
+        def compute():
+            size = page_number(request.query_params, "page_size", DCAT_PAGE_SIZE, DCAT_MAX_PAGE_SIZE)
+            number = page_number(request.query_params, "page", 1)
+            matching = self.filtered()
+            total = matching.count()
+            page = dcat.Page(number, size, total, url=self.page_url)
+            if number > page.last:
+                raise NotFound(f"page {number} is past the last page, {page.last}")
+            datasets = list(matching[(number - 1) * size:number * size])
+            releases = metadata.published_releases([d.pk for d in datasets])
+            records = [metadata.dataset_record(d, url=self.url, releases=releases.get(d.pk, [])) for d in datasets]
+            return dcat.catalog_document(
+                records, catalog_url=request.build_absolute_uri(request.path),
+                homepage=request.build_absolute_uri(reverse("dashboard")), page=page, download_url=self.download_url,
+            )
+
+        return conditional_dcat(request, *answers.answer(request, "dcat-catalog", compute,
+                                                          etag=lambda document: dcat_etag(request, document)))
 
     def page_url(self, number: int) -> str:
         params = self.request.query_params.copy()
@@ -344,10 +355,14 @@ class DatasetViewSet(
     def dataset_dcat(self, request, slug=None):
         """One dataset as a DCAT-AP dcat:Dataset, with its published releases as
         distributions (anonymous readers: open datasets only)."""
-        dataset = self.get_object()
-        releases = metadata.published_releases([dataset.pk]).get(dataset.pk, [])
-        record = metadata.dataset_record(dataset, url=self.url, releases=releases)
-        return conditional_dcat(request, Response(dcat.dataset_document(record, download_url=self.download_url)))
+        def compute():
+            dataset = self.get_object()
+            releases = metadata.published_releases([dataset.pk]).get(dataset.pk, [])
+            record = metadata.dataset_record(dataset, url=self.url, releases=releases)
+            return dcat.dataset_document(record, download_url=self.download_url)
+
+        return conditional_dcat(request, *answers.answer(request, f"dcat-dataset:{slug}", compute,
+                                                          etag=lambda document: dcat_etag(request, document)))
 
 
 class ReleaseFileView(APIView):

@@ -5,3 +5,8 @@ from django.utils.translation import gettext_lazy as _
 class CatalogConfig(AppConfig):
     name = "catalog"
     verbose_name = _("数据目录")
+
+    def ready(self):
+        from . import answers
+
+        answers.connect()

@@ -61,3 +61,15 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class CatalogGeneration(models.Model):
+    """One row: a value that every change to what the catalogue shows replaces, in the
+    changing transaction (catalog.answers). The catalogue's shared answers are kept under it,
+    so a reader who sees the change never gets an answer from before it."""
+
+    value = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = _("目录版本号")
+        verbose_name_plural = _("目录版本号")

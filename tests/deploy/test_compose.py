@@ -190,3 +190,13 @@ def test_the_dockerfile_passes_hadolint_and_builds_the_image_the_platform_needs(
         assert (REPO / source).is_file()
     ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
     assert {".git", ".venv", "deploy/secrets", "deploy/besu/network", "deploy/*.env"} <= set(ignored)
+
+
+def test_the_image_vendors_every_browser_file_bootstrap_does_and_the_source_map_leaflet_names():
+    # Production's collectstatic (hashed names) refuses a file that names a missing one:
+    # leaflet.js ends with `sourceMappingURL=leaflet.js.map`.
+    bootstrap = (REPO / "scripts" / "bootstrap.sh").read_text()
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    copied = set(re.findall(r"node_modules/[\w./-]+", bootstrap)) - {"node_modules/.installed-"}
+    assert copied and all(path in dockerfile for path in copied), copied
+    assert "node_modules/leaflet/dist/leaflet.js.map" in dockerfile

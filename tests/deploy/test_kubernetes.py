@@ -117,7 +117,7 @@ def test_stores_and_the_superlink_keep_their_state_on_volumes(docs):
     assert database.startswith("--database=/var/lib/flower/")
     # The platform finds the SuperLink, the chain and the broker through the config map.
     config = docs[("ConfigMap", "miliao-config")]["data"]
-    assert config["FLOWER_SUPERLINK_ADDRESS"].startswith("superlink.miliao.svc:")
+    assert config["FLOWER_SUPERLINK"].startswith("superlink.miliao.svc:")
     assert config["CHAIN_RPC_URL"].startswith("http://besu.miliao.svc:")
     # No secret in the config map: they come from the Secret contract.
     secrets = docs[("Secret", "miliao-secrets")]["stringData"]

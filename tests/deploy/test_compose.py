@@ -200,3 +200,43 @@ def test_the_image_vendors_every_browser_file_bootstrap_does_and_the_source_map_
     copied = set(re.findall(r"node_modules/[\w./-]+", bootstrap)) - {"node_modules/.installed-"}
     assert copied and all(path in dockerfile for path in copied), copied
     assert "node_modules/leaflet/dist/leaflet.js.map" in dockerfile
+
+
+def test_init_host_fills_in_the_settings_and_secrets_that_compose_reads(tmp_path):
+    import importlib.util
+    import json
+    import stat
+
+    from cryptography.fernet import Fernet
+
+    from ledger.keystore import load_account
+
+    spec = importlib.util.spec_from_file_location("deploy_init_host", DEPLOY / "init_host.py")
+    init = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(init)
+    for name in ("compose.yaml", "env.example"):
+        shutil.copy(DEPLOY / name, tmp_path / name)
+    assert init.main(["--host", "bad host", "--dir", str(tmp_path)]) == 2
+    assert not (tmp_path / "miliao.env").exists()
+    assert init.main(["--host", "miliao.planning.example.gov.cn", "--chain-id", "1337", "--dir", str(tmp_path)]) == 0
+
+    environ = {k: v for k, v in os.environ.items() if k != "MILIAO_ENV_FILE"}
+    done = subprocess.run([tool("docker-compose"), "--file", str(tmp_path / "compose.yaml"), "config"],
+                          env={**environ, "MILIAO_BESU_NODE_DIR": "/nonexistent"}, capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    web = yaml.safe_load(done.stdout)["services"]["web"]["environment"]
+    password = (tmp_path / "secrets" / "postgres-password").read_text()
+    assert web["DATABASE_URL"] == f"postgres://miliao:{password}@db:5432/miliao"
+    assert web["DJANGO_ALLOWED_HOSTS"] == "miliao.planning.example.gov.cn" and web["CHAIN_ID"] == "1337"
+    assert web["CELERY_BROKER_URL"] == "redis://redis:6379/0"  # compose's own, over env.example's
+    Fernet(web["MILIAO_MASTER_KEY"].encode())
+    assert len(web["DJANGO_SECRET_KEY"]) >= 50 and "change-me" not in done.stdout
+    keystore = tmp_path / "secrets" / "anchor-keystore.json"
+    assert load_account(keystore, web["CHAIN_KEYSTORE_PASSWORD"]).address.lower() == \
+        "0x" + json.loads(keystore.read_text())["address"].lower().removeprefix("0x")
+    assert stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "miliao.env").stat().st_mode) == 0o600
+    # Never over an existing install.
+    assert init.main(["--host", "miliao.planning.example.gov.cn", "--dir", str(tmp_path)]) == 2
+    assert (tmp_path / "secrets" / "postgres-password").read_text() == password

@@ -110,10 +110,10 @@ def test_a_worker_per_queue_one_beat_and_the_production_web_server(compose):
 
 def test_every_long_running_service_has_a_healthcheck_and_the_platform_waits_for_its_stores(compose):
     services = compose["services"]
-    assert set(services) == PLATFORM_SERVICES | {"db", "redis", "chain"}
+    assert set(services) == PLATFORM_SERVICES | {"db", "redis", "chain", "chain-volume"}
     for name, service in services.items():
         check = service.get("healthcheck", {})
-        if name in {"migrate", "beat"}:
+        if name in {"migrate", "beat", "chain-volume"}:
             assert check.get("disable") is True
         else:
             assert check.get("test") and check.get("interval"), f"{name} has no healthcheck"

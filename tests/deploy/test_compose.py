@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -22,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 COMPOSE_FILES = [DEPLOY / "compose.yaml", DEPLOY / "besu" / "compose.yaml"]
 PLATFORM_SERVICES = {"migrate", "web", "worker-jobs", "worker-platform", "worker-ledger", "beat", "superlink"}
-BIN = Path(os.sys.executable).parent
+BIN = Path(sys.executable).parent
 
 
 def tool(name: str) -> str:

@@ -30,7 +30,9 @@ import tomllib
 from pathlib import Path
 
 import rlp
+import rlp.exceptions
 from eth_keys import keys
+from eth_keys.exceptions import ValidationError
 from eth_utils import keccak, to_checksum_address
 
 # QBFT's genesis constants (Besu's documentation): the mixHash that marks a BFT block, and the
@@ -76,7 +78,7 @@ def public_key(text: str, where: str) -> keys.PublicKey:
         raw = raw[2:]
     try:
         key = keys.PublicKey(bytes.fromhex(raw))
-    except (ValueError, Exception) as exc:  # eth_keys raises its own ValidationError
+    except (ValueError, ValidationError) as exc:
         raise NetworkError(f"{where}: not a secp256k1 public key (128 hex digits): {exc}") from None
     return key
 
@@ -138,7 +140,7 @@ def decode_extra_data(extra_data: str) -> dict:
     """The fields of a QBFT extraData; raises NetworkError when it is not one."""
     try:
         fields = rlp.decode(bytes.fromhex(extra_data.removeprefix("0x")))
-    except Exception as exc:  # rlp's DecodingError, or not hex
+    except (ValueError, rlp.exceptions.DecodingError) as exc:  # not hex, or not RLP
         raise NetworkError(f"extraData is not RLP: {exc}") from None
     if not isinstance(fields, list) or len(fields) != 5:
         raise NetworkError("extraData must be a list of 5 items (vanity, validators, vote, round, seals)")

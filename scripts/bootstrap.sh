@@ -73,4 +73,16 @@ if [ -n "$extras" ]; then
     npm ci --prefix ledger/verify-js --no-audit --no-fund --loglevel=error
     touch "$verify_js_stamp"
   fi
+  # tests/deploy checks deploy/'s compose files with Debian's docker-compose (`config` needs no
+  # Docker engine); its other validators are Python packages of the test extra.
+  if ! command -v docker-compose >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "==> installing Debian packages: docker-compose"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+    else
+      echo "docker-compose is needed by tests/deploy: install Debian's docker-compose, then run this again" >&2
+      exit 1
+    fi
+  fi
 fi

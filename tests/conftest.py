@@ -400,7 +400,7 @@ def log_in(page, base_url, username):
 
 
 
-CAPABILITIES = {"foundation", "release", "access", "ledger", "sandbox", "innovation"}
+CAPABILITIES = {"foundation", "release", "access", "ledger", "sandbox", "innovation", "deploy"}
 
 
 def pytest_collection_modifyitems(config, items):

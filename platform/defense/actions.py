@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts import permissions
 from accounts.models import Organisation, Role, User
@@ -94,9 +95,10 @@ def acknowledge_alert(*, actor, alert: Alert, note: str) -> Alert:
     permissions.check_handle_alert(actor, alert)
     note = (note or "").strip()
     if not note:
-        raise InvalidInput("note", "say what was done about the alert")
+        raise InvalidInput("note", _("say what was done about the alert"))
     if alert.status != AlertStatus.OPEN:
-        raise Conflict(f"alert #{alert.pk} is already {alert.status}")
+        raise Conflict(_("alert #%(alert)s is already %(alert_status)s")
+                       % {"alert": alert.pk, "alert_status": alert.get_status_display()})
     alert.status = AlertStatus.ACKNOWLEDGED
     alert.acknowledged_by = actor
     alert.acknowledged_at = timezone.now()

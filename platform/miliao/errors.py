@@ -1,5 +1,11 @@
-"""Errors that actions raise. Views turn them into a 400/403/409 answer or a page message."""
+"""Errors that actions raise. Views turn them into a 400/403/409 answer or a page message.
+
+Messages are written for people and translated where they are raised (`gettext` with named
+placeholders), in the language of the request that ran the action; what a client reads by
+machine stays fixed: the status, and for `InvalidInput` the field's name (`{"<field>": [message]}`)."""
 from __future__ import annotations
+
+from django.utils.translation import gettext as _
 
 
 class ActionError(Exception):
@@ -19,7 +25,7 @@ class InvalidInput(ActionError):
     """A named field of the request is wrong."""
 
     def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
+        super().__init__(_("%(field)s: %(message)s") % {"field": field, "message": message})
         self.field = field
         self.field_message = message
 

@@ -116,7 +116,7 @@ def _whole(form, name: str, what: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise InvalidInput(name, f"enter {what}") from None
+        raise InvalidInput(name, _("enter %(what)s") % {"what": what}) from None
 
 
 @login_required
@@ -130,7 +130,7 @@ def submit_application(request):
         application = access_actions.submit_application(
             actor=request.user, dataset=dataset, purpose=request.POST.get("purpose", ""),
             purpose_category=request.POST.get("purpose_category") or None,
-            duration_days=_whole(request.POST, "duration_days", "a whole number of days"),
+            duration_days=_whole(request.POST, "duration_days", _("a whole number of days")),
         )
     except ActionError as exc:
         messages.error(request, exc.message)
@@ -156,7 +156,7 @@ def decide_application(request, pk: int):
         terms = {}
         if decision == "approve":  # optional: the licence's download limit, a budget's ε and δ
             terms = {name: value for name, value in (
-                ("download_limit", _whole(request.POST, "download_limit", "a whole number")),
+                ("download_limit", _whole(request.POST, "download_limit", _("a whole number"))),
                 ("epsilon", request.POST.get("epsilon") or None),
                 ("delta", request.POST.get("delta") or None),
             ) if value is not None}
@@ -248,7 +248,7 @@ def create_user(request):
     organisation = Organisation.objects.filter(code=form.get("organisation", "")).first()
     try:
         if organisation is None:
-            raise InvalidInput("organisation", "choose an existing organisation")
+            raise InvalidInput("organisation", _("choose an existing organisation"))
         user = account_actions.create_user(
             actor=request.user,
             username=form.get("username", "").strip(),

@@ -81,7 +81,7 @@ def check_licence(licence: Licence, *, user, purpose: str = "", count: int | Non
         message = (_("licence #%(licence)s is %(status)s: %(reason)s") if licence.status_reason
                    else _("licence #%(licence)s is %(status)s"))
         raise Refused(message % {"licence": licence.pk, "status": licence.get_status_display(),
-                                 "reason": licence.status_reason})
+                                 "reason": licence.status_reason_text()})
     decision = odrl.evaluate(
         licence.policy,
         odrl.Request(

@@ -50,7 +50,7 @@ from .models import (
 
 def _progress(task_id) -> dict | None:
     task = TaskProgress.objects.filter(pk=task_id).first() if task_id else None
-    return None if task is None else {"id": str(task.pk), "percent": task.percent, "stage": task.stage,
+    return None if task is None else {"id": str(task.pk), "percent": task.percent, "stage": task.stage_text(),
                                       "status": task.status}
 
 

@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_noop
 
 from provenance.recorder import record, subject_of
 
@@ -38,8 +39,9 @@ from .models import FINISHED, TaskProgress, TaskStatus
 
 log = logging.getLogger(__name__)
 
-# Work reports progress as (percent 0-100, stage text).
-Reporter = Callable[[float, str], None]
+# Work reports progress as (percent 0-100, stage, **values): the stage is a message id marked
+# with gettext_noop, with named placeholders for the values; pages translate it when they show it.
+Reporter = Callable[..., None]
 
 
 def queue_task(kind: str, *, label: str, actor, dispatch: Callable[[str], Any]) -> TaskProgress:
@@ -53,10 +55,11 @@ def queue_task(kind: str, *, label: str, actor, dispatch: Callable[[str], Any]) 
     return task
 
 
-def _report(task_id: str, percent: float, stage: str) -> None:
+def _report(task_id: str, percent: float, stage: str, args: dict) -> None:
     now = timezone.now()
     TaskProgress.objects.filter(pk=task_id, status=TaskStatus.RUNNING).update(
-        percent=max(0.0, min(100.0, percent)), stage=stage[:200], updated_at=now, heartbeat_at=now
+        percent=max(0.0, min(100.0, percent)), stage=stage[:200], stage_args=args, updated_at=now,
+        heartbeat_at=now
     )
 
 
@@ -118,12 +121,12 @@ def run_tracked(
 
     last = 0.0
 
-    def report(percent: float, stage: str) -> None:
+    def report(percent: float, stage: str, **args) -> None:
         nonlocal last
         now = time.monotonic()
         if now - last >= min_interval_s or percent >= 100:
             last = now
-            _report(task_id, percent, stage)
+            _report(task_id, percent, stage, args)
 
     try:
         with _heartbeat(task_id):
@@ -140,7 +143,7 @@ def run_tracked(
             commit(result)
         task.status = TaskStatus.SUCCEEDED
         task.percent = 100.0
-        task.stage = "done"
+        task.stage, task.stage_args = gettext_noop("done"), {}
         task.result = result
         task.finished_at = timezone.now()
         task.save()

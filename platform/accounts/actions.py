@@ -70,12 +70,12 @@ def create_user(
         raise InvalidInput("role", _("must be one of %(role_values)s")
                                    % {"role_values": ', '.join(Role.values)})
     if organisation.kind not in ROLE_ORGANISATION_KINDS[role]:
-        allowed_kinds = ", ".join(sorted(ROLE_ORGANISATION_KINDS[role]))
+        allowed_kinds = ", ".join(str(OrganisationKind(k).label) for k in sorted(ROLE_ORGANISATION_KINDS[role]))
         raise InvalidInput(
             "organisation",
             _("a %(role)s belongs to an organisation of kind %(allowed_kinds)s; %(organisation_code)s is a "
               "%(organisation_kind)s")
-            % {"role": role,
+            % {"role": Role(role).label,
                "allowed_kinds": allowed_kinds,
                "organisation_code": organisation.code,
                "organisation_kind": organisation.get_kind_display()},

@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts import permissions
 from catalog.actions import next_version
@@ -60,7 +61,8 @@ def _queue(actor, dataset: Dataset, source: dict) -> TaskProgress:
 
     return queue_task(
         INGEST_TASK_KIND,
-        label=f"ingest:{dataset.slug}",
+        label=gettext_noop("导入数据 %(dataset)s"),
+        label_args={"dataset": dataset.slug},
         actor=actor,
         dispatch=lambda task_id: ingest_task.delay(task_id, dataset.pk, source),
     )

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from accounts import permissions
 from accounts.models import Role, User
@@ -392,7 +392,8 @@ def _record_submission(*, actor, challenge: Challenge, kind: str, staged: Path, 
     transaction.on_commit(lambda: _store(staged, target))  # before the scoring task is dispatched
     from .tasks import score_submission_task
 
-    progress = queue_task("innovation.score", label=f"评测提交 #{submission.pk}", actor=actor,
+    progress = queue_task("innovation.score", label=gettext_noop("评测提交 #%(submission)s"),
+                          label_args={"submission": submission.pk}, actor=actor,
                           dispatch=lambda task_id: score_submission_task.delay(task_id, submission.pk))
     submission.path = str(target.relative_to(settings.STATE_DIR))
     submission.task_id = progress.pk
@@ -580,7 +581,8 @@ def _start_close(challenge: Challenge, *, now, owner, actor: str) -> Challenge:
     """Queue the private scoring (its progress row is `owner`'s) and record who ended it."""
     from .tasks import close_challenge_task
 
-    progress = queue_task("innovation.close", label=f"终评 {challenge.slug}", actor=owner,
+    progress = queue_task("innovation.close", label=gettext_noop("终评 %(challenge)s"),
+                          label_args={"challenge": challenge.slug}, actor=owner,
                           dispatch=lambda task_id: close_challenge_task.delay(task_id, challenge.pk))
     challenge.final_at = min(challenge.final_at, now)
     challenge.close_task_id = progress.pk

@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from access.models import Application, ApplicationStatus
 from accounts import permissions
@@ -457,7 +457,8 @@ def approve_job(*, actor, job: Job, note: str = "") -> Job:
     if job.syft_dataset_id:  # the steward has read the code: PySyft's own approval, once committed and
         # before the task is dispatched (on_commit runs in order); the runner makes it again if it failed
         transaction.on_commit(lambda: sync_syft_job(job), robust=True)
-    progress = queue_task("jobs.run", label=f"作业 #{job.pk} {job.title}"[:200], actor=job.submitted_by,
+    progress = queue_task("jobs.run", label=gettext_noop("作业 #%(job)s %(title)s"),
+                          label_args={"job": job.pk, "title": job.title[:150]}, actor=job.submitted_by,
                           dispatch=lambda task_id: run_job_task.delay(task_id, job.pk))
     job.status, job.approved_by, job.review_note, job.task_id = JobStatus.APPROVED, actor, note, progress.pk
     job.save(update_fields=["status", "approved_by", "review_note", "task_id", "updated_at"])

@@ -18,11 +18,13 @@ from accounts import actions as account_actions
 from accounts import permissions
 from accounts.models import Organisation, OrganisationKind, Role, User
 from catalog.models import DataClass, Dataset
+from corpora.actions import INGEST_TASK_KIND
 from miliao.errors import ActionError, InvalidInput, Refused
 from progress.models import TaskProgress
 from provenance import actions as provenance_actions
 from provenance.anchoring import ledger_status
 from provenance.models import LineageEvent
+from releases.actions import BUILD_TASK_KIND
 
 
 def _applications(user):
@@ -200,9 +202,10 @@ def task_detail(request, pk):
     if task is None:
         raise Http404
     # Where the work's outcome is shown, once it is done.
-    kind, _, ref = task.label.partition(":")
-    outcome = {"ingest": ("dataset-page", {"slug": ref}), "release": ("release-page", {"pk": ref})}.get(kind)
-    next_url = reverse(outcome[0], kwargs=outcome[1]) if outcome else ""
+    args = task.label_args or {}
+    outcome = {INGEST_TASK_KIND: ("dataset-page", {"slug": args.get("dataset")}),
+               BUILD_TASK_KIND: ("release-page", {"pk": args.get("release")})}.get(task.kind)
+    next_url = reverse(outcome[0], kwargs=outcome[1]) if outcome and all(outcome[1].values()) else ""
     return render(request, "portal/task.html", {"task": task, "next_url": next_url})
 
 

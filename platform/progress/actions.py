@@ -44,11 +44,13 @@ log = logging.getLogger(__name__)
 Reporter = Callable[..., None]
 
 
-def queue_task(kind: str, *, label: str, actor, dispatch: Callable[[str], Any]) -> TaskProgress:
-    """Create the progress row and hand its id to Celery once the row is committed."""
+def queue_task(kind: str, *, label: str, actor, dispatch: Callable[[str], Any],
+               label_args: dict | None = None) -> TaskProgress:
+    """Create the progress row and hand its id to Celery once the row is committed. `label` is a
+    message id (gettext_noop) with named placeholders filled from `label_args`."""
     with transaction.atomic():
         task = TaskProgress.objects.create(
-            kind=kind, label=label, started_by=actor, organisation=actor.organisation
+            kind=kind, label=label, label_args=label_args or {}, started_by=actor, organisation=actor.organisation
         )
         task_id = str(task.pk)
         transaction.on_commit(lambda: dispatch(task_id))

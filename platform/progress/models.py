@@ -33,7 +33,10 @@ PIPELINE_STAGES = (
 class TaskProgress(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(_("任务类型"), max_length=80)
+    # Stored untranslated, as its message id (gettext_noop) and its placeholders' values;
+    # label_text() says it in the reader's language.
     label = models.CharField(_("说明"), max_length=200)
+    label_args = models.JSONField(_("说明参数"), default=dict, blank=True)
     status = models.CharField(
         _("状态"), max_length=20, choices=TaskStatus.choices, default=TaskStatus.QUEUED
     )
@@ -72,6 +75,13 @@ class TaskProgress(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("任务进度")
         verbose_name_plural = _("任务进度")
+
+    def label_text(self) -> str:
+        """The label in the active language, its placeholders filled in."""
+        try:
+            return gettext(self.label) % self.label_args if self.label_args else gettext(self.label)
+        except (KeyError, TypeError, ValueError):  # a catalogue out of step with the stored values
+            return self.label
 
     def stage_text(self) -> str:
         """The stage in the active language, its placeholders filled in."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from accounts import permissions
 from catalog.actions import next_version
@@ -97,7 +97,8 @@ def start_release(*, actor, corpus: CorpusVersion, policy: ReleasePolicy) -> Rel
         release = Release.objects.create(corpus=corpus, policy=policy, key_encrypted=encrypted, created_by=actor)
         release.task = queue_task(
             BUILD_TASK_KIND,
-            label=f"release:{release.pk}",
+            label=gettext_noop("生成发布 #%(release)s"),
+            label_args={"release": release.pk},
             actor=actor,
             dispatch=lambda task_id: build_release_task.delay(task_id, release.pk),
         )

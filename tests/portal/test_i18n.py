@@ -132,7 +132,9 @@ def test_stages_alerts_and_checks_are_stored_untranslated_and_read_in_either_lan
 #
 # The rule a page is held to (what "text of the other language" means):
 # - en: no Chinese character (CJK ideographs, CJK and full-width punctuation) in the visible text
-#   (text nodes, and the title/placeholder/aria-label/alt attributes people read), except inside
+#   (text nodes, and the title/placeholder/aria-label/alt attributes people read), except in what
+#   a page marks as not for translation (code, `translate="no"`: a dataset's sample rows, say, or
+#   an element in a `lang` of its own, such as the language switch), and except in the
 #   data values the viewer legitimately sees in Chinese: text people typed or the data holds
 #   (a purpose, a rule, a person's name, a record's field) — every text value stored in the
 #   database, less the fields that have an English counterpart which is set (a dataset's title
@@ -145,12 +147,12 @@ def test_stages_alerts_and_checks_are_stored_untranslated_and_read_in_either_lan
 
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff01-\uff60]+")
 WORD = re.compile(r"(?<![\w./:#@-])[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*(?![\w./:@-])")
-BRANDS = {
+BRANDS = {brand.lower() for brand in {
     "Miliao", "GeoParquet", "GeoPackage", "GeoJSON", "PySyft", "Flower", "SuperLink", "SuperNode", "SecAgg",
     "Ladder", "Blum", "Hardt", "Leaflet", "ECharts", "Swagger", "OpenAPI", "PostgreSQL", "Redis", "Celery",
     "Ethereum", "Besu", "anvil", "zlib", "base64", "Python", "PyTorch", "Opacus", "CKAN", "Token", "W3C",
     "PROV-JSON", "JSON-LD", "ORCID", "MLP", "et", "al", "Chromium",
-}
+}}
 UNITS = {"m", "km", "s", "ms", "h", "px", "MiB", "KiB", "GiB", "MB", "KB", "GB", "B", "v", "x", "k", "l", "n", "p"}
 READ_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt"}
 TRANSLATED_ON_DISPLAY = {("progress", "taskprogress"): {"label", "stage"}}
@@ -170,7 +172,9 @@ def visible_text(html: str) -> str:
         def handle_starttag(self, tag, attrs):
             # Not read: scripts and styles, and what is marked as in a language of its own
             # (<button lang="en">English</button> in the Chinese page's language switch).
-            if tag in ("script", "style", "template") or (tag != "html" and dict(attrs).get("lang")):
+            marked = dict(attrs)
+            if (tag in ("script", "style", "template", "code", "kbd", "samp", "pre") or marked.get("translate") == "no"
+                    or (tag != "html" and marked.get("lang"))):
                 self.skipping.append(tag)
             elif self.skipping and tag == self.skipping[0]:
                 self.skipping.append(tag)
@@ -226,15 +230,17 @@ def other_language(html: str, language: str, data: list[str]) -> list[str]:
     """What a page in `language` says in the other language, with a little context each."""
     text = visible_text(html)
     for value in data:  # the data the viewer legitimately sees, as it is stored
-        if value in text:
+        if language == "en" and CJK.search(value) and value in text:
             text = text.replace(value, " ")
+        elif language != "en" and len(value) > 1 and re.search("[A-Za-z]", value) and value in text:
+            text = re.sub(rf"(?<![A-Za-z]){re.escape(value)}(?![A-Za-z])", " ", text)
     found = [m.group(0) for m in re.finditer(r"%\(\w+\)[sdr]", text)]
     if language == "en":
         found += [text[max(0, m.start() - 30): m.end() + 30].strip() for m in CJK.finditer(text)]
     else:
         for m in WORD.finditer(text):
             word = m.group(0)
-            if word in BRANDS or word in UNITS or (word.isupper() and len(word) > 1) or word[0] in "εδη":
+            if word.lower() in BRANDS or word in UNITS or (word.isupper() and len(word) > 1) or word[0] in "εδη":
                 continue
             found.append(text[max(0, m.start() - 30): m.end() + 30].strip())
     return found
@@ -273,6 +279,7 @@ def walked(module_world, django_db_blocker):
                     message_args={"organisation": "tongji-lab", "spent": "8", "total": "10",
                                   "dataset": "district-rooms"})
         TaskProgress.objects.filter(pk=w.steward_task.pk).update(
+            label=gettext_noop("作业 #%(job)s %(title)s"), label_args={"job": w.job.pk, "title": "room use"},
             stage=gettext_noop("round %(round)s of %(rounds)s"), stage_args={"round": 2, "rounds": 5})
         w.data = stored_texts()
         yield w

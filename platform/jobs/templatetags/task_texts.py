@@ -30,3 +30,24 @@ def task_kind(kind) -> str:
 @register.filter
 def metric_name(metric) -> str:
     return str(METRICS.get(metric, metric or ""))
+
+
+# The release policy's codes as the policy form and the location table name them.
+LEVELS_OF_DETAIL = {"room": _("间"), "floor": _("楼层"), "building": _("楼栋"), "grid": _("格网单元")}
+SHIFT_MODES = {"smooth": _("平滑偏转"), "cell": _("按格网单元偏转"), "gcj02": _("GCJ-02 偏转"), "none": _("不偏转")}
+FORMATS = {"geoparquet": "GeoParquet", "geopackage": "GeoPackage", "geojson": "GeoJSON"}
+
+
+@register.filter
+def level_label(code) -> str:
+    return str(LEVELS_OF_DETAIL.get(code, code or ""))
+
+
+@register.filter
+def shift_label(code) -> str:
+    return str(SHIFT_MODES.get(code, code or ""))
+
+
+@register.filter
+def format_label(code) -> str:
+    return FORMATS.get(code, code or "")

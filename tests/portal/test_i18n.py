@@ -141,8 +141,9 @@ def test_stages_alerts_and_checks_are_stored_untranslated_and_read_in_either_lan
 #   and description, an organisation's name, a scenario's title: those must show in English),
 #   and less what the platform itself stores to translate on display (task labels and stages).
 # - zh: no English word outside that same data, the codes a page shows as codes (anything with
-#   a digit, an underscore, a dot, a colon or a slash in it; acronyms such as API, ε, JSON) and
-#   an allow-list of units and brand names.
+#   a digit, an underscore, a dot, a colon or a slash in it, lower-case words joined by hyphens
+#   such as a slug, acronyms such as API or JSON, and Greek symbols such as ε) and an allow-list
+#   of units and brand names.
 # - either: no untranslated placeholder (`%(name)s`) and no message id left in the page.
 
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff01-\uff60]+")
@@ -151,7 +152,7 @@ BRANDS = {brand.lower() for brand in {
     "Miliao", "GeoParquet", "GeoPackage", "GeoJSON", "PySyft", "Flower", "SuperLink", "SuperNode", "SecAgg",
     "Ladder", "Blum", "Hardt", "Leaflet", "ECharts", "Swagger", "OpenAPI", "PostgreSQL", "Redis", "Celery",
     "Ethereum", "Besu", "anvil", "zlib", "base64", "Python", "PyTorch", "Opacus", "CKAN", "Token", "W3C",
-    "PROV-JSON", "JSON-LD", "ORCID", "MLP", "et", "al", "Chromium",
+    "PROV-JSON", "JSON-LD", "ORCID", "MLP", "et", "al", "Chromium", "zip",
 }}
 UNITS = {"m", "km", "s", "ms", "h", "px", "MiB", "KiB", "GiB", "MB", "KB", "GB", "B", "v", "x", "k", "l", "n", "p"}
 READ_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt"}
@@ -240,7 +241,8 @@ def other_language(html: str, language: str, data: list[str]) -> list[str]:
     else:
         for m in WORD.finditer(text):
             word = m.group(0)
-            if word.lower() in BRANDS or word in UNITS or (word.isupper() and len(word) > 1) or word[0] in "εδη":
+            if (word.lower() in BRANDS or word in UNITS or (word.isupper() and len(word) > 1) or word[0] in "εδη"
+                    or ("-" in word and word.islower())):  # a code such as xuhui-planning
                 continue
             found.append(text[max(0, m.start() - 30): m.end() + 30].strip())
     return found

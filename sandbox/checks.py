@@ -5,6 +5,8 @@ output from release; the others inform the steward) and, for code-to-data output
 `detail` is fixed text chosen by the check and its result, never a figure or a name the job
 controls: the applicant reads it, and it goes into the job's events. `finding` says what was
 found (files, counts, sizes) for the data owner's stewards only (`public` drops it).
+Where `detail` carries figures it is written as a template with named placeholders and the
+check keeps both (`message`, `args`): the platform says it in the reader's language.
 """
 from __future__ import annotations
 
@@ -19,8 +21,13 @@ MODEL_MAX_BYTES = 50 * 1024 * 1024
 ALLOWED_MODEL_FILES = {"model.pt", "result.json"}
 
 
-def check(name: str, passed: bool, detail: str, *, blocking: bool = True, finding: str = "") -> dict:
-    found = {"name": name, "passed": bool(passed), "detail": detail, "blocking": blocking}
+def check(name: str, passed: bool, detail: str, *, blocking: bool = True, finding: str = "",
+          args: dict | None = None) -> dict:
+    """One check's result; `detail` % `args` when the detail is a template with values."""
+    found = {"name": name, "passed": bool(passed), "detail": detail % args if args else detail,
+             "blocking": blocking}
+    if args:
+        found["message"], found["args"] = detail, args
     if finding:
         found["finding"] = finding
     return found
@@ -38,11 +45,12 @@ def model_checks(output: Path, *, epsilon: float, privacy: dict, metrics: dict) 
     weights = output / "model.pt"
     found = [
         check("output_files", files <= ALLOWED_MODEL_FILES and "model.pt" in files,
-               f"files: {', '.join(sorted(files)) or 'none'} (allowed: {', '.join(sorted(ALLOWED_MODEL_FILES))})"),
+               "files: %(files)s (allowed: %(allowed)s)",
+               args={"files": ", ".join(sorted(files)) or "none", "allowed": ", ".join(sorted(ALLOWED_MODEL_FILES))}),
     ]
     size = weights.stat().st_size if weights.exists() else 0
     found.append(check("output_size", 0 < size <= MODEL_MAX_BYTES,
-                        f"{size} bytes (limit {MODEL_MAX_BYTES})"))
+                        "%(size)s bytes (limit %(limit)s)", args={"size": size, "limit": MODEL_MAX_BYTES}))
     try:
         from .challenge import check_weights_archive
 
@@ -50,20 +58,22 @@ def model_checks(output: Path, *, epsilon: float, privacy: dict, metrics: dict) 
         state = torch.load(weights, weights_only=True, map_location="cpu")
         finite = all(torch.isfinite(t).all().item() for t in state.values())
         params = sum(t.numel() for t in state.values())
-        found.append(check("weights", finite, f"{len(state)} tensors, {params} parameters"
-                                               f"{'' if finite else ', some not finite'}"))
+        found.append(check("weights", finite, "%(tensors)s tensors, %(params)s parameters" if finite
+                           else "%(tensors)s tensors, %(params)s parameters, some not finite",
+                           args={"tensors": len(state), "params": params}))
     except Exception as exc:  # anything torch cannot load as plain tensors is refused
-        found.append(check("weights", False, f"not a plain state_dict: {type(exc).__name__}: {exc}"))
+        found.append(check("weights", False, "not a plain state_dict: %(error)s",
+                           args={"error": f"{type(exc).__name__}: {exc}"}))
     spent = privacy.get("epsilon")
     accounted = spent is not None and math.isfinite(spent) and spent <= epsilon * 1.001
-    found.append(check("privacy", accounted,
-                        f"accountant ε {spent:.4g} for target ε {epsilon:g}" if spent is not None
-                        else "no accountant figure: the output is not differentially private"))
+    found.append(check("privacy", accounted, "accountant ε %(spent)s for target ε %(target)s",
+                       args={"spent": f"{spent:.4g}", "target": f"{epsilon:g}"}) if spent is not None
+                 else check("privacy", accounted, "no accountant figure: the output is not differentially private"))
     score, baseline = metrics.get("accuracy", metrics.get("rmse")), metrics.get("baseline")
     if score is not None and baseline is not None:
         better = score > baseline if "accuracy" in metrics else score < baseline
-        found.append(check("beats_baseline", better, f"{score:.4f} against the trivial model's {baseline:.4f}",
-                            blocking=False))
+        found.append(check("beats_baseline", better, "%(score)s against the trivial model's %(baseline)s",
+                           blocking=False, args={"score": f"{score:.4f}", "baseline": f"{baseline:.4f}"}))
     return found
 
 
@@ -102,14 +112,14 @@ def code_output_checks(output: Path, private, *, max_bytes: int, min_cell_count:
     allowed = ", ".join(sorted(CODE_OUTPUT_TYPES))
     found = [
         check("output_files", 0 < len(files) <= CODE_OUTPUT_FILES_MAX and not strange,
-               f"the output holds 1 to {CODE_OUTPUT_FILES_MAX} files, each of a type allowed ({allowed})"
+               "the output holds 1 to %(most)s files, each of a type allowed (%(allowed)s)"
                if 0 < len(files) <= CODE_OUTPUT_FILES_MAX and not strange else
-               f"the output holds no file, more than {CODE_OUTPUT_FILES_MAX}, or files of a type not allowed "
-               f"(allowed: {allowed})",
-               finding=f"{len(files)} files" + (f"; not allowed: {_names(strange)}" if strange else "")),
-        check("output_size", total <= max_bytes, f"the output is {'within' if total <= max_bytes else 'over'} the "
-                                                 f"policy's limit of {max_bytes} bytes",
-               finding=f"{total} bytes"),
+               "the output holds no file, more than %(most)s, or files of a type not allowed (allowed: %(allowed)s)",
+               finding=f"{len(files)} files" + (f"; not allowed: {_names(strange)}" if strange else ""),
+               args={"most": CODE_OUTPUT_FILES_MAX, "allowed": allowed}),
+        check("output_size", total <= max_bytes, "the output is within the policy's limit of %(limit)s bytes"
+              if total <= max_bytes else "the output is over the policy's limit of %(limit)s bytes",
+              finding=f"{total} bytes", args={"limit": max_bytes}),
     ]
     texts = {names[p]: p.read_text(errors="replace") for p in files if p.suffix.lower() in CODE_OUTPUT_TYPES
              and total <= max_bytes}
@@ -132,9 +142,9 @@ def code_output_checks(output: Path, private, *, max_bytes: int, min_cell_count:
     small = {name: n for name, text in texts.items() if name.lower().endswith(".csv")
              and (n := _small_cells(text, min_cell_count))}
     found.append(check("small_cells", not small,
-                        f"no count below {min_cell_count}" if not small else
-                        f"counts between 1 and {min_cell_count - 1} appear in the output",
-                        finding=_per_file(small, "cells")))
+                        "no count below %(least)s" if not small else
+                        "counts between 1 and %(below)s appear in the output",
+                        finding=_per_file(small, "cells"), args={"least": min_cell_count, "below": min_cell_count - 1}))
     found.extend(encoding_checks(texts, {names[p]: p.read_bytes() for p in files} if total <= max_bytes else {}))
     return found
 
@@ -161,14 +171,17 @@ def encoding_checks(texts: dict[str, str], contents: dict[str, bytes]) -> list[d
               "runs of base64 (40+ characters), hex (32+) or digits (24+): encoded data?",
               finding="; ".join(f"{_names([k])}: {v} runs" for k, v in runs.items())),
         check("compressibility", not ratios,
-              f"every file compresses like a table or text (zlib ratio at most {COMPRESSED_RATIO_MAX})" if not ratios
-              else f"a file does not compress like a table or text (zlib ratio above {COMPRESSED_RATIO_MAX}): "
+              "every file compresses like a table or text (zlib ratio at most %(ratio)s)" if not ratios
+              else "a file does not compress like a table or text (zlib ratio above %(ratio)s): "
                    "compressed or encrypted data?",
-              finding="; ".join(f"{_names([k])}: ratio {v:.2f}" for k, v in ratios.items())),
+              finding="; ".join(f"{_names([k])}: ratio {v:.2f}" for k, v in ratios.items()),
+              args={"ratio": COMPRESSED_RATIO_MAX}),
         check("information", packed <= INFORMATION_MAX_BYTES,
-              f"the output {'holds at most' if packed <= INFORMATION_MAX_BYTES else 'holds more than'} "
-              f"{INFORMATION_MAX_BYTES // 1024} KiB of information (its zlib-compressed size)",
-              finding=f"{packed} bytes compressed (at most {packed * 8} bits)"),
+              "the output holds at most %(kib)s KiB of information (its zlib-compressed size)"
+              if packed <= INFORMATION_MAX_BYTES else
+              "the output holds more than %(kib)s KiB of information (its zlib-compressed size)",
+              finding=f"{packed} bytes compressed (at most {packed * 8} bits)",
+              args={"kib": INFORMATION_MAX_BYTES // 1024}),
     ]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts import permissions
 from accounts.models import Role, User
@@ -64,22 +65,31 @@ def _clean_request(
     """An application's fields, checked; raises InvalidInput naming the first bad one."""
     purpose_category = purpose_category or PurposeCategory.OTHER
     if purpose_category not in PurposeCategory.values:
-        raise InvalidInput("purpose_category", f"choose one of {', '.join(PurposeCategory.values)}")
+        raise InvalidInput("purpose_category", _("choose one of %(purposecategory_values)s")
+                                               % {"purposecategory_values": ', '.join(PurposeCategory.values)})
     purpose = (purpose or "").strip()
     if not PURPOSE_MIN <= len(purpose) <= PURPOSE_MAX:
-        raise InvalidInput("purpose", f"state the purpose in {PURPOSE_MIN} to {PURPOSE_MAX} characters")
+        raise InvalidInput("purpose", _("state the purpose in %(purpose_min)s to %(purpose_max)s characters")
+                                      % {"purpose_min": PURPOSE_MIN, "purpose_max": PURPOSE_MAX})
     if dataset.data_class == DataClass.OPEN:
-        raise InvalidInput("dataset", f"{dataset.slug} is open: download it without applying")
+        raise InvalidInput("dataset", _("%(dataset)s is open: download it without applying")
+                                      % {"dataset": dataset.slug})
     if release is not None:
         if release.corpus.dataset_id != dataset.pk:
             raise InvalidInput(
-                "release", f"release #{release.pk} is of {release.corpus.dataset.slug}, not of {dataset.slug}"
+                "release", _("release #%(release)s is of %(release_corpus_dataset_slug)s, not of "
+                             "%(dataset)s")
+                           % {"release": release.pk,
+                              "release_corpus_dataset_slug": release.corpus.dataset.slug,
+                              "dataset": dataset.slug}
             )
         if release.status != ReleaseStatus.PUBLISHED:
-            raise InvalidInput("release", f"release #{release.pk} is not published")
+            raise InvalidInput("release", _("release #%(release)s is not published")
+                                          % {"release": release.pk})
         if not release.outputs.get("geoparquet"):
             raise InvalidInput(
-                "release", f"release #{release.pk} has no GeoParquet output to cut packages from"
+                "release", _("release #%(release)s has no GeoParquet output to cut packages from")
+                           % {"release": release.pk}
             )
     fields = _clean_fields(fields, release)
     area = _clean_area(area, release)
@@ -90,7 +100,9 @@ def _clean_request(
         or not isinstance(duration_days, int)
         or not (DURATION_MIN <= duration_days <= DURATION_MAX)
     ):
-        raise InvalidInput("duration_days", f"a whole number of days from {DURATION_MIN} to {DURATION_MAX}")
+        raise InvalidInput("duration_days", _("a whole number of days from %(duration_min)s to "
+                                              "%(duration_max)s")
+                                            % {"duration_min": DURATION_MIN, "duration_max": DURATION_MAX})
     people = _clean_people(actor, people)
     return {
         "release": release,
@@ -107,13 +119,13 @@ def _clean_fields(fields, release) -> list[str]:
     if fields is None:
         return []
     if isinstance(fields, str) or not isinstance(fields, (list, tuple)):
-        raise InvalidInput("fields", "a list of column names")
+        raise InvalidInput("fields", _("a list of column names"))
     if len(fields) > FIELDS_MAX:
-        raise InvalidInput("fields", f"at most {FIELDS_MAX} columns")
+        raise InvalidInput("fields", _("at most %(fields_max)s columns") % {"fields_max": FIELDS_MAX})
     names = []
     for name in fields:
         if not isinstance(name, str) or not _FIELD_NAME.match(name):
-            raise InvalidInput("fields", f"{name!r} is not a column name")
+            raise InvalidInput("fields", _("%(name)r is not a column name") % {"name": name})
         if name not in names:
             names.append(name)
     if release is not None:
@@ -122,7 +134,8 @@ def _clean_fields(fields, release) -> list[str]:
         if unknown:
             raise InvalidInput(
                 "fields",
-                f"release #{release.pk} has no column {unknown[0]!r}; it offers {', '.join(offered)}",
+                _("release #%(release)s has no column %(unknown)r; it offers %(offered)s")
+                % {"release": release.pk, "unknown": unknown[0], "offered": ', '.join(offered)},
             )
     return names
 
@@ -136,14 +149,15 @@ def _clean_area(area, release) -> dict | None:
     if area is None:
         return None
     if not isinstance(area, dict) or len(area) != 1 or not {"bbox", "grid_code"} & set(area):
-        raise InvalidInput("area", 'give either {"bbox": [west, south, east, north]} or {"grid_code": "G…"}')
+        raise InvalidInput("area", _("give either {\"bbox\": [west, south, east, north]} or "
+                                     "{\"grid_code\": \"G…\"}"))
     if "bbox" in area:
         box = area["bbox"]
         if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(_number(v) for v in box):
-            raise InvalidInput("area", "bbox is four numbers: west, south, east, north (degrees)")
+            raise InvalidInput("area", _("bbox is four numbers: west, south, east, north (degrees)"))
         west, south, east, north = (float(v) for v in box)
         if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-            raise InvalidInput("area", "bbox needs -180 ≤ west < east ≤ 180 and -90 ≤ south < north ≤ 90")
+            raise InvalidInput("area", _("bbox needs -180 ≤ west < east ≤ 180 and -90 ≤ south < north ≤ 90"))
         cleaned = {"bbox": [west, south, east, north]}
     else:
         code = area["grid_code"]
@@ -152,13 +166,14 @@ def _clean_area(area, release) -> dict | None:
                 raise ValueError(f"{code!r} is not a grid code")
             lon_min, lat_min, _h, lon_max, lat_max, _H = (float(v) for v in grid.decode(code))
         except ValueError as exc:
-            raise InvalidInput("area", f"grid_code: {exc}") from None
+            raise InvalidInput("area", _("grid_code: %(exc)s") % {"exc": exc}) from None
         cleaned = {"grid_code": code, "bbox": [lon_min, lat_min, lon_max, lat_max]}
     if release is not None:
         w, s, e, n = cleaned["bbox"]
         rw, rs, re_, rn = release_bbox(licensing.release_source(release))
         if w > re_ or e < rw or s > rn or n < rs:
-            raise InvalidInput("area", f"the area does not overlap release #{release.pk}")
+            raise InvalidInput("area", _("the area does not overlap release #%(release)s")
+                                       % {"release": release.pk})
     return cleaned
 
 
@@ -167,16 +182,19 @@ def _clean_people(actor, people) -> list:
         return [actor]
     people = list(people)
     if not people:
-        raise InvalidInput("people", "name at least one person who will use the data")
+        raise InvalidInput("people", _("name at least one person who will use the data"))
     if len(people) > PEOPLE_MAX:
-        raise InvalidInput("people", f"at most {PEOPLE_MAX} people")
+        raise InvalidInput("people", _("at most %(people_max)s people") % {"people_max": PEOPLE_MAX})
     for person in people:
         if not isinstance(person, User):
-            raise InvalidInput("people", f"{person!r} is not a user")
+            raise InvalidInput("people", _("%(person)r is not a user") % {"person": person})
         if person.organisation_id != actor.organisation_id:
-            raise InvalidInput("people", f"{person.username} is not in {actor.organisation}")
+            raise InvalidInput("people", _("%(person_username)s is not in %(actor_organisation)s")
+                                         % {"person_username": person.username,
+                                            "actor_organisation": actor.organisation})
         if not person.is_active or person.role != Role.APPLICANT:
-            raise InvalidInput("people", f"{person.username} is not an active applicant")
+            raise InvalidInput("people", _("%(person_username)s is not an active applicant")
+                                         % {"person_username": person.username})
     return list({p.pk: p for p in people}.values())
 
 
@@ -236,7 +254,8 @@ def submit_application(
         organisation=actor.organisation,
         status__in=[ApplicationStatus.SUBMITTED, ApplicationStatus.CHANGES_REQUESTED],
     ).exists():
-        raise Conflict(f"{actor.organisation} already has an application for {dataset.slug} awaiting review")
+        raise Conflict(_("%(actor_organisation)s already has an application for %(dataset)s awaiting review")
+                       % {"actor_organisation": actor.organisation, "dataset": dataset.slug})
     people = clean.pop("people")
     application = Application.objects.create(
         dataset=dataset, organisation=actor.organisation, applicant=actor, **clean
@@ -267,13 +286,14 @@ def _reason(reason: str, *, required: str | None) -> str:
     if required and not reason:
         raise InvalidInput("reason", required)
     if len(reason) > REASON_MAX:
-        raise InvalidInput("reason", f"at most {REASON_MAX} characters")
+        raise InvalidInput("reason", _("at most %(reason_max)s characters") % {"reason_max": REASON_MAX})
     return reason
 
 
 def _require_submitted(application: Application) -> None:
     if application.status != ApplicationStatus.SUBMITTED:
-        raise Conflict(f"application #{application.pk} is already {application.status}")
+        raise Conflict(_("application #%(application)s is already %(application_status)s")
+                       % {"application": application.pk, "application_status": application.get_status_display()})
 
 
 def _decided(actor, application: Application, status: str, reason: str) -> None:
@@ -327,8 +347,9 @@ def resubmit_application(
     permissions.check_resubmit_application(actor, application)
     if application.status != ApplicationStatus.CHANGES_REQUESTED:
         raise Conflict(
-            f"application #{application.pk} is {application.status}; "
-            "only one sent back for changes can be resubmitted"
+            _("application #%(application)s is %(application_status)s; only one sent back for changes can "
+              "be resubmitted")
+            % {"application": application.pk, "application_status": application.get_status_display()}
         )
 
     def given(value, current):
@@ -381,7 +402,8 @@ def approve_application(
     dataset = application.dataset
     if dataset.data_class == DataClass.COMPUTE_ONLY:
         if download_limit is not None:
-            raise InvalidInput("download_limit", f"{dataset.slug} is compute-only: it is never downloaded")
+            raise InvalidInput("download_limit", _("%(dataset)s is compute-only: it is never downloaded")
+                                                 % {"dataset": dataset.slug})
         from budgets.actions import grant_budget  # a sibling bounded context, called inside this transaction
 
         # Before this action's own event: the budget's lock is always taken before the log's.
@@ -407,12 +429,14 @@ def approve_application(
         )
         return application
     if dataset.data_class != DataClass.CONDITIONAL:
-        raise Conflict(f"{dataset.slug} is {dataset.data_class}: it needs no application")
+        raise Conflict(_("%(dataset)s is %(dataset_data_class)s: it needs no application")
+                       % {"dataset": dataset.slug, "dataset_data_class": dataset.get_data_class_display()})
     if epsilon is not None or delta is not None:
-        raise InvalidInput("epsilon", "a privacy budget goes with compute-only data only")
+        raise InvalidInput("epsilon", _("a privacy budget goes with compute-only data only"))
     limit = DOWNLOAD_LIMIT_DEFAULT if download_limit is None else download_limit
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= DOWNLOAD_LIMIT_MAX:
-        raise InvalidInput("download_limit", f"a whole number from 1 to {DOWNLOAD_LIMIT_MAX}")
+        raise InvalidInput("download_limit", _("a whole number from 1 to %(download_limit_max)s")
+                                             % {"download_limit_max": DOWNLOAD_LIMIT_MAX})
     release = application.release or licensing.latest_published(dataset)
     if release is not None:
         licensing.check_licensable(release, dataset)
@@ -420,7 +444,8 @@ def approve_application(
         missing = [f for f in application.fields if f not in offered]
         if missing:
             raise Conflict(
-                f"release #{release.pk} has no column {missing[0]!r}; ask the applicant for changes"
+                _("release #%(release)s has no column %(missing)r; ask the applicant for changes")
+                % {"release": release.pk, "missing": missing[0]}
             )
     if release is not None and application.release_id is None:
         application.release = release  # the approval fixes the version
@@ -538,12 +563,14 @@ def suspend_licence(*, actor, licence: Licence, reason: str, automatic: bool = F
     licence = _locked_licence(licence)
     if actor is None:
         if not automatic:
-            raise Refused("only the platform's own defense suspends a licence without a steward")
+            raise Refused(_("only the platform's own defense suspends a licence without a steward"))
     else:
         permissions.check_manage_licence(actor, licence)
     reason = _reason(reason, required="say why the licence is suspended")
     if licence.status != LicenceStatus.ACTIVE:
-        raise Conflict(f"licence #{licence.pk} is {licence.status}; only an active licence can be suspended")
+        raise Conflict(_("licence #%(licence)s is %(licence_status)s; only an active licence can be "
+                         "suspended")
+                       % {"licence": licence.pk, "licence_status": licence.get_status_display()})
     return _set_status(
         actor, licence, LicenceStatus.SUSPENDED, reason, "access.licence_suspended", automatic=automatic
     )
@@ -556,7 +583,7 @@ def revoke_licence(*, actor, licence: Licence, reason: str) -> Licence:
     permissions.check_manage_licence(actor, licence)
     reason = _reason(reason, required="say why the licence is revoked")
     if licence.status == LicenceStatus.REVOKED:
-        raise Conflict(f"licence #{licence.pk} is already revoked")
+        raise Conflict(_("licence #%(licence)s is already revoked") % {"licence": licence.pk})
     return _set_status(actor, licence, LicenceStatus.REVOKED, reason, "access.licence_revoked")
 
 
@@ -568,7 +595,8 @@ def reinstate_licence(*, actor, licence: Licence, reason: str = "") -> Licence:
     reason = _reason(reason, required=None)
     if licence.status != LicenceStatus.SUSPENDED:
         raise Conflict(
-            f"licence #{licence.pk} is {licence.status}; only a suspended licence can be reinstated"
+            _("licence #%(licence)s is %(licence_status)s; only a suspended licence can be reinstated")
+            % {"licence": licence.pk, "licence_status": licence.get_status_display()}
         )
     return _set_status(actor, licence, LicenceStatus.ACTIVE, reason, "access.licence_reinstated")
 
@@ -583,12 +611,13 @@ def record_download(*, actor, claims: LinkClaims) -> Download:
     pass the download limit."""
     permissions.check_use_download_link(actor, claims.user_id)
     if claims.format not in FORMATS:
-        raise InvalidInput("format", f"choose one of {', '.join(FORMATS)}")
+        raise InvalidInput("format", _("choose one of %(formats)s") % {"formats": ', '.join(FORMATS)})
     licence = None
     if claims.licence_id is not None:
         licence = Licence.objects.filter(pk=claims.licence_id).first()
         if licence is None:
-            raise Refused(f"licence #{claims.licence_id} no longer exists")
+            raise Refused(_("licence #%(claims_licence_id)s no longer exists")
+                          % {"claims_licence_id": claims.licence_id})
         licence = _locked_licence(licence)
         permissions.check_download_licence(actor, licence)
         licensing.check_licence(licence, user=actor, purpose=claims.purpose)
@@ -596,10 +625,11 @@ def record_download(*, actor, claims: LinkClaims) -> Download:
     else:
         release = Release.objects.select_related("corpus__dataset").filter(pk=claims.release_id).first()
         if release is None:
-            raise Refused(f"release #{claims.release_id} no longer exists")
+            raise Refused(_("release #%(claims_release_id)s no longer exists")
+                          % {"claims_release_id": claims.release_id})
         permissions.check_download_release(actor, release)
     if Download.objects.filter(nonce=claims.nonce).exists():
-        raise LinkExpired("this download link was already used; ask for a new one")
+        raise LinkExpired(_("this download link was already used; ask for a new one"))
     try:
         with transaction.atomic():
             download = Download.objects.create(
@@ -612,7 +642,7 @@ def record_download(*, actor, claims: LinkClaims) -> Download:
                 fingerprinted=licence is not None,
             )
     except IntegrityError:  # the same link, used at the same moment
-        raise LinkExpired("this download link was already used; ask for a new one") from None
+        raise LinkExpired(_("this download link was already used; ask for a new one")) from None
     payload = {
         "release": release.pk,
         "format": claims.format,
@@ -653,10 +683,11 @@ def trace_leak(*, actor, upload, declared_crs: str = "") -> LeakFinding:
     permissions.check_trace_leak(actor)
     name = Path(upload.name or "").name
     if not name:
-        raise InvalidInput("file", "choose a file to upload")
+        raise InvalidInput("file", _("choose a file to upload"))
     limit = leak_upload_limit()
     if upload.size > limit:
-        raise InvalidInput("file", f"the file is {upload.size} bytes, over the {limit}-byte limit")
+        raise InvalidInput("file", _("the file is %(upload_size)s bytes, over the %(limit)s-byte limit")
+                                   % {"upload_size": upload.size, "limit": limit})
     digest = hashlib.sha256()
     with tempfile.TemporaryDirectory(prefix="miliao-leak-") as scratch:
         path = Path(scratch) / f"leak{Path(name).suffix.lower()}"

@@ -10,6 +10,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from django.utils.translation import gettext as _
+
 from accounts import permissions
 from accounts.models import User
 from catalog.models import Dataset
@@ -326,7 +328,8 @@ class DownloadLinkViewSet(viewsets.GenericViewSet):
             .first()
         )
         if release is None:
-            raise InvalidInput("release", f"there is no published release #{release_id}")
+            raise InvalidInput("release", _("there is no published release #%(release_id)s")
+                                          % {"release_id": release_id})
         return _link_answer(
             downloads.issue_release_link(
                 actor=request.user, release=release, fmt=body.validated_data["format"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
 
 from accounts import permissions
 from miliao.errors import InvalidInput, Refused
@@ -25,7 +26,8 @@ from .models import Download, Licence, PurposeCategory
 
 def _format(fmt: str) -> str:
     if fmt not in packages.FORMATS:
-        raise InvalidInput("format", f"choose one of {', '.join(packages.FORMATS)}")
+        raise InvalidInput("format", _("choose one of %(packages_formats)s")
+                                     % {"packages_formats": ', '.join(packages.FORMATS)})
     return fmt
 
 
@@ -33,7 +35,8 @@ def issue_licence_link(*, actor, licence: Licence, fmt: str, purpose: str = "") 
     """A link for one download under ``licence``, for ``actor`` alone."""
     fmt = _format(fmt)
     if purpose and purpose not in PurposeCategory.values:
-        raise InvalidInput("purpose", f"choose one of {', '.join(PurposeCategory.values)}")
+        raise InvalidInput("purpose", _("choose one of %(purposecategory_values)s")
+                                      % {"purposecategory_values": ', '.join(PurposeCategory.values)})
     with _refusals_announced(licence, actor):
         permissions.check_download_licence(actor, licence)
         licensing.check_licence(licence, user=actor, purpose=purpose)

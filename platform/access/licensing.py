@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts import permissions
 from catalog.models import DataClass
@@ -26,8 +27,9 @@ def release_source(release: Release) -> Path:
     output = (release.outputs or {}).get("geoparquet")
     if output is None:
         raise Conflict(
-            f"release #{release.pk} has no GeoParquet output, which download packages are built from; "
-            "build a release whose policy lists geoparquet among its outputs"
+            _("release #%(release)s has no GeoParquet output, which download packages are built from; "
+              "build a release whose policy lists geoparquet among its outputs")
+            % {"release": release.pk}
         )
     return release_dir(release) / output["path"]
 
@@ -47,14 +49,20 @@ def check_licensable(release: Release, dataset) -> None:
     """A release a licence can be granted on: published, of this conditional dataset,
     with GeoParquet output on a grid the fingerprint can move units along."""
     if release.corpus.dataset_id != dataset.pk:
-        raise Conflict(f"release #{release.pk} is of {release.corpus.dataset.slug}, not of {dataset.slug}")
+        raise Conflict(_("release #%(release)s is of %(release_corpus_dataset_slug)s, not of %(dataset)s")
+                       % {"release": release.pk,
+                          "release_corpus_dataset_slug": release.corpus.dataset.slug,
+                          "dataset": dataset.slug})
     if release.status != ReleaseStatus.PUBLISHED:
-        raise Conflict(f"release #{release.pk} is {release.status}; only a published release can be licensed")
+        raise Conflict(_("release #%(release)s is %(release_status)s; only a published release can be "
+                         "licensed")
+                       % {"release": release.pk, "release_status": release.get_status_display()})
     release_source(release)
     if dataset.data_class == DataClass.CONDITIONAL and release_precision(release) <= 0:
         raise Conflict(
-            f"release #{release.pk} is not quantized (lightweight precision_m is 0), so it cannot carry a "
-            "recipient fingerprint; release it again with a precision"
+            _("release #%(release)s is not quantized (lightweight precision_m is 0), so it cannot carry a "
+              "recipient fingerprint; release it again with a precision")
+            % {"release": release.pk}
         )
 
 
@@ -70,8 +78,10 @@ def check_licence(licence: Licence, *, user, purpose: str = "", count: int | Non
     """Refused, with the reason, unless ``user`` may download under ``licence`` now: the licence
     is active, and its policy permits this reproduction."""
     if licence.status != LicenceStatus.ACTIVE:
-        why = f": {licence.status_reason}" if licence.status_reason else ""
-        raise Refused(f"licence #{licence.pk} is {licence.get_status_display()} ({licence.status}){why}")
+        message = (_("licence #%(licence)s is %(status)s: %(reason)s") if licence.status_reason
+                   else _("licence #%(licence)s is %(status)s"))
+        raise Refused(message % {"licence": licence.pk, "status": licence.get_status_display(),
+                                 "reason": licence.status_reason_text()})
     decision = odrl.evaluate(
         licence.policy,
         odrl.Request(
@@ -85,7 +95,8 @@ def check_licence(licence: Licence, *, user, purpose: str = "", count: int | Non
         ),
     )
     if not decision.permitted:
-        raise Refused(f"licence #{licence.pk}: {decision.reason}")
+        raise Refused(_("licence #%(licence)s: %(decision_reason)s")
+                      % {"licence": licence.pk, "decision_reason": decision.reason})
 
 
 def licence_to_view(user, release: Release) -> Licence | None:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from miliao.errors import ActionError
 
@@ -86,11 +87,12 @@ def read(token: str) -> LinkClaims:
         body = signing.loads(token, salt=SALT, max_age=lifetime())
     except signing.SignatureExpired as exc:
         raise LinkExpired(
-            f"this download link has expired (links last {lifetime() // 60} minutes); ask for a new one"
+            _("this download link has expired (links last %(value)s minutes); ask for a new one")
+            % {"value": lifetime() // 60}
         ) from exc
     except signing.BadSignature as exc:
         raise LinkInvalid(
-            "this download link is not valid: it was altered or not issued by this platform"
+            _("this download link is not valid: it was altered or not issued by this platform")
         ) from exc
     try:
         return LinkClaims(
@@ -103,5 +105,5 @@ def read(token: str) -> LinkClaims:
         )
     except (KeyError, TypeError, ValueError) as exc:  # signed by us, yet not a link: another salt's misuse
         raise LinkInvalid(
-            "this download link is not valid: it was altered or not issued by this platform"
+            _("this download link is not valid: it was altered or not issued by this platform")
         ) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
@@ -134,6 +135,14 @@ class Licence(models.Model):
     @property
     def expired(self) -> bool:
         return self.valid_until < timezone.now()
+
+    def status_reason_text(self) -> str:
+        """Why the licence is in its state, in the reader's language where the platform wrote it:
+        a suspension by a risk alert is said from the alert; a steward's note is shown as written."""
+        alert = next((a for a in self.alerts.all() if a.licence_suspended), None) if self.status_reason else None
+        if alert is not None and self.status_reason.startswith(f"alert #{alert.pk}: "):
+            return gettext("risk alert #%(alert)s: %(message)s") % {"alert": alert.pk, "message": alert.message_text()}
+        return self.status_reason
 
 
 class Download(models.Model):

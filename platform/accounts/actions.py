@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
 from miliao.errors import InvalidInput
@@ -29,15 +30,16 @@ def _authorize(actor) -> None:
 def create_organisation(*, actor, code: str, name: str, kind: str, name_en: str = "") -> Organisation:
     _authorize(actor)
     if not _CODE.match(code or ""):
-        raise InvalidInput("code", "use 2-60 lowercase letters, digits and hyphens")
+        raise InvalidInput("code", _("use 2-60 lowercase letters, digits and hyphens"))
     if not (name or "").strip():
-        raise InvalidInput("name", "an organisation needs a name")
+        raise InvalidInput("name", _("an organisation needs a name"))
     if kind not in OrganisationKind.values:
-        raise InvalidInput("kind", f"must be one of {', '.join(OrganisationKind.values)}")
+        raise InvalidInput("kind", _("must be one of %(organisationkind_values)s")
+                                   % {"organisationkind_values": ', '.join(OrganisationKind.values)})
     if Organisation.objects.filter(code=code).exists():
-        raise InvalidInput("code", f"an organisation with code {code!r} already exists")
+        raise InvalidInput("code", _("an organisation with code %(code)r already exists") % {"code": code})
     if Organisation.objects.filter(name=name.strip()).exists():
-        raise InvalidInput("name", f"an organisation named {name!r} already exists")
+        raise InvalidInput("name", _("an organisation named %(name)r already exists") % {"name": name})
     org = Organisation.objects.create(code=code, name=name.strip(), name_en=name_en.strip(), kind=kind)
     record(
         "accounts.organisation_created",
@@ -61,17 +63,22 @@ def create_user(
 ) -> User:
     _authorize(actor)
     if not _USERNAME.match(username or ""):
-        raise InvalidInput("username", "use 3-150 letters, digits, '.', '_' or '-'")
+        raise InvalidInput("username", _("use 3-150 letters, digits, '.', '_' or '-'"))
     if User.objects.filter(username__iexact=username).exists():
-        raise InvalidInput("username", f"the username {username!r} is taken")
+        raise InvalidInput("username", _("the username %(username)r is taken") % {"username": username})
     if role not in Role.values:
-        raise InvalidInput("role", f"must be one of {', '.join(Role.values)}")
+        raise InvalidInput("role", _("must be one of %(role_values)s")
+                                   % {"role_values": ', '.join(Role.values)})
     if organisation.kind not in ROLE_ORGANISATION_KINDS[role]:
-        allowed_kinds = ", ".join(sorted(ROLE_ORGANISATION_KINDS[role]))
+        allowed_kinds = ", ".join(str(OrganisationKind(k).label) for k in sorted(ROLE_ORGANISATION_KINDS[role]))
         raise InvalidInput(
             "organisation",
-            f"a {role} belongs to an organisation of kind {allowed_kinds}; "
-            f"{organisation.code} is a {organisation.kind}",
+            _("a %(role)s belongs to an organisation of kind %(allowed_kinds)s; %(organisation_code)s is a "
+              "%(organisation_kind)s")
+            % {"role": Role(role).label,
+               "allowed_kinds": allowed_kinds,
+               "organisation_code": organisation.code,
+               "organisation_kind": organisation.get_kind_display()},
         )
     user = User(
         username=username,
@@ -143,10 +150,11 @@ def unlock_login(*, actor, username: str) -> int:
         permissions.check_unlock_login(actor)
     user = User.objects.filter(username=username).first()
     if user is None:
-        raise InvalidInput("username", f"no user is named {username!r}")
+        raise InvalidInput("username", _("no user is named %(username)r") % {"username": username})
     cleared = reset(username=username)
     if not cleared:
-        raise InvalidInput("username", f"{username} has no failed logins to clear")
+        raise InvalidInput("username", _("%(username)s has no failed logins to clear")
+                                       % {"username": username})
     record(
         "accounts.login_unlocked",
         actor=actor_of(actor),

@@ -5,6 +5,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from miliao.i18n import localized
+
 
 class OrganisationKind(models.TextChoices):
     STARTUP = "startup", _("初创企业")
@@ -51,7 +53,12 @@ class Organisation(models.Model):
         verbose_name_plural = _("组织")
 
     def __str__(self) -> str:
-        return self.name
+        return self.local_name
+
+    @property
+    def local_name(self) -> str:
+        """The name in the reader's language: the English name in English, where there is one."""
+        return localized(self.name, self.name_en)
 
 
 class User(AbstractUser):

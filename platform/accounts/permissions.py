@@ -8,6 +8,7 @@ nothing themselves.
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 from rest_framework import permissions as drf_permissions
 
 from miliao.errors import Refused
@@ -44,21 +45,22 @@ def allowed(check, *args) -> bool:
 def _require_role(user, *roles: str, doing: str) -> None:
     role = role_of(user)
     if role is None:
-        raise Refused("log in first")
+        raise Refused(_("log in first"))
     if role not in roles:
         names = ", ".join(str(Role(r).label) for r in roles)
-        raise Refused(f"{doing} needs the role {names}; you are {Role(role).label}")
+        raise Refused(_("%(doing)s needs the role %(names)s; you are %(role_label)s")
+                      % {"doing": doing, "names": names, "role_label": Role(role).label})
 
 
 # --- organisations and users ---------------------------------------------------
 
 
 def check_manage_accounts(user) -> None:
-    _require_role(user, Role.ADMIN, doing="managing organisations and users")
+    _require_role(user, Role.ADMIN, doing=_("managing organisations and users"))
 
 
 def check_unlock_login(user) -> None:
-    _require_role(user, Role.STEWARD, Role.ADMIN, doing="unlocking a locked-out login")
+    _require_role(user, Role.STEWARD, Role.ADMIN, doing=_("unlocking a locked-out login"))
 
 
 def visible_users(user, qs: QuerySet) -> QuerySet:
@@ -71,40 +73,43 @@ def visible_users(user, qs: QuerySet) -> QuerySet:
 
 
 def check_register_dataset(user, owner) -> None:
-    _require_role(user, Role.STEWARD, doing="registering a dataset")
+    _require_role(user, Role.STEWARD, doing=_("registering a dataset"))
     if owner.kind != OrganisationKind.BUREAU:
-        raise Refused(f"datasets are owned by a bureau; {owner} is not one")
+        raise Refused(_("datasets are owned by a bureau; %(owner)s is not one") % {"owner": owner})
     if owner.pk != user.organisation_id:
-        raise Refused(f"stewards register datasets for their own bureau only, not for {owner}")
+        raise Refused(_("stewards register datasets for their own bureau only, not for %(owner)s")
+                      % {"owner": owner})
 
 
 def check_manage_dataset(user, dataset) -> None:
-    _require_role(user, Role.STEWARD, doing="changing a dataset")
+    _require_role(user, Role.STEWARD, doing=_("changing a dataset"))
     if dataset.owner_id != user.organisation_id:
-        raise Refused(f"dataset {dataset.slug} belongs to {dataset.owner}, not to your bureau")
+        raise Refused(_("dataset %(dataset)s belongs to %(dataset_owner)s, not to your bureau")
+                      % {"dataset": dataset.slug, "dataset_owner": dataset.owner})
 
 
 # --- applications ----------------------------------------------------------------
 
 
 def check_submit_application(user, dataset) -> None:
-    _require_role(user, Role.APPLICANT, doing="applying for data")
+    _require_role(user, Role.APPLICANT, doing=_("applying for data"))
     if user.organisation_id is None:
-        raise Refused("you belong to no organisation, so you cannot apply")
+        raise Refused(_("you belong to no organisation, so you cannot apply"))
 
 
 def check_decide_application(user, application) -> None:
-    _require_role(user, Role.STEWARD, doing="deciding an application")
+    _require_role(user, Role.STEWARD, doing=_("deciding an application"))
     if application.dataset.owner_id != user.organisation_id:
         raise Refused(
-            f"only stewards of {application.dataset.owner} decide applications for "
-            f"{application.dataset.slug}"
+            _("only stewards of %(application_dataset_owner)s decide applications for "
+              "%(application_dataset_slug)s")
+            % {"application_dataset_owner": application.dataset.owner,
+               "application_dataset_slug": application.dataset.slug}
         )
     # Separation of duties: a bureau never approves its own request.
     if application.organisation_id == user.organisation_id:
         raise Refused(
-            "separation of duties: a steward cannot decide an application from their own "
-            "organisation"
+            _("separation of duties: a steward cannot decide an application from their own organisation")
         )
 
 
@@ -149,12 +154,12 @@ def sees_release_geometry(user, release) -> bool:
 
 def check_view_events(user) -> None:
     _require_role(
-        user, Role.AUDITOR, Role.ADMIN, Role.STEWARD, doing="reading the provenance event log"
+        user, Role.AUDITOR, Role.ADMIN, Role.STEWARD, doing=_("reading the provenance event log")
     )
 
 
 def check_verify_events(user) -> None:
-    _require_role(user, Role.AUDITOR, Role.ADMIN, doing="verifying the provenance event log")
+    _require_role(user, Role.AUDITOR, Role.ADMIN, doing=_("verifying the provenance event log"))
 
 
 def visible_tasks(user, qs: QuerySet) -> QuerySet:
@@ -216,30 +221,35 @@ class AuditorsReadOnly(drf_permissions.BasePermission):
 def check_grant_budget(user, organisation, dataset) -> None:
     if user is None:
         return
-    _require_role(user, Role.STEWARD, doing="granting a privacy budget")
+    _require_role(user, Role.STEWARD, doing=_("granting a privacy budget"))
     if dataset.owner_id != user.organisation_id:
-        raise Refused(f"only stewards of {dataset.owner} grant budgets on {dataset.slug}")
+        raise Refused(_("only stewards of %(dataset_owner)s grant budgets on %(dataset)s")
+                      % {"dataset_owner": dataset.owner, "dataset": dataset.slug})
     if organisation.pk == user.organisation_id:
-        raise Refused("separation of duties: a steward cannot grant a budget to their own organisation")
+        raise Refused(_("separation of duties: a steward cannot grant a budget to their own organisation"))
 
 
 def check_spend_budget(user, organisation, dataset) -> None:
     if user is None:
         return
-    _require_role(user, Role.APPLICANT, doing="spending a privacy budget")
+    _require_role(user, Role.APPLICANT, doing=_("spending a privacy budget"))
     if organisation.pk != user.organisation_id:
-        raise Refused(f"a job spends its own organisation's budget, not the one of {organisation}")
+        raise Refused(_("a job spends its own organisation's budget, not the one of %(organisation)s")
+                      % {"organisation": organisation})
 
 
 def check_adjust_budget(user, budget) -> None:
     """Refunds: stewards of the dataset's bureau, never on their own organisation's budget."""
     if user is None:
         return
-    _require_role(user, Role.STEWARD, doing="refunding a privacy budget")
+    _require_role(user, Role.STEWARD, doing=_("refunding a privacy budget"))
     if budget.dataset.owner_id != user.organisation_id:
-        raise Refused(f"only stewards of {budget.dataset.owner} adjust budgets on {budget.dataset.slug}")
+        raise Refused(_("only stewards of %(budget_dataset_owner)s adjust budgets on "
+                        "%(budget_dataset_slug)s")
+                      % {"budget_dataset_owner": budget.dataset.owner,
+                         "budget_dataset_slug": budget.dataset.slug})
     if budget.organisation_id == user.organisation_id:
-        raise Refused("separation of duties: a steward cannot refund their own organisation's budget")
+        raise Refused(_("separation of duties: a steward cannot refund their own organisation's budget"))
 
 
 def _held_or_owned(user, qs: QuerySet, owner_path: str) -> QuerySet:
@@ -265,21 +275,28 @@ def visible_budgets(user, qs: QuerySet) -> QuerySet:
 
 def check_resubmit_application(user, application) -> None:
     """The applicant's organisation answers a steward's request for changes."""
-    _require_role(user, Role.APPLICANT, doing="changing an application")
+    _require_role(user, Role.APPLICANT, doing=_("changing an application"))
     if application.organisation_id != user.organisation_id:
-        raise Refused(f"application #{application.pk} belongs to {application.organisation}, not to you")
+        raise Refused(_("application #%(application)s belongs to %(application_organisation)s, not to you")
+                      % {"application": application.pk, "application_organisation": application.organisation})
 
 
 def check_run_job(user, dataset, application) -> None:
     """Jobs on compute-only data: a named person of an organisation whose application for
     the dataset was approved and has not run out (``application`` is that approval, or None)."""
-    _require_role(user, Role.APPLICANT, doing="running a job")
+    _require_role(user, Role.APPLICANT, doing=_("running a job"))
     if application is None or application.status != "approved":
-        raise Refused(f"{user.organisation} has no approved application for {dataset.slug}")
+        raise Refused(_("%(user_organisation)s has no approved application for %(dataset)s")
+                      % {"user_organisation": user.organisation, "dataset": dataset.slug})
     if application.organisation_id != user.organisation_id or application.dataset_id != dataset.pk:
-        raise Refused(f"application #{application.pk} is not {user.organisation}'s approval for {dataset.slug}")
+        raise Refused(_("application #%(application)s is not %(user_organisation)s's approval for "
+                        "%(dataset)s")
+                      % {"application": application.pk,
+                         "user_organisation": user.organisation,
+                         "dataset": dataset.slug})
     if not application.people.filter(pk=user.pk).exists():
-        raise Refused(f"{user.username} is not named on application #{application.pk}")
+        raise Refused(_("%(user_username)s is not named on application #%(application)s")
+                      % {"user_username": user.username, "application": application.pk})
 
 
 def visible_licences(user, qs: QuerySet) -> QuerySet:
@@ -290,50 +307,54 @@ def visible_licences(user, qs: QuerySet) -> QuerySet:
 def check_manage_licence(user, licence) -> None:
     """Suspend, revoke, reinstate: stewards of the owning bureau, never on their own
     organisation's licence."""
-    _require_role(user, Role.STEWARD, doing="changing a licence")
+    _require_role(user, Role.STEWARD, doing=_("changing a licence"))
     dataset = licence.release.corpus.dataset
     if dataset.owner_id != user.organisation_id:
-        raise Refused(f"only stewards of {dataset.owner} change licences on {dataset.slug}")
+        raise Refused(_("only stewards of %(dataset_owner)s change licences on %(dataset)s")
+                      % {"dataset_owner": dataset.owner, "dataset": dataset.slug})
     if licence.organisation_id == user.organisation_id:
-        raise Refused("separation of duties: a steward cannot change their own organisation's licence")
+        raise Refused(_("separation of duties: a steward cannot change their own organisation's licence"))
 
 
 def check_download_licence(user, licence) -> None:
     """Who may ask for a link under a licence; the licence's policy then decides whether
     this person, now, for this purpose (access.licensing.check_licence)."""
-    _require_role(user, Role.APPLICANT, doing="downloading under a licence")
+    _require_role(user, Role.APPLICANT, doing=_("downloading under a licence"))
     if licence.organisation_id != user.organisation_id:
-        raise Refused(f"licence #{licence.pk} was granted to {licence.organisation}, not to your organisation")
+        raise Refused(_("licence #%(licence)s was granted to %(licence_organisation)s, not to your "
+                        "organisation")
+                      % {"licence": licence.pk, "licence_organisation": licence.organisation})
 
 
 def check_download_release(user, release) -> None:
     """Without a licence: any logged-in user, published releases of open datasets only."""
     if role_of(user) is None:
-        raise Refused("log in first")
+        raise Refused(_("log in first"))
     dataset = release.corpus.dataset
     if dataset.data_class == "compute_only":
         raise Refused(
             f"{dataset.slug} is compute-only (可用不可见): its data never leaves the platform; run jobs on it instead"
         )
     if dataset.data_class != "open":
-        raise Refused(f"{dataset.slug} is conditional: apply for it and download through your licence")
+        raise Refused(_("%(dataset)s is conditional: apply for it and download through your licence")
+                      % {"dataset": dataset.slug})
     if release.status != "published":
-        raise Refused(f"release #{release.pk} is not published")
+        raise Refused(_("release #%(release)s is not published") % {"release": release.pk})
 
 
 def check_use_download_link(user, link_user_id: int) -> None:
     if role_of(user) is None:
-        raise Refused("log in first")
+        raise Refused(_("log in first"))
     if user.pk != link_user_id:
-        raise Refused("this download link was issued to another user; ask for your own")
+        raise Refused(_("this download link was issued to another user; ask for your own"))
 
 
 def check_trace_leak(user) -> None:
-    _require_role(user, Role.AUDITOR, doing="tracing a leaked file")
+    _require_role(user, Role.AUDITOR, doing=_("tracing a leaked file"))
 
 
 def check_view_leak_findings(user) -> None:
-    _require_role(user, Role.AUDITOR, Role.ADMIN, Role.STEWARD, doing="reading leak findings")
+    _require_role(user, Role.AUDITOR, Role.ADMIN, Role.STEWARD, doing=_("reading leak findings"))
 
 
 def visible_leak_findings(user, qs: QuerySet) -> QuerySet:
@@ -358,9 +379,10 @@ def visible_alerts(user, qs: QuerySet) -> QuerySet:
 
 
 def check_handle_alert(user, alert) -> None:
-    _require_role(user, Role.STEWARD, doing="handling a risk alert")
+    _require_role(user, Role.STEWARD, doing=_("handling a risk alert"))
     if alert.bureau_id != user.organisation_id:
-        raise Refused(f"alert #{alert.pk} is for {alert.bureau}, not your bureau")
+        raise Refused(_("alert #%(alert)s is for %(alert_bureau)s, not your bureau")
+                      % {"alert": alert.pk, "alert_bureau": alert.bureau})
 
 
 # --- the catalogue (platform/catalog) ------------------------------------------------
@@ -368,7 +390,7 @@ def check_handle_alert(user, alert) -> None:
 
 def check_read_catalog(user) -> None:
     """Every logged-in role reads the catalogue: metadata, schema, DCAT and dataset pages."""
-    _require_role(user, *Role.values, doing="reading the catalogue")
+    _require_role(user, *Role.values, doing=_("reading the catalogue"))
 
 
 def shows_real_rows(dataset) -> bool:
@@ -385,18 +407,21 @@ def shows_real_rows(dataset) -> bool:
 def check_submit_job(user, dataset, application) -> None:
     """A job on compute-only data: a person named on the organisation's approved application."""
     if dataset.data_class != "compute_only":
-        raise Refused(f"{dataset.slug} is {dataset.data_class} data: sandbox jobs run on compute-only datasets")
+        raise Refused(_("%(dataset)s is %(dataset_data_class)s data: sandbox jobs run on compute-only "
+                        "datasets")
+                      % {"dataset": dataset.slug, "dataset_data_class": dataset.get_data_class_display()})
     check_run_job(user, dataset, application)
 
 
 def check_decide_job(user, job) -> None:
     """Approving or rejecting a job, and reviewing its output: stewards of the bureau that
     owns the data, never on their own organisation's job."""
-    _require_role(user, Role.STEWARD, doing="deciding a job")
+    _require_role(user, Role.STEWARD, doing=_("deciding a job"))
     if job.dataset.owner_id != user.organisation_id:
-        raise Refused(f"only stewards of {job.dataset.owner} decide jobs on {job.dataset.slug}")
+        raise Refused(_("only stewards of %(job_dataset_owner)s decide jobs on %(job_dataset_slug)s")
+                      % {"job_dataset_owner": job.dataset.owner, "job_dataset_slug": job.dataset.slug})
     if job.organisation_id == user.organisation_id:
-        raise Refused("separation of duties: a steward cannot decide their own organisation's job")
+        raise Refused(_("separation of duties: a steward cannot decide their own organisation's job"))
 
 
 def reviews_job_output(user, job) -> bool:
@@ -408,11 +433,14 @@ def reviews_job_output(user, job) -> bool:
 
 def check_open_held_output(user, job) -> None:
     """Opening a job's held output file by file, to review it."""
-    _require_role(user, Role.STEWARD, doing="opening a job's held output")
+    _require_role(user, Role.STEWARD, doing=_("opening a job's held output"))
     if job.dataset.owner_id != user.organisation_id:
-        raise Refused(f"only stewards of {job.dataset.owner} open the outputs of jobs on {job.dataset.slug}")
+        raise Refused(_("only stewards of %(job_dataset_owner)s open the outputs of jobs on "
+                        "%(job_dataset_slug)s")
+                      % {"job_dataset_owner": job.dataset.owner, "job_dataset_slug": job.dataset.slug})
     if not job.output_path:
-        raise Refused(f"job #{job.pk} holds no output ({job.status})")
+        raise Refused(_("job #%(job)s holds no output (%(job_status)s)")
+                      % {"job": job.pk, "job_status": job.get_status_display()})
 
 
 def visible_jobs(user, qs: QuerySet) -> QuerySet:
@@ -427,18 +455,21 @@ def visible_models(user, qs: QuerySet) -> QuerySet:
 
 def check_download_job_outputs(user, job) -> None:
     """A code-to-data job's released outputs go to the organisation that ran it."""
-    _require_role(user, Role.APPLICANT, doing="downloading a job's outputs")
+    _require_role(user, Role.APPLICANT, doing=_("downloading a job's outputs"))
     if job.organisation_id != user.organisation_id:
-        raise Refused(f"job #{job.pk} belongs to {job.organisation}, not to your organisation")
+        raise Refused(_("job #%(job)s belongs to %(job_organisation)s, not to your organisation")
+                      % {"job": job.pk, "job_organisation": job.organisation})
     if job.kind != "code" or job.status != "released":
-        raise Refused(f"job #{job.pk} has no released outputs (it is a {job.kind} job, {job.status})")
+        raise Refused(_("job #%(job)s has no released outputs (it is a %(job_kind)s job, %(job_status)s)")
+                      % {"job": job.pk, "job_kind": job.get_kind_display(), "job_status": job.get_status_display()})
 
 
 def check_download_model(user, model) -> None:
     """Weights go to the organisation whose job trained them, under its application."""
-    _require_role(user, Role.APPLICANT, doing="downloading model weights")
+    _require_role(user, Role.APPLICANT, doing=_("downloading model weights"))
     if model.organisation_id != user.organisation_id:
-        raise Refused(f"model #{model.pk} was released to {model.organisation}, not to your organisation")
+        raise Refused(_("model #%(model)s was released to %(model_organisation)s, not to your organisation")
+                      % {"model": model.pk, "model_organisation": model.organisation})
 
 
 # --- crowd innovation: scenarios, challenges, teams, submissions, showcase (platform/innovation)
@@ -446,39 +477,42 @@ def check_download_model(user, model) -> None:
 
 def check_open_scenario(user) -> None:
     """Scenarios and their challenges come from a bureau's plan: its stewards open them."""
-    _require_role(user, Role.STEWARD, doing="opening a scenario or a challenge")
+    _require_role(user, Role.STEWARD, doing=_("opening a scenario or a challenge"))
 
 
 def check_manage_scenario(user, scenario) -> None:
-    _require_role(user, Role.STEWARD, doing="changing a scenario or its challenges")
+    _require_role(user, Role.STEWARD, doing=_("changing a scenario or its challenges"))
     if scenario.bureau_id != user.organisation_id:
-        raise Refused(f"scenario {scenario.slug} belongs to {scenario.bureau}, not to your bureau")
+        raise Refused(_("scenario %(scenario_slug)s belongs to %(scenario_bureau)s, not to your bureau")
+                      % {"scenario_slug": scenario.slug, "scenario_bureau": scenario.bureau})
 
 
 def check_follow_scenario(user) -> None:
     """Startups and researchers follow scenarios and say they are interested."""
-    _require_role(user, Role.APPLICANT, doing="following a scenario")
+    _require_role(user, Role.APPLICANT, doing=_("following a scenario"))
 
 
 def check_join_challenge(user, challenge) -> None:
     """Teams are people of startups and labs (any organisation but the challenge's bureau,
     which holds the hidden test set)."""
-    _require_role(user, Role.APPLICANT, doing="taking part in a challenge")
+    _require_role(user, Role.APPLICANT, doing=_("taking part in a challenge"))
     if user.organisation_id == challenge.scenario.bureau_id:
-        raise Refused(f"{user.organisation} opened this challenge and holds its hidden test set: it cannot compete")
+        raise Refused(_("%(user_organisation)s opened this challenge and holds its hidden test set: it "
+                        "cannot compete")
+                      % {"user_organisation": user.organisation})
 
 
 def check_team_member(user, team) -> None:
     if role_of(user) is None:
-        raise Refused("log in first")
+        raise Refused(_("log in first"))
     if not team.members.filter(pk=user.pk).exists():
-        raise Refused(f"you are not a member of team {team.name}")
+        raise Refused(_("you are not a member of team %(team_name)s") % {"team_name": team.name})
 
 
 def check_invite(user, team) -> None:
     check_team_member(user, team)
     if team.captain_id != user.pk:
-        raise Refused(f"only the captain of {team.name} invites members")
+        raise Refused(_("only the captain of %(team_name)s invites members") % {"team_name": team.name})
 
 
 def visible_submissions(user, qs: QuerySet) -> QuerySet:
@@ -503,9 +537,9 @@ def sees_exact_scores(user, challenge) -> bool:
 
 def check_share_result(user, submission) -> None:
     """A team shares its own scored result on the showcase once the challenge has closed."""
-    _require_role(user, Role.APPLICANT, doing="sharing a result")
+    _require_role(user, Role.APPLICANT, doing=_("sharing a result"))
     check_team_member(user, submission.team)
 
 
 def check_read_innovation_metrics(user) -> None:
-    _require_role(user, Role.STEWARD, Role.AUDITOR, Role.ADMIN, doing="reading the crowd-innovation metrics")
+    _require_role(user, Role.STEWARD, Role.AUDITOR, Role.ADMIN, doing=_("reading the crowd-innovation metrics"))

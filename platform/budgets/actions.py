@@ -15,6 +15,7 @@ import re
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from accounts import permissions
 from accounts.models import Organisation
@@ -35,16 +36,18 @@ def _subject(value: str, field: str, *, required: bool) -> str:
     if not value and not required:
         return ""
     if not _SUBJECT.match(value):
-        raise InvalidInput(field, f"name it as a subject such as 'sandbox.job:12', not {value!r}")
+        raise InvalidInput(field, gettext("name it as a subject such as 'sandbox.job:12', not %(value)r")
+                                  % {"value": value})
     return value
 
 
 def _reason(value: str) -> str:
     value = (value or "").strip()
     if not value:
-        raise InvalidInput("reason", "say what the ε is for")
+        raise InvalidInput("reason", gettext("say what the ε is for"))
     if len(value) > REASON_MAX:
-        raise InvalidInput("reason", f"at most {REASON_MAX} characters")
+        raise InvalidInput("reason", gettext("at most %(reason_max)s characters")
+                                     % {"reason_max": REASON_MAX})
     return value
 
 
@@ -83,14 +86,17 @@ def grant_budget(
     delta = amounts.delta(delta)
     source = _subject(source, "source", required=True)
     if dataset.data_class == DataClass.OPEN:
-        raise InvalidInput("dataset", f"{dataset.slug} is open: nothing is spent on it, so it has no budget")
+        raise InvalidInput("dataset", gettext("%(dataset)s is open: nothing is spent on it, so it has no "
+                                              "budget")
+                                      % {"dataset": dataset.slug})
     budget, _ = PrivacyBudget.objects.select_for_update().get_or_create(
         organisation=organisation, dataset=dataset, defaults={"delta": delta}
     )
     if budget.epsilon_total + epsilon > amounts.EPSILON_MAX:
         raise InvalidInput(
             "epsilon",
-            f"the budget would hold ε {budget.epsilon_total + epsilon}, over the limit {amounts.EPSILON_MAX}",
+            gettext("the budget would hold ε %(value)s, over the limit %(amounts_epsilon_max)s")
+            % {"value": budget.epsilon_total + epsilon, "amounts_epsilon_max": amounts.EPSILON_MAX},
         )
     budget.epsilon_total += epsilon
     budget.delta = min(budget.delta, delta)
@@ -128,15 +134,21 @@ def spend(
     )
     if budget is None:
         raise Conflict(
-            f"{organisation.code} has no privacy budget on {dataset.slug}: remaining ε 0, requested ε "
-            f"{amounts.short(epsilon)}"
+            gettext("%(organisation_code)s has no privacy budget on %(dataset)s: remaining ε 0, requested "
+                    "ε %(epsilon)s")
+            % {"organisation_code": organisation.code,
+               "dataset": dataset.slug,
+               "epsilon": amounts.short(epsilon)}
         )
     if epsilon > budget.epsilon_remaining:
-        raise Conflict(
-            f"the privacy budget of {organisation.code} on {dataset.slug} has remaining ε "
-            f"{amounts.short(budget.epsilon_remaining)} of {amounts.short(budget.epsilon_total)}; "
-            f"requested ε {amounts.short(epsilon)}{f' for {job}' if job else ''}"
-        )
+        message = (gettext("the privacy budget of %(organisation)s on %(dataset)s has remaining ε %(remaining)s "
+                           "of %(total)s; requested ε %(epsilon)s for %(job)s") if job
+                   else gettext("the privacy budget of %(organisation)s on %(dataset)s has remaining ε "
+                                "%(remaining)s of %(total)s; requested ε %(epsilon)s"))
+        raise Conflict(message % {"organisation": organisation.code, "dataset": dataset.slug,
+                                  "remaining": amounts.short(budget.epsilon_remaining),
+                                  "total": amounts.short(budget.epsilon_total),
+                                  "epsilon": amounts.short(epsilon), "job": job})
     budget.epsilon_spent += epsilon
     event = record(
         "budgets.spent",
@@ -165,13 +177,17 @@ def refund(*, actor, entry: BudgetEntry, epsilon, reason: str) -> BudgetEntry:
     reason = _reason(reason)
     spent = BudgetEntry.objects.get(pk=entry.pk)  # read again, under the budget's lock
     if spent.kind != EntryKind.SPEND:
-        raise InvalidInput("entry", f"only a spend can be refunded; entry #{spent.pk} is a {spent.kind}")
+        raise InvalidInput("entry", gettext("only a spend can be refunded; entry #%(spent)s is a "
+                                            "%(spent_kind)s")
+                                    % {"spent": spent.pk, "spent_kind": spent.get_kind_display()})
     refundable = spent.epsilon - sum((r.epsilon for r in spent.refunds.all()), Decimal(0))
     if epsilon > refundable:
-        raise Conflict(
-            f"spend #{spent.pk}{f' of {spent.job}' if spent.job else ''} has ε {amounts.short(refundable)} "
-            f"left to refund of ε {amounts.short(spent.epsilon)}; requested ε {amounts.short(epsilon)}"
-        )
+        message = (gettext("spend #%(spent)s of %(job)s has ε %(refundable)s left to refund of ε "
+                           "%(spent_epsilon)s; requested ε %(epsilon)s") if spent.job
+                   else gettext("spend #%(spent)s has ε %(refundable)s left to refund of ε %(spent_epsilon)s; "
+                                "requested ε %(epsilon)s"))
+        raise Conflict(message % {"spent": spent.pk, "job": spent.job, "refundable": amounts.short(refundable),
+                                  "spent_epsilon": amounts.short(spent.epsilon), "epsilon": amounts.short(epsilon)})
     budget.epsilon_spent -= epsilon
     event = record(
         "budgets.refunded",

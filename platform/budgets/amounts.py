@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from decimal import Decimal, InvalidOperation
 
+from django.utils.translation import gettext as _
+
 from miliao.errors import InvalidInput
 
 EPSILON_PLACES = 6
@@ -23,24 +25,26 @@ _DELTA_QUANTUM = Decimal(1).scaleb(-DELTA_PLACES)
 
 def _decimal(value, field: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (Decimal, int, float, str)):
-        raise InvalidInput(field, f"must be a number, not {type(value).__name__}")
+        raise InvalidInput(field, _("must be a number, not %(type___name)s")
+                                  % {"type___name": type(value).__name__})
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidInput(field, f"must be a finite number, not {value}")
+            raise InvalidInput(field, _("must be a finite number, not %(value)s") % {"value": value})
         value = repr(value)  # the float's shortest form: 0.1 is "0.1", not 0.1000000000000000055…
     try:
         number = Decimal(value.strip() if isinstance(value, str) else value)
     except InvalidOperation:
-        raise InvalidInput(field, f"must be a number, not {value!r}") from None
+        raise InvalidInput(field, _("must be a number, not %(value)r") % {"value": value}) from None
     if not number.is_finite():
-        raise InvalidInput(field, f"must be a finite number, not {value}")
+        raise InvalidInput(field, _("must be a finite number, not %(value)s") % {"value": value})
     return number
 
 
 def _places(number: Decimal, quantum: Decimal, places: int, field: str) -> Decimal:
     exact = number.quantize(quantum)
     if exact != number:
-        raise InvalidInput(field, f"at most {places} decimal places, not {number}")
+        raise InvalidInput(field, _("at most %(places)s decimal places, not %(number)s")
+                                  % {"places": places, "number": number})
     return exact
 
 
@@ -48,9 +52,10 @@ def epsilon(value, field: str = "epsilon") -> Decimal:
     """A positive ε amount: finite, at most EPSILON_PLACES decimals, at most EPSILON_MAX."""
     number = _decimal(value, field)
     if number <= 0:
-        raise InvalidInput(field, f"must be greater than 0, not {number}")
+        raise InvalidInput(field, _("must be greater than 0, not %(number)s") % {"number": number})
     if number > EPSILON_MAX:
-        raise InvalidInput(field, f"must be at most {EPSILON_MAX}, not {number}")
+        raise InvalidInput(field, _("must be at most %(epsilon_max)s, not %(number)s")
+                                  % {"epsilon_max": EPSILON_MAX, "number": number})
     return _places(number, _EPSILON_QUANTUM, EPSILON_PLACES, field)
 
 
@@ -58,7 +63,8 @@ def delta(value, field: str = "delta") -> Decimal:
     """A δ: a probability strictly between 0 and 1, at most DELTA_PLACES decimals."""
     number = _decimal(value, field)
     if not 0 < number < 1:
-        raise InvalidInput(field, f"must be between 0 and 1 (exclusive), not {number}")
+        raise InvalidInput(field, _("must be between 0 and 1 (exclusive), not %(number)s")
+                                  % {"number": number})
     return _places(number, _DELTA_QUANTUM, DELTA_PLACES, field)
 
 

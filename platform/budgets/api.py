@@ -6,6 +6,8 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from django.utils.translation import gettext as _
+
 from accounts import permissions
 from miliao.errors import InvalidInput
 
@@ -88,7 +90,8 @@ class PrivacyBudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         body.is_valid(raise_exception=True)
         entry = budget.entries.filter(pk=body.validated_data["entry"]).first()
         if entry is None:
-            raise InvalidInput("entry", f"budget #{budget.pk} has no entry #{body.validated_data['entry']}")
+            raise InvalidInput("entry", _("budget #%(budget)s has no entry #%(entry)s")
+                                        % {"budget": budget.pk, "entry": body.validated_data['entry']})
         refund = actions.refund(
             actor=request.user, entry=entry, epsilon=body.validated_data["epsilon"],
             reason=body.validated_data["reason"],

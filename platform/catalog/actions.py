@@ -5,6 +5,7 @@ import re
 
 from django.db import transaction
 from django.db.models import Max, QuerySet
+from django.utils.translation import gettext as _
 
 from accounts import permissions
 from accounts.models import Organisation, OrganisationKind
@@ -25,35 +26,39 @@ def clean_metadata(fields: dict) -> dict:
     """The descriptive fields, stripped and checked; raises InvalidInput naming the field."""
     unknown = sorted(set(fields) - set(METADATA_FIELDS))
     if unknown:
-        raise InvalidInput(unknown[0], f"is not dataset metadata; change one of {', '.join(METADATA_FIELDS)}")
+        raise InvalidInput(unknown[0], _("is not dataset metadata; change one of %(metadata_fields)s")
+                                       % {"metadata_fields": ', '.join(METADATA_FIELDS)})
     clean = {}
     for name, value in fields.items():
         if name == "keywords":
             clean[name] = _keywords(value)
             continue
         if not isinstance(value, str):
-            raise InvalidInput(name, "must be text")
+            raise InvalidInput(name, _("must be text"))
         clean[name] = value.strip()
     if "title" in clean and not clean["title"]:
-        raise InvalidInput("title", "a dataset needs a title")
+        raise InvalidInput("title", _("a dataset needs a title"))
     if "theme" in clean and clean["theme"] not in Theme.values:
-        raise InvalidInput("theme", f"must be one of {', '.join(Theme.values)}")
+        raise InvalidInput("theme", _("must be one of %(theme_values)s")
+                                    % {"theme_values": ', '.join(Theme.values)})
     for name, limit in (("title", 200), ("title_en", 200), ("district", 100)):
         if len(clean.get(name, "")) > limit:
-            raise InvalidInput(name, f"use at most {limit} characters")
+            raise InvalidInput(name, _("use at most %(limit)s characters") % {"limit": limit})
     return clean
 
 
 def _keywords(value) -> list[str]:
     """A list of distinct keywords, in the order given."""
     if not isinstance(value, list | tuple) or not all(isinstance(k, str) for k in value):
-        raise InvalidInput("keywords", "must be a list of words")
+        raise InvalidInput("keywords", _("must be a list of words"))
     words = list(dict.fromkeys(k.strip() for k in value if k.strip()))
     if len(words) > MAX_KEYWORDS:
-        raise InvalidInput("keywords", f"use at most {MAX_KEYWORDS} keywords")
+        raise InvalidInput("keywords", _("use at most %(max_keywords)s keywords")
+                                       % {"max_keywords": MAX_KEYWORDS})
     long = [k for k in words if len(k) > MAX_KEYWORD_CHARS]
     if long:
-        raise InvalidInput("keywords", f"{long[0][:20]!r}… is longer than {MAX_KEYWORD_CHARS} characters")
+        raise InvalidInput("keywords", _("%(long)r… is longer than %(max_keyword_chars)s characters")
+                                       % {"long": long[0][:20], "max_keyword_chars": MAX_KEYWORD_CHARS})
     return words
 
 
@@ -75,21 +80,23 @@ def register_dataset(
     """A steward registers a dataset for their own bureau."""
     permissions.check_register_dataset(actor, actor.organisation)
     if not _SLUG.match(slug or ""):
-        raise InvalidInput("slug", "use 3-80 lowercase letters, digits and hyphens")
+        raise InvalidInput("slug", _("use 3-80 lowercase letters, digits and hyphens"))
     if slug in RESERVED_SLUGS:
-        raise InvalidInput("slug", f"{slug!r} is reserved for the catalog's own pages")
+        raise InvalidInput("slug", _("%(slug)r is reserved for the catalog's own pages") % {"slug": slug})
     if Dataset.objects.filter(slug=slug).exists():
-        raise InvalidInput("slug", f"a dataset with slug {slug!r} already exists")
+        raise InvalidInput("slug", _("a dataset with slug %(slug)r already exists") % {"slug": slug})
     metadata = clean_metadata({
         "title": title or "", "title_en": title_en, "description": description,
         "description_en": description_en, "theme": theme, "district": district, "keywords": list(keywords or []),
     })
     if data_class not in DataClass.values:
-        raise InvalidInput("data_class", f"must be one of {', '.join(DataClass.values)}")
+        raise InvalidInput("data_class", _("must be one of %(dataclass_values)s")
+                                         % {"dataclass_values": ', '.join(DataClass.values)})
     holders = list(holders or [])
     for holder in holders:
         if holder.kind != OrganisationKind.DISTRICT:
-            raise InvalidInput("holders", f"{holder.code} is not a district data holder")
+            raise InvalidInput("holders", _("%(holder_code)s is not a district data holder")
+                                          % {"holder_code": holder.code})
     dataset = Dataset.objects.create(slug=slug, data_class=data_class, owner=actor.organisation, **metadata)
     dataset.holders.set(holders)
     record(

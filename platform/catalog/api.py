@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -182,7 +183,7 @@ def page_number(params, name: str, default: int, highest: int | None = None) -> 
     try:
         number = int(text)
     except ValueError:
-        raise InvalidInput(name, f"{text[:20]!r} is not a whole number") from None
+        raise InvalidInput(name, _("%(text)r is not a whole number") % {"text": text[:20]}) from None
     if number < 1 or (highest is not None and number > highest):
         raise InvalidInput(name, f"give a number from 1 to {highest}" if highest else "give a number from 1")
     return number
@@ -306,7 +307,8 @@ class DatasetViewSet(
         permissions.check_manage_dataset(request.user, dataset)
         fixed = sorted(set(request.data) - set(actions.METADATA_FIELDS))
         if fixed:
-            raise InvalidInput(fixed[0], f"cannot be changed; change one of {', '.join(actions.METADATA_FIELDS)}")
+            raise InvalidInput(fixed[0], _("cannot be changed; change one of %(actions_metadata_fields)s")
+                                         % {"actions_metadata_fields": ', '.join(actions.METADATA_FIELDS)})
         body = self.get_serializer(dataset, data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         dataset = actions.update_dataset_metadata(actor=request.user, dataset=dataset, **body.validated_data)

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
+from miliao.i18n import localized
 
 
 class DataClass(models.TextChoices):
@@ -60,7 +61,16 @@ class Dataset(models.Model):
         verbose_name_plural = _("数据集")
 
     def __str__(self) -> str:
-        return self.title
+        return self.local_title
+
+    @property
+    def local_title(self) -> str:
+        """The title in the reader's language: the English title in English, where there is one."""
+        return localized(self.title, self.title_en)
+
+    @property
+    def local_description(self) -> str:
+        return localized(self.description, self.description_en)
 
 
 class CatalogGeneration(models.Model):

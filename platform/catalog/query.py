@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from django.utils.translation import gettext
+
 from corpora import grid
 from miliao.errors import InvalidInput
 
@@ -42,13 +44,15 @@ def parse_filters(
     values = {name: (params.get(name) or "").strip() for name in names}
     for name in ("q", "district"):
         if len(values[name]) > MAX_TEXT:
-            raise InvalidInput(name, f"use at most {MAX_TEXT} characters")
+            raise InvalidInput(name, gettext("use at most %(max_text)s characters") % {"max_text": MAX_TEXT})
     for name, allowed in (("data_class", list(data_classes)), ("theme", list(themes))):
         if values[name] and values[name] not in allowed:
-            raise InvalidInput(name, f"{values[name]!r} is not one of {', '.join(allowed)}")
+            raise InvalidInput(name, gettext("%(values)r is not one of %(allowed)s")
+                                     % {"values": values[name], "allowed": ', '.join(allowed)})
     if values["cell"] and not _CODE.fullmatch(values["cell"]):
         raise InvalidInput(
-            "cell", f"{values['cell'][:40]!r} is not a grid code (G and up to {grid.MAX_LEVEL} digits 0-7)"
+            "cell", gettext("%(cell)r is not a grid code (G and up to %(grid_max_level)s digits 0-7)")
+                    % {"cell": values['cell'][:40], "grid_max_level": grid.MAX_LEVEL}
         )
     return CatalogFilters(
         q=values["q"], data_class=values["data_class"], theme=values["theme"], district=values["district"],
@@ -60,20 +64,21 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     """'lon_min,lat_min,lon_max,lat_max' in degrees (CGCS2000, as the extents are)."""
     parts = text.split(",")
     if len(parts) != 4:
-        raise InvalidInput("bbox", "give four numbers: lon_min,lat_min,lon_max,lat_max")
+        raise InvalidInput("bbox", gettext("give four numbers: lon_min,lat_min,lon_max,lat_max"))
     try:
         lon0, lat0, lon1, lat1 = (float(p) for p in parts)
     except ValueError:
-        raise InvalidInput("bbox", "give four numbers: lon_min,lat_min,lon_max,lat_max") from None
+        raise InvalidInput("bbox", gettext("give four numbers: lon_min,lat_min,lon_max,lat_max")) from None
     if not all(math.isfinite(v) for v in (lon0, lat0, lon1, lat1)):
-        raise InvalidInput("bbox", "the numbers must be finite")
+        raise InvalidInput("bbox", gettext("the numbers must be finite"))
     if not (-180 <= lon0 <= 180 and -180 <= lon1 <= 180):
-        raise InvalidInput("bbox", "longitudes must be within [-180, 180]")
+        raise InvalidInput("bbox", gettext("longitudes must be within [-180, 180]"))
     if not (-90 <= lat0 <= 90 and -90 <= lat1 <= 90):
-        raise InvalidInput("bbox", "latitudes must be within [-90, 90]")
+        raise InvalidInput("bbox", gettext("latitudes must be within [-90, 90]"))
     if lon1 < lon0 or lat1 < lat0:
         raise InvalidInput(
-            "bbox", "the minimum must not exceed the maximum (boxes across the antimeridian are not supported)"
+            "bbox", gettext("the minimum must not exceed the maximum (boxes across the antimeridian are "
+                            "not supported)")
         )
     return lon0, lat0, lon1, lat1
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts import permissions
 from catalog.actions import next_version
@@ -35,7 +37,7 @@ def start_upload_ingest(*, actor, dataset: Dataset, upload, declared_crs: str = 
     permissions.check_manage_dataset(actor, dataset)
     name = Path(upload.name).name
     if not name:
-        raise InvalidInput("file", "choose a file to upload")
+        raise InvalidInput("file", _("choose a file to upload"))
     incoming = corpus_dir() / "incoming" / f"{uuid.uuid4().hex}-{name}"
     incoming.parent.mkdir(parents=True, exist_ok=True)
     with open(incoming, "wb") as f:
@@ -47,9 +49,10 @@ def start_upload_ingest(*, actor, dataset: Dataset, upload, declared_crs: str = 
 def start_generated_ingest(*, actor, dataset: Dataset, seed: int, rooms: int) -> TaskProgress:
     permissions.check_manage_dataset(actor, dataset)
     if not 100 <= rooms <= MAX_GENERATED_ROOMS:
-        raise InvalidInput("rooms", f"generate between 100 and {MAX_GENERATED_ROOMS:,} rooms")
+        raise InvalidInput("rooms", _("generate between 100 and %(max_generated_rooms)s rooms")
+                                    % {"max_generated_rooms": f"{MAX_GENERATED_ROOMS:,}"})
     if not 0 <= seed < 2**32:
-        raise InvalidInput("seed", "use a seed between 0 and 2**32 - 1")
+        raise InvalidInput("seed", _("use a seed between 0 and 2**32 - 1"))
     return _queue(actor, dataset, {"generator": {"seed": seed, "rooms": rooms}})
 
 
@@ -58,7 +61,8 @@ def _queue(actor, dataset: Dataset, source: dict) -> TaskProgress:
 
     return queue_task(
         INGEST_TASK_KIND,
-        label=f"ingest:{dataset.slug}",
+        label=gettext_noop("导入数据 %(dataset)s"),
+        label_args={"dataset": dataset.slug},
         actor=actor,
         dispatch=lambda task_id: ingest_task.delay(task_id, dataset.pk, source),
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from celery import shared_task
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from catalog.models import Dataset
 from progress.actions import run_tracked
@@ -32,7 +33,8 @@ def ingest_task(task_id: str, dataset_id: int, source: dict) -> None:
                 done = 0
                 for batch in generate_district(seed=spec["seed"], rooms=rooms):
                     done += int((batch.column("kind").to_numpy(zero_copy_only=False) == "room").sum())
-                    report(95 * done / rooms, f"generated {done:,} of {rooms:,} rooms")
+                    report(95 * done / rooms, gettext_noop("generated %(done)s of %(rooms)s rooms"),
+                           done=f"{done:,}", rooms=f"{rooms:,}")
                     yield batch
 
             summary = store.write_corpus(batches(), target)
@@ -40,11 +42,11 @@ def ingest_task(task_id: str, dataset_id: int, source: dict) -> None:
         else:
             from .ingest import read_units
 
-            report(5, "reading and validating the upload")
+            report(5, gettext_noop("reading and validating the upload"))
             result = read_units(
                 source["upload"], declared_crs=source.get("declared_crs"), extent=settings.MILIAO_EXTENT
             )
-            report(60, f"validated {result.rows:,} units; indexing on the 3D grid")
+            report(60, gettext_noop("validated %(rows)s units; indexing on the 3D grid"), rows=f"{result.rows:,}")
             summary = store.write_corpus([result.table], target)
             Path(source["upload"]).unlink(missing_ok=True)
             origin, crs = source["name"], result.source_crs

@@ -7,7 +7,8 @@ import logging
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from accounts import permissions
 from accounts.models import Organisation, Role, User
@@ -20,10 +21,13 @@ log = logging.getLogger(__name__)
 
 
 def raise_alert(
-    *, kind: str, severity: str, bureau, subject: str, message: str, detail: dict | None = None,
-    dataset=None, organisation=None, licence=None,
+    *, kind: str, severity: str, bureau, subject: str, message: str, message_args: dict | None = None,
+    detail: dict | None = None, dataset=None, organisation=None, licence=None,
 ) -> Alert | None:
     """Record an alert, suspend the licence if it is critical, and email the bureau's stewards.
+
+    `message` is a message id marked with gettext_noop, with named placeholders filled from
+    `message_args`: the alert is stored untranslated and each reader sees it in their language.
 
     An open alert of the same kind about the same subject at the same or a higher severity
     is not raised again (a burst of downloads is one alert, not one per download). The
@@ -43,14 +47,15 @@ def raise_alert(
             .values_list("email", flat=True)
         )
         alert = Alert.objects.create(
-            kind=kind, severity=severity, bureau=bureau, subject=subject, message=message, detail=detail or {},
-            dataset=dataset, organisation=organisation, licence=licence, emailed_to=recipients,
+            kind=kind, severity=severity, bureau=bureau, subject=subject, message=message,
+            message_args=message_args or {}, detail=detail or {}, dataset=dataset, organisation=organisation,
+            licence=licence, emailed_to=recipients,
         )
         record(
             "defense.alert_raised",
             actor="system",
             subject=subject_of(alert),
-            payload={"kind": kind, "severity": severity, "bureau": bureau.code, "message": message},
+            payload={"kind": kind, "severity": severity, "bureau": bureau.code, "message": _english(alert)},
             inputs=[subject],
         )
         transaction.on_commit(lambda: _follow_up(alert))
@@ -66,22 +71,32 @@ def _follow_up(alert: Alert) -> None:
         licence = alert.licence
         licence.refresh_from_db()
         if licence.status == LicenceStatus.ACTIVE:
-            suspend_licence(actor=None, licence=licence, reason=f"alert #{alert.pk}: {alert.message}", automatic=True)
+            suspend_licence(actor=None, licence=licence, reason=f"alert #{alert.pk}: {_english(alert)}",
+                            automatic=True)
             Alert.objects.filter(pk=alert.pk).update(licence_suspended=True)
             alert.licence_suspended = True
     if alert.emailed_to:
         _email(alert, alert.emailed_to)
 
 
+def _english(alert: Alert) -> str:
+    """The alert's message in English, as events and the licence's status note record it."""
+    with translation.override("en"):
+        return alert.message_text()
+
+
 def _email(alert: Alert, recipients: list[str]) -> None:
-    subject = f"[Miliao] {alert.get_severity_display()} · {alert.get_kind_display()}"
-    body = (
-        f"{alert.message}\n\n"
-        f"{alert.subject}\n"
-        + ("The licence was suspended automatically; reinstate it from the portal once resolved.\n"
-           if alert.licence_suspended else "")
-        + f"\nAlert #{alert.pk}, {alert.created_at:%Y-%m-%d %H:%M} UTC"
-    )
+    # Stewards read mail in the portal's language (settings.LANGUAGE_CODE).
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = f"[Miliao] {alert.get_severity_display()} · {alert.get_kind_display()}"
+        body = (
+            f"{alert.message_text()}\n\n"
+            f"{alert.subject}\n"
+            + (_("The licence was suspended automatically; reinstate it from the portal once resolved.") + "\n"
+               if alert.licence_suspended else "")
+            + "\n" + _("Alert #%(alert)s, %(time)s UTC") % {"alert": alert.pk,
+                                                             "time": f"{alert.created_at:%Y-%m-%d %H:%M}"}
+        )
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     except OSError as exc:  # the alert stands in the portal even when mail is down
@@ -94,9 +109,10 @@ def acknowledge_alert(*, actor, alert: Alert, note: str) -> Alert:
     permissions.check_handle_alert(actor, alert)
     note = (note or "").strip()
     if not note:
-        raise InvalidInput("note", "say what was done about the alert")
+        raise InvalidInput("note", _("say what was done about the alert"))
     if alert.status != AlertStatus.OPEN:
-        raise Conflict(f"alert #{alert.pk} is already {alert.status}")
+        raise Conflict(_("alert #%(alert)s is already %(alert_status)s")
+                       % {"alert": alert.pk, "alert_status": alert.get_status_display()})
     alert.status = AlertStatus.ACKNOWLEDGED
     alert.acknowledged_by = actor
     alert.acknowledged_at = timezone.now()

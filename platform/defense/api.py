@@ -16,6 +16,7 @@ class AlertSerializer(serializers.ModelSerializer):
     bureau = serializers.CharField(source="bureau.code")
     organisation = serializers.CharField(source="organisation.code", default=None, allow_null=True)
     dataset = serializers.CharField(source="dataset.slug", default=None, allow_null=True)
+    message = serializers.CharField(source="message_text", read_only=True)  # in the request's language
 
     class Meta:
         model = Alert

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from provenance.recorder import subject_of
 
@@ -33,8 +34,10 @@ def after_download(download) -> None:
         raise_alert(
             kind=AlertKind.DOWNLOAD_BURST, severity=level, bureau=dataset.owner, subject=subject, dataset=dataset,
             organisation=download.organisation, licence=licence,
-            message=f"{len(times)} downloads in {policy.burst_window_minutes} minutes "
-                    f"(threshold {policy.burst_downloads}) by {download.user.actor_label}",
+            message=gettext_noop("%(downloads)s downloads in %(minutes)s minutes (threshold %(threshold)s) by "
+                                 "%(user)s"),
+            message_args={"downloads": len(times), "minutes": policy.burst_window_minutes,
+                          "threshold": policy.burst_downloads, "user": download.user.actor_label},
             detail={"downloads": len(times), "window_minutes": policy.burst_window_minutes},
         )
 
@@ -47,8 +50,10 @@ def after_refused_use(licence, user, reason: str) -> None:
     raise_alert(
         kind=AlertKind.FOREIGN_ACCESS, severity=Severity.CRITICAL, bureau=dataset.owner, subject=subject_of(licence),
         dataset=dataset, organisation=user.organisation, licence=licence,
-        message=f"{user.actor_label} of {user.organisation.code} tried to use licence #{licence.pk} of "
-                f"{licence.organisation.code}: {reason}",
+        message=gettext_noop("%(user)s of %(organisation)s tried to use licence #%(licence)s of %(holder)s: "
+                             "%(reason)s"),
+        message_args={"user": user.actor_label, "organisation": user.organisation.code, "licence": licence.pk,
+                      "holder": licence.organisation.code, "reason": str(reason)},
         detail={"user": user.actor_label, "organisation": user.organisation.code},
     )
 
@@ -72,8 +77,9 @@ def after_application(application) -> None:
         raise_alert(
             kind=AlertKind.SIMILAR_REQUESTS, severity=Severity.WARNING, bureau=dataset.owner,
             subject=subject_of(dataset), dataset=dataset, organisation=application.organisation,
-            message=f"{application.organisation.code} asks for {dataset.slug} in almost the same words as "
-                    f"{', '.join(alike)}",
+            message=gettext_noop("%(organisation)s asks for %(dataset)s in almost the same words as %(others)s"),
+            message_args={"organisation": application.organisation.code, "dataset": dataset.slug,
+                          "others": ", ".join(alike)},
             detail={"organisations": [application.organisation.code, *alike], "application": application.pk},
         )
 
@@ -86,7 +92,9 @@ def after_budget_change(budget) -> None:
         raise_alert(
             kind=AlertKind.BUDGET_HIGH, severity=level, bureau=budget.dataset.owner, subject=subject_of(budget),
             dataset=budget.dataset, organisation=budget.organisation,
-            message=f"{budget.organisation.code} has spent ε {spent:g} of {total:g} on {budget.dataset.slug}",
+            message=gettext_noop("%(organisation)s has spent ε %(spent)s of %(total)s on %(dataset)s"),
+            message_args={"organisation": budget.organisation.code, "spent": f"{spent:g}", "total": f"{total:g}",
+                          "dataset": budget.dataset.slug},
             detail={"spent": str(budget.epsilon_spent), "total": str(budget.epsilon_total)},
         )
 
@@ -106,7 +114,9 @@ def expiring_licences() -> int:
             alert = raise_alert(
                 kind=AlertKind.LICENCE_EXPIRING, severity=Severity.INFO, bureau=dataset.owner,
                 subject=subject_of(licence), dataset=dataset, organisation=licence.organisation, licence=licence,
-                message=f"licence #{licence.pk} of {licence.organisation.code} ends {licence.valid_until:%Y-%m-%d}",
+                message=gettext_noop("licence #%(licence)s of %(organisation)s ends %(date)s"),
+                message_args={"licence": licence.pk, "organisation": licence.organisation.code,
+                              "date": f"{licence.valid_until:%Y-%m-%d}"},
             )
             raised += alert is not None
     return raised
@@ -123,14 +133,18 @@ def after_leak(finding) -> None:
             kind=AlertKind.LEAK_TRACED, severity=Severity.CRITICAL, bureau=dataset.owner,
             subject=subject_of(finding.licence), dataset=dataset, organisation=finding.recipient,
             licence=finding.licence,
-            message=f"a leaked file ({finding.file_name}) was traced to licence #{finding.licence_id} of "
-                    f"{finding.recipient.code if finding.recipient else '?'} (p = {finding.p_value:.2e})",
+            message=gettext_noop("a leaked file (%(file)s) was traced to licence #%(licence)s of %(recipient)s "
+                                 "(p = %(p)s)"),
+            message_args={"file": finding.file_name, "licence": finding.licence_id,
+                          "recipient": finding.recipient.code if finding.recipient else "?",
+                          "p": f"{finding.p_value:.2e}"},
             detail={"finding": finding.pk},
         )
     else:
         raise_alert(
             kind=AlertKind.LEAK_TRACED, severity=Severity.WARNING, bureau=dataset.owner, subject=subject_of(finding),
-            dataset=dataset, message=f"a leaked file ({finding.file_name}) matches release #{release.pk} "
-                                     "but names no licence",
+            dataset=dataset,
+            message=gettext_noop("a leaked file (%(file)s) matches release #%(release)s but names no licence"),
+            message_args={"file": finding.file_name, "release": release.pk},
             detail={"finding": finding.pk},
         )

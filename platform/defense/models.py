@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
@@ -43,7 +44,10 @@ class Alert(models.Model):
         "access.Licence", verbose_name=_("数据许可"), on_delete=models.PROTECT, null=True, blank=True, related_name="alerts"
     )
     subject = models.CharField(_("对象"), max_length=200)
+    # Stored untranslated: the message id (gettext_noop) and its placeholders' values;
+    # message_text() says it in the reader's language.
     message = models.TextField(_("说明"))
+    message_args = models.JSONField(_("说明参数"), default=dict, blank=True)
     detail = models.JSONField(default=dict)
     licence_suspended = models.BooleanField(_("已自动暂停许可"), default=False)
     emailed_to = models.JSONField(default=list)
@@ -62,6 +66,13 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.severity} {self.kind} {self.subject}"
+
+    def message_text(self) -> str:
+        """The message in the active language, its placeholders filled in."""
+        try:
+            return gettext(self.message) % self.message_args if self.message_args else gettext(self.message)
+        except (KeyError, TypeError, ValueError):  # a catalogue out of step with the stored values
+            return self.message
 
 
 class DefensePolicy(models.Model):

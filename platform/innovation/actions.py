@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts import permissions
 from accounts.models import Role, User
@@ -72,10 +73,11 @@ def open_scenario(*, actor, slug: str, title: str, background: str, contact: str
     permissions.check_open_scenario(actor)
     slug = text(slug, "slug", limit=80)
     if Scenario.objects.filter(slug=slug).exists():
-        raise Conflict(f"a scenario {slug!r} exists already")
+        raise Conflict(gettext("a scenario %(slug)r exists already") % {"slug": slug})
     foreign = [d.slug for d in datasets if d.owner_id != actor.organisation_id]
     if foreign:
-        raise InvalidInput("datasets", f"{', '.join(foreign)} belong to another bureau")
+        raise InvalidInput("datasets", gettext("%(foreign)s belong to another bureau")
+                                       % {"foreign": ', '.join(foreign)})
     scenario = Scenario.objects.create(
         slug=slug, bureau=actor.organisation, title=text(title, "title", limit=TITLE_MAX),
         title_en=text(title_en, "title_en", limit=TITLE_MAX, required=False),
@@ -92,11 +94,13 @@ def open_scenario(*, actor, slug: str, title: str, background: str, contact: str
 def follow_scenario(*, actor, scenario: Scenario, kind: str = InterestKind.FOLLOW, note: str = "") -> ScenarioInterest:
     permissions.check_follow_scenario(actor)
     if kind not in InterestKind.values:
-        raise InvalidInput("kind", f"one of {', '.join(InterestKind.values)}")
+        raise InvalidInput("kind", gettext("one of %(interestkind_values)s")
+                                   % {"interestkind_values": ', '.join(InterestKind.values)})
     note = text(note, "note", limit=2000, required=kind == InterestKind.INTEREST)
     if ScenarioInterest.objects.filter(scenario=scenario, user=actor, kind=kind).exists():
-        raise Conflict(f"you already {'follow' if kind == InterestKind.FOLLOW else 'expressed interest in'} "
-                       f"{scenario.slug}")
+        message = (gettext("you already follow %(scenario)s") if kind == InterestKind.FOLLOW
+                   else gettext("you already expressed interest in %(scenario)s"))
+        raise Conflict(message % {"scenario": scenario.slug})
     interest = ScenarioInterest.objects.create(scenario=scenario, user=actor, organisation=actor.organisation,
                                                kind=kind, note=note)
     record(f"innovation.scenario_{'followed' if kind == InterestKind.FOLLOW else 'interest'}",
@@ -111,7 +115,8 @@ def mark_deployed(*, actor, scenario: Scenario, note: str) -> Scenario:
     permissions.check_manage_scenario(actor, scenario)
     scenario = Scenario.objects.select_for_update().get(pk=scenario.pk)
     if scenario.status == ScenarioStatus.DEPLOYED:
-        raise Conflict(f"scenario {scenario.slug} is already marked deployed")
+        raise Conflict(gettext("scenario %(scenario_slug)s is already marked deployed")
+                       % {"scenario_slug": scenario.slug})
     scenario.status, scenario.deployment_note = ScenarioStatus.DEPLOYED, text(note, "note", limit=TEXT_MAX)
     scenario.save(update_fields=["status", "deployment_note"])
     record("innovation.scenario_deployed", actor=actor_of(actor), subject=subject_of(scenario),
@@ -133,27 +138,37 @@ def open_challenge(*, actor, scenario: Scenario, slug: str, title: str, task: st
     permissions.check_manage_scenario(actor, scenario)
     slug = text(slug, "slug", limit=80)
     if Challenge.objects.filter(slug=slug).exists():
-        raise Conflict(f"a challenge {slug!r} exists already")
+        raise Conflict(gettext("a challenge %(slug)r exists already") % {"slug": slug})
     try:
         built_in = sandbox_tasks.task_named(task)
     except ValueError as exc:
         raise InvalidInput("task", str(exc).partition(": ")[2]) from None
     hidden = hidden_corpus.dataset
     if hidden.data_class != "compute_only":
-        raise InvalidInput("hidden_corpus", f"{hidden.slug} is {hidden.data_class}: a hidden test set must be "
-                                            "compute-only, so no team ever sees its rows")
+        raise InvalidInput("hidden_corpus", gettext("%(hidden_slug)s is %(hidden_data_class)s: a hidden "
+                                                    "test set must be compute-only, so no team ever sees "
+                                                    "its rows")
+                                            % {"hidden_slug": hidden.slug,
+                                               "hidden_data_class": hidden.get_data_class_display()})
     if hidden.owner_id != scenario.bureau_id:
-        raise InvalidInput("hidden_corpus", f"{hidden.slug} belongs to another bureau")
+        raise InvalidInput("hidden_corpus", gettext("%(hidden_slug)s belongs to another bureau")
+                                            % {"hidden_slug": hidden.slug})
     if not opens_at < final_at <= closes_at:
-        raise InvalidInput("final_at", "the timeline runs opens_at < final_at (the submission deadline) <= closes_at")
+        raise InvalidInput("final_at", gettext("the timeline runs opens_at < final_at (the submission "
+                                               "deadline) <= closes_at"))
     ladder = _ladder_step(ladder_step)
     table = pq.read_table(Path(settings.STATE_DIR) / hidden_corpus.path, columns=sandbox_tasks.COLUMNS)
     rooms = evaluation.hidden_rooms(table, built_in)
     salt = secrets.token_hex(16)
     public, private = evaluation.split(rooms, salt)
     if min(public.num_rows, private.num_rows) < 50:
-        raise InvalidInput("hidden_corpus", f"{hidden.slug} v{hidden_corpus.version} has {rooms.num_rows} rooms with "
-                                            f"{built_in.target}: too few for a public and a private test part")
+        raise InvalidInput("hidden_corpus", gettext("%(hidden_slug)s v%(hidden_corpus_version)s has "
+                                                    "%(rooms_num_rows)s rooms with %(built_in_target)s: "
+                                                    "too few for a public and a private test part")
+                                            % {"hidden_slug": hidden.slug,
+                                               "hidden_corpus_version": hidden_corpus.version,
+                                               "rooms_num_rows": rooms.num_rows,
+                                               "built_in_target": built_in.target})
     spec = {"task": task, "metric": built_in.metric, "neighbourhoods": sandbox_tasks.vocabulary(table), "salt": salt,
             "public_rows": public.num_rows, "private_rows": private.num_rows}
     challenge = Challenge.objects.create(
@@ -179,7 +194,8 @@ def _ladder_step(value) -> float:
     try:
         return Ladder(step=float(value), higher_is_better=True).step
     except (TypeError, ValueError):
-        raise InvalidInput("ladder_step", f"a step in (0, 1), not {value!r}") from None
+        raise InvalidInput("ladder_step", gettext("a step in (0, 1), not %(value)r")
+                                          % {"value": value}) from None
 
 
 def ladder_of(challenge: Challenge) -> Ladder:
@@ -198,12 +214,15 @@ def _team_of(user, challenge: Challenge) -> Team | None:
 def register_team(*, actor, challenge: Challenge, name: str) -> Team:
     permissions.check_join_challenge(actor, challenge)
     if challenge.phase() == Phase.CLOSED:
-        raise Conflict(f"challenge {challenge.slug} has closed")
+        raise Conflict(gettext("challenge %(challenge_slug)s has closed")
+                       % {"challenge_slug": challenge.slug})
     name = text(name, "name", limit=100)
     if _team_of(actor, challenge) is not None:
-        raise Conflict(f"you are already in a team of {challenge.slug}")
+        raise Conflict(gettext("you are already in a team of %(challenge_slug)s")
+                       % {"challenge_slug": challenge.slug})
     if Team.objects.filter(challenge=challenge, name=name).exists():
-        raise Conflict(f"a team called {name!r} is already registered for {challenge.slug}")
+        raise Conflict(gettext("a team called %(name)r is already registered for %(challenge_slug)s")
+                       % {"name": name, "challenge_slug": challenge.slug})
     team = Team.objects.create(challenge=challenge, name=name, captain=actor)
     team.members.add(actor)
     record("innovation.team_registered", actor=actor_of(actor), subject=subject_of(team),
@@ -219,15 +238,22 @@ def invite(*, actor, team: Team, username: str) -> TeamInvitation:
     invitee = User.objects.filter(username=text(username, "username", limit=150)).select_related(
         "organisation").first()
     if invitee is None or not invitee.is_active:
-        raise InvalidInput("username", f"no active user {username!r}")
+        raise InvalidInput("username", gettext("no active user %(username)r") % {"username": username})
     if invitee.role != Role.APPLICANT:
-        raise InvalidInput("username", f"{invitee.username} is a {invitee.get_role_display()}: teams are of applicants")
+        raise InvalidInput("username", gettext("%(invitee_username)s is a %(invitee)s: teams are of "
+                                               "applicants")
+                                       % {"invitee_username": invitee.username,
+                                          "invitee": invitee.get_role_display()})
     if invitee.organisation_id == team.challenge.scenario.bureau_id:
-        raise InvalidInput("username", f"{invitee.username} works for the bureau that holds the hidden test set")
+        raise InvalidInput("username", gettext("%(invitee_username)s works for the bureau that holds the "
+                                               "hidden test set")
+                                       % {"invitee_username": invitee.username})
     if _team_of(invitee, team.challenge) is not None:
-        raise Conflict(f"{invitee.username} is already in a team of {team.challenge.slug}")
+        raise Conflict(gettext("%(invitee_username)s is already in a team of %(team_challenge_slug)s")
+                       % {"invitee_username": invitee.username, "team_challenge_slug": team.challenge.slug})
     if team.invitations.filter(invitee=invitee, status=InvitationStatus.PENDING).exists():
-        raise Conflict(f"{invitee.username} already has a pending invitation to {team.name}")
+        raise Conflict(gettext("%(invitee_username)s already has a pending invitation to %(team_name)s")
+                       % {"invitee_username": invitee.username, "team_name": team.name})
     invitation = TeamInvitation.objects.create(team=team, invitee=invitee, invited_by=actor)
     record("innovation.member_invited", actor=actor_of(actor), subject=subject_of(team),
            payload={"invitee": invitee.username, "organisation": invitee.organisation.code})
@@ -238,14 +264,16 @@ def invite(*, actor, team: Team, username: str) -> TeamInvitation:
 def answer_invitation(*, actor, invitation: TeamInvitation, accept: bool) -> TeamInvitation:
     invitation = TeamInvitation.objects.select_for_update().select_related("team__challenge").get(pk=invitation.pk)
     if invitation.invitee_id != actor.pk:
-        raise Refused("this invitation is someone else's")
+        raise Refused(gettext("this invitation is someone else's"))
     if invitation.status != InvitationStatus.PENDING:
-        raise Conflict(f"the invitation was already {invitation.status}")
+        raise Conflict(gettext("the invitation was already %(invitation_status)s")
+                       % {"invitation_status": invitation.get_status_display()})
     team = invitation.team
     if accept:
         permissions.check_join_challenge(actor, team.challenge)
         if _team_of(actor, team.challenge) is not None:
-            raise Conflict(f"you are already in a team of {team.challenge.slug}")
+            raise Conflict(gettext("you are already in a team of %(team_challenge_slug)s")
+                           % {"team_challenge_slug": team.challenge.slug})
         team.members.add(actor)
     invitation.status = InvitationStatus.ACCEPTED if accept else InvitationStatus.DECLINED
     invitation.decided_at = timezone.now()
@@ -262,10 +290,13 @@ def leave_team(*, actor, team: Team) -> Team:
     permissions.check_team_member(actor, team)
     team = Team.objects.select_for_update().select_related("challenge").get(pk=team.pk)
     if team.captain_id == actor.pk:
-        raise Conflict(f"the captain stays with {team.name}: captains cannot leave their team")
+        raise Conflict(gettext("the captain stays with %(team_name)s: captains cannot leave their team")
+                       % {"team_name": team.name})
     phase = team.challenge.phase()
     if phase not in (Phase.UPCOMING, Phase.OPEN):
-        raise Conflict(f"{team.challenge.slug} is {phase}: teams are fixed once submissions have ended")
+        raise Conflict(gettext("%(team_challenge_slug)s is %(phase)s: teams are fixed once submissions "
+                               "have ended")
+                       % {"team_challenge_slug": team.challenge.slug, "phase": Phase(phase).label})
     team.members.remove(actor)
     record("innovation.member_left", actor=actor_of(actor), subject=subject_of(team),
            payload={"member": actor.username, "organisation": actor.organisation.code})
@@ -312,31 +343,41 @@ def _admissible(actor, challenge: Challenge, kind: str, content: bytes | None, *
     permissions.check_join_challenge(actor, challenge)
     team = _team_of(actor, challenge)
     if team is None:
-        raise Refused(f"you are in no team registered for {challenge.slug}: register one or accept an invitation")
+        raise Refused(gettext("you are in no team registered for %(challenge_slug)s: register one or "
+                              "accept an invitation")
+                      % {"challenge_slug": challenge.slug})
     if locked:
         team = Team.objects.select_for_update().get(pk=team.pk)
     now = timezone.now()
     phase = challenge.phase(now)
     if phase == Phase.UPCOMING:
         opens = timezone.localtime(challenge.opens_at)
-        raise Conflict(f"{challenge.slug} opens for submissions at {opens:%Y-%m-%d %H:%M}")
+        raise Conflict(gettext("%(challenge_slug)s opens for submissions at %(opens)s")
+                       % {"challenge_slug": challenge.slug, "opens": f"{opens:%Y-%m-%d %H:%M}"})
     if phase != Phase.OPEN:
-        raise Conflict(f"the submission deadline of {challenge.slug} passed at "
-                       f"{timezone.localtime(challenge.final_at):%Y-%m-%d %H:%M:%S}")
+        raise Conflict(gettext("the submission deadline of %(challenge_slug)s passed at "
+                               "%(final_at)s")
+                       % {"challenge_slug": challenge.slug,
+                          "final_at": f"{timezone.localtime(challenge.final_at):%Y-%m-%d %H:%M:%S}"})
     today = Submission.objects.filter(team=team, created_at__gte=_local_day_start(now)).count()
     if today >= challenge.daily_limit:
-        raise Conflict(f"team {team.name} has made its {challenge.daily_limit} submissions of today "
-                       f"({timezone.localtime(now):%Y-%m-%d}); the limit resets at midnight")
+        raise Conflict(gettext("team %(team_name)s has made its %(challenge_daily_limit)s submissions of "
+                               "today (%(today)s); the limit resets at midnight")
+                       % {"team_name": team.name,
+                          "challenge_daily_limit": challenge.daily_limit,
+                          "today": f"{timezone.localtime(now):%Y-%m-%d}"})
     if kind not in SubmissionKind.values:
-        raise InvalidInput("kind", f"one of {', '.join(SubmissionKind.values)}")
+        raise InvalidInput("kind", gettext("one of %(submissionkind_values)s")
+                                   % {"submissionkind_values": ', '.join(SubmissionKind.values)})
     if content is not None:
         if not content:
-            raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code", "is empty")
+            raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code", gettext("is empty"))
         limit = min(challenge.max_submission_bytes, CODE_MAX_BYTES) if kind == SubmissionKind.CODE \
             else challenge.max_submission_bytes
         if len(content) > limit:
             raise InvalidInput("file" if kind == SubmissionKind.WEIGHTS else "code",
-                               f"larger than {limit} bytes, the most this challenge takes")
+                               gettext("larger than %(limit)s bytes, the most this challenge takes")
+                               % {"limit": limit})
     return team, today
 
 
@@ -351,7 +392,8 @@ def _record_submission(*, actor, challenge: Challenge, kind: str, staged: Path, 
     transaction.on_commit(lambda: _store(staged, target))  # before the scoring task is dispatched
     from .tasks import score_submission_task
 
-    progress = queue_task("innovation.score", label=f"评测提交 #{submission.pk}", actor=actor,
+    progress = queue_task("innovation.score", label=gettext_noop("评测提交 #%(submission)s"),
+                          label_args={"submission": submission.pk}, actor=actor,
                           dispatch=lambda task_id: score_submission_task.delay(task_id, submission.pk))
     submission.path = str(target.relative_to(settings.STATE_DIR))
     submission.task_id = progress.pk
@@ -403,7 +445,8 @@ def inspect_weights(path: Path, challenge: Challenge) -> dict:
         with tempfile.TemporaryDirectory(prefix="miliao-weights-") as scratch:
             found = evaluation.inspect_weights(path, spec, work=Path(scratch))
     except IsolationUnavailable as exc:
-        raise Conflict(f"weights cannot be checked on this platform now: {exc}") from None
+        raise Conflict(gettext("weights cannot be checked on this platform now: %(exc)s")
+                       % {"exc": exc}) from None
     if len(_INSPECTED) >= _INSPECTED_MAX:
         _INSPECTED.pop(next(iter(_INSPECTED)))
     _INSPECTED[key] = found
@@ -466,9 +509,12 @@ def choose_final(*, actor, submission: Submission) -> Submission:
     submission = Submission.objects.select_for_update().select_related("challenge", "team").get(pk=submission.pk)
     challenge = submission.challenge
     if challenge.phase() not in (Phase.OPEN, Phase.FINAL):
-        raise Conflict(f"{challenge.slug} is {challenge.phase()}: finals are chosen before it closes")
+        raise Conflict(gettext("%(challenge_slug)s is %(phase)s: finals are chosen before it closes")
+                       % {"challenge_slug": challenge.slug, "phase": Phase(challenge.phase()).label})
     if submission.status != SubmissionStatus.SCORED:
-        raise Conflict(f"submission #{submission.pk} is {submission.status}: only a scored one can be the final")
+        raise Conflict(gettext("submission #%(submission)s is %(submission_status)s: only a scored one can "
+                               "be the final")
+                       % {"submission": submission.pk, "submission_status": submission.get_status_display()})
     Submission.objects.filter(team=submission.team).update(final=False)
     Submission.objects.filter(pk=submission.pk).update(final=True)
     record("innovation.final_chosen", actor=actor_of(actor), subject=subject_of(submission),
@@ -503,10 +549,12 @@ def close_challenge(*, actor, challenge: Challenge) -> Challenge:
     challenge = Challenge.objects.select_for_update().get(pk=challenge.pk)
     now = timezone.now()
     if challenge.phase(now) in (Phase.UPCOMING, Phase.CLOSED):
-        raise Conflict(f"{challenge.slug} is {challenge.phase(now)}: only a challenge that has opened and not "
-                       "closed can be closed")
+        raise Conflict(gettext("%(challenge_slug)s is %(phase)s: only a challenge that has opened and not "
+                               "closed can be closed")
+                       % {"challenge_slug": challenge.slug, "phase": Phase(challenge.phase(now)).label})
     if challenge.close_task_id is not None:
-        raise Conflict(f"{challenge.slug} is already being closed")
+        raise Conflict(gettext("%(challenge_slug)s is already being closed")
+                       % {"challenge_slug": challenge.slug})
     return _start_close(challenge, now=now, owner=actor, actor=actor_of(actor))
 
 
@@ -533,7 +581,8 @@ def _start_close(challenge: Challenge, *, now, owner, actor: str) -> Challenge:
     """Queue the private scoring (its progress row is `owner`'s) and record who ended it."""
     from .tasks import close_challenge_task
 
-    progress = queue_task("innovation.close", label=f"终评 {challenge.slug}", actor=owner,
+    progress = queue_task("innovation.close", label=gettext_noop("终评 %(challenge)s"),
+                          label_args={"challenge": challenge.slug}, actor=owner,
                           dispatch=lambda task_id: close_challenge_task.delay(task_id, challenge.pk))
     challenge.final_at = min(challenge.final_at, now)
     challenge.close_task_id = progress.pk
@@ -605,15 +654,21 @@ def share_result(*, actor, submission: Submission, title: str, summary: str, lic
     submission = Submission.objects.select_for_update().select_related("challenge", "team").get(pk=submission.pk)
     challenge = submission.challenge
     if challenge.closed_at is None:
-        raise Conflict(f"{challenge.slug} has not closed: results are shared once the final board is out")
+        raise Conflict(gettext("%(challenge_slug)s has not closed: results are shared once the final board "
+                               "is out")
+                       % {"challenge_slug": challenge.slug})
     if submission.status != SubmissionStatus.SCORED:
-        raise Conflict(f"submission #{submission.pk} is {submission.status}: only scored results are shared")
+        raise Conflict(gettext("submission #%(submission)s is %(submission_status)s: only scored results "
+                               "are shared")
+                       % {"submission": submission.pk, "submission_status": submission.get_status_display()})
     if ShowcaseItem.objects.filter(submission=submission).exists():
-        raise Conflict(f"submission #{submission.pk} is already on the showcase")
+        raise Conflict(gettext("submission #%(submission)s is already on the showcase")
+                       % {"submission": submission.pk})
     if licence not in Licence.values:
-        raise InvalidInput("licence", f"one of {', '.join(Licence.values)}")
+        raise InvalidInput("licence", gettext("one of %(licence_values)s")
+                                      % {"licence_values": ', '.join(Licence.values)})
     if demo_url and not demo_url.startswith(("https://", "http://")):
-        raise InvalidInput("demo_url", "an http(s) address")
+        raise InvalidInput("demo_url", gettext("an http(s) address"))
     item = ShowcaseItem.objects.create(
         challenge=challenge, team=submission.team, submission=submission, title=text(title, "title", limit=TITLE_MAX),
         summary=text(summary, "summary", limit=2000), report=text(report, "report", limit=TEXT_MAX, required=False),
@@ -662,13 +717,22 @@ def reuse_base(*, actor, item: ShowcaseItem, task: str) -> dict:
     """Check that `actor` may build on a shared result (fine-tune its weights in a sandbox
     job) and say what the derivation records: the weights' path and the attribution."""
     if item.submission.kind != SubmissionKind.WEIGHTS:
-        raise InvalidInput("params.base_model", f"showcase #{item.pk} is code, not weights to fine-tune")
+        raise InvalidInput("params.base_model", gettext("showcase #%(item)s is code, not weights to "
+                                                        "fine-tune")
+                                                % {"item": item.pk})
     if item.challenge.task != task:
-        raise InvalidInput("params.base_model", f"showcase #{item.pk} is a {item.challenge.task} model, not {task}")
+        raise InvalidInput("params.base_model", gettext("showcase #%(item)s is a %(item_challenge_task)s "
+                                                        "model, not %(task)s")
+                                                % {"item": item.pk,
+                                                   "item_challenge_task": item.challenge.task,
+                                                   "task": task})
     if item.licence in NO_DERIVATIVES:
-        raise Refused(f"showcase #{item.pk} is shared under {item.licence}: no derivatives")
+        raise Refused(gettext("showcase #%(item)s is shared under %(item_licence)s: no derivatives")
+                      % {"item": item.pk, "item_licence": item.licence})
     if item.licence in NON_COMMERCIAL and actor.organisation.kind in COMMERCIAL_KINDS:
-        raise Refused(f"showcase #{item.pk} is shared under {item.licence}: not for commercial use by a startup")
+        raise Refused(gettext("showcase #%(item)s is shared under %(item_licence)s: not for commercial use "
+                              "by a startup")
+                      % {"item": item.pk, "item_licence": item.licence})
     return {"showcase": item.pk, "title": item.title, "team": item.team.name, "licence": item.licence,
             "organisations": item.card.get("team", {}).get("organisations", []), "sha256": item.submission.sha256,
             "path": item.submission.path}
@@ -677,9 +741,9 @@ def reuse_base(*, actor, item: ShowcaseItem, task: str) -> dict:
 @transaction.atomic(durable=True)
 def record_result_download(*, actor, item: ShowcaseItem) -> ShowcaseItem:
     if permissions.role_of(actor) is None:
-        raise Refused("log in first")
+        raise Refused(gettext("log in first"))
     if item.submission.kind != SubmissionKind.WEIGHTS:
-        raise Conflict(f"showcase #{item.pk} has no weights to download")
+        raise Conflict(gettext("showcase #%(item)s has no weights to download") % {"item": item.pk})
     record("innovation.result_downloaded", actor=actor_of(actor), subject=subject_of(item),
            payload={"licence": item.licence, "sha256": item.submission.sha256,
                     "organisation": actor.organisation.code if actor.organisation_id else ""})

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import Count, Q
 from django.http import FileResponse, HttpResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
@@ -49,7 +50,7 @@ from .models import (
 
 def _progress(task_id) -> dict | None:
     task = TaskProgress.objects.filter(pk=task_id).first() if task_id else None
-    return None if task is None else {"id": str(task.pk), "percent": task.percent, "stage": task.stage,
+    return None if task is None else {"id": str(task.pk), "percent": task.percent, "stage": task.stage_text(),
                                       "status": task.status}
 
 
@@ -291,7 +292,8 @@ class ChallengeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         """The final ranking on the private part, once the challenge has closed."""
         challenge = self.get_object()
         if challenge.closed_at is None:
-            raise Conflict(f"{challenge.slug} has not closed: the private board comes at the close")
+            raise Conflict(_("%(challenge_slug)s has not closed: the private board comes at the close")
+                           % {"challenge_slug": challenge.slug})
         return Response({"closed_at": challenge.closed_at, "rows": _board(challenge, "private")})
 
     @extend_schema(request=None, responses={202: ClosingChallengeSerializer})

@@ -13,8 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from corpora.mock import mock_seed, mock_units
+from jobs.templatetags import task_texts
 from sandbox import tasks as sandbox_tasks
 
 from .models import Challenge
@@ -71,22 +73,35 @@ def starter_kit(challenge: Challenge) -> bytes:
 
 
 def _readme(challenge: Challenge, spec: dict, task) -> str:
+    """The kit's guide, in the language of the request that downloads it."""
     local = timezone.localtime
-    return f"""# {challenge.title} ({challenge.slug})
+    return gettext(README) % {
+        "title": challenge.title, "slug": challenge.slug, "scenario": challenge.scenario.title,
+        "task_title": task_texts.task_title(task.name), "task": task.name, "kind": task_texts.task_kind(task.kind),
+        "metric": task_texts.metric_name(task.metric),
+        "better": gettext("higher is better") if task.kind == "classification" else gettext("lower is better"),
+        "opens": f"{local(challenge.opens_at):%Y-%m-%d %H:%M}", "final": f"{local(challenge.final_at):%Y-%m-%d %H:%M}",
+        "closes": f"{local(challenge.closes_at):%Y-%m-%d %H:%M}", "daily_limit": challenge.daily_limit,
+        "max_bytes": challenge.max_submission_bytes, "training_dataset": spec["training_dataset"],
+        "rules": challenge.rules, "step": challenge.ladder_step,
+    }
 
-Scenario: {challenge.scenario.title}. Task: **{task.title}** (`{task.name}`, {task.kind}); metric: **{task.metric}**
-({'higher' if task.kind == 'classification' else 'lower'} is better), on a hidden test set that is compute-only:
+
+README = gettext_noop("""# %(title)s (%(slug)s)
+
+Scenario: %(scenario)s. Task: **%(task_title)s** (`%(task)s`, %(kind)s); metric: **%(metric)s**
+(%(better)s), on a hidden test set that is compute-only:
 no team ever sees its rows, and submissions run without network on its features only.
 
-Timeline: opens {local(challenge.opens_at):%Y-%m-%d %H:%M}, submissions until {local(challenge.final_at):%Y-%m-%d %H:%M},
-closes {local(challenge.closes_at):%Y-%m-%d %H:%M}. At most {challenge.daily_limit} submissions per team per day, each
-at most {challenge.max_submission_bytes} bytes.
+Timeline: opens %(opens)s, submissions until %(final)s,
+closes %(closes)s. At most %(daily_limit)s submissions per team per day, each
+at most %(max_bytes)s bytes.
 
 ## What is here
 
 - `mock/train.parquet`, `mock/test.parquet`: synthetic rooms (never real ones) in the hidden set's columns, with labels.
 - `spec.json`, `schema.json`: the task, the feature columns, the neighbourhoods every model is encoded with.
-- `train.py`: trains the built-in model (`python train.py`, or on the training data `{spec['training_dataset']}` in the
+- `train.py`: trains the built-in model (`python train.py`, or on the training data `%(training_dataset)s` in the
   same columns) and writes `model.pt`, a **weights** submission.
 - `predict.py`: a **code** submission template: `python predict.py FEATURES.parquet` writes `predictions.csv`.
 - `score.py`: scores either on the mock test rows, as the platform will on the hidden ones:
@@ -97,13 +112,13 @@ Needs Python 3.11 with `torch`, `pyarrow` and `numpy`.
 
 ## Rules
 
-{challenge.rules}
+%(rules)s
 
 ## The leaderboard
 
 The public board scores each submission on a public part of the hidden set and shows each team's score through the
-**Ladder** (Blum & Hardt 2015) with step η = {challenge.ladder_step}: your board score changes only when a submission
+**Ladder** (Blum & Hardt 2015) with step η = %(step)s: your board score changes only when a submission
 beats it by more than η, and then to that score rounded to a multiple of η. Probing the board with many variants
 learns almost nothing about the hidden labels. The final ranking is computed once, at the close, on a private part
 no submission was ever scored on: by default your best submission, or the one you choose as final.
-"""
+""")

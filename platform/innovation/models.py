@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Organisation
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
+from miliao.i18n import localized
 
 
 class ScenarioStatus(models.TextChoices):
@@ -41,7 +42,12 @@ class Scenario(models.Model):
         verbose_name_plural = _("开放场景")
 
     def __str__(self) -> str:
-        return self.title
+        return self.local_title
+
+    @property
+    def local_title(self) -> str:
+        """The title in the reader's language: the English title in English, where there is one."""
+        return localized(self.title, self.title_en)
 
 
 class InterestKind(models.TextChoices):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from progress.actions import fail_task, run_tracked
 from sandbox import challenge as evaluation
@@ -131,7 +132,7 @@ def score_submission(task_id: str, submission_id: int) -> None:
     evaluated: dict = {}
 
     def work(report) -> dict:
-        report(10, "evaluating on the public test part")
+        report(10, gettext_noop("evaluating on the public test part"))
         try:
             evaluated["score"] = evaluate(submission, hidden_part(submission.challenge, "public"),
                                           _work(submission, "public"))
@@ -159,7 +160,8 @@ def score_finals(task_id: str, challenge_id: int) -> None:
         private = hidden_part(challenge, "private")
         scores = {}
         for n, submission in enumerate(finals):
-            report(100 * n / max(len(finals), 1), f"final {n + 1} of {len(finals)} on the private part")
+            report(100 * n / max(len(finals), 1), gettext_noop("final %(n)s of %(total)s on the private part"),
+                   n=n + 1, total=len(finals))
             try:
                 scores[str(submission.pk)] = evaluate(submission, private, _work(submission, "private"))
             except EvaluationFailed as exc:  # a final that fails now ranks last, without a score

@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from access.models import Application, ApplicationStatus
 from accounts import permissions
@@ -76,16 +77,19 @@ def set_sandbox_policy(*, actor, dataset: Dataset, code_outputs: str, min_cell_c
     limits they were submitted under."""
     permissions.check_manage_dataset(actor, dataset)
     if dataset.data_class != "compute_only":
-        raise InvalidInput("dataset", f"{dataset.slug} is {dataset.data_class}: sandbox policies are for "
-                                      "compute-only datasets")
+        raise InvalidInput("dataset", gettext("%(dataset)s is %(dataset_data_class)s: sandbox policies are "
+                                              "for compute-only datasets")
+                                      % {"dataset": dataset.slug, "dataset_data_class": dataset.get_data_class_display()})
     if code_outputs not in CodeOutputs.values:
-        raise InvalidInput("code_outputs", f"one of {', '.join(CodeOutputs.values)}")
+        raise InvalidInput("code_outputs", gettext("one of %(codeoutputs_values)s")
+                                           % {"codeoutputs_values": ', '.join(CodeOutputs.values)})
     min_cell_count = whole(min_cell_count, "min_cell_count", *MIN_CELL_COUNT_RANGE)
     max_output_bytes = whole(max_output_bytes, "max_output_bytes", *MAX_OUTPUT_BYTES_RANGE)
     bounds = {field: Limits.BOUNDS[limit] for limit, field in LIMIT_MAXIMA.items()}
     unknown = set(maxima) - set(bounds)
     if unknown:
-        raise InvalidInput(sorted(unknown)[0], f"not a limit of the sandbox policy ({', '.join(sorted(bounds))})")
+        raise InvalidInput(sorted(unknown)[0], gettext("not a limit of the sandbox policy (%(bounds)s)")
+                                               % {"bounds": ', '.join(sorted(bounds))})
     maxima = {field: whole(value, field, *bounds[field]) for field, value in maxima.items()}
     policy, _ = SandboxPolicy.objects.select_for_update().get_or_create(dataset=dataset)
     policy.code_outputs, policy.min_cell_count, policy.max_output_bytes = code_outputs, min_cell_count, \
@@ -107,15 +111,19 @@ def publish_syft_dataset(*, actor, dataset: Dataset, corpus: CorpusVersion | Non
     jobs read."""
     permissions.check_manage_dataset(actor, dataset)
     if dataset.data_class != "compute_only":
-        raise InvalidInput("dataset", f"{dataset.slug} is {dataset.data_class}: only compute-only data runs "
-                                      "code-to-data jobs")
+        raise InvalidInput("dataset", gettext("%(dataset)s is %(dataset_data_class)s: only compute-only "
+                                              "data runs code-to-data jobs")
+                                      % {"dataset": dataset.slug, "dataset_data_class": dataset.get_data_class_display()})
     corpus = corpus or CorpusVersion.objects.filter(dataset=dataset).order_by("-version").first()
     if corpus is None:
-        raise Conflict(f"{dataset.slug} has no corpus version to publish yet")
+        raise Conflict(gettext("%(dataset)s has no corpus version to publish yet")
+                       % {"dataset": dataset.slug})
     if corpus.dataset_id != dataset.pk:
-        raise InvalidInput("corpus", f"corpus version #{corpus.pk} is not a version of {dataset.slug}")
+        raise InvalidInput("corpus", gettext("corpus version #%(corpus)s is not a version of %(dataset)s")
+                                     % {"corpus": corpus.pk, "dataset": dataset.slug})
     if SyftDataset.objects.filter(corpus=corpus).exists():
-        raise Conflict(f"{dataset.slug} v{corpus.version} is already published for code-to-data")
+        raise Conflict(gettext("%(dataset)s v%(corpus_version)s is already published for code-to-data")
+                       % {"dataset": dataset.slug, "corpus_version": corpus.version})
     mock, private = data.code_tables(corpus)
     box = data.syft_root() / "datasets" / f"{dataset.slug}-v{corpus.version}"
     if box.exists():  # left by a publication whose transaction did not commit
@@ -147,64 +155,73 @@ def publish_syft_dataset(*, actor, dataset: Dataset, corpus: CorpusVersion | Non
 def _train_params(params: dict) -> dict:
     unknown = set(params) - _TRAIN_FIELDS - set(FEDERATED_DEFAULTS) - {REUSE_PARAM}
     if unknown:
-        raise InvalidInput("params", f"unknown parameters: {', '.join(sorted(unknown))}")
+        raise InvalidInput("params", gettext("unknown parameters: %(unknown)s")
+                                     % {"unknown": ', '.join(sorted(unknown))})
     try:
         spec = TrainSpec(**{k: v for k, v in params.items() if k in _TRAIN_FIELDS})
     except (TypeError, ValueError) as exc:
         field, _, message = str(exc).partition(": ")
         raise InvalidInput(f"params.{field}" if message else "params", message or str(exc)) from None
     if not spec.private:
-        raise InvalidInput("params.private", "jobs on compute-only data always train with differential privacy")
+        raise InvalidInput("params.private", gettext("jobs on compute-only data always train with "
+                                                     "differential privacy"))
     return spec.to_dict()
 
 
 def _federated_params(params: dict) -> dict:
     out = {k: params.get(k, v) for k, v in FEDERATED_DEFAULTS.items()}
     if not isinstance(out["rounds"], int) or isinstance(out["rounds"], bool) or not 1 <= out["rounds"] <= ROUNDS_MAX:
-        raise InvalidInput("params.rounds", f"a whole number from 1 to {ROUNDS_MAX}")
+        raise InvalidInput("params.rounds", gettext("a whole number from 1 to %(rounds_max)s")
+                                            % {"rounds_max": ROUNDS_MAX})
     if not isinstance(out["min_nodes"], int) or isinstance(out["min_nodes"], bool) or out["min_nodes"] < 2:
-        raise InvalidInput("params.min_nodes", "a whole number, at least 2 (one node alone is not federated)")
+        raise InvalidInput("params.min_nodes", gettext("a whole number, at least 2 (one node alone is not "
+                                                       "federated)"))
     if out["dp"] not in DP_PLACEMENTS:
-        raise InvalidInput("params.dp", f"one of {', '.join(DP_PLACEMENTS)}")
+        raise InvalidInput("params.dp", gettext("one of %(dp_placements)s")
+                                        % {"dp_placements": ', '.join(DP_PLACEMENTS)})
     for flag in ("secagg", "local_dp"):
         if not isinstance(out[flag], bool):
-            raise InvalidInput(f"params.{flag}", "true or false")
+            raise InvalidInput(f"params.{flag}", gettext("true or false"))
     if out["dp"] == "server" and out["secagg"]:
-        raise InvalidInput("params.dp", "server-side clipping needs each update in the clear; with SecAgg+ "
-                                        "clip on the clients (dp=client)")
+        raise InvalidInput("params.dp", gettext("server-side clipping needs each update in the clear; with "
+                                                "SecAgg+ clip on the clients (dp=client)"))
     return out
 
 
 def _code_params(params: dict, policy: SandboxPolicy) -> dict:
     extra = set(params) - CODE_PARAMS
     if extra:
-        raise InvalidInput("params", f"a code-to-data job takes only {', '.join(sorted(CODE_PARAMS))}, not "
-                                     f"{', '.join(sorted(extra))}")
+        raise InvalidInput("params", gettext("a code-to-data job takes only %(code_params)s, not %(extra)s")
+                                     % {"code_params": ', '.join(sorted(CODE_PARAMS)),
+                                        "extra": ', '.join(sorted(extra))})
     out = {**CODE_DEFAULTS, **params, "outputs": policy.code_outputs, "min_cell_count": policy.min_cell_count,
            "max_output_bytes": policy.max_output_bytes}
     if policy.code_outputs == CodeOutputs.DP:
         if "aggregate" not in params:
-            raise InvalidInput("params.aggregate", "this dataset's outputs are DP aggregates: declare the group "
-                                                   "columns and value bounds of your contributions")
+            raise InvalidInput("params.aggregate", gettext("this dataset's outputs are DP aggregates: "
+                                                           "declare the group columns and value bounds of "
+                                                           "your contributions"))
         try:
             out["aggregate"] = AggregateSpec.from_dict(params["aggregate"]).to_dict()
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             raise InvalidInput(f"params.{field}", message) from None
     elif "aggregate" in params:
-        raise InvalidInput("params.aggregate", "this dataset's code-to-data outputs are reviewed files, not DP "
-                                               "aggregates")
+        raise InvalidInput("params.aggregate", gettext("this dataset's code-to-data outputs are reviewed "
+                                                       "files, not DP aggregates"))
     return out
 
 
 def _code(code) -> str:
     code = text(code, "code", limit=CODE_MAX_BYTES)
     if len(code.encode()) > CODE_MAX_BYTES:
-        raise InvalidInput("code", f"at most {CODE_MAX_BYTES} bytes")
+        raise InvalidInput("code", gettext("at most %(code_max_bytes)s bytes")
+                                   % {"code_max_bytes": CODE_MAX_BYTES})
     try:
         compile(code, "job.py", "exec")
     except SyntaxError as exc:
-        raise InvalidInput("code", f"line {exc.lineno}: {exc.msg}") from None
+        raise InvalidInput("code", gettext("line %(exc_lineno)s: %(exc_msg)s")
+                                   % {"exc_lineno": exc.lineno, "exc_msg": exc.msg}) from None
     return code
 
 
@@ -218,16 +235,19 @@ def _limits(limits, policy: SandboxPolicy) -> dict:
     if limits is None:
         limits = {}
     if not isinstance(limits, dict):
-        raise InvalidInput("limits", "must be an object")
+        raise InvalidInput("limits", gettext("must be an object"))
     maxima = policy.limit_maxima()
     unknown = set(limits) - set(maxima)
     if unknown:
-        raise InvalidInput("limits", f"unknown limits: {', '.join(sorted(unknown))} (known: "
-                                     f"{', '.join(sorted(maxima))})")
+        raise InvalidInput("limits", gettext("unknown limits: %(unknown)s (known: %(maxima)s)")
+                                     % {"unknown": ', '.join(sorted(unknown)),
+                                        "maxima": ', '.join(sorted(maxima))})
     for field, value in limits.items():
         if isinstance(value, int) and not isinstance(value, bool) and value > maxima[field]:
             unit = LIMIT_UNITS.get(field, "")
-            raise InvalidInput(f"limits.{field}", f"at most {maxima[field]}{unit} for this dataset, got {value}")
+            raise InvalidInput(f"limits.{field}", gettext("at most %(maxima)s%(unit)s for this dataset, "
+                                                          "got %(value)s")
+                                                  % {"maxima": maxima[field], "unit": unit, "value": value})
     defaults = Limits()
     asked = {**{f: min(getattr(defaults, f), maxima[f]) for f in maxima}, **limits}
     try:
@@ -250,14 +270,22 @@ def _check_budget(organisation, dataset: Dataset, epsilon: Decimal, delta: float
     if budget is not None and Decimal(repr(delta)) > budget.delta:
         # ε is accounted at the job's δ, so a larger δ than the budget's would understate
         # what the budget pays (ε 0.99 at δ 1e-5 is ε 1.24 at 1e-6): refused, never converted.
-        raise InvalidInput("params.delta", f"δ {delta:g} is above δ {amounts.short(budget.delta)}, the δ of the "
-                                           f"privacy budget of {organisation.code} on {dataset.slug}: a job runs "
-                                           "at its budget's δ or below")
+        raise InvalidInput("params.delta", gettext("δ %(delta)g is above δ %(budget_delta)s, the δ of the "
+                                                   "privacy budget of %(organisation_code)s on "
+                                                   "%(dataset)s: a job runs at its budget's δ or below")
+                                           % {"delta": delta,
+                                              "budget_delta": amounts.short(budget.delta),
+                                              "organisation_code": organisation.code,
+                                              "dataset": dataset.slug})
     remaining = budget.epsilon_remaining if budget else Decimal(0)
     if epsilon > remaining:
         raise Conflict(
-            f"the job asks for ε {amounts.short(epsilon)} but the privacy budget of {organisation.code} on "
-            f"{dataset.slug} has ε {amounts.short(remaining)} left"
+            gettext("the job asks for ε %(epsilon)s but the privacy budget of %(organisation_code)s on "
+                    "%(dataset)s has ε %(remaining)s left")
+            % {"epsilon": amounts.short(epsilon),
+               "organisation_code": organisation.code,
+               "dataset": dataset.slug,
+               "remaining": amounts.short(remaining)}
         )
 
 
@@ -276,7 +304,8 @@ def submit_job(
         params["delta"] = min(float(budget.delta), CODE_DEFAULTS["delta"]) if kind == JobKind.CODE \
             else float(budget.delta)
     if kind not in JobKind.values:
-        raise InvalidInput("kind", f"one of {', '.join(JobKind.values)}")
+        raise InvalidInput("kind", gettext("one of %(jobkind_values)s")
+                                   % {"jobkind_values": ', '.join(JobKind.values)})
     syft_dataset = None
     if kind == JobKind.CODE:
         code = _code(code)
@@ -284,36 +313,45 @@ def submit_job(
         task = ""
         syft_dataset = SyftDataset.objects.filter(dataset=dataset).order_by("-published_at").first()
         if syft_dataset is None:
-            raise Conflict(f"{dataset.slug} is not published for code-to-data yet: its stewards publish it first")
+            raise Conflict(gettext("%(dataset)s is not published for code-to-data yet: its stewards "
+                                   "publish it first")
+                           % {"dataset": dataset.slug})
         if corpus is not None and corpus.pk != syft_dataset.corpus_id:
-            raise InvalidInput("corpus", f"code-to-data runs on the published version "
-                                         f"(v{syft_dataset.corpus.version}), not on corpus version #{corpus.pk}")
+            raise InvalidInput("corpus", gettext("code-to-data runs on the published version "
+                                                 "(v%(syft_dataset_corpus_version)s), not on corpus "
+                                                 "version #%(corpus)s")
+                                         % {"syft_dataset_corpus_version": syft_dataset.corpus.version,
+                                            "corpus": corpus.pk})
         corpus = syft_dataset.corpus
     else:
         if code:
-            raise InvalidInput("code", "built-in tasks take no code; submit a code-to-data job instead")
+            raise InvalidInput("code", gettext("built-in tasks take no code; submit a code-to-data job "
+                                               "instead"))
         try:
             sandbox_tasks.task_named(task)
         except ValueError as exc:
             raise InvalidInput("task", str(exc).partition(": ")[2]) from None
         fed = _federated_params(params) if kind == JobKind.FEDERATED else {}
         if kind == JobKind.CENTRALIZED and set(params) & set(FEDERATED_DEFAULTS):
-            raise InvalidInput("params", "rounds, min_nodes, secagg, dp and local_dp are for federated jobs")
+            raise InvalidInput("params", gettext("rounds, min_nodes, secagg, dp and local_dp are for "
+                                                 "federated jobs"))
         base = params.pop(REUSE_PARAM, None)
         params = {**_train_params({k: v for k, v in params.items() if k not in FEDERATED_DEFAULTS}), **fed}
     epsilon = amounts.epsilon(params["target_epsilon"], "params.target_epsilon")
     try:
         delta = float(params["delta"])
     except (TypeError, ValueError):
-        raise InvalidInput("params.delta", "a number in (0, 1)") from None
+        raise InvalidInput("params.delta", gettext("a number in (0, 1)")) from None
     if not (0 < delta < 1) or not math.isfinite(delta):
-        raise InvalidInput("params.delta", "must be in (0, 1)")
+        raise InvalidInput("params.delta", gettext("must be in (0, 1)"))
     if corpus is None:
         corpus = CorpusVersion.objects.filter(dataset=dataset).order_by("-version").first()
         if corpus is None:
-            raise Conflict(f"{dataset.slug} has no corpus version to run on yet")
+            raise Conflict(gettext("%(dataset)s has no corpus version to run on yet")
+                           % {"dataset": dataset.slug})
     elif corpus.dataset_id != dataset.pk:
-        raise InvalidInput("corpus", f"corpus version #{corpus.pk} is not a version of {dataset.slug}")
+        raise InvalidInput("corpus", gettext("corpus version #%(corpus)s is not a version of %(dataset)s")
+                                     % {"corpus": corpus.pk, "dataset": dataset.slug})
     _check_budget(actor.organisation, dataset, epsilon, delta)
     base_result, attribution = (None, None) if kind == JobKind.CODE or base is None else \
         _reuse(actor, base, task, corpus, params)
@@ -345,24 +383,31 @@ def _reuse(actor, base, task: str, corpus: CorpusVersion, params: dict):
     from innovation.models import ShowcaseItem
 
     if not isinstance(base, int) or isinstance(base, bool):
-        raise InvalidInput(f"params.{REUSE_PARAM}", "the id of a shared result on the showcase")
+        raise InvalidInput(f"params.{REUSE_PARAM}", gettext("the id of a shared result on the showcase"))
     item = ShowcaseItem.objects.select_related("submission", "challenge", "team").filter(pk=base).first()
     if item is None:
-        raise InvalidInput(f"params.{REUSE_PARAM}", f"no shared result #{base}")
+        raise InvalidInput(f"params.{REUSE_PARAM}", gettext("no shared result #%(base)s") % {"base": base})
     attribution = innovation_actions.reuse_base(actor=actor, item=item, task=task)
     try:  # in the jail: the weights are an applicant's file
         hidden = innovation_actions.inspect_weights(Path(settings.STATE_DIR) / item.submission.path,
                                                     item.challenge)["hidden"]
     except (ValueError, KeyError):
-        raise InvalidInput(f"params.{REUSE_PARAM}", f"shared result #{base} holds no weights of a built-in model") \
+        raise InvalidInput(f"params.{REUSE_PARAM}", gettext("shared result #%(base)s holds no weights of a "
+                                                            "built-in model")
+                                                    % {"base": base}) \
             from None
     vocabulary = sandbox_tasks.vocabulary(data.corpus_table_of(corpus, ["kind", "neighbourhood"]))
     if vocabulary != item.challenge.spec["neighbourhoods"]:
-        raise InvalidInput(f"params.{REUSE_PARAM}", f"shared result #{base} encodes other neighbourhoods than "
-                                                    f"{corpus.dataset.slug} v{corpus.version}: its features differ")
+        raise InvalidInput(f"params.{REUSE_PARAM}", gettext("shared result #%(base)s encodes other "
+                                                            "neighbourhoods than %(corpus_dataset_slug)s "
+                                                            "v%(corpus_version)s: its features differ")
+                                                    % {"base": base,
+                                                       "corpus_dataset_slug": corpus.dataset.slug,
+                                                       "corpus_version": corpus.version})
     if hidden != params["hidden"]:
-        raise InvalidInput("params.hidden", f"shared result #{base} has {hidden} hidden units; set hidden "
-                                            f"to {hidden} to fine-tune it")
+        raise InvalidInput("params.hidden", gettext("shared result #%(base)s has %(hidden)s hidden units; "
+                                                    "set hidden to %(hidden)s to fine-tune it")
+                                            % {"base": base, "hidden": hidden})
     return item, {k: v for k, v in attribution.items() if k != "path"}
 
 
@@ -395,7 +440,9 @@ def sync_syft_job(job: Job) -> None:
 def _locked(job: Job, *allowed: str) -> Job:
     job = Job.objects.select_for_update().select_related("dataset", "organisation").get(pk=job.pk)
     if job.status not in allowed:
-        raise Conflict(f"job #{job.pk} is {job.status}; this needs it to be {' or '.join(allowed)}")
+        raise Conflict(gettext("job #%(job)s is %(job_status)s; this needs it to be %(allowed)s")
+                       % {"job": job.pk, "job_status": job.get_status_display(),
+                          "allowed": " / ".join(str(JobStatus(a).label) for a in allowed)})
     return job
 
 
@@ -410,7 +457,8 @@ def approve_job(*, actor, job: Job, note: str = "") -> Job:
     if job.syft_dataset_id:  # the steward has read the code: PySyft's own approval, once committed and
         # before the task is dispatched (on_commit runs in order); the runner makes it again if it failed
         transaction.on_commit(lambda: sync_syft_job(job), robust=True)
-    progress = queue_task("jobs.run", label=f"作业 #{job.pk} {job.title}"[:200], actor=job.submitted_by,
+    progress = queue_task("jobs.run", label=gettext_noop("作业 #%(job)s %(title)s"),
+                          label_args={"job": job.pk, "title": job.title[:150]}, actor=job.submitted_by,
                           dispatch=lambda task_id: run_job_task.delay(task_id, job.pk))
     job.status, job.approved_by, job.review_note, job.task_id = JobStatus.APPROVED, actor, note, progress.pk
     job.save(update_fields=["status", "approved_by", "review_note", "task_id", "updated_at"])
@@ -539,8 +587,9 @@ def spent_of(job: Job, privacy: dict) -> Decimal:
     """The ε to keep charged for a finished run: the accountant's figure, rounded up."""
     spent = _epsilon_of(privacy)
     if spent is None or spent > job.epsilon * Decimal("1.001"):
-        raise Conflict(f"job #{job.pk} reports ε {privacy.get('epsilon')} against a target of {job.epsilon}: "
-                       "not releasable")
+        raise Conflict(gettext("job #%(job)s reports ε %(epsilon)s against a target of %(job_epsilon)s: "
+                               "not releasable")
+                       % {"job": job.pk, "epsilon": privacy.get('epsilon'), "job_epsilon": job.epsilon})
     return min(spent, job.epsilon)
 
 
@@ -566,7 +615,8 @@ def _release_job(*, actor, job: Job, note: str, intended_use: str) -> Job:
     note = text(note, "note", limit=REASON_MAX, required=False)
     failed = [c["name"] for c in job.checks if c.get("blocking", True) and not c.get("passed")]
     if failed:
-        raise Conflict(f"job #{job.pk} failed the output checks {', '.join(failed)}: reject it instead")
+        raise Conflict(gettext("job #%(job)s failed the output checks %(failed)s: reject it instead")
+                       % {"job": job.pk, "failed": ', '.join(failed)})
     job.status, job.reviewed_by, job.review_note = JobStatus.RELEASED, actor, note
     job.save(update_fields=["status", "reviewed_by", "review_note", "updated_at"])
     release_event = record("jobs.released", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})

@@ -83,7 +83,7 @@ class JobSerializer(serializers.ModelSerializer):
         if job.task_id is None:
             return None
         task = TaskProgress.objects.filter(pk=job.task_id).first()
-        return None if task is None else {"percent": task.percent, "stage": task.stage, "status": task.status}
+        return None if task is None else {"percent": task.percent, "stage": task.stage_text(), "status": task.status}
 
     def get_model(self, job) -> int | None:
         model = getattr(job, "model", None)

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from sandbox import checks, code_to_data, dp_aggregates, failures, outputs, redact
 from sandbox.isolation import IsolationUnavailable, Limits
@@ -51,7 +52,7 @@ def run(job: Job, root: Path, report) -> dict:
     def why(outcome) -> str:  # the fixed category of a failed run of the applicant's script
         return failures.reason(outcome, limits, script=str(script.resolve()), script_lines=len(job.code.splitlines()))
 
-    report(5, "running the job's code on the private rows")
+    report(5, gettext_noop("running the job's code on the private rows"))
     try:
         outcome, held, refused = code_to_data.run(
             data.jobs_box(), owner=published.owner, job_name=actions.syft_job_name(job), dataset=published,
@@ -74,7 +75,7 @@ def run(job: Job, root: Path, report) -> dict:
               "outcome": public_outcome, "log": steward_log(outcome.log, values=values)}
     extra_checks = []
     if dp:
-        report(50, "checking the contributions on half of the rows")
+        report(50, gettext_noop("checking the contributions on half of the rows"))
         spec = dp_aggregates.AggregateSpec.from_dict(job.params["aggregate"])
         try:
             contributions = dp_aggregates.check_contributions(dp_aggregates.read_contributions(held), spec,
@@ -88,7 +89,7 @@ def run(job: Job, root: Path, report) -> dict:
             raise failed(f"not released: {dp_aggregates.ROW_LOCAL_FAILED}", detail=counted, outcome=public_outcome,
                          log=outcome.log)
         extra_checks.append(checks.check("row_local", True, dp_aggregates.ROW_LOCAL_OK, finding=counted))
-        report(80, "releasing DP aggregates")
+        report(80, gettext_noop("releasing DP aggregates"))
         aggregates, privacy = dp_aggregates.release(contributions, spec, epsilon=float(job.epsilon), delta=job.delta)
         pacsv.write_csv(aggregates, output / "aggregates.csv")
         result["metrics"]["groups_released"] = privacy["groups_released"]

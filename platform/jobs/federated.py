@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from sandbox.federated.run import FederationFailed, app_config, run_federation
 
@@ -31,9 +32,10 @@ def run(job: Job, root: Path, summary: dict, report) -> dict:
 
     def on_rounds(rounds: list[dict]) -> None:
         actions.report_progress(job, rounds)
-        report(5 + 90 * rounds[-1]["round"] / p["rounds"], f"round {rounds[-1]['round']}/{p['rounds']}")
+        report(5 + 90 * rounds[-1]["round"] / p["rounds"], gettext_noop("round %(round)s of %(rounds)s"),
+               round=rounds[-1]["round"], rounds=p["rounds"])
 
-    report(3, f"starting the SuperLink and {len(partitions)} SuperNodes")
+    report(3, gettext_noop("starting the SuperLink and %(nodes)s SuperNodes"), nodes=len(partitions))
     try:
         done = run_federation(root / "flower", [root / "data" / str(part["node"]) for part in partitions], config,
                               min_nodes=p["min_nodes"], wall_seconds=job.limits["wall_seconds"], on_rounds=on_rounds)

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from miliao.errors import Conflict
 from progress.actions import fail_task, run_tracked
@@ -159,7 +160,7 @@ def _run_in(job: Job, root: Path, report) -> dict:
         from . import code_jobs
 
         return code_jobs.run(job, root, report)
-    report(2, "preparing data")
+    report(2, gettext_noop("preparing data"))
     try:
         summary = data.training_data(job, root / "data")
     except ValueError as exc:
@@ -185,7 +186,8 @@ def _centralized(job: Job, root: Path, report) -> dict:
         history = read_rounds(progress)
         if history:
             actions.report_progress(job, history)
-            report(5 + 90 * history[-1]["step"] / epochs, f"epoch {history[-1]['step']}/{epochs}")
+            report(5 + 90 * history[-1]["step"] / epochs, gettext_noop("epoch %(epoch)s of %(epochs)s"),
+                   epoch=history[-1]["step"], epochs=epochs)
 
     limits = Limits(**job.limits)
     try:

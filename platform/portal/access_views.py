@@ -90,7 +90,7 @@ def resubmit_application(request, pk: int):
             try:
                 changes["duration_days"] = int(form["duration_days"])
             except ValueError:
-                raise InvalidInput("duration_days", "enter a whole number of days") from None
+                raise InvalidInput("duration_days", _("enter a whole number of days")) from None
         access_actions.resubmit_application(actor=request.user, application=application, **changes)
     except ActionError as exc:
         messages.error(request, exc.message)
@@ -105,7 +105,7 @@ def trace_leak(request):
     try:
         upload = request.FILES.get("file")
         if upload is None:
-            raise InvalidInput("file", "choose a file to upload")
+            raise InvalidInput("file", _("choose a file to upload"))
         finding = access_actions.trace_leak(
             actor=request.user, upload=upload, declared_crs=request.POST.get("declared_crs", "")
         )

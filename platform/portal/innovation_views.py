@@ -125,7 +125,7 @@ def _int(value, field: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise InvalidInput(field, "a whole number") from None
+        raise InvalidInput(field, _("a whole number")) from None
 
 
 def _when(post, field: str) -> datetime.datetime:
@@ -133,7 +133,7 @@ def _when(post, field: str) -> datetime.datetime:
 
     value = parse_datetime(post.get(field, "") or "")
     if value is None:
-        raise InvalidInput(field, "a date and time")
+        raise InvalidInput(field, _("a date and time"))
     return timezone.make_aware(value) if timezone.is_naive(value) else value
 
 

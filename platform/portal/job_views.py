@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import permissions
 from catalog.models import Dataset
-from jobs import actions, data
+from jobs import actions, check_texts, data
 from jobs.models import LIMIT_MAXIMA, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
 from miliao.errors import ActionError, Refused
 from sandbox import checks as sandbox_checks
@@ -51,7 +51,7 @@ def job_page(request, pk: int):
         "metric": "accuracy" if job.task == "room-use" else "rmse",
         "may_decide": may_decide,
         "sees_log": reviews,
-        "checks": job.checks if reviews else sandbox_checks.public(job.checks),
+        "checks": check_texts.shown(job.checks if reviews else sandbox_checks.public(job.checks)),
         "held": [(f, f.preview() if f.is_text else None) for f in data.held_files(job)] if reviews else [],
         "model": TrainedModel.objects.filter(job=job).first(),
         "may_download_outputs": permissions.allowed(permissions.check_download_job_outputs, request.user, job),

@@ -101,14 +101,14 @@ def _int(form, name):
     try:
         return int(form.get(name, ""))
     except ValueError:
-        raise _FormError(f"{name}: enter a whole number") from None
+        raise _FormError(_("%(name)s: enter a whole number") % {"name": name}) from None
 
 
 def _float(form, name):
     try:
         return float(form.get(name, ""))
     except ValueError:
-        raise _FormError(f"{name}: enter a number") from None
+        raise _FormError(_("%(name)s: enter a number") % {"name": name}) from None
 
 
 def _form_spec(request, spec: dict) -> ReleaseSpec:

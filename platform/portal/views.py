@@ -18,11 +18,13 @@ from accounts import actions as account_actions
 from accounts import permissions
 from accounts.models import Organisation, OrganisationKind, Role, User
 from catalog.models import DataClass, Dataset
+from corpora.actions import INGEST_TASK_KIND
 from miliao.errors import ActionError, InvalidInput, Refused
 from progress.models import TaskProgress
 from provenance import actions as provenance_actions
 from provenance.anchoring import ledger_status
 from provenance.models import LineageEvent
+from releases.actions import BUILD_TASK_KIND
 
 
 def _applications(user):
@@ -116,7 +118,7 @@ def _whole(form, name: str, what: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise InvalidInput(name, f"enter {what}") from None
+        raise InvalidInput(name, _("enter %(what)s") % {"what": what}) from None
 
 
 @login_required
@@ -130,7 +132,7 @@ def submit_application(request):
         application = access_actions.submit_application(
             actor=request.user, dataset=dataset, purpose=request.POST.get("purpose", ""),
             purpose_category=request.POST.get("purpose_category") or None,
-            duration_days=_whole(request.POST, "duration_days", "a whole number of days"),
+            duration_days=_whole(request.POST, "duration_days", _("a whole number of days")),
         )
     except ActionError as exc:
         messages.error(request, exc.message)
@@ -156,7 +158,7 @@ def decide_application(request, pk: int):
         terms = {}
         if decision == "approve":  # optional: the licence's download limit, a budget's ε and δ
             terms = {name: value for name, value in (
-                ("download_limit", _whole(request.POST, "download_limit", "a whole number")),
+                ("download_limit", _whole(request.POST, "download_limit", _("a whole number"))),
                 ("epsilon", request.POST.get("epsilon") or None),
                 ("delta", request.POST.get("delta") or None),
             ) if value is not None}
@@ -200,9 +202,10 @@ def task_detail(request, pk):
     if task is None:
         raise Http404
     # Where the work's outcome is shown, once it is done.
-    kind, _, ref = task.label.partition(":")
-    outcome = {"ingest": ("dataset-page", {"slug": ref}), "release": ("release-page", {"pk": ref})}.get(kind)
-    next_url = reverse(outcome[0], kwargs=outcome[1]) if outcome else ""
+    args = task.label_args or {}
+    outcome = {INGEST_TASK_KIND: ("dataset-page", {"slug": args.get("dataset")}),
+               BUILD_TASK_KIND: ("release-page", {"pk": args.get("release")})}.get(task.kind)
+    next_url = reverse(outcome[0], kwargs=outcome[1]) if outcome and all(outcome[1].values()) else ""
     return render(request, "portal/task.html", {"task": task, "next_url": next_url})
 
 
@@ -248,7 +251,7 @@ def create_user(request):
     organisation = Organisation.objects.filter(code=form.get("organisation", "")).first()
     try:
         if organisation is None:
-            raise InvalidInput("organisation", "choose an existing organisation")
+            raise InvalidInput("organisation", _("choose an existing organisation"))
         user = account_actions.create_user(
             actor=request.user,
             username=form.get("username", "").strip(),

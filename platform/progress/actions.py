@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_noop
 
 from provenance.recorder import record, subject_of
 
@@ -38,25 +39,29 @@ from .models import FINISHED, TaskProgress, TaskStatus
 
 log = logging.getLogger(__name__)
 
-# Work reports progress as (percent 0-100, stage text).
-Reporter = Callable[[float, str], None]
+# Work reports progress as (percent 0-100, stage, **values): the stage is a message id marked
+# with gettext_noop, with named placeholders for the values; pages translate it when they show it.
+Reporter = Callable[..., None]
 
 
-def queue_task(kind: str, *, label: str, actor, dispatch: Callable[[str], Any]) -> TaskProgress:
-    """Create the progress row and hand its id to Celery once the row is committed."""
+def queue_task(kind: str, *, label: str, actor, dispatch: Callable[[str], Any],
+               label_args: dict | None = None) -> TaskProgress:
+    """Create the progress row and hand its id to Celery once the row is committed. `label` is a
+    message id (gettext_noop) with named placeholders filled from `label_args`."""
     with transaction.atomic():
         task = TaskProgress.objects.create(
-            kind=kind, label=label, started_by=actor, organisation=actor.organisation
+            kind=kind, label=label, label_args=label_args or {}, started_by=actor, organisation=actor.organisation
         )
         task_id = str(task.pk)
         transaction.on_commit(lambda: dispatch(task_id))
     return task
 
 
-def _report(task_id: str, percent: float, stage: str) -> None:
+def _report(task_id: str, percent: float, stage: str, args: dict) -> None:
     now = timezone.now()
     TaskProgress.objects.filter(pk=task_id, status=TaskStatus.RUNNING).update(
-        percent=max(0.0, min(100.0, percent)), stage=stage[:200], updated_at=now, heartbeat_at=now
+        percent=max(0.0, min(100.0, percent)), stage=stage[:200], stage_args=args, updated_at=now,
+        heartbeat_at=now
     )
 
 
@@ -118,12 +123,12 @@ def run_tracked(
 
     last = 0.0
 
-    def report(percent: float, stage: str) -> None:
+    def report(percent: float, stage: str, **args) -> None:
         nonlocal last
         now = time.monotonic()
         if now - last >= min_interval_s or percent >= 100:
             last = now
-            _report(task_id, percent, stage)
+            _report(task_id, percent, stage, args)
 
     try:
         with _heartbeat(task_id):
@@ -140,7 +145,7 @@ def run_tracked(
             commit(result)
         task.status = TaskStatus.SUCCEEDED
         task.percent = 100.0
-        task.stage = "done"
+        task.stage, task.stage_args = gettext_noop("done"), {}
         task.result = result
         task.finished_at = timezone.now()
         task.save()

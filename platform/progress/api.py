@@ -11,6 +11,8 @@ from .models import TaskProgress
 class TaskProgressSerializer(serializers.ModelSerializer):
     started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     status_display = serializers.CharField(source="get_status_display", read_only=True)
+    label = serializers.CharField(source="label_text", read_only=True)  # in the request's language
+    stage = serializers.CharField(source="stage_text", read_only=True)
 
     class Meta:
         model = TaskProgress

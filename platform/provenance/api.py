@@ -9,6 +9,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from django.utils.translation import gettext as _
+
 from accounts import permissions
 from miliao.errors import Conflict, InvalidInput
 from progress.api import TaskProgressSerializer
@@ -190,7 +192,8 @@ class LineageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         try:
             proof = lineage.inclusion_proof(event.seq)
         except ValueError as exc:
-            raise Conflict(f"event {event.seq}: {exc}; run a lineage verification to see what changed") from exc
+            raise Conflict(_("event %(event_seq)s: %(exc)s; run a lineage verification to see what changed")
+                           % {"event_seq": event.seq, "exc": exc}) from exc
         if proof is None:
             status_now = anchoring.ledger_status()
             return Response(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils.translation import gettext_noop
 
 
 @shared_task(name="provenance.verify_event_log")
@@ -16,10 +17,11 @@ def verify_event_log_task(task_id: str) -> None:
     task = TaskProgress.objects.select_related("started_by").get(pk=task_id)
 
     def work(report) -> dict:
-        report(0, "reading events")
+        report(0, gettext_noop("reading events"))
 
         def on_progress(done: int, total: int) -> None:
-            report(100.0 * done / max(total, 1), f"checked {done} of {total} events")
+            report(100.0 * done / max(total, 1), gettext_noop("checked %(done)s of %(total)s events"),
+                   done=done, total=total)
 
         return verify_event_log(on_progress).to_dict()
 

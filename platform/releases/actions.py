@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts import permissions
 from catalog.actions import next_version
@@ -54,7 +55,11 @@ def save_policy(*, actor, dataset: Dataset, spec: dict) -> ReleasePolicy:
     parsed = parse_spec(spec)
     if parsed.data_class != dataset.data_class:
         raise InvalidInput(
-            "spec", f"data_class: {dataset.slug} is {dataset.data_class}, the policy says {parsed.data_class}"
+            "spec", gettext("data_class: %(dataset)s is %(dataset_data_class)s, the policy says "
+                            "%(parsed_data_class)s")
+                    % {"dataset": dataset.slug,
+                       "dataset_data_class": dataset.get_data_class_display(),
+                       "parsed_data_class": parsed.data_class}
         )
     version = next_version(dataset, dataset.policies.all())
     policy = ReleasePolicy.objects.create(
@@ -74,12 +79,17 @@ def start_release(*, actor, corpus: CorpusVersion, policy: ReleasePolicy) -> Rel
     """Queue a release build of a corpus version under a policy of the same dataset."""
     permissions.check_manage_dataset(actor, corpus.dataset)
     if policy.dataset_id != corpus.dataset_id:
-        raise InvalidInput("policy", f"policy v{policy.version} belongs to {policy.dataset.slug}, not {corpus.dataset.slug}")
+        raise InvalidInput("policy", gettext("policy v%(policy_version)s belongs to "
+                                             "%(policy_dataset_slug)s, not %(corpus_dataset_slug)s")
+                                     % {"policy_version": policy.version,
+                                        "policy_dataset_slug": policy.dataset.slug,
+                                        "corpus_dataset_slug": corpus.dataset.slug})
     _check_leaves_the_platform(corpus.dataset)
     try:
         parse_spec(policy.spec).check_releasable()
     except ValueError as exc:
-        raise InvalidInput("policy", f"policy v{policy.version}: {exc}") from exc
+        raise InvalidInput("policy", gettext("policy v%(policy_version)s: %(exc)s")
+                                     % {"policy_version": policy.version, "exc": exc}) from exc
     from .tasks import build_release_task
 
     with transaction.atomic():
@@ -87,7 +97,8 @@ def start_release(*, actor, corpus: CorpusVersion, policy: ReleasePolicy) -> Rel
         release = Release.objects.create(corpus=corpus, policy=policy, key_encrypted=encrypted, created_by=actor)
         release.task = queue_task(
             BUILD_TASK_KIND,
-            label=f"release:{release.pk}",
+            label=gettext_noop("生成发布 #%(release)s"),
+            label_args={"release": release.pk},
             actor=actor,
             dispatch=lambda task_id: build_release_task.delay(task_id, release.pk),
         )
@@ -163,9 +174,13 @@ def publish_release(*, actor, release: Release) -> Release:
     permissions.check_manage_dataset(actor, release.corpus.dataset)
     _check_leaves_the_platform(release.corpus.dataset)
     if ((release.report or {}).get("shift") or {}).get("mode") == "none":
-        raise Refused(f"release #{release.pk} is not shifted; a release file that leaves the platform always is")
+        raise Refused(gettext("release #%(release)s is not shifted; a release file that leaves the "
+                              "platform always is")
+                      % {"release": release.pk})
     if release.status != ReleaseStatus.BUILT:
-        raise Conflict(f"release #{release.pk} is {release.status}; only a built release can be published")
+        raise Conflict(gettext("release #%(release)s is %(release_status)s; only a built release can be "
+                               "published")
+                       % {"release": release.pk, "release_status": release.get_status_display()})
     release.status = ReleaseStatus.PUBLISHED
     release.published_by = actor
     release.published_at = timezone.now()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Dataset
@@ -28,7 +29,7 @@ class ReleasePolicy(models.Model):
         verbose_name_plural = _("发布规则")
 
     def __str__(self) -> str:
-        return f"{self.dataset.slug} policy v{self.version}"
+        return gettext("%(dataset)s 发布规则 v%(version)s") % {"dataset": self.dataset.slug, "version": self.version}
 
 
 class ReleaseStatus(models.TextChoices):
@@ -60,4 +61,4 @@ class Release(models.Model):
         verbose_name_plural = _("数据发布")
 
     def __str__(self) -> str:
-        return f"release #{self.pk} of {self.corpus}"
+        return gettext("发布 #%(release)s · %(corpus)s") % {"release": self.pk, "corpus": self.corpus}

@@ -55,7 +55,7 @@ def test_applicant_downloads_from_the_dashboard_and_steward_revokes(world, clien
 
     client.force_login(w.applicant)
     refused = client.post(f"/licences/{w.licence.pk}/download/", {"format": "geojson"}, follow=True)
-    assert any("revoked" in m and "terms breached" in m for m in messages_of(refused))
+    assert any("已撤销" in m and "terms breached" in m for m in messages_of(refused)), messages_of(refused)
 
 
 def test_auditor_traces_a_leak_from_the_dashboard(world, client):
@@ -72,4 +72,4 @@ def test_auditor_traces_a_leak_from_the_dashboard(world, client):
 
     client.force_login(w.applicant)
     refused = client.post("/leaks/", {"file": leak_file(geoms[:50])}, follow=True)
-    assert any("needs the role" in m for m in messages_of(refused))
+    assert any("需要以下角色" in m for m in messages_of(refused)), messages_of(refused)

@@ -175,10 +175,12 @@ def test_conditional_class_revoked_licence_is_refused_with_the_reason(world):
     response = api_client(w.applicant).get(pending["url"])
     assert response.status_code == 403
     assert (
-        response.json()["detail"] == f"licence #{w.licence.pk} is 已撤销 (revoked): leak under investigation"
+        response.json()["detail"] == f"licence #{w.licence.pk} is Revoked: leak under investigation"
     )
+    chinese = api_client(w.applicant, "zh-hans").get(pending["url"]).json()["detail"]
+    assert chinese == f"许可 #{w.licence.pk} 当前为“已撤销”：leak under investigation"  # the reason as written
     refused = api_client(w.applicant).post(f"/api/licences/{w.licence.pk}/links/", {}, format="json")
-    assert refused.status_code == 403 and "revoked" in refused.json()["detail"]
+    assert refused.status_code == 403 and "Revoked" in refused.json()["detail"]
     assert counts() == before
     # Revocation is final.
     again = api_client(w.steward).post(f"/api/licences/{w.licence.pk}/reinstate/", {}, format="json")
@@ -196,7 +198,7 @@ def test_suspension_stops_downloads_until_reinstated(world):
     assert event.actor == "system" and json.loads(event.payload)["automatic"] is True
 
     refused = api_client(w.applicant).post(f"/api/licences/{w.licence.pk}/links/", {}, format="json")
-    assert refused.status_code == 403 and "suspended" in refused.json()["detail"]
+    assert refused.status_code == 403 and "Suspended" in refused.json()["detail"]
     assert "unusual download volume" in refused.json()["detail"]
 
     reinstated = api_client(w.steward).post(

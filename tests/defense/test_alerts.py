@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.utils import translation
 
 from access_support import leak_file, licensed_world, link
 from conftest import api_client
@@ -57,7 +58,13 @@ def test_a_download_burst_warns_then_suspends_the_licence_and_emails_the_steward
     assert f"alert #{critical.pk}" in w.licence.status_reason
     # The licence now refuses, with the reason.
     refused = api_client(w.applicant).post(f"/api/licences/{w.licence.pk}/links/", {"format": "geojson"}, format="json")
-    assert refused.status_code == 403 and "suspended" in refused.json()["detail"]
+    assert refused.status_code == 403 and "Suspended" in refused.json()["detail"]
+    assert f"risk alert #{critical.pk}: 4 downloads in 60 minutes" in refused.json()["detail"]
+    # In Chinese, the same refusal and the alert's own words, with nothing left in English.
+    refused = api_client(w.applicant, "zh-hans").post(
+        f"/api/licences/{w.licence.pk}/links/", {"format": "geojson"}, format="json")
+    detail = refused.json()["detail"]
+    assert f"“已暂停”：风险告警 #{critical.pk}：" in detail and "60 分钟内下载 4 次" in detail, detail
 
     # The steward sees it, acknowledges it, and reinstates the licence.
     steward = api_client(w.steward)
@@ -168,11 +175,14 @@ def test_the_steward_dashboard_shows_open_alerts_and_marks_them_handled(defended
     (alert,) = alerts(kind="foreign_access")
     client.force_login(w.steward)
     page = client.get("/").content.decode()
-    assert 'data-testid="alerts"' in page and alert.message in page and 'data-severity="critical"' in page
+    with translation.override("zh-hans"):
+        message = alert.message_text()  # as the page says it, in the portal's language
+    assert 'data-testid="alerts"' in page and message in page and 'data-severity="critical"' in page
+    assert alert.message not in page  # the untranslated message id never shows
     done = client.post(f"/alerts/{alert.pk}/acknowledge/", {"note": "link shared by mistake"})
     assert done.status_code == 302
     alert.refresh_from_db()
     assert alert.status == "acknowledged" and alert.acknowledged_by == w.steward
     client.force_login(w.other_steward)
     assert client.post(f"/alerts/{alert.pk}/acknowledge/", {"note": "x"}).status_code == 404
-    assert alert.message not in client.get("/").content.decode()
+    assert message not in client.get("/").content.decode()

@@ -57,7 +57,7 @@ if [ ! -f "$frontend_stamp" ] || [ ! -f frontend/vendor/.complete ]; then
   npm ci --prefix frontend --no-audit --no-fund --loglevel=error
   rm -rf frontend/vendor
   mkdir -p frontend/vendor/leaflet frontend/vendor/echarts frontend/vendor/axe-core
-  cp -R frontend/node_modules/leaflet/dist/leaflet.js frontend/node_modules/leaflet/dist/leaflet.css \
+  cp -R frontend/node_modules/leaflet/dist/leaflet.js frontend/node_modules/leaflet/dist/leaflet.js.map frontend/node_modules/leaflet/dist/leaflet.css \
     frontend/node_modules/leaflet/dist/images frontend/node_modules/leaflet/LICENSE frontend/vendor/leaflet/
   cp frontend/node_modules/echarts/dist/echarts.min.js frontend/node_modules/echarts/LICENSE frontend/vendor/echarts/
   cp frontend/node_modules/axe-core/axe.min.js frontend/node_modules/axe-core/LICENSE frontend/vendor/axe-core/

@@ -19,6 +19,7 @@ from accounts import permissions
 from accounts.models import Organisation, OrganisationKind, Role, User
 from catalog.models import DataClass, Dataset
 from miliao.errors import ActionError, InvalidInput, Refused
+from portal import readable
 from progress.models import TaskProgress
 from provenance import actions as provenance_actions
 from provenance.anchoring import ledger_status
@@ -203,7 +204,8 @@ def task_detail(request, pk):
     kind, _, ref = task.label.partition(":")
     outcome = {"ingest": ("dataset-page", {"slug": ref}), "release": ("release-page", {"pk": ref})}.get(kind)
     next_url = reverse(outcome[0], kwargs=outcome[1]) if outcome else ""
-    return render(request, "portal/task.html", {"task": task, "next_url": next_url})
+    summary = readable.task_summary(task) if task.finished else {"lines": []}
+    return render(request, "portal/task.html", {"task": task, "next_url": next_url, "summary": summary})
 
 
 @login_required

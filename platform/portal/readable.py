@@ -5,7 +5,6 @@ codes or server paths. Pages never show the raw dicts these come from."""
 from __future__ import annotations
 
 import math
-import re
 import sys
 import sysconfig
 import tempfile
@@ -15,6 +14,8 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+
+from sandbox import redact
 
 EVENT_LABELS = {
     "access.application_submitted": gettext_lazy("提交数据申请"),
@@ -137,6 +138,19 @@ METRIC_LABELS = {
 }
 
 
+SHIFT_LABELS = {
+    "gcj02": gettext_lazy("GCJ-02 公开偏移"),
+    "smooth_field": gettext_lazy("带密钥的平滑偏移场"),
+    "cell_rigid": gettext_lazy("带密钥的格网刚体平移"),
+    "none": gettext_lazy("未偏转"),
+}
+
+
+def shift_label(mode: str) -> str:
+    label = SHIFT_LABELS.get(mode)
+    return str(label) if label is not None else mode
+
+
 def check_label(name: str) -> str:
     label = CHECK_LABELS.get(name)
     return str(label) if label is not None else name.replace("_", " ").capitalize()
@@ -193,14 +207,8 @@ def actor_label(actor: str) -> str:
     return actor
 
 
-# Terminal control sequences: CSI (colours, cursor), OSC (titles, links), and lone escapes.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-# What is left of an absolute path once its known roots are replaced: its folders go.
-_ABSOLUTE = re.compile(r"(?<![\w.:/~‹›-])/(?:[\w.+@~-]+/)+(?=[\w.+@~-])")
-
-
 def _roots() -> list[tuple[str, str]]:
-    roots = [
+    return [
         (str(settings.STATE_DIR), "‹state›"),
         (str(settings.REPO_DIR), "‹platform›"),
         (sysconfig.get_paths().get("purelib", ""), "‹python›"),
@@ -208,17 +216,13 @@ def _roots() -> list[tuple[str, str]]:
         (sys.base_prefix, "‹python›"),
         (tempfile.gettempdir(), "‹tmp›"),
     ]
-    return sorted(((r.rstrip("/"), label) for r, label in roots if r and r != "/"), key=lambda p: -len(p[0]))
 
 
 def clean_log(text: str) -> str:
     """A log as people read it: no terminal colour codes, no server paths (the state folder,
     the code's checkout, Python's install and temporary folders become ‹state›, ‹platform›,
     ‹python›, ‹tmp›; any other absolute path keeps only its file name)."""
-    text = _ANSI.sub("", text or "").replace("\r\n", "\n")
-    for root, label in _roots():
-        text = text.replace(root, label)
-    return _ABSOLUTE.sub("…/", text)
+    return redact.plain(text or "", _roots())
 
 
 def verification_summary(result: dict) -> dict:

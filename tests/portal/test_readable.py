@@ -188,3 +188,16 @@ def test_a_release_summary_shows_only_meaningful_figures_and_its_distortion_char
     assert offset["series"][0]["data"] == offsets.histogram["counts"] and offset["x"]["name"] == "偏移距离（米）"
     # A release built before histograms were kept shows its percentiles (of %, for the relative error).
     assert charts["chart-length"].spec["series"][0]["data"] == [0.1, 0.4, 1.0]
+
+
+def test_code_to_data_aggregates_chart_the_noisy_counts_and_means(tmp_path):
+    from portal.charts import MAX_GROUPS, code_aggregates
+
+    path = tmp_path / "aggregates.csv"
+    rows = [f"n{i},{i + 5},{100.0 * (i + 5)},{100.0}" for i in range(MAX_GROUPS + 5)]
+    path.write_text("neighbourhood,count,rent_sum,rent_mean\n" + "\n".join(rows) + "\n")
+    counts, means = code_aggregates(path, {"by": ["neighbourhood"], "values": {"rent": [0, 10000]}})
+    # The largest groups are drawn; the table holds them all.
+    assert counts.spec["x"]["categories"][0] == f"n{MAX_GROUPS + 4}" and len(counts.spec["series"][0]["data"]) == MAX_GROUPS
+    assert len(counts.rows) == MAX_GROUPS + 5 and counts.spec["series"][0]["data"][0] == MAX_GROUPS + 9
+    assert means.title == "rent 的组均值（含噪声）" and set(means.spec["series"][0]["data"]) == {100.0}

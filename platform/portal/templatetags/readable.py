@@ -36,3 +36,18 @@ def check_label(name: str) -> str:
 @register.filter
 def metric_label(name: str) -> str:
     return readable.metric_label(name)
+
+
+@register.filter
+def organisation_names(codes) -> str:
+    """Organisation codes (as a record keeps them) by their names, for a page."""
+    from accounts.models import Organisation
+
+    codes = list(codes or [])
+    names = {o.code: str(o) for o in Organisation.objects.filter(code__in=codes)}
+    return ", ".join(names.get(code, code) for code in codes)
+
+
+@register.filter
+def shift_label(mode: str) -> str:
+    return readable.shift_label(mode)

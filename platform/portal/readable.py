@@ -198,6 +198,17 @@ def subject_link(subject: str) -> SubjectLink:
     return SubjectLink(text, url)
 
 
+def task_label(label: str) -> str:
+    """A task's stored label for a page: `release:3` → "生成发布 #3", `ingest:roads` → "导入数据
+    roads"; other labels are stored untranslated (gettext_noop) and translated here."""
+    kind, sep, ref = label.partition(":")
+    if sep and kind == "release":
+        return _("生成发布 #%(pk)s") % {"pk": ref}
+    if sep and kind == "ingest":
+        return _("导入数据 %(slug)s") % {"slug": ref}
+    return _(label) if label else ""
+
+
 def actor_label(actor: str) -> str:
     """`user:3:alice` → "alice"; `system` → the platform."""
     if actor == "system" or not actor:

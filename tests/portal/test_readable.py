@@ -127,14 +127,14 @@ def test_a_finished_verification_reads_as_a_verdict(w, client):
 def test_an_ingest_task_names_no_server_path(w, client):
     from progress.actions import queue_task, run_tracked
 
-    task = queue_task("corpora.ingest", label="导入", actor=w.steward, dispatch=lambda task_id: None)
+    task = queue_task("corpora.ingest", label=f"ingest:{w.rooms.slug}", actor=w.steward, dispatch=lambda task_id: None)
     result = {"file": "/tmp/miliao-state/corpora/district-rooms/task-1.parquet", "source": "upload.gpkg",
               "source_crs": "EPSG:4490", "units": 1200, "kinds": {"room": 1000, "building": 200},
               "corpus_version": 9, "version": 2}
     run_tracked(str(task.pk), lambda report: result)
     html = page(client, w.steward, f"/tasks/{task.pk}/")
     assert_no_internals(html)
-    assert "已导入第 2 版：1,200 个单元" in html
+    assert "已导入第 2 版：1,200 个单元" in html and f"<h1>导入数据 {w.rooms.slug}</h1>" in html
 
 
 def test_logs_lose_terminal_codes_and_server_paths():

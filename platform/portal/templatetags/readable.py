@@ -51,3 +51,8 @@ def organisation_names(codes) -> str:
 @register.filter
 def shift_label(mode: str) -> str:
     return readable.shift_label(mode)
+
+
+@register.filter
+def task_label(label: str) -> str:
+    return readable.task_label(label)

@@ -69,3 +69,18 @@ def mask(text: str, values: frozenset[str] = frozenset(), *, numbers: bool = Tru
         return _TOKEN.sub(token, text_line)
 
     return "\n".join(line(part) for part in text.split("\n"))
+
+
+# Terminal control sequences: CSI (colours, cursor), OSC (titles, links), and lone escapes.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+# An absolute path's folders (what is left once the known roots are named): only its file stays.
+_ABSOLUTE = re.compile(r"(?<![\w.:/~‹›-])/(?:[\w.+@~-]+/)+(?=[\w.+@~-])")
+
+
+def plain(text: str, roots: list[tuple[str, str]]) -> str:
+    """A log as people read it: no terminal control codes, each of `roots` (folder, label)
+    named by its label (the longest first), and any other absolute path cut to `…/file`."""
+    text = _ANSI.sub("", text).replace("\r\n", "\n")
+    for root, label in sorted(((r.rstrip("/"), lbl) for r, lbl in roots if r.rstrip("/")), key=lambda p: -len(p[0])):
+        text = text.replace(root, label)
+    return _ABSOLUTE.sub("…/", text)

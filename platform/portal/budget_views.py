@@ -1,5 +1,5 @@
 """The privacy budget page: totals, every grant, spend and refund with its job and event, a
-plot of ε spent against ε_total, and a refund form for the stewards who may refund."""
+chart of ε spent against ε_total, and a refund form for the stewards who may refund."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -15,6 +15,7 @@ from budgets import actions as budget_actions
 from budgets import amounts, plot
 from budgets.models import PrivacyBudget
 from miliao.errors import ActionError, Refused
+from portal import charts
 
 
 def _visible_budget(request, pk: int) -> PrivacyBudget:
@@ -33,11 +34,10 @@ def budget_page(request, pk: int):
          f"#{e.pk} {e.get_kind_display()} ε {amounts.short(e.epsilon)} {e.job}".rstrip())
         for e in entries
     )
-    svg = plot.budget_svg(history, title=str(budget), spent_label=_("累计已用 ε"), total_label=_("ε 总额"))
     return render(request, "portal/budget.html", {
         "budget": budget,
         "entries": entries,
-        "svg": svg,
+        "chart": charts.budget_over_time(history, until=timezone.localtime()),
         "may_refund": permissions.allowed(permissions.check_adjust_budget, request.user, budget),
         "may_trace": permissions.allowed(permissions.check_view_events, request.user),
     })

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import permissions
+from accounts.models import Organisation
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from innovation import actions
@@ -137,6 +138,13 @@ def _when(post, field: str) -> datetime.datetime:
     return timezone.make_aware(value) if timezone.is_naive(value) else value
 
 
+def _by_name(board: list[dict]) -> list[dict]:
+    """The public board as a page shows it: organisations by name (the API keeps their codes)."""
+    codes = {code for row in board for code in row["organisations"]}
+    names = {o.code: str(o) for o in Organisation.objects.filter(code__in=codes)}
+    return [{**row, "organisations": [names.get(code, code) for code in row["organisations"]]} for row in board]
+
+
 @login_required
 def challenge_page(request, slug: str):
     challenge = get_object_or_404(Challenge.objects.select_related("scenario__bureau", "training_dataset",
@@ -148,7 +156,7 @@ def challenge_page(request, slug: str):
     return render(request, "portal/challenge.html", {
         "challenge": challenge, "phase": phase, "Phase": Phase,
         "ladder": actions.ladder_of(challenge).describe(),
-        "board": _board(challenge, "public"),
+        "board": _by_name(_board(challenge, "public")),
         "private_board": _board(challenge, "private") if challenge.closed_at else None,
         "team": team, "submissions": submissions, "shareable": shareable if challenge.closed_at else [],
         "may_leave": team is not None and team.captain_id != request.user.pk and phase in (Phase.UPCOMING, Phase.OPEN),

@@ -6,7 +6,9 @@ released model's card."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -20,6 +22,8 @@ from catalog.models import Dataset
 from jobs import actions, check_texts, data
 from jobs.models import LIMIT_MAXIMA, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
 from miliao.errors import ActionError, Refused
+from portal import charts as portal_charts
+from portal import readable
 from sandbox import checks as sandbox_checks
 from sandbox.isolation import Limits
 from sandbox.tasks import TASKS
@@ -37,6 +41,14 @@ def job_list(request):
     return render(request, "portal/jobs.html", {"jobs": jobs})
 
 
+def _aggregates_file(job: Job) -> Path | None:
+    """The DP aggregates a code-to-data job released (jobs.code_jobs writes them), if any."""
+    if not job.output_path or not (job.params or {}).get("aggregate"):
+        return None
+    path = Path(settings.STATE_DIR) / job.output_path / "aggregates.csv"
+    return path if path.is_file() else None
+
+
 @login_required
 def job_page(request, pk: int):
     job = _visible_job(request, pk)
@@ -44,17 +56,27 @@ def job_page(request, pk: int):
     reviews = permissions.reviews_job_output(request.user, job)  # the log, findings, held files
     policy = SandboxPolicy.of(job.dataset)
     maxima = policy.limit_maxima()
+    metric = "accuracy" if job.task == "room-use" else "rmse"
+    may_download_outputs = permissions.allowed(permissions.check_download_job_outputs, request.user, job)
+    if job.kind == JobKind.CODE:  # the DP aggregates, to whoever may read the output
+        aggregates = _aggregates_file(job) if reviews or may_download_outputs else None
+        charts = portal_charts.code_aggregates(aggregates, job.params.get("aggregate") or {}) if aggregates else []
+    else:
+        task = TASKS.get(job.task)
+        charts = portal_charts.training_curves(job.history or [], task_kind=task.kind if task else "",
+                                               metric=metric)
     return render(request, "portal/job.html", {
         "job": job,
         "limits": [(name, value, maxima.get(name)) for name, value in Limits(**job.limits).to_dict().items()],
-        "history_json": json.dumps(job.history),
-        "metric": "accuracy" if job.task == "room-use" else "rmse",
+        "metric": metric,
+        "charts": charts,
+        "privacy_rows": readable.privacy_rows(job.privacy or {}),
         "may_decide": may_decide,
         "sees_log": reviews,
         "checks": check_texts.shown(job.checks if reviews else sandbox_checks.public(job.checks)),
         "held": [(f, f.preview() if f.is_text else None) for f in data.held_files(job)] if reviews else [],
         "model": TrainedModel.objects.filter(job=job).first(),
-        "may_download_outputs": permissions.allowed(permissions.check_download_job_outputs, request.user, job),
+        "may_download_outputs": may_download_outputs,
         "JobStatus": JobStatus,
     })
 
@@ -199,7 +221,11 @@ def model_page(request, pk: int):
     qs = permissions.visible_models(request.user, TrainedModel.objects.select_related(
         "job__dataset", "organisation", "released_by"))
     model = get_object_or_404(qs, pk=pk)
+    task = TASKS.get(model.job.task)
     return render(request, "portal/model.html", {
         "model": model, "card": model.card,
+        "charts": portal_charts.training_curves(model.job.history or [], task_kind=task.kind if task else "",
+                                                metric=task.metric if task else "accuracy"),
+        "privacy_rows": readable.privacy_rows(model.job.privacy or {}),
         "may_download": permissions.allowed(permissions.check_download_model, request.user, model),
     })

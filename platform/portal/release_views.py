@@ -26,6 +26,7 @@ from corpora import actions as corpus_actions
 from corpora.mock import mock_seed, mock_units
 from corpora.schema import UNIT_KINDS
 from miliao.errors import ActionError, Refused
+from portal import charts
 from releases import actions as release_actions
 from releases import previews
 from releases.actions import release_dir
@@ -326,7 +327,7 @@ def release_page(request, pk: int):
     return render(request, "portal/release.html", {
         "release": release, "report": release.report, "svg": svg, "map_shows": shows, "may_publish": may_publish,
         "may_trace": permissions.allowed(permissions.check_view_events, request.user),
-        "report_json": json.dumps(release.report, ensure_ascii=False, indent=2) if release.report else "",
+        "distortion": charts.release_distortion(release.report) if release.report else [],
     })
 
 

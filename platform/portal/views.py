@@ -20,6 +20,7 @@ from accounts.models import Organisation, OrganisationKind, Role, User
 from catalog.models import DataClass, Dataset
 from corpora.actions import INGEST_TASK_KIND
 from miliao.errors import ActionError, InvalidInput, Refused
+from portal import readable
 from progress.models import TaskProgress
 from provenance import actions as provenance_actions
 from provenance.anchoring import ledger_status
@@ -206,7 +207,8 @@ def task_detail(request, pk):
     outcome = {INGEST_TASK_KIND: ("dataset-page", {"slug": args.get("dataset")}),
                BUILD_TASK_KIND: ("release-page", {"pk": args.get("release")})}.get(task.kind)
     next_url = reverse(outcome[0], kwargs=outcome[1]) if outcome and all(outcome[1].values()) else ""
-    return render(request, "portal/task.html", {"task": task, "next_url": next_url})
+    summary = readable.task_summary(task) if task.finished else {"lines": []}
+    return render(request, "portal/task.html", {"task": task, "next_url": next_url, "summary": summary})
 
 
 @login_required

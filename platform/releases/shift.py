@@ -403,18 +403,26 @@ def shift_geometries(geoms: np.ndarray, mode: ShiftMode) -> np.ndarray:
     return shapely.set_coordinates(geoms, coords)
 
 
+HISTOGRAM_BINS = 20
+
+
 @dataclasses.dataclass(frozen=True)
 class Percentiles:
     p50: float
     p95: float
     max: float
+    # The whole distribution, for the release page's histogram: HISTOGRAM_BINS equal bins
+    # from 0 to the maximum ({"edges": bins + 1 floats, "counts": bins ints}).
+    histogram: dict[str, list] | None = None
 
     @classmethod
     def of(cls, values: np.ndarray) -> Percentiles | None:
         if values.size == 0:
             return None
         p50, p95, top = np.percentile(values, [50, 95, 100])
-        return cls(float(p50), float(p95), float(top))
+        counts, edges = np.histogram(values, bins=HISTOGRAM_BINS, range=(0.0, float(top) or 1.0))
+        return cls(float(p50), float(p95), float(top),
+                   {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,8 +19,10 @@
     el("task-status").textContent = task.status_display;
     el("task-status").className = "status " + task.status;
     if (task.error) { el("task-error").hidden = false; el("task-error").textContent = task.error; }
-    if (task.result) { el("task-result").hidden = false; el("task-result").textContent = JSON.stringify(task.result, null, 2); }
-    if (task.status !== "succeeded" && task.status !== "failed") setTimeout(poll, 1000);
+    const done = task.status === "succeeded" || task.status === "failed";
+    // The result is put into words on the server: a task that ends while watched reloads.
+    if (done && el("task-result").dataset.finished !== "true") window.location.reload();
+    else if (!done) setTimeout(poll, 1000);
   }
   poll();
 })();

@@ -2,6 +2,7 @@
 cumulative ε spent against ε_total; stewards refund from it."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -41,12 +42,15 @@ def test_the_page_shows_totals_entries_and_the_plot(world, client):
         assert spend.job in cells and "applicant" in cells and f"<td>{spend.event_seq}</td>" in cells
     assert f"#{world.spends[0].pk}" in rows[4][1] and "任务提前终止" in rows[4][1] and "steward" in rows[4][1]
 
-    svg = re.search(r"<svg.*?</svg>", html, re.S).group(0)
-    assert 'data-points="5"' in svg and 'data-spent="2.500000"' in svg and 'data-total="4.000000"' in svg
-    spent_path = re.search(r'<path data-series="spent" d="([^"]+)"', svg).group(1)
-    assert spent_path.count("V") == 5  # a step for each entry
-    assert '<path data-series="total"' in svg
-    assert len(re.findall(r"<circle ", svg)) == 4  # the spends and the refund
+    # The chart's data (charts.js draws it with ECharts): spent and ε_total, a step per entry.
+    chart = json.loads(re.search(r'<script id="chart-budget-data" type="application/json">(.*?)</script>', html,
+                                 re.S).group(1))
+    spent, total = chart["series"]
+    # ... and the last level drawn on to now.
+    assert [p[1] for p in spent["data"]] == [0, 1, 1.5, 2.75, 2.5, 2.5] and spent["kind"] == "step"
+    assert [p[1] for p in total["data"]] == [4] * 6 and total["dashed"]
+    assert chart["x"]["type"] == "time" and chart["y"]["name"] == "ε"
+    assert 'data-chart="chart-budget-data"' in html and "vendor/echarts/echarts.min.js" in html
     assert 'name="epsilon"' not in html  # applicants read; only stewards get the refund form
 
 
@@ -84,15 +88,5 @@ def test_the_plot_steps_through_grants_spends_and_refunds():
     assert [(s.spent, s.total) for s in history] == [
         (0, 2), (Decimal("0.5"), 2), (Decimal("0.5"), 3), (Decimal("2.5"), 3), (2, 3),
     ]
-    svg = plot.budget_svg(history, title="a & b", spent_label="spent", total_label="total")
-    assert svg.startswith("<svg") and svg.endswith("</svg>")
-    assert 'aria-label="a &amp; b"' in svg and "s2 &lt;job&gt;" in svg
-    # Time is the x axis: the entry an hour in sits a quarter of the way along.
-    xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', svg)]
-    assert xs == sorted(xs) and abs((xs[0] - 56) / (720 - 56 - 16) - 0.25) < 0.01
-    # Entries written in the same instant are spread out rather than stacked.
-    same = plot.steps([(t0, "grant", Decimal(1), "g"), (t0, "spend", Decimal("0.5"), "s"), (t0, "spend", Decimal("0.5"), "t")])
-    xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', plot.budget_svg(same, title="", spent_label="", total_label=""))]
-    assert len(set(xs)) == 2
     with pytest.raises(ValueError, match="unknown entry kind"):
         plot.steps([(t0, "gift", Decimal(1), "x")])

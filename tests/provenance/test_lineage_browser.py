@@ -17,7 +17,7 @@ def test_auditor_traces_a_release_and_verifies_it_against_the_chain(live_server,
     log_in(page, live_server.url, "auditor")
     page.goto(f"{live_server.url}/releases/{w.release.pk}/")
     page.click("[data-testid=trace]")
-    assert page.inner_text("[data-testid=lineage-subject]") == f"releases.release:{w.release.pk}"
+    assert page.inner_text("[data-testid=lineage-subject]") == f"发布 #{w.release.pk}"
     nodes = page.locator("[data-testid=lineage-node]")
     assert sorted(nodes.evaluate_all("els => els.map(e => e.dataset.subject)")) == sorted(
         [f"catalog.dataset:{w.roads.pk}", f"corpora.corpusversion:{w.corpus.pk}",

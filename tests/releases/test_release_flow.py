@@ -158,6 +158,6 @@ def test_steward_release_flow_in_the_browser(live_server, live_world, celery_wor
     wait_for(lambda: (page.reload(), page.locator("[data-testid=publish]").count())[1], timeout=90, interval=1,
              what="the release to be built")
     assert page.locator("[data-testid=map] svg path").count() > 10  # the shifted map preview
-    assert "k=" in page.inner_text("[data-testid=k-reached]")
+    assert "至少与" in page.inner_text("[data-testid=k-reached]")
     page.click("[data-testid=publish]")
     assert "已发布" in page.inner_text("[data-testid=release-status]")

@@ -304,7 +304,8 @@ def test_measure_shift_finds_no_topology_damage_from_a_gentle_smooth_field():
     assert set(report.attack_residual_m) == {1, 5, 20}
     data = json.loads(json.dumps(report.to_dict()))
     assert data["mode"]["key_id"] and "key" not in data["mode"]
-    assert set(data["offset_m"]) == {"p50", "p95", "max"}
+    assert set(data["offset_m"]) == {"p50", "p95", "max", "histogram"}
+    assert sum(data["offset_m"]["histogram"]["counts"]) == 144  # the whole distribution, for the release page
 
 
 def test_measure_shift_shows_the_cell_mode_tearing_at_cell_borders_but_keeping_shapes():

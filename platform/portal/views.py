@@ -117,13 +117,15 @@ def dashboard(request):
         )[:20]
         context["events"] = LineageEvent.objects.order_by("-seq")[:10]
         context["ledger"] = ledger_status()
-        review = _jobs(user, status=JobStatus.REVIEW, dataset__owner_id=user.organisation_id)
+        # Jobs waiting for this bureau: to approve before they run, or their held output to review.
+        review = _jobs(user, status__in=[JobStatus.SUBMITTED, JobStatus.REVIEW],
+                       dataset__owner_id=user.organisation_id).order_by("-pk")
         context["review_jobs"] = review[:20]
         releases = Release.objects.filter(corpus__dataset__owner_id=user.organisation_id)
         context["releases"] = releases.select_related("corpus__dataset", "task").order_by("-pk")[:10]
         context["sections"] = [
             _section("queue", _("待审核的申请"), queue.paginator.count),
-            _section("review-jobs", _("待审核的作业输出"), review.count()),
+            _section("review-jobs", _("待处理的作业"), review.count()),
             _section("releases", _("发布"), releases.count()),
             _section("alerts", _("风险告警"), _open_alerts(user)),
             _section("datasets", _("本局数据集"), context["datasets"].paginator.count),

@@ -61,6 +61,7 @@ class Tour:
         page.goto(f"{self.base_url}/accounts/login/")
         if page.role == "steward":  # the same page for everyone
             self.shot(page, "login")
+            assert page.request.get(f"{self.base_url}/favicon.ico").status == 200
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit].primary")

@@ -126,7 +126,7 @@ def dashboard(request):
         context["sections"] = [
             _section("queue", _("待审核的申请"), queue.paginator.count),
             _section("review-jobs", _("待处理的作业"), review.count()),
-            _section("releases", _("发布"), releases.count()),
+            _section("releases", _("本局的发布"), releases.count()),
             _section("alerts", _("风险告警"), _open_alerts(user)),
             _section("datasets", _("本局数据集"), context["datasets"].paginator.count),
             _section("licences", _("数据许可"), _licences(user)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import requests
 
 from conftest import PASSWORD, REPO
 
@@ -95,6 +96,8 @@ def test_each_role_walks_its_main_flow(live_server, live_world, celery_worker, b
     approve_lab(w)
     job = job_actions.submit_job(actor=w.researcher, dataset=w.rooms, kind="centralized", title="room use",
                                  task="room-use", params={"epochs": 1, "target_epsilon": 2.0})
+    # The first request imports every view (numpy, torch, ...): made once, before the browser comes.
+    assert requests.get(f"{live_server.url}/accounts/login/", timeout=180).status_code == 200
     tour = Tour(browser, live_server.url, lang)
     try:
         # The steward: a queue with counts, buttons on one line, an approval.

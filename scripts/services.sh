@@ -12,6 +12,7 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || tru
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-noto-cjk)  # Chinese in the browser tests' screenshots
 command -v jq >/dev/null || need+=(jq)  # the README's lineage verification with cast, which a test runs
 compgen -G "/usr/lib/*/libseccomp.so.2" >/dev/null || need+=(libseccomp2)  # the jail's seccomp filter (pyseccomp)
 if [ ${#need[@]} -gt 0 ]; then

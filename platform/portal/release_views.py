@@ -269,7 +269,8 @@ def ingest(request, slug: str):
     except ActionError as exc:
         messages.error(request, exc.message)
         return redirect("dataset-page", slug=slug)
-    return redirect("task-page", pk=task.pk)
+    # The task page shows the bar and goes on to the dataset when the ingest is done.
+    return redirect(reverse("task-page", kwargs={"pk": task.pk}) + "?follow=1")
 
 
 @login_required

@@ -13,12 +13,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from access import actions as access_actions
-from access.models import Application, ApplicationStatus, PurposeCategory
+from access.models import Application, ApplicationStatus, Licence, PurposeCategory
 from accounts import actions as account_actions
 from accounts import permissions
 from accounts.models import Organisation, OrganisationKind, Role, User
 from catalog.models import DataClass, Dataset
 from corpora.actions import INGEST_TASK_KIND
+from defense.models import Alert
+from jobs.models import Job, JobStatus
 from miliao.errors import ActionError, InvalidInput, Refused
 from portal import readable
 from progress.models import TaskProgress
@@ -26,6 +28,7 @@ from provenance import actions as provenance_actions
 from provenance.anchoring import ledger_status
 from provenance.models import LineageEvent
 from releases.actions import BUILD_TASK_KIND
+from releases.models import Release
 
 
 def _applications(user):
@@ -58,6 +61,27 @@ def _page(request, rows, param: str, per_page: int = PAGE_SIZE):
     return page
 
 
+def _section(anchor: str, label: str, count: int | None = None) -> dict:
+    """One entry of a dashboard's section bar: the card's anchor, its heading and how many
+    rows it holds (None where a count means nothing, e.g. a form)."""
+    return {"id": anchor, "label": label, "count": count}
+
+
+def _open_alerts(user) -> int:
+    return permissions.visible_alerts(user, Alert.objects.filter(status="open")).count()
+
+
+def _licences(user) -> int:
+    licences = permissions.visible_licences(user, Licence.objects.all())
+    if permissions.has_role(user, Role.STEWARD):
+        licences = licences.filter(release__corpus__dataset__owner_id=user.organisation_id)
+    return licences.count()
+
+
+def _jobs(user, **filters):
+    return permissions.visible_jobs(user, Job.objects.filter(**filters).select_related("dataset", "organisation"))
+
+
 @login_required
 def dashboard(request):
     user = request.user
@@ -71,6 +95,16 @@ def dashboard(request):
         context["apply_datasets"] = (Dataset.objects.exclude(data_class=DataClass.OPEN)
                                      .only("slug", "title", "data_class").order_by("slug"))
         context["purpose_categories"] = PurposeCategory.choices
+        jobs = _jobs(user)
+        context["jobs"] = jobs[:10]
+        context["sections"] = [
+            _section("catalog", _("数据目录"), context["datasets"].paginator.count),
+            _section("apply", _("提交申请")),
+            _section("applications", _("本组织的申请"), _applications(user).count()),
+            _section("licences", _("数据许可"), _licences(user)),
+            _section("jobs", _("隐私计算作业"), jobs.count()),
+            _section("budgets", _("隐私预算")),
+        ]
     elif role == Role.STEWARD:
         owned = Dataset.objects.filter(owner_id=user.organisation_id)
         queue = _page(request, _applications(user).filter(
@@ -86,12 +120,32 @@ def dashboard(request):
         )[:20]
         context["events"] = LineageEvent.objects.order_by("-seq")[:10]
         context["ledger"] = ledger_status()
+        # Jobs waiting for this bureau: to approve before they run, or their held output to review.
+        review = _jobs(user, status__in=[JobStatus.SUBMITTED, JobStatus.REVIEW],
+                       dataset__owner_id=user.organisation_id).order_by("-pk")
+        context["review_jobs"] = review[:20]
+        releases = Release.objects.filter(corpus__dataset__owner_id=user.organisation_id)
+        context["releases"] = releases.select_related("corpus__dataset", "task").order_by("-pk")[:10]
+        context["sections"] = [
+            _section("queue", _("待审核的申请"), queue.paginator.count),
+            _section("review-jobs", _("待处理的作业"), review.count()),
+            _section("releases", _("本局的发布"), releases.count()),
+            _section("alerts", _("风险告警"), _open_alerts(user)),
+            _section("datasets", _("本局数据集"), context["datasets"].paginator.count),
+            _section("licences", _("数据许可"), _licences(user)),
+            _section("events", _("最近的溯源事件")),
+        ]
     elif role == Role.DATA_HOLDER:
         context["held"] = _page(
             request, Dataset.objects.filter(holders=user.organisation_id).select_related("owner").order_by("slug"),
             "page",
         )
         context["applications"] = _applications(user)[:20]
+        context["sections"] = [
+            _section("held", _("本节点持有的数据分区"), context["held"].paginator.count),
+            _section("applications", _("本组织的申请"), _applications(user).count()),
+            _section("tasks", _("后台任务"), len(context["tasks"])),
+        ]
     elif role == Role.AUDITOR:
         context["events"] = LineageEvent.objects.order_by("-seq")[:15]
         context["event_count"] = LineageEvent.objects.count()
@@ -100,12 +154,25 @@ def dashboard(request):
         )
         context["applications"] = _applications(user)[:20]
         context["ledger"] = ledger_status()
+        context["sections"] = [
+            _section("verify", _("事件链校验"), context["event_count"]),
+            _section("applications", _("全部申请"), _applications(user).count()),
+            _section("alerts", _("风险告警"), _open_alerts(user)),
+            _section("licences", _("数据许可"), _licences(user)),
+            _section("events", _("最近的溯源事件")),
+        ]
     elif role == Role.ADMIN:
         context["organisations"] = Organisation.objects.all()
         context["users"] = User.objects.select_related("organisation").order_by("organisation__code", "username")
         context["event_count"] = LineageEvent.objects.count()
         context["kinds"] = OrganisationKind.choices
         context["roles"] = Role.choices
+        context["sections"] = [
+            _section("organisations", _("组织"), len(context["organisations"])),
+            _section("users", _("用户"), len(context["users"])),
+            _section("new-organisation", _("新建组织")),
+            _section("new-user", _("新建用户")),
+        ]
     else:
         raise PermissionDenied(_("您的账户没有角色，请联系平台管理员。"))
     return render(request, f"portal/dashboard_{role}.html", context)
@@ -208,7 +275,11 @@ def task_detail(request, pk):
                BUILD_TASK_KIND: ("release-page", {"pk": args.get("release")})}.get(task.kind)
     next_url = reverse(outcome[0], kwargs=outcome[1]) if outcome and all(outcome[1].values()) else ""
     summary = readable.task_summary(task) if task.finished else {"lines": []}
-    return render(request, "portal/task.html", {"task": task, "next_url": next_url, "summary": summary})
+    # Opened straight from the form that started it (?follow=1), the page goes on to the
+    # outcome even when the task ended before the page loaded.
+    return render(request, "portal/task.html", {
+        "task": task, "next_url": next_url, "summary": summary, "follow": request.GET.get("follow") == "1",
+    })
 
 
 @login_required

@@ -93,7 +93,7 @@ def dashboard(request):
         # The application form offers every dataset that needs an application (open data needs
         # none), whichever catalogue page is shown: one narrow query, no row objects per version.
         context["apply_datasets"] = (Dataset.objects.exclude(data_class=DataClass.OPEN)
-                                     .only("slug", "title", "data_class").order_by("slug"))
+                                     .only("slug", "title", "title_en", "data_class").order_by("slug"))
         context["purpose_categories"] = PurposeCategory.choices
         jobs = _jobs(user)
         context["jobs"] = jobs[:10]

@@ -25,7 +25,7 @@ CASES = [
     ("applicant", "/api/applications/", {"dataset": "huangpu-roads", "purpose": "a long enough purpose"}, 400, "dataset", "is open"),
     ("applicant", "/api/applications/", {"dataset": "pudong-pipes", "purpose": "a second request"}, 409, "detail", "already has an application"),
     ("admin", "/api/users/", {"username": "weak", "password": "123", "role": "applicant", "organisation": "mili-tech"}, 400, "password", "too short"),
-    ("admin", "/api/users/", {"username": "steward2", "password": "Another-horse-77", "role": "steward", "organisation": "mili-tech"}, 400, "organisation", "bureau"),
+    ("admin", "/api/users/", {"username": "steward2", "password": "Another-horse-77", "role": "steward", "organisation": "mili-tech"}, 400, "organisation", "Bureau"),
     ("admin", "/api/users/", {"username": "applicant", "password": "Another-horse-77", "role": "applicant", "organisation": "mili-tech"}, 400, "username", "taken"),
     ("admin", "/api/users/", {"username": "x y", "password": "Another-horse-77", "role": "applicant", "organisation": "mili-tech"}, 400, "username", "letters"),
     ("admin", "/api/users/", {"username": "ok-name", "password": "Another-horse-77", "role": "emperor", "organisation": "mili-tech"}, 400, "role", "not a valid choice"),

@@ -35,6 +35,9 @@ def test_parallel_spends_never_overspend_and_match_their_events():
     results: list[object] = [None] * THREADS
 
     def run(i: int) -> None:
+        from django.utils import translation
+
+        translation.activate("en")  # a thread of its own: its refusals in the words quoted below
         try:
             barrier.wait()
             results[i] = actions.spend(actor=w.applicant, organisation=w.startup, dataset=w.rooms, epsilon=str(EACH),

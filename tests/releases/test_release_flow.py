@@ -117,7 +117,7 @@ def test_ingest_refusals(world, who, body, status, field):
 @pytest.mark.parametrize(
     "spec,message",
     [
-        ({"data_class": "conditional"}, "data_class: huangpu-roads is open"),
+        ({"data_class": "conditional"}, "data_class: huangpu-roads is Open"),
         ({"data_class": "open", "shift": {"mode": "teleport"}}, "shift.mode"),
         ({"data_class": "open", "desensitize": {"k": 1}}, "desensitize"),
     ],

@@ -10,6 +10,7 @@ import numpy as np
 import shapely
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_POST
 from access import licensing, packages
 from accounts import permissions
 from catalog import metadata
+from portal.catalog_views import dataset_actions
 from catalog.query import cell_boxes
 from catalog.models import Dataset
 from corpora import actions as corpus_actions
@@ -136,16 +138,14 @@ def _current_spec(dataset: Dataset) -> tuple[dict, object]:
 SAMPLE_ROWS = 8
 
 
-@login_required
 def dataset_page(request, slug: str):
-    """The catalogue page of a dataset for every logged-in user: its metadata, release
-    history and a sample; stewards of the owning bureau also manage versions, policy and
-    releases here."""
-    try:
-        permissions.check_read_catalog(request.user)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
-    dataset = get_object_or_404(metadata.catalog_queryset(), slug=slug)
+    """The catalogue page of a dataset: its metadata, release history, a sample and the
+    actions the viewer may take (dataset_actions). Anonymous visitors read open datasets'
+    pages only (others are 404, as absent from their catalogue); stewards of the owning
+    bureau also manage versions, policy and releases here."""
+    if request.method == "POST" and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    dataset = get_object_or_404(permissions.catalog_datasets(request.user, metadata.catalog_queryset()), slug=slug)
     may_manage = permissions.allowed(permissions.check_manage_dataset, request.user, dataset)
     if request.method == "POST" and not may_manage:
         _steward_dataset(request, slug)  # refuses with the rule's reason
@@ -154,7 +154,7 @@ def dataset_page(request, slug: str):
         releases=metadata.release_history(request.user, dataset),
     )
     context = {"dataset": dataset, "record": record, "sample": dataset_sample(dataset, record),
-               "may_manage": may_manage}
+               "may_manage": may_manage, "actions": dataset_actions(request.user, dataset, record)}
     if may_manage:
         spec, policy = _current_spec(dataset)
         context.update({

@@ -19,6 +19,8 @@ from accounts import permissions
 from accounts.models import Organisation, OrganisationKind, Role, User
 from catalog.models import DataClass, Dataset
 from miliao.errors import ActionError, InvalidInput, Refused
+
+from . import forms
 from progress.models import TaskProgress
 from provenance import actions as provenance_actions
 from provenance.anchoring import ledger_status
@@ -120,23 +122,33 @@ def _whole(form, name: str, what: str) -> int | None:
 
 
 @login_required
-@require_POST
 def submit_application(request):
-    dataset = Dataset.objects.filter(slug=request.POST.get("dataset", "")).first()
-    if dataset is None:
-        messages.error(request, _("请选择要申请的数据集。"))
-        return redirect("dashboard")
+    """The application form (from the dashboard or a dataset page, the dataset chosen), read
+    with the API's ApplicationSerializer; an error shows the form again as it was typed."""
+    from access.api import REQUEST_FIELDS, ApplicationSerializer
+
     try:
-        application = access_actions.submit_application(
-            actor=request.user, dataset=dataset, purpose=request.POST.get("purpose", ""),
-            purpose_category=request.POST.get("purpose_category") or None,
-            duration_days=_whole(request.POST, "duration_days", "a whole number of days"),
-        )
-    except ActionError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, _("申请 #%(pk)s 已提交，等待审核。") % {"pk": application.pk})
-    return redirect("dashboard")
+        permissions.check_submit_application(request.user, None)
+    except Refused as exc:
+        raise PermissionDenied(exc.message) from exc
+    errors = {}
+    if request.method == "POST":
+        try:
+            data = forms.validated(ApplicationSerializer, request.POST)
+            application = access_actions.submit_application(
+                actor=request.user, dataset=data["dataset"], **{n: data[n] for n in REQUEST_FIELDS if n in data})
+        except ActionError as exc:
+            errors = forms.errors_of(exc)
+        else:
+            messages.success(request, _("申请 #%(pk)s 已提交，等待审核。") % {"pk": application.pk})
+            return redirect("dashboard")
+    values = request.POST if request.method == "POST" else {
+        "dataset": request.GET.get("dataset", ""), "duration_days": "90", "purpose_category": ""}
+    return render(request, "portal/apply.html", {
+        "values": values, "errors": errors, "purpose_categories": PurposeCategory.choices,
+        "apply_datasets": Dataset.objects.exclude(data_class=DataClass.OPEN).only("slug", "title", "data_class")
+        .order_by("slug"),
+    }, status=400 if errors else 200)
 
 
 @login_required

@@ -61,6 +61,14 @@ def job_page(request, pk: int):
     })
 
 
+_JOB_CONFIRMATIONS = {
+    "release": lambda job: {"title": _("发布作业 #%(pk)s 的输出？") % {"pk": job.pk}, "consequence": _(
+        "输出将交给提交作业的组织，无法收回。请先打开并检查留存的输出文件。")},
+    "reject": lambda job: {"title": _("驳回作业 #%(pk)s？") % {"pk": job.pk}, "consequence": _(
+        "驳回后作业结束，输出不会交给申请方；申请方须重新提交。")},
+}
+
+
 @login_required
 @require_POST
 def decide_job(request, pk: int, decision: str):
@@ -71,6 +79,10 @@ def decide_job(request, pk: int, decision: str):
         permissions.check_decide_job(request.user, job)
     except Refused as exc:
         raise PermissionDenied(exc.message) from exc
+    if decision != "approve":
+        asked = forms.confirmation(request, **_JOB_CONFIRMATIONS[decision](job))
+        if asked is not None:
+            return asked
     text = request.POST.get("text", "")
     try:
         if decision == "approve":

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from access import licensing, packages
 from accounts import permissions
 from catalog import metadata
+from portal import forms
 from portal.catalog_views import dataset_actions
 from catalog.query import cell_boxes
 from catalog.models import Dataset
@@ -334,6 +335,11 @@ def release_page(request, pk: int):
 @require_POST
 def publish(request, pk: int):
     release = _visible_release(request, pk)
+    if permissions.allowed(permissions.check_manage_dataset, request.user, release.corpus.dataset):
+        asked = forms.confirmation(request, title=_("发布 %(release)s？") % {"release": release}, consequence=_(
+            "发布后，这份数据即按其类别提供下载或申请（开放数据：任何登录用户），已下载的副本无法收回。"))
+        if asked is not None:
+            return asked
     try:
         release_actions.publish_release(actor=request.user, release=release)
     except ActionError as exc:

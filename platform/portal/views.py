@@ -164,6 +164,11 @@ def decide_application(request, pk: int):
     if decide is None:
         messages.error(request, _("未知的审核决定。"))
         return redirect("dashboard")
+    if decision == "reject" and permissions.allowed(permissions.check_decide_application, request.user, application):
+        asked = forms.confirmation(request, title=_("驳回申请 #%(pk)s？") % {"pk": pk}, consequence=_(
+            "驳回是最终决定：申请方须重新提交一份新申请。若只需修改，请选择“要求修改”。"))
+        if asked is not None:
+            return asked
     try:
         terms = {}
         if decision == "approve":  # optional: the licence's download limit, a budget's ε and δ
@@ -186,13 +191,22 @@ def events(request):
         permissions.check_view_events(request.user)
     except Refused as exc:
         raise PermissionDenied(exc.message) from exc
+    from provenance.api import EventFilterSerializer
+
+    filters = EventFilterSerializer(data=request.GET)
+    valid = filters.is_valid()
+    events = filters.filter(LineageEvent.objects.all()) if valid else LineageEvent.objects.none()
     return render(
         request,
         "portal/events.html",
         {
-            "events": LineageEvent.objects.order_by("-seq")[:100],
+            "events": _page(request, events.order_by("-seq"), "page", per_page=50),
+            "values": {name: request.GET.get(name, "") for name in filters.fields},
+            "errors": {field: " ".join(str(m) for m in found) for field, found in filters.errors.items()},
+            "event_types": LineageEvent.objects.order_by("event_type").values_list("event_type", flat=True).distinct(),
             "can_verify": permissions.allowed(permissions.check_verify_events, request.user),
         },
+        status=200 if valid else 400,
     )
 
 

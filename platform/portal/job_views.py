@@ -54,7 +54,8 @@ def job_page(request, pk: int):
         "may_decide": may_decide,
         "sees_log": reviews,
         "checks": job.checks if reviews else sandbox_checks.public(job.checks),
-        "held": [(f, f.preview() if f.is_text else None) for f in data.held_files(job)] if reviews else [],
+        "held": [(f, f.preview() if f.is_text or f.suffix == ".pt" else None) for f in data.held_files(job)]
+        if reviews else [],
         "model": TrainedModel.objects.filter(job=job).first(),
         "may_download_outputs": permissions.allowed(permissions.check_download_job_outputs, request.user, job),
         "JobStatus": JobStatus,

@@ -16,10 +16,12 @@ class FormInvalid(InvalidInput):
 
 def validated(serializer_class, data, *, lists: tuple[str, ...] = (), **kwargs) -> dict:
     """The serializer's validated data for a form (a POST's QueryDict, or a dict), or FormInvalid
-    naming each refused field. Only the fields the form sent are given, as JSON would give them
-    (a list field absent from an HTML form would otherwise read as an empty list)."""
+    naming each refused field. Only the fields the form filled in are given, as JSON would give
+    them (an empty input is a field left out; a list field absent from an HTML form would
+    otherwise read as an empty list)."""
     if hasattr(data, "getlist"):
-        data = {name: data.getlist(name) if name in lists else data.get(name) for name in data}
+        data = {name: data.getlist(name) if name in lists else data.get(name) for name in data
+                if name in lists or data.get(name) != ""}
     body = serializer_class(data=data, **kwargs)
     if not body.is_valid():
         raise FormInvalid({field: " ".join(str(m) for m in _messages(found)) for field, found in body.errors.items()})

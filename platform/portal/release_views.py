@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import shapely
+from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -47,6 +48,9 @@ def _steward_dataset(request, slug: str) -> Dataset:
     return dataset
 
 
+POLICY_OUTPUTS = ("geoparquet", "geopackage", "geojson")
+
+
 def policy_form_values(spec: ReleaseSpec) -> dict:
     """The fields of the policy form, read from a spec."""
     return {
@@ -70,29 +74,63 @@ def policy_form_values(spec: ReleaseSpec) -> dict:
     }
 
 
+class PolicyForm(django_forms.Form):
+    """The release policy form's fields, typed: the spec is built from these, and checked as a
+    whole by the release pipeline (ReleaseSpec) when it is saved or previewed."""
+
+    k = django_forms.IntegerField()
+    l = django_forms.IntegerField()  # noqa: E741 (the l of l-diversity)
+    location = django_forms.CharField(required=False)
+    coarsest_level = django_forms.IntegerField(required=False)
+    finest_level = django_forms.IntegerField(required=False)
+    remove_categories = django_forms.CharField(required=False)
+    zone_buffer_m = django_forms.FloatField()
+    height_step_m = django_forms.FloatField()
+    depth_step_m = django_forms.FloatField()
+    shift_mode = django_forms.CharField(required=False)
+    max_offset_m = django_forms.FloatField(required=False)
+    wavelength_m = django_forms.FloatField(required=False)
+    cell_m = django_forms.FloatField(required=False)
+    simplify_tolerance_m = django_forms.FloatField()
+    precision_m = django_forms.FloatField()
+    level_of_detail = django_forms.CharField(required=False)
+    outputs = django_forms.MultipleChoiceField(required=False, choices=[(f, f) for f in POLICY_OUTPUTS])
+
+    # What each shift mode needs besides the mode itself.
+    SHIFT_FIELDS = {"smooth": ("max_offset_m", "wavelength_m"), "cell": ("max_offset_m", "cell_m")}
+
+    def clean(self):
+        data = super().clean()
+        for name in self.SHIFT_FIELDS.get(data.get("shift_mode"), ()):
+            if data.get(name) is None and name not in self.errors:
+                self.add_error(name, django_forms.Field.default_error_messages["required"])
+        return data
+
+
 def spec_from_form(base: dict, form) -> dict:
-    """A spec dict: the base spec with the form's fields written over it."""
+    """A spec dict: the base spec with the form's fields written over it (FormInvalid names
+    each field that is not what it should be)."""
+    typed = PolicyForm(form)
+    if not typed.is_valid():
+        raise forms.FormInvalid({name: " ".join(found) for name, found in typed.errors.items()})
+    data = typed.cleaned_data
     spec = json.loads(json.dumps(base))
-    spec["desensitize"]["k"] = _int(form, "k")
-    spec["desensitize"]["l"] = _int(form, "l")
+    spec["desensitize"]["k"] = data["k"]
+    spec["desensitize"]["l"] = data["l"]
     if "location" in form:  # the join keys follow the choice (a cell release drops building_id)
-        spec["desensitize"] = location_policy(spec["desensitize"], form.get("location", ""))
-    if "coarsest_level" in form:
-        spec["desensitize"]["cell_levels"] = [_int(form, "coarsest_level"), _int(form, "finest_level")]
-    spec["declassify"]["remove_categories"] = [c.strip() for c in form.get("remove_categories", "").split(",") if c.strip()]
+        spec["desensitize"] = location_policy(spec["desensitize"], data["location"])
+    if data["coarsest_level"] is not None or data["finest_level"] is not None:
+        spec["desensitize"]["cell_levels"] = [data["coarsest_level"], data["finest_level"]]
+    spec["declassify"]["remove_categories"] = [c.strip() for c in data["remove_categories"].split(",") if c.strip()]
     for name in ("zone_buffer_m", "height_step_m", "depth_step_m"):
-        spec["declassify"][name] = _float(form, name)
-    mode = form.get("shift_mode", "")
-    spec["shift"] = {"mode": mode}
-    if mode == "smooth":
-        spec["shift"].update(max_offset_m=_float(form, "max_offset_m"), wavelength_m=_float(form, "wavelength_m"))
-    elif mode == "cell":
-        spec["shift"].update(max_offset_m=_float(form, "max_offset_m"), cell_m=_float(form, "cell_m"))
+        spec["declassify"][name] = data[name]
+    mode = data["shift_mode"]
+    spec["shift"] = {"mode": mode, **{name: data[name] for name in PolicyForm.SHIFT_FIELDS.get(mode, ())}}
     for name in ("simplify_tolerance_m", "precision_m"):
-        spec["lightweight"][name] = _float(form, name)
-    spec["lightweight"]["level_of_detail"] = form.get("level_of_detail", "room")
+        spec["lightweight"][name] = data[name]
+    spec["lightweight"]["level_of_detail"] = data["level_of_detail"] or "room"
     spec["declassify"]["precision_m"] = spec["lightweight"]["precision_m"] or spec["declassify"]["precision_m"]
-    spec["outputs"] = form.getlist("outputs")
+    spec["outputs"] = data["outputs"]
     return spec
 
 
@@ -100,18 +138,11 @@ class _FormError(ActionError):
     pass
 
 
-def _int(form, name):
-    try:
-        return int(form.get(name, ""))
-    except ValueError:
-        raise _FormError(f"{name}: enter a whole number") from None
+class GenerateForm(django_forms.Form):
+    """A generated synthetic district as a new version: its seed and size."""
 
-
-def _float(form, name):
-    try:
-        return float(form.get(name, ""))
-    except ValueError:
-        raise _FormError(f"{name}: enter a number") from None
+    seed = django_forms.IntegerField()
+    rooms = django_forms.IntegerField()
 
 
 def _form_spec(request, spec: dict) -> ReleaseSpec:
@@ -169,7 +200,7 @@ def dataset_page(request, slug: str):
             "levels": ["room", "floor", "building", "grid"],
             "locations": [("cell", _("按格网单元（逐间属性）")), ("aggregate", _("按楼层或楼栋汇总（精确轮廓）")),
                           ("exact", _("精确几何（仅限无敏感属性）"))],
-            "formats": ["geoparquet", "geopackage", "geojson"],
+            "formats": list(POLICY_OUTPUTS),
         })
         if request.method == "POST":
             context.update(_policy_post(request, dataset, spec))
@@ -247,9 +278,10 @@ def _policy_post(request, dataset, spec) -> dict:
         release_actions.save_policy(actor=request.user, dataset=dataset, spec=new_spec)
         messages.success(request, _("发布规则已保存为新版本。"))
         return {"saved": True}
-    except ActionError as exc:
+    except ActionError as exc:  # the form again as it was typed, each error beside its field
         messages.error(request, exc.message)
-        return {}
+        typed = {name: request.POST.get(name, "") for name in PolicyForm.base_fields}
+        return {"form": {**typed, "outputs": request.POST.getlist("outputs")}, "errors": forms.errors_of(exc)}
 
 
 @login_required
@@ -263,8 +295,11 @@ def ingest(request, slug: str):
                 declared_crs=request.POST.get("declared_crs", ""),
             )
         else:
+            size = GenerateForm(request.POST)
+            if not size.is_valid():
+                raise forms.FormInvalid({name: " ".join(found) for name, found in size.errors.items()})
             task = corpus_actions.start_generated_ingest(
-                actor=request.user, dataset=dataset, seed=_int(request.POST, "seed"), rooms=_int(request.POST, "rooms")
+                actor=request.user, dataset=dataset, seed=size.cleaned_data["seed"], rooms=size.cleaned_data["rooms"]
             )
     except ActionError as exc:
         messages.error(request, exc.message)

@@ -110,17 +110,6 @@ def dashboard(request):
     return render(request, f"portal/dashboard_{role}.html", context)
 
 
-def _whole(form, name: str, what: str) -> int | None:
-    """An optional whole-number form field."""
-    value = form.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(name, f"enter {what}") from None
-
-
 @login_required
 def submit_application(request):
     """The application form (from the dashboard or a dataset page, the dataset chosen), read
@@ -169,15 +158,11 @@ def decide_application(request, pk: int):
             "驳回是最终决定：申请方须重新提交一份新申请。若只需修改，请选择“要求修改”。"))
         if asked is not None:
             return asked
-    try:
-        terms = {}
-        if decision == "approve":  # optional: the licence's download limit, a budget's ε and δ
-            terms = {name: value for name, value in (
-                ("download_limit", _whole(request.POST, "download_limit", "a whole number")),
-                ("epsilon", request.POST.get("epsilon") or None),
-                ("delta", request.POST.get("delta") or None),
-            ) if value is not None}
-        decide(actor=request.user, application=application, reason=request.POST.get("reason", ""), **terms)
+    from access.api import ApprovalSerializer, DecisionSerializer
+
+    try:  # approving takes the licence's download limit and a budget's ε and δ, each optional
+        terms = forms.validated(ApprovalSerializer if decision == "approve" else DecisionSerializer, request.POST)
+        decide(actor=request.user, application=application, **terms)
     except ActionError as exc:
         messages.error(request, exc.message)
     else:

@@ -86,7 +86,7 @@ def test_a_refused_form_keeps_what_was_typed_with_the_error_beside_its_field(w, 
     html = response.content.decode()
     assert response.status_code == 400 and not Job.objects.filter(title="typed title").exists()
     assert 'value="typed title"' in html and 'name="epochs" type="number" min="1" value="three"' in html
-    assert re.search(r'<p class="error field-error" data-field="epochs"[^>]*>[^<]+</p>', html)
+    assert re.search(r'<span class="error field-error" data-field="epochs"[^>]*>[^<]+</span>', html)
     assert 'data-testid="kind-centralized" checked' in html
 
     client.force_login(w.applicant)
@@ -177,3 +177,31 @@ def test_the_prov_export_downloads_json_from_a_browser(w, client):
     assert response.status_code == 200 and response["Content-Type"].startswith("application/json")
     assert response["Content-Disposition"].startswith("attachment;") and ".prov.json" in response["Content-Disposition"]
     assert "prefix" in json.loads(response.content)
+
+
+def test_the_policy_form_keeps_what_was_typed_and_names_the_wrong_field(w, client):
+    from portal.release_views import policy_form_values
+    from releases.models import ReleasePolicy
+    from releases.pipeline import ReleaseSpec
+
+    client.force_login(w.steward)
+    typed = {**policy_form_values(ReleaseSpec.from_dict(w.policy.spec)), "k": "five", "zone_buffer_m": "7.5",
+             "do": "save"}
+    policies = ReleasePolicy.objects.count()
+    html = client.post(f"/datasets/{w.roads.slug}/", typed).content.decode()
+    assert ReleasePolicy.objects.count() == policies
+    assert 'name="k" type="number" min="2" value="five"><span class="error field-error" data-field="k"' in html
+    assert 'name="zone_buffer_m" value="7.5">' in html
+
+
+def test_an_approval_reads_its_terms_with_the_apis_serializer(w, client):
+    from provenance.models import LineageEvent
+
+    client.force_login(w.steward)
+    before = LineageEvent.objects.count()
+    response = client.post(f"/applications/{w.app_startup.pk}/decide/",
+                           {"decision": "approve", "reason": "clear", "download_limit": "many"}, follow=True)
+    assert any(str(m).startswith("download_limit:") for m in response.context["messages"])
+    assert LineageEvent.objects.count() == before
+    w.app_startup.refresh_from_db()
+    assert w.app_startup.status == "submitted"

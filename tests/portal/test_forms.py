@@ -106,8 +106,7 @@ def test_irreversible_actions_ask_for_confirmation_first(w, client):
 
     client.force_login(w.steward)
     for path, body, then in [
-        (f"/applications/{w.app_lab.pk - 2}/decide/" if False else f"/applications/{w.app_startup.pk}/decide/",
-         {"decision": "reject", "reason": "no purpose given"}, lambda: w.app_startup.refresh_from_db()
+        (f"/applications/{w.app_startup.pk}/decide/", {"decision": "reject", "reason": "no purpose given"}, lambda: w.app_startup.refresh_from_db()
          or w.app_startup.status == "rejected"),
         (f"/releases/{w.release.pk}/publish/", {}, lambda: w.release.refresh_from_db() or w.release.status == "published"),
     ]:

@@ -13,7 +13,7 @@ def test_the_job_form_shows_the_fields_of_the_chosen_kind(live_server, live_worl
     log_in(page, live_server.url, "researcher")
     page.goto(f"{live_server.url}/jobs/new/")
     form = page.locator("[data-testid=job-form]")
-    shown = lambda name: form.locator(f"[data-testid=fields-{name}]").is_visible()  # noqa: E731
+    shown = lambda name: form.locator(f"[data-testid=fields-{name}]").is_visible()
     assert form.locator("[data-testid=kind-centralized]").is_checked()
     assert shown("training") and not shown("federated") and not shown("code") and shown("privacy")
     form.locator("[data-testid=kind-federated]").check()

@@ -29,7 +29,6 @@ from releases.models import Release
 
 from . import actions, answers, dcat, metadata
 from .models import DataClass, Dataset, Theme
-from .query import parse_filters
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -257,8 +256,7 @@ class DatasetViewSet(
         return permissions.catalog_datasets(self.request.user, metadata.catalog_queryset())
 
     def filtered(self):
-        filters = parse_filters(self.request.query_params, data_classes=DataClass.values, themes=Theme.values)
-        return metadata.search(self.get_queryset(), filters)
+        return metadata.find(self.request.user, self.request.query_params)
 
     def url(self, name: str, arg) -> str:
         return self.request.build_absolute_uri(reverse(name, args=[arg]))

@@ -17,7 +17,7 @@ from corpora.schema import UNIT_SCHEMA
 from releases.models import Release, ReleaseStatus
 
 from .models import DataClass, Dataset, Theme
-from .query import CatalogFilters, boxes_intersect, covers_cell
+from .query import CatalogFilters, boxes_intersect, covers_cell, parse_filters
 
 # The schema of every stored corpus version (corpora.store writes UNIT_SCHEMA): what a
 # dataset without a version yet will hold.
@@ -60,6 +60,14 @@ class SearchText(Func):
         sep = "chr(31)" if connection.vendor == "postgresql" else "char(31)"
         return super().as_sql(compiler, connection, template="(%(expressions)s)", arg_joiner=f" || {sep} || ",
                               **extra_context)
+
+
+def find(user, params) -> QuerySet:
+    """The catalogue entries `user` sees (anonymous readers: open data) that match the filters
+    of a query string (q, data_class, theme, district, bbox, cell; InvalidInput names a bad
+    one): what the API's list and the portal's catalogue page both answer."""
+    filters = parse_filters(params, data_classes=DataClass.values, themes=Theme.values)
+    return search(permissions.catalog_datasets(user, catalog_queryset()), filters)
 
 
 def search(qs: QuerySet, filters: CatalogFilters) -> QuerySet:

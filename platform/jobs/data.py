@@ -257,12 +257,27 @@ class HeldFile:
             head = f.read(PREVIEW_BYTES)
         text = head.decode("utf-8", "replace")
         out = {"truncated": self.size > PREVIEW_BYTES}
+        if self.suffix == ".pt":
+            return {"tensors": weights_summary(self.path)}
         if self.suffix == ".csv":
             rows = list(csv.reader(io.StringIO(text)))[:PREVIEW_ROWS + 1]
             out.update(header=rows[0] if rows else [], rows=rows[1:], more_rows=text.count("\n") > PREVIEW_ROWS)
         else:
             out["text"] = text
         return out
+
+
+def weights_summary(path: Path) -> list[dict]:
+    """A held model's metadata for its review: each tensor of the state_dict with its shape,
+    type and number of values, read with torch's safe loader (weights_only: no code runs)."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        return []
+    return [{"name": str(name), "shape": " × ".join(str(n) for n in value.shape) or "1",
+             "dtype": str(value.dtype).removeprefix("torch."), "values": value.numel()}
+            for name, value in state.items() if isinstance(value, torch.Tensor)][:PREVIEW_ROWS]
 
 
 def held_files(job) -> list[HeldFile]:

@@ -16,6 +16,8 @@ from accounts import permissions
 from miliao.errors import ActionError, InvalidInput
 from releases.models import Release
 
+from . import forms
+
 
 def _licence(request, pk: int) -> Licence:
     qs = permissions.visible_licences(
@@ -66,8 +68,19 @@ def change_licence(request, pk: int):
     if change is None:
         messages.error(request, _("未知的操作。"))
         return redirect("dashboard")
+    licence = _licence(request, pk)
+    if request.POST["do"] != "reinstate" and permissions.allowed(permissions.check_manage_licence, request.user,
+                                                                licence):
+        asked = forms.confirmation(request, **{
+            "suspend": {"title": _("暂停许可 #%(pk)s？") % {"pk": pk},
+                        "consequence": _("暂停期间被许可组织不能下载；可以恢复。")},
+            "revoke": {"title": _("撤销许可 #%(pk)s？") % {"pk": pk},
+                       "consequence": _("撤销后许可永久失效，不能恢复；被许可组织须重新申请。")},
+        }[request.POST["do"]])
+        if asked is not None:
+            return asked
     try:
-        change(actor=request.user, licence=_licence(request, pk), reason=request.POST.get("reason", ""))
+        change(actor=request.user, licence=licence, reason=request.POST.get("reason", ""))
     except ActionError as exc:
         messages.error(request, exc.message)
     else:

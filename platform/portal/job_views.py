@@ -21,12 +21,14 @@ from accounts import permissions
 from catalog.models import Dataset
 from jobs import actions, check_texts, data
 from jobs.models import LIMIT_MAXIMA, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
-from miliao.errors import ActionError, Refused
+from miliao.errors import ActionError, InvalidInput, Refused
 from portal import charts as portal_charts
 from portal import readable
 from sandbox import checks as sandbox_checks
 from sandbox.isolation import Limits
 from sandbox.tasks import TASKS
+
+from . import forms
 
 
 def _visible_job(request, pk: int) -> Job:
@@ -74,11 +76,20 @@ def job_page(request, pk: int):
         "may_decide": may_decide,
         "sees_log": reviews,
         "checks": check_texts.shown(job.checks if reviews else sandbox_checks.public(job.checks)),
-        "held": [(f, f.preview() if f.is_text else None) for f in data.held_files(job)] if reviews else [],
+        "held": [(f, f.preview() if f.is_text or f.suffix == ".pt" else None) for f in data.held_files(job)]
+        if reviews else [],
         "model": TrainedModel.objects.filter(job=job).first(),
         "may_download_outputs": may_download_outputs,
         "JobStatus": JobStatus,
     })
+
+
+_JOB_CONFIRMATIONS = {
+    "release": lambda job: {"title": _("发布作业 #%(pk)s 的输出？") % {"pk": job.pk}, "consequence": _(
+        "输出将交给提交作业的组织，无法收回。请先打开并检查留存的输出文件。")},
+    "reject": lambda job: {"title": _("驳回作业 #%(pk)s？") % {"pk": job.pk}, "consequence": _(
+        "驳回后作业结束，输出不会交给申请方；申请方须重新提交。")},
+}
 
 
 @login_required
@@ -91,6 +102,10 @@ def decide_job(request, pk: int, decision: str):
         permissions.check_decide_job(request.user, job)
     except Refused as exc:
         raise PermissionDenied(exc.message) from exc
+    if decision != "approve":
+        asked = forms.confirmation(request, **_JOB_CONFIRMATIONS[decision](job))
+        if asked is not None:
+            return asked
     text = request.POST.get("text", "")
     try:
         if decision == "approve":
@@ -111,48 +126,75 @@ def decide_job(request, pk: int, decision: str):
     return redirect("job-page", pk=pk)
 
 
-@login_required
-def submit_job(request):
-    datasets = Dataset.objects.filter(data_class="compute_only").order_by("slug")
-    if request.method == "POST":
-        post = request.POST
-        dataset = datasets.filter(slug=post.get("dataset", "")).first()
-        if dataset is None:
-            messages.error(request, _("请选择一个仅可计算的数据集。"))
-            return redirect("job-submit")
-        params = {}
-        try:
-            for field, cast in (("epochs", int), ("batch_size", int), ("learning_rate", float),
-                                ("target_epsilon", float), ("delta", float), ("max_grad_norm", float),
-                                ("rounds", int), ("min_nodes", int)):
-                if post.get(field, "").strip():
-                    params[field] = cast(post[field])
-        except ValueError:
-            messages.error(request, _("参数必须是数字。"))
-            return redirect("job-submit")
-        kind = post.get("kind", "")
+# The job form's parameters, typed, and the kinds each belongs to: the page shows a kind's
+# own (static/miliao/job_form.js) and the server reads only those, so a centralized job never
+# carries federated rounds.
+JOB_PARAMS = {
+    "target_epsilon": (float, ("centralized", "federated", "code")),
+    "delta": (float, ("centralized", "federated", "code")),
+    "epochs": (int, ("centralized", "federated")),
+    "learning_rate": (float, ("centralized", "federated")),
+    "batch_size": (int, ("centralized", "federated")),
+    "max_grad_norm": (float, ("centralized", "federated")),
+    "rounds": (int, ("federated",)),
+    "min_nodes": (int, ("federated",)),
+}
+JOB_DEFAULTS = {"kind": JobKind.CENTRALIZED, "target_epsilon": "3", "epochs": "3", "learning_rate": "0.3",
+                "rounds": "3"}
+
+
+def job_body(post) -> dict:
+    """The API's job body (JobSerializer) from the form: the chosen kind's fields only, numbers
+    typed (InvalidInput names a field that is not one)."""
+    kind = post.get("kind", "")
+    params = {}
+    for name, (cast, kinds) in JOB_PARAMS.items():
+        value = post.get(name, "").strip()
+        if kind in kinds and value:
+            try:
+                params[name] = cast(value)
+            except ValueError:
+                raise InvalidInput(name, _("请输入整数。") if cast is int else _("请输入数字。")) from None
+    body = {"dataset": post.get("dataset", ""), "kind": kind, "title": post.get("title", ""), "params": params}
+    if kind == JobKind.CODE:
+        body["code"] = post.get("code", "")
+        if post.get("aggregate", "").strip():
+            try:
+                params["aggregate"] = json.loads(post["aggregate"])
+            except ValueError:
+                raise InvalidInput("aggregate", _("聚合声明必须是 JSON。")) from None
+    else:
+        body["task"] = post.get("task", "")
         if kind == JobKind.FEDERATED:
             params["secagg"] = True
-        if kind == JobKind.CODE:
-            params = {k: v for k, v in params.items() if k in ("target_epsilon", "delta")}
-            if post.get("aggregate", "").strip():
-                try:
-                    params["aggregate"] = json.loads(post["aggregate"])
-                except ValueError:
-                    messages.error(request, _("聚合声明必须是 JSON。"))
-                    return redirect("job-submit")
+    return body
+
+
+@login_required
+def submit_job(request):
+    """The job form: read with the API's JobSerializer and submitted through the same action;
+    an error shows the form again as it was typed, the message beside its field."""
+    from jobs.api import JobSerializer
+
+    datasets = Dataset.objects.filter(data_class="compute_only").order_by("slug")
+    errors = {}
+    if request.method == "POST":
         try:
-            job = actions.submit_job(actor=request.user, dataset=dataset, kind=kind, title=post.get("title", ""),
-                                     task=post.get("task", "") if kind != JobKind.CODE else "",
-                                     code=post.get("code", "") if kind == JobKind.CODE else "", params=params)
+            body = forms.validated(JobSerializer, job_body(request.POST))
+            if body["dataset"].data_class != "compute_only":
+                raise InvalidInput("dataset", _("请选择一个仅可计算的数据集。"))
+            job = actions.submit_job(
+                actor=request.user, dataset=body["dataset"], kind=body["kind"], title=body["title"],
+                task=body.get("task", ""), code=body.get("code", ""), params=body.get("params") or {})
         except ActionError as exc:
-            messages.error(request, exc.message)
-            return redirect("job-submit")
-        messages.success(request, _("作业已提交，等待数据管理员审批。"))
-        return redirect("job-page", pk=job.pk)
+            errors = forms.errors_of(exc)
+        else:
+            messages.success(request, _("作业已提交，等待数据管理员审批。"))
+            return redirect("job-page", pk=job.pk)
+    values = request.POST if request.method == "POST" else {**JOB_DEFAULTS, "dataset": request.GET.get("dataset", "")}
     return render(request, "portal/job_submit.html", {
-        "datasets": datasets, "tasks": TASKS.values(), "kinds": list(JobKind),
-        "syft_datasets": SyftDataset.objects.select_related("dataset", "corpus")})
+        "datasets": datasets, "tasks": TASKS.values(), "kinds": list(JobKind), "values": values, "errors": errors,
+        "syft_datasets": SyftDataset.objects.select_related("dataset", "corpus")}, status=400 if errors else 200)
 
 
 @login_required

@@ -63,7 +63,7 @@ EVENT_LABELS = {
     "innovation.final_scored": gettext_lazy("决赛作品评测完成"),
     "innovation.result_shared": gettext_lazy("共享成果"),
     "innovation.result_downloaded": gettext_lazy("下载共享成果"),
-    "jobs.submitted": gettext_lazy("提交隐私计算作业"),
+    "jobs.submitted": gettext_lazy("隐私计算作业已提交"),
     "jobs.approved": gettext_lazy("批准作业"),
     "jobs.rejected": gettext_lazy("驳回作业"),
     "jobs.started": gettext_lazy("作业开始运行"),

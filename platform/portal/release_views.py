@@ -8,8 +8,10 @@ import json
 
 import numpy as np
 import shapely
+from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,6 +22,8 @@ from django.views.decorators.http import require_POST
 from access import licensing, packages
 from accounts import permissions
 from catalog import metadata
+from portal import forms
+from portal.catalog_views import dataset_actions
 from catalog.query import cell_boxes
 from catalog.models import Dataset
 from corpora import actions as corpus_actions
@@ -45,6 +49,9 @@ def _steward_dataset(request, slug: str) -> Dataset:
     return dataset
 
 
+POLICY_OUTPUTS = ("geoparquet", "geopackage", "geojson")
+
+
 def policy_form_values(spec: ReleaseSpec) -> dict:
     """The fields of the policy form, read from a spec."""
     return {
@@ -68,29 +75,63 @@ def policy_form_values(spec: ReleaseSpec) -> dict:
     }
 
 
+class PolicyForm(django_forms.Form):
+    """The release policy form's fields, typed: the spec is built from these, and checked as a
+    whole by the release pipeline (ReleaseSpec) when it is saved or previewed."""
+
+    k = django_forms.IntegerField()
+    l = django_forms.IntegerField()  # noqa: E741 (the l of l-diversity)
+    location = django_forms.CharField(required=False)
+    coarsest_level = django_forms.IntegerField(required=False)
+    finest_level = django_forms.IntegerField(required=False)
+    remove_categories = django_forms.CharField(required=False)
+    zone_buffer_m = django_forms.FloatField()
+    height_step_m = django_forms.FloatField()
+    depth_step_m = django_forms.FloatField()
+    shift_mode = django_forms.CharField(required=False)
+    max_offset_m = django_forms.FloatField(required=False)
+    wavelength_m = django_forms.FloatField(required=False)
+    cell_m = django_forms.FloatField(required=False)
+    simplify_tolerance_m = django_forms.FloatField()
+    precision_m = django_forms.FloatField()
+    level_of_detail = django_forms.CharField(required=False)
+    outputs = django_forms.MultipleChoiceField(required=False, choices=[(f, f) for f in POLICY_OUTPUTS])
+
+    # What each shift mode needs besides the mode itself.
+    SHIFT_FIELDS = {"smooth": ("max_offset_m", "wavelength_m"), "cell": ("max_offset_m", "cell_m")}
+
+    def clean(self):
+        data = super().clean()
+        for name in self.SHIFT_FIELDS.get(data.get("shift_mode"), ()):
+            if data.get(name) is None and name not in self.errors:
+                self.add_error(name, django_forms.Field.default_error_messages["required"])
+        return data
+
+
 def spec_from_form(base: dict, form) -> dict:
-    """A spec dict: the base spec with the form's fields written over it."""
+    """A spec dict: the base spec with the form's fields written over it (FormInvalid names
+    each field that is not what it should be)."""
+    typed = PolicyForm(form)
+    if not typed.is_valid():
+        raise forms.FormInvalid({name: " ".join(found) for name, found in typed.errors.items()})
+    data = typed.cleaned_data
     spec = json.loads(json.dumps(base))
-    spec["desensitize"]["k"] = _int(form, "k")
-    spec["desensitize"]["l"] = _int(form, "l")
+    spec["desensitize"]["k"] = data["k"]
+    spec["desensitize"]["l"] = data["l"]
     if "location" in form:  # the join keys follow the choice (a cell release drops building_id)
-        spec["desensitize"] = location_policy(spec["desensitize"], form.get("location", ""))
-    if "coarsest_level" in form:
-        spec["desensitize"]["cell_levels"] = [_int(form, "coarsest_level"), _int(form, "finest_level")]
-    spec["declassify"]["remove_categories"] = [c.strip() for c in form.get("remove_categories", "").split(",") if c.strip()]
+        spec["desensitize"] = location_policy(spec["desensitize"], data["location"])
+    if data["coarsest_level"] is not None or data["finest_level"] is not None:
+        spec["desensitize"]["cell_levels"] = [data["coarsest_level"], data["finest_level"]]
+    spec["declassify"]["remove_categories"] = [c.strip() for c in data["remove_categories"].split(",") if c.strip()]
     for name in ("zone_buffer_m", "height_step_m", "depth_step_m"):
-        spec["declassify"][name] = _float(form, name)
-    mode = form.get("shift_mode", "")
-    spec["shift"] = {"mode": mode}
-    if mode == "smooth":
-        spec["shift"].update(max_offset_m=_float(form, "max_offset_m"), wavelength_m=_float(form, "wavelength_m"))
-    elif mode == "cell":
-        spec["shift"].update(max_offset_m=_float(form, "max_offset_m"), cell_m=_float(form, "cell_m"))
+        spec["declassify"][name] = data[name]
+    mode = data["shift_mode"]
+    spec["shift"] = {"mode": mode, **{name: data[name] for name in PolicyForm.SHIFT_FIELDS.get(mode, ())}}
     for name in ("simplify_tolerance_m", "precision_m"):
-        spec["lightweight"][name] = _float(form, name)
-    spec["lightweight"]["level_of_detail"] = form.get("level_of_detail", "room")
+        spec["lightweight"][name] = data[name]
+    spec["lightweight"]["level_of_detail"] = data["level_of_detail"] or "room"
     spec["declassify"]["precision_m"] = spec["lightweight"]["precision_m"] or spec["declassify"]["precision_m"]
-    spec["outputs"] = form.getlist("outputs")
+    spec["outputs"] = data["outputs"]
     return spec
 
 
@@ -98,18 +139,11 @@ class _FormError(ActionError):
     pass
 
 
-def _int(form, name):
-    try:
-        return int(form.get(name, ""))
-    except ValueError:
-        raise _FormError(_("%(name)s: enter a whole number") % {"name": name}) from None
+class GenerateForm(django_forms.Form):
+    """A generated synthetic district as a new version: its seed and size."""
 
-
-def _float(form, name):
-    try:
-        return float(form.get(name, ""))
-    except ValueError:
-        raise _FormError(_("%(name)s: enter a number") % {"name": name}) from None
+    seed = django_forms.IntegerField()
+    rooms = django_forms.IntegerField()
 
 
 def _form_spec(request, spec: dict) -> ReleaseSpec:
@@ -137,16 +171,14 @@ def _current_spec(dataset: Dataset) -> tuple[dict, object]:
 SAMPLE_ROWS = 8
 
 
-@login_required
 def dataset_page(request, slug: str):
-    """The catalogue page of a dataset for every logged-in user: its metadata, release
-    history and a sample; stewards of the owning bureau also manage versions, policy and
-    releases here."""
-    try:
-        permissions.check_read_catalog(request.user)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
-    dataset = get_object_or_404(metadata.catalog_queryset(), slug=slug)
+    """The catalogue page of a dataset: its metadata, release history, a sample and the
+    actions the viewer may take (dataset_actions). Anonymous visitors read open datasets'
+    pages only (others are 404, as absent from their catalogue); stewards of the owning
+    bureau also manage versions, policy and releases here."""
+    if request.method == "POST" and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    dataset = get_object_or_404(permissions.catalog_datasets(request.user, metadata.catalog_queryset()), slug=slug)
     may_manage = permissions.allowed(permissions.check_manage_dataset, request.user, dataset)
     if request.method == "POST" and not may_manage:
         _steward_dataset(request, slug)  # refuses with the rule's reason
@@ -155,7 +187,7 @@ def dataset_page(request, slug: str):
         releases=metadata.release_history(request.user, dataset),
     )
     context = {"dataset": dataset, "record": record, "sample": dataset_sample(dataset, record),
-               "may_manage": may_manage}
+               "may_manage": may_manage, "actions": dataset_actions(request.user, dataset, record)}
     if may_manage:
         spec, policy = _current_spec(dataset)
         context.update({
@@ -169,7 +201,7 @@ def dataset_page(request, slug: str):
             "levels": ["room", "floor", "building", "grid"],
             "locations": [("cell", _("按格网单元（逐间属性）")), ("aggregate", _("按楼层或楼栋汇总（精确轮廓）")),
                           ("exact", _("精确几何（仅限无敏感属性）"))],
-            "formats": ["geoparquet", "geopackage", "geojson"],
+            "formats": list(POLICY_OUTPUTS),
         })
         if request.method == "POST":
             context.update(_policy_post(request, dataset, spec))
@@ -247,9 +279,10 @@ def _policy_post(request, dataset, spec) -> dict:
         release_actions.save_policy(actor=request.user, dataset=dataset, spec=new_spec)
         messages.success(request, _("发布规则已保存为新版本。"))
         return {"saved": True}
-    except ActionError as exc:
+    except ActionError as exc:  # the form again as it was typed, each error beside its field
         messages.error(request, exc.message)
-        return {}
+        typed = {name: request.POST.get(name, "") for name in PolicyForm.base_fields}
+        return {"form": {**typed, "outputs": request.POST.getlist("outputs")}, "errors": forms.errors_of(exc)}
 
 
 @login_required
@@ -263,8 +296,11 @@ def ingest(request, slug: str):
                 declared_crs=request.POST.get("declared_crs", ""),
             )
         else:
+            size = GenerateForm(request.POST)
+            if not size.is_valid():
+                raise forms.FormInvalid({name: " ".join(found) for name, found in size.errors.items()})
             task = corpus_actions.start_generated_ingest(
-                actor=request.user, dataset=dataset, seed=_int(request.POST, "seed"), rooms=_int(request.POST, "rooms")
+                actor=request.user, dataset=dataset, seed=size.cleaned_data["seed"], rooms=size.cleaned_data["rooms"]
             )
     except ActionError as exc:
         messages.error(request, exc.message)
@@ -336,6 +372,11 @@ def release_page(request, pk: int):
 @require_POST
 def publish(request, pk: int):
     release = _visible_release(request, pk)
+    if permissions.allowed(permissions.check_manage_dataset, request.user, release.corpus.dataset):
+        asked = forms.confirmation(request, title=_("发布 %(release)s？") % {"release": release}, consequence=_(
+            "发布后，这份数据即按其类别提供下载或申请（开放数据：任何登录用户），已下载的副本无法收回。"))
+        if asked is not None:
+            return asked
     try:
         release_actions.publish_release(actor=request.user, release=release)
     except ActionError as exc:

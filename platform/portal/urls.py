@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import access_views, budget_views, defense_views, innovation_views, job_views, lineage_views, release_views, views
+from . import access_views, catalog_views, budget_views, defense_views, innovation_views, job_views, lineage_views, release_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -18,6 +18,7 @@ urlpatterns = [
     path("licences/<int:pk>/change/", access_views.change_licence, name="licence-change"),
     path("releases/<int:pk>/download/", access_views.download_release, name="release-download"),
     path("leaks/", access_views.trace_leak, name="leak-trace"),
+    path("catalog/", catalog_views.catalog, name="catalog"),
     path("datasets/<slug:slug>/", release_views.dataset_page, name="dataset-page"),
     path("datasets/<slug:slug>/ingest/", release_views.ingest, name="dataset-ingest"),
     path("datasets/<slug:slug>/release/", release_views.start_release, name="dataset-release"),

@@ -23,6 +23,8 @@ from defense.models import Alert
 from jobs.models import Job, JobStatus
 from miliao.errors import ActionError, InvalidInput, Refused
 from portal import readable
+
+from . import forms
 from progress.models import TaskProgress
 from provenance import actions as provenance_actions
 from provenance.anchoring import ledger_status
@@ -178,35 +180,34 @@ def dashboard(request):
     return render(request, f"portal/dashboard_{role}.html", context)
 
 
-def _whole(form, name: str, what: str) -> int | None:
-    """An optional whole-number form field."""
-    value = form.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(name, _("enter %(what)s") % {"what": what}) from None
-
-
 @login_required
-@require_POST
 def submit_application(request):
-    dataset = Dataset.objects.filter(slug=request.POST.get("dataset", "")).first()
-    if dataset is None:
-        messages.error(request, _("请选择要申请的数据集。"))
-        return redirect("dashboard")
+    """The application form (from the dashboard or a dataset page, the dataset chosen), read
+    with the API's ApplicationSerializer; an error shows the form again as it was typed."""
+    from access.api import REQUEST_FIELDS, ApplicationSerializer
+
     try:
-        application = access_actions.submit_application(
-            actor=request.user, dataset=dataset, purpose=request.POST.get("purpose", ""),
-            purpose_category=request.POST.get("purpose_category") or None,
-            duration_days=_whole(request.POST, "duration_days", _("a whole number of days")),
-        )
-    except ActionError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, _("申请 #%(pk)s 已提交，等待审核。") % {"pk": application.pk})
-    return redirect("dashboard")
+        permissions.check_submit_application(request.user, None)
+    except Refused as exc:
+        raise PermissionDenied(exc.message) from exc
+    errors = {}
+    if request.method == "POST":
+        try:
+            data = forms.validated(ApplicationSerializer, request.POST)
+            application = access_actions.submit_application(
+                actor=request.user, dataset=data["dataset"], **{n: data[n] for n in REQUEST_FIELDS if n in data})
+        except ActionError as exc:
+            errors = forms.errors_of(exc)
+        else:
+            messages.success(request, _("申请 #%(pk)s 已提交，等待审核。") % {"pk": application.pk})
+            return redirect("dashboard")
+    values = request.POST if request.method == "POST" else {
+        "dataset": request.GET.get("dataset", ""), "duration_days": "90", "purpose_category": ""}
+    return render(request, "portal/apply.html", {
+        "values": values, "errors": errors, "purpose_categories": PurposeCategory.choices,
+        "apply_datasets": Dataset.objects.exclude(data_class=DataClass.OPEN).only("slug", "title", "data_class")
+        .order_by("slug"),
+    }, status=400 if errors else 200)
 
 
 @login_required
@@ -222,15 +223,16 @@ def decide_application(request, pk: int):
     if decide is None:
         messages.error(request, _("未知的审核决定。"))
         return redirect("dashboard")
-    try:
-        terms = {}
-        if decision == "approve":  # optional: the licence's download limit, a budget's ε and δ
-            terms = {name: value for name, value in (
-                ("download_limit", _whole(request.POST, "download_limit", _("a whole number"))),
-                ("epsilon", request.POST.get("epsilon") or None),
-                ("delta", request.POST.get("delta") or None),
-            ) if value is not None}
-        decide(actor=request.user, application=application, reason=request.POST.get("reason", ""), **terms)
+    if decision == "reject" and permissions.allowed(permissions.check_decide_application, request.user, application):
+        asked = forms.confirmation(request, title=_("驳回申请 #%(pk)s？") % {"pk": pk}, consequence=_(
+            "驳回是最终决定：申请方须重新提交一份新申请。若只需修改，请选择“要求修改”。"))
+        if asked is not None:
+            return asked
+    from access.api import ApprovalSerializer, DecisionSerializer
+
+    try:  # approving takes the licence's download limit and a budget's ε and δ, each optional
+        terms = forms.validated(ApprovalSerializer if decision == "approve" else DecisionSerializer, request.POST)
+        decide(actor=request.user, application=application, **terms)
     except ActionError as exc:
         messages.error(request, exc.message)
     else:
@@ -244,13 +246,22 @@ def events(request):
         permissions.check_view_events(request.user)
     except Refused as exc:
         raise PermissionDenied(exc.message) from exc
+    from provenance.api import EventFilterSerializer
+
+    filters = EventFilterSerializer(data=request.GET)
+    valid = filters.is_valid()
+    events = filters.filter(LineageEvent.objects.all()) if valid else LineageEvent.objects.none()
     return render(
         request,
         "portal/events.html",
         {
-            "events": LineageEvent.objects.order_by("-seq")[:100],
+            "events": _page(request, events.order_by("-seq"), "page", per_page=50),
+            "values": {name: request.GET.get(name, "") for name in filters.fields},
+            "errors": {field: " ".join(str(m) for m in found) for field, found in filters.errors.items()},
+            "event_types": LineageEvent.objects.order_by("event_type").values_list("event_type", flat=True).distinct(),
             "can_verify": permissions.allowed(permissions.check_verify_events, request.user),
         },
+        status=200 if valid else 400,
     )
 
 

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 
+from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from django.utils.translation import gettext as _
@@ -157,6 +159,39 @@ class ProvDocumentSerializer(serializers.Serializer):
     wasAssociatedWith = serializers.DictField(child=serializers.DictField(), required=False)  # noqa: N815
 
 
+class EventFilterSerializer(serializers.Serializer):
+    """The event log's filters, for the API's list and the portal's event page alike."""
+
+    event_type = serializers.CharField(required=False, allow_blank=True, max_length=80)
+    subject = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                    help_text="exactly, e.g. release:3")
+    actor = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                  help_text="a username, or an actor label as events carry it (system, user:3:steward)")
+    since = serializers.DateField(required=False, allow_null=True, help_text="recorded on or after this day")
+    until = serializers.DateField(required=False, allow_null=True, help_text="recorded on or before this day")
+
+    def validate(self, attrs):
+        if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
+            raise serializers.ValidationError({"until": "must not be before since"})
+        return attrs
+
+    def filter(self, qs):
+        """The events matching every filter given (call after is_valid)."""
+        found = self.validated_data
+        if found.get("subject"):
+            qs = qs.filter(subject=found["subject"])
+        if found.get("event_type"):
+            qs = qs.filter(event_type=found["event_type"])
+        if found.get("actor"):
+            actor = found["actor"]
+            qs = qs.filter(Q(actor=actor) | Q(actor__startswith="user:", actor__endswith=f":{actor}"))
+        if found.get("since"):
+            qs = qs.filter(recorded_at__date__gte=found["since"])
+        if found.get("until"):
+            qs = qs.filter(recorded_at__date__lte=found["until"])
+        return qs
+
+
 class LineageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The hash-chained event log (auditors, admins and stewards)."""
 
@@ -169,12 +204,16 @@ class LineageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             return LineageEvent.objects.none()
         permissions.check_view_events(self.request.user)
         qs = LineageEvent.objects.all()
-        params = self.request.query_params
-        if params.get("subject"):
-            qs = qs.filter(subject=params["subject"])
-        if params.get("event_type"):
-            qs = qs.filter(event_type=params["event_type"])
+        if self.action == "list":
+            filters = EventFilterSerializer(data=self.request.query_params)
+            filters.is_valid(raise_exception=True)
+            qs = filters.filter(qs)
         return qs.order_by("-seq")
+
+    @extend_schema(parameters=[EventFilterSerializer])
+    def list(self, request, *args, **kwargs):
+        """Events, newest first, matching every filter given; a bad filter is a 400 naming it."""
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(request=None, responses={202: TaskProgressSerializer})
     @action(detail=False, methods=["post"])
@@ -274,9 +313,10 @@ class LineageViewSet(viewsets.ViewSet):
         return Response(report.to_dict())
 
     @extend_schema(parameters=[SubjectSerializer], responses={200: ProvDocumentSerializer, 404: UNKNOWN_ARTIFACT})
-    @action(detail=False, methods=["get"])
+    @action(detail=False, methods=["get"], renderer_classes=[JSONRenderer])
     def prov(self, request):
-        """The lineage as W3C PROV-JSON; ledger/verify_prov.py checks it with web3.py alone."""
+        """The lineage as W3C PROV-JSON; ledger/verify_prov.py checks it with web3.py alone. Always
+        JSON, whatever the Accept header: a browser's link saves the document, not an HTML page."""
         graph = self._graph(request)
         doc = lineage.prov_document(graph.subject)
         response = Response(doc, content_type="application/json")

@@ -46,8 +46,13 @@ def test_applicant_downloads_from_the_dashboard_and_steward_revokes(world, clien
     assert package.status_code == 200 and len(features(content(package))[0]) == len(release_base(w.pipes_release)[0])
 
     client.force_login(w.steward)
+    asked = client.post(f"/licences/{w.licence.pk}/change/", {"do": "revoke", "reason": "terms breached"})
+    assert 'data-testid="confirm-page"' in asked.content.decode()  # revoking cannot be undone: confirm first
+    w.licence.refresh_from_db()
+    assert w.licence.status == "active"
     response = client.post(
-        f"/licences/{w.licence.pk}/change/", {"do": "revoke", "reason": "terms breached"}, follow=True
+        f"/licences/{w.licence.pk}/change/", {"do": "revoke", "reason": "terms breached", "confirmed": "yes"},
+        follow=True,
     )
     assert any("已更新" in m for m in messages_of(response))
     w.licence.refresh_from_db()

@@ -52,7 +52,8 @@ TABLE = [
          auditor=200, admin=200), None),
     ("page-job", "get", lambda w: f"/jobs/{w.submitted.pk}/", None, PAGE_ONE, None),
     ("page-approve", "post", lambda w: f"/jobs/{w.submitted.pk}/approve/", lambda w: {"text": "ok"}, PAGE_DECIDE, 302),
-    ("page-release", "post", lambda w: f"/jobs/{w.reviewed.pk}/release/", lambda w: {"text": "ok"}, PAGE_DECIDE,
+    ("page-release", "post", lambda w: f"/jobs/{w.reviewed.pk}/release/", lambda w: {"text": "ok", "confirmed": "yes"},
+     PAGE_DECIDE,
      302),
     ("page-model", "get", lambda w: f"/models/{w.model.pk}/", None, PAGE_ONE, None),
 ]

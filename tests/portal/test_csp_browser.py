@@ -21,6 +21,8 @@ PAGES = [
     "/",  # the steward's dashboard
     "/accounts/login/",
     "/datasets/huangpu-roads/",
+    "/catalog/?q=道路",
+    "/jobs/new/",  # shows the chosen kind's fields from a script file (job_form.js)
     "/events/",
     "/lineage/?subject={roads}",
     "/jobs/",

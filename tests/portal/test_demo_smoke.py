@@ -160,6 +160,25 @@ def test_demo_ran_a_federated_job_into_the_model_registry(demo):
     assert [(c["slug"], c["phase"], c["scenario"]) for c in challenges] == [("room-use-2026", "open", "building-use")]
 
 
+def test_the_demo_datasets_metadata_names_the_districts_of_their_seeded_rows(demo):
+    """A dataset's district is what its rows say, most units first (the catalogue filters and
+    the DCAT record read it)."""
+    import sqlite3
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
+    state = demo[3] / "state"
+    with sqlite3.connect(state / "miliao.sqlite3") as db:
+        seeded = db.execute(
+            "SELECT d.slug, d.district, v.path FROM catalog_dataset d JOIN corpora_corpusversion v ON v.dataset_id = d.id"
+        ).fetchall()
+    assert {slug for slug, _, _ in seeded} >= {"demo-district", "pudong-pipes", "district-rooms"}
+    for slug, district, path in seeded:
+        rows = Counter(pq.read_table(state / path, columns=["district"]).column("district").to_pylist())
+        assert district.split("、") == [name for name, _ in rows.most_common()], (slug, district, rows)
+
+
 def test_demo_seeding_twice_changes_nothing(demo):
     base, logins, output, tmp_path, _, rpc = demo
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}

@@ -70,7 +70,7 @@ def test_rotating_the_api_token_revokes_the_old_one(world, client):
     assert api_client().get("/api/me/", HTTP_AUTHORIZATION=f"Token {new}").status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/organisations/new/", "/users/new/", "/applications/new/", "/events/verify/", "/account/token/"])
+@pytest.mark.parametrize("path", ["/organisations/new/", "/users/new/", "/events/verify/", "/account/token/"])
 def test_page_forms_refuse_get(world, client, path):
     client.force_login(world.admin)
     assert client.get(path).status_code == 405

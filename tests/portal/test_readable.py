@@ -100,7 +100,7 @@ def test_events_have_readable_labels_and_subjects_that_link(w, client):
     budget = PrivacyBudget.objects.get(organisation=w.lab, dataset=w.rooms)
     html = page(client, w.auditor, "/events/")
     assert "accounts.user_created" not in re.sub(r'data-event-type="[^"]+"', "", html)
-    assert "创建用户" in html and "授予隐私预算" in html and "提交隐私计算作业" in html
+    assert "创建用户" in html and "授予隐私预算" in html and "隐私计算作业已提交" in html
     assert f'<a href="/budgets/{budget.pk}/">隐私预算 #{budget.pk}</a>' in html
     assert f'<a href="/jobs/{w.job.pk}/">作业 #{w.job.pk}</a>' in html
     client.post("/i18n/setlang/", {"language": "en", "next": "/events/"})

@@ -159,4 +159,5 @@ def test_steward_release_flow_in_the_browser(live_server, live_world, celery_wor
     assert page.locator("[data-testid=map] svg path").count() > 10  # the shifted map preview
     assert "至少与" in page.inner_text("[data-testid=k-reached]")
     page.click("[data-testid=publish]")
+    page.click("[data-testid=confirm]")  # publishing cannot be undone: the confirmation step
     assert "已发布" in page.inner_text("[data-testid=release-status]")

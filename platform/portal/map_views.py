@@ -5,14 +5,16 @@ the download rules (issue 14: a page shows only what its viewer may download).
   logged in for a published open release; the owning bureau's stewards for any of theirs),
   a licence holder's own fingerprinted package (the copy their download holds, marked as
   downloaded), and to everyone else, anonymous visitors of an open release included, where
-  it lies, to the catalogue's grid cell, as a choropleth of released features per cell.
+  it lies, to the catalogue's grid cell (about 0.8 km), as a choropleth of the released
+  features whose boxes touch each cell.
   A release the viewer may not see at all is a 404, as on its page.
 - ``/datasets/<slug>/map.geojson``: where a dataset's latest version lies, to the grid cell
   (what its DCAT record already says); compute-only data and datasets outside the viewer's
   catalogue are a 404.
 - ``/map/basemap.geojson``: the offline basemap, drawn from the platform's own open layers
   (parcels, roads and buildings of the latest published release of each open dataset, or
-  that release's own geometry where it holds none of those), for anyone logged in (they may download those releases anyway); empty for anonymous
+  that release's own geometry where it holds none of those), for anyone logged in (they may
+  download those releases anyway); empty for anonymous
   visitors, whose maps then show the data alone.
 
 Coordinates are those of the released files (releases.mapdata), never finer."""
@@ -22,7 +24,10 @@ import dataclasses
 import functools
 from pathlib import Path
 
+import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import shapely
 from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -36,6 +41,7 @@ from catalog import metadata
 from releases import mapdata
 from releases.actions import release_dir
 from releases.models import Release, ReleaseStatus
+from releases.writers import BBOX_COLUMN, BBOX_FIELDS
 
 RELEASE_MAP_FEATURES = 1500
 PACKAGE_MAP_FEATURES = 1500
@@ -71,20 +77,22 @@ def release_map_data(user, release: Release) -> dict:
         collection = (mapdata.table_features(first, max_features=PACKAGE_MAP_FEATURES) if first is not None
                       else mapdata.feature_collection([]))
     else:
-        cells = (release.report or {}).get("coverage", {}).get("cells") or release.corpus.cells
-        collection = _coverage(str(path), path.stat().st_mtime_ns if path.exists() else 0, tuple(cells))
+        collection = (_coverage(str(path), path.stat().st_mtime_ns) if path.exists() else
+                      mapdata.coverage((release.report or {}).get("coverage", {}).get("cells") or release.corpus.cells))
     return {**collection, "shows": shows}
 
 
 @functools.lru_cache(maxsize=16)
-def _coverage(path: str, mtime_ns: int, cells: tuple[str, ...]) -> dict:
-    """A release's coverage choropleth, counted from its file's grid_code column once per file."""
-    codes = None
-    if mtime_ns:
-        parquet = pq.ParquetFile(path)
-        if "grid_code" in parquet.schema_arrow.names:
-            codes = parquet.read(columns=["grid_code"]).column("grid_code")
-    return mapdata.coverage(list(cells), codes)
+def _coverage(path: str, mtime_ns: int) -> dict:
+    """A release's coverage choropleth, from its file's bbox column, once per file."""
+    parquet = pq.ParquetFile(path)
+    if BBOX_COLUMN in parquet.schema_arrow.names:
+        bbox = parquet.read(columns=[BBOX_COLUMN]).column(BBOX_COLUMN).combine_chunks()
+        bounds = np.stack([pc.struct_field(bbox, name).to_numpy(zero_copy_only=False) for name in BBOX_FIELDS], axis=1)
+    else:
+        geometry = parquet.read(columns=["geometry"]).column("geometry").to_numpy(zero_copy_only=False)
+        bounds = shapely.bounds(shapely.from_wkb(geometry))
+    return mapdata.coverage_counts(bounds)
 
 
 def _geojson(collection: dict) -> HttpResponse:

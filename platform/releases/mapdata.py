@@ -100,37 +100,47 @@ def table_features(table: pa.Table, *, max_features: int = 1500) -> dict:
     return feature_collection(geoms, table.select([c for c in table.column_names if c not in HIDDEN_COLUMNS]))
 
 
-def coverage(cells: list[str], grid_codes: pa.ChunkedArray | pa.Array | None = None, *,
-             level: int = COVER_LEVEL) -> dict:
-    """Where a release or a corpus lies, to the catalogue's grid cell, as a choropleth: each
-    cell's footprint, with the number of released features in it where ``grid_codes`` (the
-    release's grid_code column) is given, counted as the pipeline lists the cells (each code cut
-    to ``level``), in up to five classes (``classes``: the range and
-    colour of each). Without counts every cell is one class. Never a unit's geometry."""
+def coverage(cells: list[str]) -> dict:
+    """Where a corpus lies, to the catalogue's grid cell: each cell's footprint, all of one
+    class (the cells are 3D; those stacked over one footprint are one footprint on a map)."""
     if not cells:
         return feature_collection(np.empty(0, object), classes=[])
     lon0, lat0, _, lon1, lat1, _ = grid.decode(np.asarray(cells))
     boxes = np.stack([np.atleast_1d(lon0), np.atleast_1d(lat0), np.atleast_1d(lon1), np.atleast_1d(lat1)], axis=1)
-    counts = np.zeros(len(cells), np.int64)
-    if grid_codes is not None and len(grid_codes):
-        # As the pipeline lists them: each code cut to the catalogue's level (a coarser class
-        # cell's code is shorter, and is its own entry).
-        prefixes = pc.utf8_slice_codeunits(grid_codes, 0, level + 1)
-        tally = pc.value_counts(prefixes).flatten()
-        found = tally[0].to_numpy(zero_copy_only=False)
-        index = np.searchsorted(np.asarray(cells), found)
-        hit = index < len(cells)
-        hit[hit] = np.asarray(cells)[index[hit]] == found[hit]
-        np.add.at(counts, index[hit], tally[1].to_numpy()[hit])
-    # Cells are 3D: the cells stacked over one footprint are one footprint on a map.
-    footprints, inverse = np.unique(boxes, axis=0, return_inverse=True)
-    totals = np.bincount(inverse.ravel(), weights=counts, minlength=len(footprints)).astype(np.int64)
-    counted = grid_codes is not None
-    classes, which = _classes(totals) if counted else ([{"colour": CLASS_COLOURS[2]}], np.zeros(len(totals), int))
-    table = pa.table({"class": pa.array(which, pa.int64())})
-    if counted:
-        table = table.append_column("features", pa.array(totals))
-    return feature_collection(shapely.box(*footprints.T), table, classes=classes)
+    footprints = np.unique(boxes, axis=0)
+    one_class = pa.table({"class": pa.array(np.zeros(len(footprints), np.int64))})
+    return feature_collection(shapely.box(*footprints.T), one_class, classes=[{"colour": CLASS_COLOURS[2]}])
+
+
+def coverage_counts(bounds: np.ndarray, *, level: int = COVER_LEVEL, max_cells: int = 200_000) -> dict:
+    """Where released features lie, to the grid cell, as a choropleth: the cells at ``level``
+    (about 0.8 km at COVER_LEVEL) that the features' boxes (rows of lon_min, lat_min, lon_max,
+    lat_max) touch, each with the number of features touching it, in classes (``classes``:
+    each class's range and colour). Never a feature's own geometry. A box spanning more cells
+    than ``max_cells`` in all is counted in the cell of its centre only."""
+    bounds = np.asarray(bounds, np.float64).reshape(-1, 4)
+    bounds = bounds[np.isfinite(bounds).all(axis=1)]
+    if len(bounds) == 0:
+        return feature_collection(np.empty(0, object), classes=[])
+    c0, r0 = (np.atleast_1d(a).astype(np.int64) for a in grid.horizontal_cells(bounds[:, 0], bounds[:, 1], level))
+    c1, r1 = (np.atleast_1d(a).astype(np.int64) for a in grid.horizontal_cells(bounds[:, 2], bounds[:, 3], level))
+    columns, rows = c1 - c0 + 1, r1 - r0 + 1
+    if (columns * rows).sum() > max_cells:
+        centre_c, centre_r = grid.horizontal_cells((bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2,
+                                                   level)
+        c0 = c1 = np.atleast_1d(centre_c).astype(np.int64)
+        r0 = np.atleast_1d(centre_r).astype(np.int64)
+        columns = rows = np.ones(len(bounds), np.int64)
+    per = columns * rows
+    box = np.repeat(np.arange(len(bounds)), per)
+    k = np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per)
+    keys = (c0[box] + k % columns[box]) << 32 | (r0[box] + k // columns[box])
+    cells, totals = np.unique(keys, return_counts=True)
+    lon0, lat0, lon1, lat1 = grid.horizontal_bounds(cells >> 32, cells & 0xFFFFFFFF, level)
+    classes, which = _classes(totals)
+    table = pa.table({"class": pa.array(which, pa.int64()), "features": pa.array(totals.astype(np.int64))})
+    return feature_collection(shapely.box(np.atleast_1d(lon0), np.atleast_1d(lat0), np.atleast_1d(lon1),
+                                          np.atleast_1d(lat1)), table, classes=classes)
 
 
 def _classes(totals: np.ndarray) -> tuple[list[dict], np.ndarray]:

@@ -86,12 +86,18 @@ def test_each_role_gets_the_release_map_it_may_download_and_no_other(w, client):
         collection = _get(client, user, url).json()
         assert collection["shows"] == "release" and _rounded(_vertices(collection)) <= base, user
     # An anonymous visitor downloads nothing: where it lies, to the catalogue's grid cell, as a
-    # choropleth whose counts are the released features of each cell.
+    # choropleth of the released features touching each cell.
     coverage = _get(client, None, url).json()
     assert coverage["shows"] == "coverage" and coverage["classes"]
     corners = _vertices(coverage) / (512.0 / 2**16)
     assert np.allclose(corners, np.round(corners)) and not _rounded(_vertices(coverage)) & base
-    assert sum(f["properties"]["features"] for f in coverage["features"]) == released.num_rows
+    cells = np.array([shapely.from_geojson(json.dumps(f["geometry"])) for f in coverage["features"]])
+    counts = np.array([f["properties"]["features"] for f in coverage["features"]])
+    boxes = shapely.box(*shapely.bounds(shapely.from_wkb(released.column("geometry").to_numpy(zero_copy_only=False))).T)
+    touching = np.bincount(shapely.STRtree(boxes).query(cells, predicate="intersects")[0], minlength=len(cells))
+    assert (touching >= 1).all() and (counts <= touching).all()  # no cell without a feature, no count invented
+    assert set(shapely.STRtree(cells).query(boxes, predicate="intersects")[0]) == set(range(len(boxes)))  # all in
+    assert counts.sum() >= released.num_rows
     for feature in coverage["features"]:
         klass = coverage["classes"][feature["properties"]["class"]]
         assert klass["min"] <= feature["properties"]["features"] <= klass["max"]

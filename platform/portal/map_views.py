@@ -69,7 +69,7 @@ def release_map_data(user, release: Release) -> dict:
         return mapdata.feature_collection([], shows="")
     path = release_dir(release) / release.outputs["geoparquet"]["path"]
     if shows == "release":
-        collection = mapdata.release_features(path, max_features=RELEASE_MAP_FEATURES)
+        collection = _release(str(path), path.stat().st_mtime_ns) if path.exists() else mapdata.feature_collection([])
     elif shows == "package":
         # The package's first units, marked as they are downloaded, with the fields it holds.
         spec = dataclasses.replace(licensing.package_spec(release, licence), batch_rows=PACKAGE_MAP_FEATURES)
@@ -80,6 +80,12 @@ def release_map_data(user, release: Release) -> dict:
         collection = (_coverage(str(path), path.stat().st_mtime_ns) if path.exists() else
                       mapdata.coverage((release.report or {}).get("coverage", {}).get("cells") or release.corpus.cells))
     return {**collection, "shows": shows}
+
+
+@functools.lru_cache(maxsize=8)
+def _release(path: str, mtime_ns: int) -> dict:
+    """A release file's map, read once per file (a second for the demo's 16,000 units)."""
+    return mapdata.release_features(Path(path), max_features=RELEASE_MAP_FEATURES)
 
 
 @functools.lru_cache(maxsize=16)

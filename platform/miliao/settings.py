@@ -17,6 +17,8 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from miliao.basemap import basemap_from
+
 REPO_DIR = Path(__file__).resolve().parents[2]
 PLATFORM_DIR = REPO_DIR / "platform"
 
@@ -389,15 +391,33 @@ CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
+# The maps' basemap (static/miliao/map.js, Leaflet): a tile service given as an XYZ or WMTS
+# (KVP) template with {z}/{x}/{y} and optionally {s}, e.g. 天地图's
+# https://t{s}.tianditu.gov.cn/vec_w/wmts?...&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=KEY,
+# its attribution and subdomains. Unset (the default, and offline), maps draw the platform's
+# own open layers instead and fetch nothing from elsewhere.
+try:
+    MAP_BASEMAP = basemap_from(
+        os.environ.get("MILIAO_MAP_BASEMAP_URL", ""),
+        os.environ.get("MILIAO_MAP_BASEMAP_ATTRIBUTION", ""),
+        os.environ.get("MILIAO_MAP_BASEMAP_SUBDOMAINS", ""),
+        _env_int("MILIAO_MAP_BASEMAP_MAX_ZOOM", 18),
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+MAP_BASEMAP_URL = MAP_BASEMAP.url
+MAP_BASEMAP_ATTRIBUTION = MAP_BASEMAP.attribution
+MAP_BASEMAP_SUBDOMAINS = list(MAP_BASEMAP.subdomains)
 # Content-Security-Policy (django-csp): scripts, styles, fonts and fetches from this site
 # only, so no inline <script>, on*= handler or style="" attribute runs; images may also be
-# data: URIs (Swagger UI's icons). No plugins, no framing, forms post only here.
+# data: URIs (Swagger UI's icons) and tiles of the configured basemap's hosts, no other.
+# No plugins, no framing, forms post only here.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        "img-src": ["'self'", "data:", *MAP_BASEMAP.hosts()],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],

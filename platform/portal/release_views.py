@@ -3,10 +3,8 @@ corpus versions, release policy form with preview, release builds with progress,
 report with a map, and publication."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
-import numpy as np
 import shapely
 from django import forms as django_forms
 from django.contrib import messages
@@ -19,12 +17,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from access import licensing, packages
 from accounts import permissions
 from catalog import metadata
 from portal import forms
 from portal.catalog_views import dataset_actions
-from catalog.query import cell_boxes
 from catalog.models import Dataset
 from corpora import actions as corpus_actions
 from corpora.mock import mock_seed, mock_units
@@ -37,7 +33,8 @@ from releases.actions import release_dir
 from releases.location import location_policy
 from releases.models import Release, ReleaseStatus
 from releases.pipeline import ReleaseSpec
-from releases.preview import svg_map
+
+from . import map_views
 
 
 def _steward_dataset(request, slug: str) -> Dataset:
@@ -225,7 +222,7 @@ def dataset_sample(dataset: Dataset, record: dict) -> dict:
         if table is not None:
             columns, rows = table_rows(table)
             return {"real": True, "release": release, "columns": columns, "rows": rows,
-                    "svg": previews.release_map(path, title=str(release))}
+                    "map_src": reverse("release-map", args=[release.pk])}
     latest = record["latest_version"]
     kinds = [k for k in UNIT_KINDS if k in latest["kinds"]] if latest else None
     table = mock_units(seed=mock_seed(dataset.slug), rows=SAMPLE_ROWS, kinds=kinds or None)
@@ -234,8 +231,7 @@ def dataset_sample(dataset: Dataset, record: dict) -> dict:
     sample = {"real": False, "columns": columns, "rows": rows}
     if dataset.data_class == "conditional" and latest and latest.get("cells"):
         # Where the data lies, to the grid cell (~0.8 km): the extent, never a unit.
-        boxes = cell_boxes(latest["cells"])
-        sample["svg"] = svg_map(boxes, np.full(len(boxes), "cell"), title=dataset.slug)
+        sample["map_src"] = reverse("dataset-map", args=[dataset.slug])
     return sample
 
 
@@ -273,8 +269,8 @@ def _policy_post(request, dataset, spec) -> dict:
             if version is None:
                 raise _FormError(_("先导入一个数据版本，才能预览。"))
             parsed = release_actions.parse_spec(new_spec)
-            report, svg = previews.preview(version, parsed)
-            return {"preview": report, "preview_svg": svg, "form": policy_form_values(parsed),
+            report, features = previews.preview(version, parsed)
+            return {"preview": report, "preview_map": features, "form": policy_form_values(parsed),
                     "choices": previews.location_choices(version, parsed)}
         release_actions.save_policy(actor=request.user, dataset=dataset, spec=new_spec)
         messages.success(request, _("发布规则已保存为新版本。"))
@@ -331,38 +327,13 @@ def _visible_release(request, pk: int) -> Release:
     return get_object_or_404(qs, pk=pk)
 
 
-def release_map(user, release: Release) -> tuple[str, str]:
-    """What a release page's map shows its viewer, and the map: the release itself to those
-    who may download it ("release"), a licence holder's own fingerprinted package
-    ("package"), and to everyone else the grid cells it covers ("coverage")."""
-    if not release.outputs.get("geoparquet"):
-        return "", ""
-    path = release_dir(release) / release.outputs["geoparquet"]["path"]
-    if permissions.sees_release_geometry(user, release):
-        return "release", previews.release_map(path, title=str(release))
-    licence = licensing.licence_to_view(user, release)
-    if licence is not None:
-        spec = dataclasses.replace(licensing.package_spec(release, licence), batch_rows=PACKAGE_MAP_FEATURES)
-        first = next(packages.batches(spec), None)  # the package's first units, marked as downloaded
-        if first is None:
-            return "package", ""
-        geoms = shapely.from_wkb(first.column("geometry").to_numpy(zero_copy_only=False))
-        return "package", svg_map(geoms, first.column("kind").to_numpy(zero_copy_only=False), title=str(release))
-    cells = (release.report or {}).get("coverage", {}).get("cells") or release.corpus.cells
-    boxes = np.unique(shapely.bounds(cell_boxes(cells)), axis=0) if cells else np.empty((0, 4))
-    return "coverage", svg_map(shapely.box(*boxes.T), np.full(len(boxes), "cell"), title=str(release))
-
-
-PACKAGE_MAP_FEATURES = 1500
-
-
 @login_required
 def release_page(request, pk: int):
     release = _visible_release(request, pk)
-    shows, svg = release_map(request.user, release)
+    shows, _licence = map_views.map_shows(request.user, release)
     may_publish = permissions.allowed(permissions.check_manage_dataset, request.user, release.corpus.dataset)
     return render(request, "portal/release.html", {
-        "release": release, "report": release.report, "svg": svg, "map_shows": shows, "may_publish": may_publish,
+        "release": release, "report": release.report, "map_shows": shows, "may_publish": may_publish,
         "may_trace": permissions.allowed(permissions.check_view_events, request.user),
         "distortion": charts.release_distortion(release.report) if release.report else [],
     })

@@ -1,7 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import access_views, catalog_views, budget_views, defense_views, innovation_views, job_views, lineage_views, release_views, views
+from . import (access_views, budget_views, catalog_views, defense_views, innovation_views, job_views, lineage_views,
+               map_views, release_views, views)
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -25,6 +26,9 @@ urlpatterns = [
     path("releases/<int:pk>/", release_views.release_page, name="release-page"),
     path("releases/<int:pk>/publish/", release_views.publish, name="release-publish"),
     path("releases/<int:pk>/files/<str:fmt>/", release_views.release_file, name="release-file"),
+    path("releases/<int:pk>/map.geojson", map_views.release_map, name="release-map"),
+    path("datasets/<slug:slug>/map.geojson", map_views.dataset_map, name="dataset-map"),
+    path("map/basemap.geojson", map_views.basemap, name="map-basemap"),
     path("events/", views.events, name="events"),
     path("events/verify/", views.start_verification, name="events-verify"),
     path("lineage/", lineage_views.lineage_page, name="lineage"),

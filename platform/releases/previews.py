@@ -1,5 +1,5 @@
 """Previews: the pipeline run on the first units of a corpus version, in a scratch folder,
-and a map of the result. Nothing is stored and no key is kept."""
+and a map of the result (GeoJSON, releases.mapdata). Nothing is stored and no key is kept."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,24 +7,23 @@ import secrets
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import shapely
-from django.conf import settings
-
 from corpora.models import CorpusVersion
-
+from django.conf import settings
 from miliao.errors import InvalidInput
 
+from . import mapdata
 from .location import PolicyUnmet, with_location
 from .pipeline import NothingToRelease, ReleaseSpec, run_release
-from .preview import svg_map
 from .writers import BBOX_COLUMN
 
+PREVIEW_MAP_FEATURES = 1000
 
-def preview(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2000) -> tuple[dict, str]:
-    """The report of a trial release of the first `units` units, and an SVG map of it."""
+
+def preview(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2000) -> tuple[dict, dict]:
+    """The report of a trial release of the first `units` units, and a map of it (a GeoJSON
+    FeatureCollection of at most PREVIEW_MAP_FEATURES of its features, with their attributes)."""
     with tempfile.TemporaryDirectory(prefix="miliao-preview-") as scratch:
         out = Path(scratch) / "release"
         trial = dataclasses.replace(spec, outputs=("geoparquet",))
@@ -39,7 +38,8 @@ def preview(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2000) -> t
             raise InvalidInput("units", str(exc)) from exc
         except PolicyUnmet as exc:
             raise InvalidInput("desensitize", str(exc)) from exc
-        return report, release_map(out / report["outputs"]["geoparquet"]["path"], title=f"{corpus} preview")
+        return report, mapdata.release_features(out / report["outputs"]["geoparquet"]["path"],
+                                                max_features=PREVIEW_MAP_FEATURES)
 
 
 LOCATION_CHOICES = (("cell", "room"), ("aggregate", "floor"), ("aggregate", "building"))
@@ -85,18 +85,3 @@ def release_sample(path: Path, *, rows: int = 8) -> pa.Table | None:
     columns = [name for name in parquet.schema_arrow.names if name != BBOX_COLUMN]
     first = next(parquet.iter_batches(batch_size=rows, columns=columns), None)
     return None if first is None else pa.Table.from_batches([first])
-
-
-def release_map(path: Path, *, title: str, max_features: int = 1500, max_row_groups: int = 32) -> str:
-    """A map of a release file, from a few row groups spread over it (the whole district,
-    without reading a million geometries for one page). Row groups are patches along a
-    Hilbert curve (releases.writers), so the groups spread along the file spread over the map."""
-    if not path.exists():
-        return ""
-    parquet = pq.ParquetFile(path)
-    groups = sorted({int(g) for g in np.linspace(0, parquet.num_row_groups - 1, max_row_groups)})
-    table = parquet.read_row_groups(groups, columns=["kind", "geometry"])
-    if table.num_rows == 0:
-        return ""
-    geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
-    return svg_map(geoms, table.column("kind").to_numpy(zero_copy_only=False), title=title, max_features=max_features)

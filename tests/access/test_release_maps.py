@@ -6,13 +6,14 @@ grid cell. Compute-only data never becomes a release file at all."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 import pytest
 import shapely
 
-from access_support import licensed_world, publish_release, release_base, version_and_policy
+from access_support import content, features, licensed_world, link, publish_release, release_base, version_and_policy
 from conftest import api_client
 
 pytestmark = [pytest.mark.access, pytest.mark.django_db]
@@ -26,16 +27,48 @@ def points(text: str) -> set[tuple[float, float]]:
     return set(zip(numbers, numbers[1:]))
 
 
-def drawn(page: str) -> tuple[str, set[tuple[float, float]]]:
-    """What the release page's map shows, and the points its SVG draws."""
+def drawn(client, page: str) -> tuple[str, set[tuple[float, float]]]:
+    """What the release page's map shows, and the vertices of the GeoJSON its map loads (from
+    the endpoint the page names, fetched with the viewer's session, as the browser does)."""
     shows = re.search(r'data-testid="map" data-shows="(\w*)"', page).group(1)
-    svg = re.search(r'data-testid="map"[^>]*>(.*?)</div>', page, re.S).group(1)
-    shapes = " ; ".join(re.findall(r'(?:\bd|\bpoints)="([^"]*)"', svg))  # path and polyline vertices
-    return shows, points(shapes)
+    src = re.search(r'data-map-src="([^"]+)" data-testid="map"', page).group(1)
+    response = client.get(src)
+    assert response.status_code == 200 and response["Content-Type"] == "application/geo+json"
+    collection = response.json()
+    assert collection["shows"] == shows
+    return shows, geojson_points(collection)
+
+
+def geojson_points(collection: dict) -> set[tuple[float, float]]:
+    geoms = [shapely.from_geojson(json.dumps(f["geometry"])) for f in collection["features"]]
+    return set(map(tuple, shapely.get_coordinates(np.asarray(geoms, dtype=object)).tolist()))
 
 
 def coordinates(geometries) -> set[tuple[float, float]]:
-    return set(map(tuple, shapely.get_coordinates(np.asarray(geometries, dtype=object)).tolist()))
+    """Vertices as a map draws them: rounded to releases.mapdata.DIGITS (1e-7 degrees, about
+    1 cm, far below a release's grid step)."""
+    from releases.mapdata import DIGITS
+
+    coords = np.round(shapely.get_coordinates(np.asarray(geometries, dtype=object)), DIGITS)
+    return set(map(tuple, coords.tolist()))
+
+
+def raw_geometry(release):
+    """The corpus's own geometry: where the units truly are."""
+    import pyarrow.parquet as pq
+    from django.conf import settings
+
+    table = pq.read_table(f"{settings.STATE_DIR}/{release.corpus.path}", columns=["geometry"])
+    return shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+
+
+def nearest_m(geometries, vertices) -> np.ndarray:
+    """Each vertex's distance to the nearest of the geometries, in metres (near Shanghai)."""
+    lonlat = np.array(sorted(vertices))
+    scale = np.array([111_320 * np.cos(np.radians(lonlat[:, 1].mean())), 110_574])
+    tree = shapely.STRtree(shapely.transform(geometries, lambda c: c * scale))
+    _, distance = tree.query_nearest(shapely.points(lonlat * scale), return_distance=True, all_matches=False)
+    return distance
 
 
 @pytest.fixture
@@ -61,16 +94,24 @@ def test_release_page_maps_only_what_each_role_may_download(licensed, client):
         assert response.status_code == 200, user
         return response.content.decode()
 
-    shows, numbers = drawn(page_for(w.steward))  # the owning bureau: it has the release's files
-    assert shows == "release" and len(numbers & base) > 100
+    shows, numbers = drawn(client, page_for(w.steward))  # the owning bureau: it has the release's files
+    assert shows == "release" and len(numbers) > 100 and numbers <= base
 
-    shows, numbers = drawn(page_for(w.applicant))  # the licence holder: their own marked copy
+    shows, numbers = drawn(client, page_for(w.applicant))  # the licence holder: their own marked copy
     assert shows == "package" and len(numbers & package) > 100
     assert not numbers & base  # not one vertex of the unmarked release
 
+    # The attack: what the map gives the licence holder is, vertex for vertex, what their own
+    # download holds, and no vertex of it lies nearer the raw geometry than the download's do.
+    downloaded = content(api_client(w.applicant).get(link(w.applicant, w.licence)["url"]))
+    download_points = coordinates(features(downloaded)[0])
+    assert numbers <= download_points
+    raw = raw_geometry(release)
+    assert nearest_m(raw, numbers).min() >= nearest_m(raw, download_points).min() - 0.01
+
     for user in (w.researcher, w.bureau_applicant, w.other_steward, w.data_holder, w.auditor, w.admin):
         page = page_for(user)
-        shows, numbers = drawn(page)
+        shows, numbers = drawn(client, page)
         assert shows == "coverage", user
         assert numbers and not numbers & base and not numbers & package, user
         lattice = np.array(sorted(numbers)) / cell
@@ -94,14 +135,14 @@ def test_release_page_maps_only_what_each_role_may_download(licensed, client):
     from access import actions
 
     actions.suspend_licence(actor=w.steward, licence=w.licence, reason="review")
-    assert drawn(page_for(w.applicant))[0] == "coverage"
+    assert drawn(client, page_for(w.applicant))[0] == "coverage"
 
 
 def test_an_open_release_is_mapped_for_anyone_logged_in(world, client):
     w = world
     release = publish_release(w, w.roads, rooms=120)
     client.force_login(w.researcher)
-    shows, numbers = drawn(client.get(f"/releases/{release.pk}/").content.decode())
+    shows, numbers = drawn(client, client.get(f"/releases/{release.pk}/").content.decode())
     assert shows == "release" and numbers & coordinates(release_base(release)[0])
 
 

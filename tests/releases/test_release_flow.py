@@ -149,14 +149,16 @@ def test_steward_release_flow_in_the_browser(live_server, live_world, celery_wor
     page.click("[data-testid=preview]")
     summary = page.inner_text("[data-testid=preview-result]")
     assert "k=4" in summary or re.search(r"k=\d", summary)
-    assert page.locator("[data-testid=preview-result] svg").count() == 1
+    page.wait_for_selector("[data-testid=preview-map][data-map-state=ready]")  # the preview's Leaflet map
+    assert page.locator("[data-testid=preview-map] path.leaflet-interactive").count() > 10
     page.click("[data-testid=save-policy]")
     assert "发布规则已保存" in page.inner_text("[role=alert]")
 
     page.click("[data-testid=start-release]")
     page.wait_for_url(re.compile(r"/releases/\d+/$"))
     page.wait_for_selector("[data-testid=publish]", timeout=90_000)  # the page reloads itself once it is built
-    assert page.locator("[data-testid=map] svg path").count() > 10  # the shifted map preview
+    page.wait_for_selector("[data-testid=map][data-map-state=ready]")  # the shifted release, drawn by Leaflet
+    assert page.locator("[data-testid=map] path.leaflet-interactive").count() > 10
     assert "至少与" in page.inner_text("[data-testid=k-reached]")
     page.click("[data-testid=publish]")
     page.click("[data-testid=confirm]")  # publishing cannot be undone: the confirmation step

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import stat
 from pathlib import Path
@@ -70,6 +71,10 @@ def training_data(job: Job, folder: Path) -> dict:
     if len(train) == 0 or len(test) == 0:
         raise ValueError(f"corpus version {job.corpus.version} has no rooms with {task.target} to train on")
     spec = {k: v for k, v in job.params.items() if k in TrainSpec.__dataclass_fields__}
+    # Each run draws its own secret seed: DP-SGD's noise (and its batches) from a seed the
+    # submitter knows, such as the stored default 0, could be replayed by anyone holding the
+    # rest of the data, and two runs on neighbouring data would share the same noise.
+    spec["seed"] = secrets.randbits(31)
     description = {"task": job.task, "train": spec, "neighbourhoods": vocabulary, "features": train.x.shape[1]}
     folder.mkdir(parents=True, exist_ok=True)
     summary = {"train_rows": len(train), "test_rows": len(test), "baseline": tasks.baseline(task, train, test),

@@ -60,7 +60,7 @@ def _step(row: dict, i: int):
 def training_curves(history: list[dict], *, task_kind: str, metric: str) -> list[Chart]:
     """Loss, the held-out metric and ε spent, per federated round or per epoch."""
     federated = any("round" in row for row in history)
-    x = {"name": _("联邦轮次") if federated else _("训练轮数（epoch）"), "type": "value", "whole": True}
+    x = {"name": _("联邦轮次") if federated else _("周期"), "type": "value", "whole": True}
 
     def points(name: str) -> list:
         return [(_step(row, i), v) for i, row in enumerate(history) if (v := _number(row.get(name))) is not None]

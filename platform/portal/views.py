@@ -205,7 +205,7 @@ def submit_application(request):
         "dataset": request.GET.get("dataset", ""), "duration_days": "90", "purpose_category": ""}
     return render(request, "portal/apply.html", {
         "values": values, "errors": errors, "purpose_categories": PurposeCategory.choices,
-        "apply_datasets": Dataset.objects.exclude(data_class=DataClass.OPEN).only("slug", "title", "data_class")
+        "apply_datasets": Dataset.objects.exclude(data_class=DataClass.OPEN).only("slug", "title", "title_en", "data_class")
         .order_by("slug"),
     }, status=400 if errors else 200)
 

@@ -73,7 +73,7 @@ def test_a_bad_filter_is_shown_next_to_its_field_with_what_was_typed(w, client):
     response = client.get("/catalog/?q=pipes&west=121&south=31&east=120&north=32")
     html = response.content.decode()
     assert response.status_code == 400
-    assert 'data-testid="error-bbox"' in html and "minimum must not exceed" in html
+    assert 'data-testid="error-bbox"' in html and "最小值不能大于最大值" in html  # in the reader's language
     assert 'name="q" type="search" value="pipes"' in html and 'name="east" inputmode="decimal" value="120"' in html
 
 

@@ -96,7 +96,7 @@ def test_a_refused_form_keeps_what_was_typed_with_the_error_beside_its_field(w, 
     assert response.status_code == 400 and not Application.objects.filter(purpose="short").exists()
     assert ">short</textarea>" in html and '<option value="product" selected>' in html
     assert '<option value="sz-parcels" selected>' in html and 'value="30"' in html
-    assert re.search(r'data-field="purpose"[^>]*>[^<]*characters', html)
+    assert re.search(r'data-field="purpose"[^>]*>[^<]*个字符', html)  # in the reader's language
     done = client.post("/applications/new/", {**typed, "purpose": "a pipe risk model for our insurers"})
     assert done.status_code == 302 and done["Location"] == "/", re.findall(r"class=\"error[^>]*>([^<]*)", done.content.decode())
 
@@ -200,7 +200,7 @@ def test_an_approval_reads_its_terms_with_the_apis_serializer(w, client):
     before = LineageEvent.objects.count()
     response = client.post(f"/applications/{w.app_startup.pk}/decide/",
                            {"decision": "approve", "reason": "clear", "download_limit": "many"}, follow=True)
-    assert any(str(m).startswith("download_limit:") for m in response.context["messages"])
+    assert any(str(m).startswith("下载次数上限") for m in response.context["messages"])  # the field, by its label
     assert LineageEvent.objects.count() == before
     w.app_startup.refresh_from_db()
     assert w.app_startup.status == "submitted"

@@ -151,7 +151,7 @@ CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff01-\uff60]+")
 WORD = re.compile(r"(?<![\w./:#@-])[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*(?![\w./:@-])")
 BRANDS = {brand.lower() for brand in {
     "Miliao", "GeoParquet", "GeoPackage", "GeoJSON", "PySyft", "Flower", "SuperLink", "SuperNode", "SecAgg",
-    "Ladder", "Blum", "Hardt", "Leaflet", "ECharts", "Swagger", "OpenAPI", "PostgreSQL", "Redis", "Celery",
+    "Ladder", "Blum", "Hardt", "Leaflet", "ECharts", "JavaScript", "Swagger", "OpenAPI", "PostgreSQL", "Redis", "Celery",
     "Ethereum", "Besu", "anvil", "zlib", "base64", "Python", "PyTorch", "Opacus", "CKAN", "Token", "W3C",
     "PROV-JSON", "JSON-LD", "ORCID", "MLP", "et", "al", "Chromium", "zip",
 }}
@@ -309,7 +309,7 @@ def error_paths(w) -> list[tuple[str, str, str, dict | None, int]]:
     """(who, method, path, form, status): a refused action, a bad form, a 403 and a 404."""
     return [
         ("applicant", "post", f"/applications/{w.app_startup.pk}/decide/", {"decision": "approve"}, 302),
-        ("applicant", "post", "/applications/new/", {"dataset": "pudong-pipes", "purpose": "short"}, 302),
+        ("applicant", "post", "/applications/new/", {"dataset": "pudong-pipes", "purpose": "x"}, 400),
         ("applicant", "get", "/events/", None, 403),
         ("applicant", "get", "/datasets/no-such-dataset/", None, 404),
         ("steward", "post", f"/applications/{w.app_own_bureau.pk}/decide/", {"decision": "approve"}, 302),

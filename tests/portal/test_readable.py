@@ -32,6 +32,15 @@ LOG = ("\x1b[92mINFO\x1b[0m :      [ROUND 1]\n"
        "reading /tmp/miliao-state/jobs/7/work/holder-0/units.parquet\n")
 
 
+@pytest.fixture
+def zh():
+    """Rendered outside a request in Chinese, the portal's default (the suite runs such code in English)."""
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        yield
+
+
 def page(client, user, url: str) -> str:
     client.force_login(user)
     response = client.get(url)
@@ -99,7 +108,7 @@ def test_events_have_readable_labels_and_subjects_that_link(w, client):
 
     budget = PrivacyBudget.objects.get(organisation=w.lab, dataset=w.rooms)
     html = page(client, w.auditor, "/events/")
-    assert "accounts.user_created" not in re.sub(r'data-event-type="[^"]+"', "", html)
+    assert "accounts.user_created" not in re.sub(r'(data-event-type|value)="[^"]+"', "", html)
     assert "创建用户" in html and "授予隐私预算" in html and "隐私计算作业已提交" in html
     assert f'<a href="/budgets/{budget.pk}/">隐私预算 #{budget.pk}</a>' in html
     assert f'<a href="/jobs/{w.job.pk}/">作业 #{w.job.pk}</a>' in html
@@ -127,7 +136,10 @@ def test_a_finished_verification_reads_as_a_verdict(w, client):
 def test_an_ingest_task_names_no_server_path(w, client):
     from progress.actions import queue_task, run_tracked
 
-    task = queue_task("corpora.ingest", label=f"ingest:{w.rooms.slug}", actor=w.steward, dispatch=lambda task_id: None)
+    from django.utils.translation import gettext_noop
+
+    task = queue_task("corpora.ingest", label=gettext_noop("导入数据 %(dataset)s"), label_args={"dataset": w.rooms.slug},
+                      actor=w.steward, dispatch=lambda task_id: None)
     result = {"file": "/tmp/miliao-state/corpora/district-rooms/task-1.parquet", "source": "upload.gpkg",
               "source_crs": "EPSG:4490", "units": 1200, "kinds": {"room": 1000, "building": 200},
               "corpus_version": 9, "version": 2}
@@ -162,7 +174,7 @@ def test_a_release_measures_its_distortion_as_a_histogram():
     assert max(histogram["counts"]) < 2 * min(histogram["counts"])  # uniform in, flat out
 
 
-def test_a_release_summary_shows_only_meaningful_figures_and_its_distortion_charts():
+def test_a_release_summary_shows_only_meaningful_figures_and_its_distortion_charts(zh):
     from django.template.loader import render_to_string
 
     from portal.charts import release_distortion
@@ -190,7 +202,7 @@ def test_a_release_summary_shows_only_meaningful_figures_and_its_distortion_char
     assert charts["chart-length"].spec["series"][0]["data"] == [0.1, 0.4, 1.0]
 
 
-def test_code_to_data_aggregates_chart_the_noisy_counts_and_means(tmp_path):
+def test_code_to_data_aggregates_chart_the_noisy_counts_and_means(tmp_path, zh):
     from portal.charts import MAX_GROUPS, code_aggregates
 
     path = tmp_path / "aggregates.csv"

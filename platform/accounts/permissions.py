@@ -393,12 +393,12 @@ def check_read_catalog(user) -> None:
     _require_role(user, *Role.values, doing=_("reading the catalogue"))
 
 
-def shows_real_rows(dataset) -> bool:
-    """Whether a dataset page may show real rows: only open data, and then only rows of a
-    published release, which anyone logged in may download anyway. Conditional rows need a
-    licence and compute-only rows never leave, so those pages show the schema and synthetic
-    mock rows instead."""
-    return dataset.data_class == "open"
+def shows_real_rows(user, dataset) -> bool:
+    """Whether a dataset page may show `user` real rows: only open data, and then only rows of
+    a published release, which anyone logged in may download anyway. Anonymous visitors (the
+    public catalogue) download nothing, conditional rows need a licence and compute-only rows
+    never leave, so those pages show the schema and synthetic mock rows instead."""
+    return role_of(user) is not None and dataset.data_class == "open"
 
 
 # --- privacy sandbox: jobs and the model registry (platform/jobs) -----------------------

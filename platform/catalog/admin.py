@@ -3,7 +3,7 @@ from django.contrib import admin
 from accounts import permissions
 from provenance.admin import RecordedModelAdmin
 
-from .models import Dataset
+from .models import CatalogGeneration, Dataset
 
 
 @admin.register(Dataset)
@@ -19,3 +19,20 @@ class DatasetAdmin(RecordedModelAdmin):
 
     def may_edit(self, user, obj=None) -> bool:
         return obj is not None and permissions.allowed(permissions.check_manage_dataset, user, obj)
+
+
+@admin.register(CatalogGeneration)
+class CatalogGenerationAdmin(admin.ModelAdmin):
+    """The catalogue's generation (catalog.answers), for reading: only changes to the
+    catalogue replace it."""
+
+    list_display = ["value"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -57,7 +57,8 @@ def shown(checks: list[dict]) -> list[dict]:
     for found in checks:
         message, args = found.get("message"), found.get("args") or {}
         try:
-            text = gettext(message) % args if message else gettext(found.get("detail", ""))
+            detail = found.get("detail", "")
+            text = gettext(message) % args if message else (gettext(detail) if detail else "")
         except (KeyError, TypeError, ValueError):  # a catalogue out of step with the stored values
             text = found.get("detail", "")
         out.append({**found, "label": NAMES.get(found.get("name"), found.get("name")), "text": text})

@@ -71,10 +71,13 @@ def release_map_data(user, release: Release) -> dict:
     if shows == "release":
         collection = _release(str(path), path.stat().st_mtime_ns) if path.exists() else mapdata.feature_collection([])
     elif shows == "package":
-        # The package's first units, marked as they are downloaded, with the fields it holds.
+        # The package's first units, marked as they are downloaded: their geometry and kind
+        # only. Viewing is not a download (no event, no count against the licence's limit),
+        # so the attributes stay in the download.
         spec = dataclasses.replace(licensing.package_spec(release, licence), batch_rows=PACKAGE_MAP_FEATURES)
         first = next(packages.batches(spec), None)
-        collection = (mapdata.table_features(first, max_features=PACKAGE_MAP_FEATURES) if first is not None
+        collection = (mapdata.table_features(first.select([c for c in ("kind", "geometry") if c in first.column_names]),
+                                             max_features=PACKAGE_MAP_FEATURES) if first is not None
                       else mapdata.feature_collection([]))
     else:
         collection = (_coverage(str(path), path.stat().st_mtime_ns) if path.exists() else
@@ -90,7 +93,7 @@ def _release(path: str, mtime_ns: int) -> dict:
 
 @functools.lru_cache(maxsize=16)
 def _coverage(path: str, mtime_ns: int) -> dict:
-    """A release's coverage choropleth, from its file's bbox column, once per file."""
+    """A release's covered cells (no counts), from its file's bbox column, once per file."""
     parquet = pq.ParquetFile(path)
     if BBOX_COLUMN in parquet.schema_arrow.names:
         bbox = parquet.read(columns=[BBOX_COLUMN]).column(BBOX_COLUMN).combine_chunks()
@@ -98,7 +101,7 @@ def _coverage(path: str, mtime_ns: int) -> dict:
     else:
         geometry = parquet.read(columns=["geometry"]).column("geometry").to_numpy(zero_copy_only=False)
         bounds = shapely.bounds(shapely.from_wkb(geometry))
-    return mapdata.coverage_counts(bounds)
+    return mapdata.covered_cells(bounds)
 
 
 def _geojson(collection: dict) -> HttpResponse:

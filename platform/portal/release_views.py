@@ -183,7 +183,7 @@ def dataset_page(request, slug: str):
         dataset, url=lambda name, arg: request.build_absolute_uri(reverse(name, args=[arg])),
         releases=metadata.release_history(request.user, dataset),
     )
-    context = {"dataset": dataset, "record": record, "sample": dataset_sample(dataset, record),
+    context = {"dataset": dataset, "record": record, "sample": dataset_sample(request.user, dataset, record),
                "may_manage": may_manage, "actions": dataset_actions(request.user, dataset, record)}
     if may_manage:
         spec, policy = _current_spec(dataset)
@@ -207,12 +207,12 @@ def dataset_page(request, slug: str):
     return render(request, "portal/dataset.html", context)
 
 
-def dataset_sample(dataset: Dataset, record: dict) -> dict:
+def dataset_sample(user, dataset: Dataset, record: dict) -> dict:
     """Real rows of a published open release with its map; otherwise the schema's synthetic
     mock rows (conditional rows need a licence; compute-only rows never leave). The mock
     path never opens the dataset's files."""
     release = None
-    if permissions.shows_real_rows(dataset):
+    if permissions.shows_real_rows(user, dataset):
         release = Release.objects.filter(
             corpus__dataset=dataset, status=ReleaseStatus.PUBLISHED, outputs__has_key="geoparquet"
         ).order_by("-published_at", "-pk").first()

@@ -13,6 +13,12 @@ class TaskProgressSerializer(serializers.ModelSerializer):
     status_display = serializers.CharField(source="get_status_display", read_only=True)
     label = serializers.CharField(source="label_text", read_only=True)  # in the request's language
     stage = serializers.CharField(source="stage_text", read_only=True)
+    error = serializers.SerializerMethodField(help_text="why it failed, without server paths or terminal codes")
+
+    def get_error(self, task) -> str:
+        from portal.readable import clean_log
+
+        return clean_log(task.error)
 
     class Meta:
         model = TaskProgress

@@ -112,12 +112,12 @@ def coverage(cells: list[str]) -> dict:
     return feature_collection(shapely.box(*footprints.T), one_class, classes=[{"colour": CLASS_COLOURS[2]}])
 
 
-def coverage_counts(bounds: np.ndarray, *, level: int = COVER_LEVEL, max_cells: int = 200_000) -> dict:
-    """Where released features lie, to the grid cell, as a choropleth: the cells at ``level``
-    (about 0.8 km at COVER_LEVEL) that the features' boxes (rows of lon_min, lat_min, lon_max,
-    lat_max) touch, each with the number of features touching it, in classes (``classes``:
-    each class's range and colour). Never a feature's own geometry. A box spanning more cells
-    than ``max_cells`` in all is counted in the cell of its centre only."""
+def covered_cells(bounds: np.ndarray, *, level: int = COVER_LEVEL, max_cells: int = 200_000) -> dict:
+    """Where released features lie, to the grid cell: the cells at ``level`` (about 0.8 km at
+    COVER_LEVEL) that the features' boxes (rows of lon_min, lat_min, lon_max, lat_max) touch,
+    all of one class. Never a feature's own geometry, and no count per cell: exact counts are
+    not differentially private, and two releases' counts would tell a single added unit. A box
+    spanning more cells than ``max_cells`` in all is placed in the cell of its centre only."""
     bounds = np.asarray(bounds, np.float64).reshape(-1, 4)
     bounds = bounds[np.isfinite(bounds).all(axis=1)]
     if len(bounds) == 0:
@@ -135,26 +135,8 @@ def coverage_counts(bounds: np.ndarray, *, level: int = COVER_LEVEL, max_cells: 
     box = np.repeat(np.arange(len(bounds)), per)
     k = np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per)
     keys = (c0[box] + k % columns[box]) << 32 | (r0[box] + k // columns[box])
-    cells, totals = np.unique(keys, return_counts=True)
+    cells = np.unique(keys)
     lon0, lat0, lon1, lat1 = grid.horizontal_bounds(cells >> 32, cells & 0xFFFFFFFF, level)
-    classes, which = _classes(totals)
-    table = pa.table({"class": pa.array(which, pa.int64()), "features": pa.array(totals.astype(np.int64))})
+    one_class = pa.table({"class": pa.array(np.zeros(len(cells), np.int64))})
     return feature_collection(shapely.box(np.atleast_1d(lon0), np.atleast_1d(lat0), np.atleast_1d(lon1),
-                                          np.atleast_1d(lat1)), table, classes=classes)
-
-
-def _classes(totals: np.ndarray) -> tuple[list[dict], np.ndarray]:
-    """Classes of feature counts by powers of ten (1, 2–10, 11–100, ...; at most five, the
-    lowest taking what lies below), coloured along the ramp, and each count's class."""
-    if len(totals) == 0:
-        return [], np.zeros(0, int)
-    decade = np.ceil(np.log10(np.maximum(totals, 1))).astype(int)
-    decade = np.maximum(decade, decade.max() - (len(CLASS_COLOURS) - 1))
-    present, which = np.unique(decade, return_inverse=True)
-    n = len(present)
-    colours = [CLASS_COLOURS[round(i * (len(CLASS_COLOURS) - 1) / (n - 1)) if n > 1 else -1] for i in range(n)]
-    classes = []
-    for i, d in enumerate(present):
-        low = 0 if i == 0 and totals.min() == 0 else (1 if i == 0 or d == 0 else 10 ** (int(d) - 1) + 1)
-        classes.append({"min": low, "max": 10 ** int(d), "colour": colours[i]})
-    return classes, which.ravel()
+                                          np.atleast_1d(lat1)), one_class, classes=[{"colour": CLASS_COLOURS[2]}])

@@ -25,7 +25,7 @@
       color: colours,
       grid: { left: 64, right: 20, top: spec.series.length > 1 ? 36 : 20, bottom: 44, containLabel: false },
       legend: spec.series.length > 1 ? { top: 0 } : undefined,
-      tooltip: { trigger: spec.x.type === "category" ? "axis" : "item" },
+      tooltip: { trigger: spec.x.type === "category" ? "axis" : "item", renderMode: "richText" },  // drawn in the chart, not as HTML with inline styles the CSP refuses
       xAxis: axis(spec.x, true),
       yAxis: axis(spec.y, false),
       series: spec.series.map((s) => ({

@@ -100,6 +100,9 @@ def test_release_page_maps_only_what_each_role_may_download(licensed, client):
     shows, numbers = drawn(client, page_for(w.applicant))  # the licence holder: their own marked copy
     assert shows == "package" and len(numbers & package) > 100
     assert not numbers & base  # not one vertex of the unmarked release
+    client.force_login(w.applicant)  # viewing is no download: geometry and kind, the attributes stay in the package
+    marked = client.get(f"/releases/{release.pk}/map.geojson").json()["features"]
+    assert marked and all(set(f["properties"]) <= {"kind"} for f in marked)
 
     # The attack: what the map gives the licence holder is, vertex for vertex, what their own
     # download holds, and no vertex of it lies nearer the raw geometry than the download's do.

@@ -97,6 +97,11 @@ def test_anonymous_visitors_browse_open_data_only(w, client):
     assert slugs(client.get("/catalog/?data_class=conditional")) == []
     page = client.get("/datasets/huangpu-roads/")
     assert page.status_code == 200 and offered(page) == {"login"}
+    # Real rows of the published release are a download, which needs a login: mock rows here.
+    assert 'data-testid="mock-label"' in page.content.decode()
+    client.force_login(w.applicant)
+    assert 'data-testid="mock-label"' not in client.get("/datasets/huangpu-roads/").content.decode()
+    client.logout()
     for slug in ("pudong-pipes", "district-rooms", "sz-parcels"):  # absent, not merely hidden
         assert client.get(f"/datasets/{slug}/").status_code == 404
     assert client.get("/api/datasets/dcat/").status_code == 200

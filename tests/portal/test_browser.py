@@ -61,8 +61,10 @@ def test_applicant_gets_a_clear_message_for_a_bad_application(live_server, live_
     page.select_option("[data-testid=apply-form] select[name=dataset]", "district-rooms")
     page.fill("[data-testid=apply-form] textarea[name=purpose]", "too short")
     page.click("[data-testid=apply-form] button[type=submit]")
-    # In the browser's language (zh-CN), the field by its label.
-    assert "用途说明：用途说明需 10 至 4000 个字符" in page.inner_text("[role=alert]")
+    # In the browser's language (zh-CN): the form says it was refused, the field says why.
+    assert "表单有误" in page.inner_text("[role=alert]")
+    assert "用途说明需 10 至 4000 个字符" in page.inner_text(".field-error[data-field=purpose]")
+    assert page.input_value("textarea[name=purpose]") == "too short"  # what was typed is kept
     assert Application.objects.count() == before
 
 

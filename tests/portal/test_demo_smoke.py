@@ -122,7 +122,7 @@ def test_demo_serves_the_seeded_portal_on_development_defaults(demo):
     assert release["status"] == "published" and release["report"]["units_out"] > 10_000
     assert set(release["outputs"]) == {"geoparquet", "geopackage", "geojson"}
     page = web.get(f"{base}/releases/{release['id']}/")
-    assert page.status_code == 200 and "<svg" in page.text
+    assert page.status_code == 200 and "data-map" in page.text and "/map.geojson" in page.text  # a Leaflet map
 
     # Seeding anchored the event log on the demo's anvil node, and the release's lineage
     # verifies against it, from the command's output and again through the API.

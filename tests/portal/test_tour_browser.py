@@ -145,6 +145,9 @@ def test_each_role_walks_its_main_flow(live_server, live_world, celery_worker, b
         assert "built" in status.get_attribute("class"), steward.inner_text("main")
         tour.shot(steward, "release")
         steward.click("[data-testid=publish]")
+        steward.wait_for_selector("[data-testid=confirm]")  # publishing is irreversible: asked first
+        tour.shot(steward, "release-publish-confirm", check=False)
+        steward.click("[data-testid=confirm]")
         steward.wait_for_selector("[data-testid=release-status].published")
         tour.shot(steward, "release-published", check=False)
 

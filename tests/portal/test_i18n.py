@@ -344,3 +344,11 @@ def test_refusals_bad_forms_and_error_pages_speak_the_readers_language(walked, c
             assert 'role="alert"' in response.content.decode(), (who, path)
         problems += [(who, path, found) for found in other_language(response.content.decode(), language, w.data)]
     assert not problems, "\n".join(map(str, problems))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_the_language_switch_names_each_language_in_itself(client, language):
+    html = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    buttons = dict(re.findall(r'<button type="submit" name="language" value="([\w-]+)"[^>]*>([^<]+)</button>', html))
+    assert buttons == {"zh-hans": "中文", "en": "English"}, buttons

@@ -112,21 +112,6 @@ SUBJECT_KINDS = {
 }
 
 
-CHECK_LABELS = {
-    "output_files": gettext_lazy("输出文件"),
-    "output_size": gettext_lazy("输出大小"),
-    "weights": gettext_lazy("模型权重"),
-    "privacy": gettext_lazy("隐私核算"),
-    "beats_baseline": gettext_lazy("优于基线模型"),
-    "identifiers": gettext_lazy("不含标识符"),
-    "verbatim_rows": gettext_lazy("不含原始行"),
-    "small_cells": gettext_lazy("无过小分组"),
-    "encoded": gettext_lazy("无编码数据"),
-    "compressibility": gettext_lazy("可压缩性"),
-    "information": gettext_lazy("信息量"),
-    "row_local": gettext_lazy("逐记录贡献"),
-}
-
 METRIC_LABELS = {
     "accuracy": gettext_lazy("留出集准确率"),
     "rmse": gettext_lazy("留出集 RMSE（对数月租金）"),
@@ -146,14 +131,11 @@ SHIFT_LABELS = {
 }
 
 
-def shift_label(mode: str) -> str:
+def applied_shift_label(mode: str) -> str:
+    """The shift a release applied, as its report names it (`smooth_field`, ...): not the policy
+    form's codes (jobs.templatetags.task_texts.shift_label)."""
     label = SHIFT_LABELS.get(mode)
     return str(label) if label is not None else mode
-
-
-def check_label(name: str) -> str:
-    label = CHECK_LABELS.get(name)
-    return str(label) if label is not None else name.replace("_", " ").capitalize()
 
 
 def metric_label(name: str) -> str:

@@ -1,4 +1,4 @@
-"""Filters that put recorded codes into words on a page (portal.readable)."""
+"""Filters that put recorded codes into words on a page: portal.readable's own functions."""
 from __future__ import annotations
 
 from django import template
@@ -7,35 +7,8 @@ from portal import readable
 
 register = template.Library()
 
-
-@register.filter
-def event_label(event_type: str) -> str:
-    return readable.event_label(event_type)
-
-
-@register.filter
-def subject_link(subject: str) -> readable.SubjectLink:
-    return readable.subject_link(subject)
-
-
-@register.filter
-def actor_label(actor: str) -> str:
-    return readable.actor_label(actor)
-
-
-@register.filter
-def clean_log(text: str) -> str:
-    return readable.clean_log(text)
-
-
-@register.filter
-def check_label(name: str) -> str:
-    return readable.check_label(name)
-
-
-@register.filter
-def metric_label(name: str) -> str:
-    return readable.metric_label(name)
+for name in ("event_label", "subject_link", "actor_label", "clean_log", "metric_label", "applied_shift_label"):
+    register.filter(name, getattr(readable, name))
 
 
 @register.filter
@@ -46,11 +19,3 @@ def organisation_names(codes) -> str:
     codes = list(codes or [])
     names = {o.code: str(o) for o in Organisation.objects.filter(code__in=codes)}
     return ", ".join(names.get(code, code) for code in codes)
-
-
-@register.filter
-def shift_label(mode: str) -> str:
-    return readable.shift_label(mode)
-
-
-

@@ -102,6 +102,38 @@ def _fresh_throttle_counts():
     cache.clear()
 
 
+UNWORKED_QUEUE = "tests-without-a-worker"
+
+
+@pytest.fixture(autouse=True)
+def _tasks_only_where_a_worker_is_asked_for(request):
+    """A test that does not ask for `celery_worker` sends its Celery tasks to a queue no worker
+    consumes, emptied at its end. Otherwise its tasks would either wait in Redis for the
+    session's workers, which start later and would run them against a later test's rows (ids
+    restart with the database), or reach those workers at once, when an earlier test has
+    started them, and run a job the test runs itself."""
+    if "celery_worker" in request.fixturenames:
+        yield
+        return
+    from unittest import mock
+
+    from miliao.celery import app
+
+    send_task, sent = app.send_task, []
+
+    def unworked(name, *args, **options):
+        sent.append(name)
+        return send_task(name, *args, **{**options, "queue": UNWORKED_QUEUE})
+
+    with mock.patch.object(app, "send_task", unworked):
+        yield
+    from django.conf import settings
+
+    if sent and not settings.EMBEDDED_BROKER:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(UNWORKED_QUEUE)
+
+
 @pytest.fixture(autouse=True)
 def _english_outside_requests():
     # Messages follow the language of the request that runs the action; an action a test
@@ -304,6 +336,16 @@ def stop_worker(proc: subprocess.Popen, *, asked: bool = False) -> None:
         proc.wait()
 
 
+# The session's workers' logs, once they run: a test that timed out waiting for a job quotes
+# the end of the jobs worker's log, for a run nobody watched (CI).
+WORKER_LOGS: dict[str, Path] = {}
+
+
+def worker_log_tail(queue: str = "jobs", chars: int = 4000) -> str:
+    path = WORKER_LOGS.get(queue)
+    return path.read_text(errors="replace")[-chars:] if path and path.exists() else "(no session worker)"
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """Real `celery worker` processes on the test database, one per queue as in production:
@@ -323,6 +365,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
             workers.append((name, start_worker(queues, name, logs / f"{role}.log", wait=False)))
         for _, proc in workers:
             await_worker(proc)
+        WORKER_LOGS.update(jobs=logs / "jobs.log", platform=logs / "platform.log")
         yield SimpleNamespace(process=workers[1][1], jobs=workers[0][1], platform=workers[1][1],
                               names=[name for name, _ in workers], log_path=logs / "platform.log")
     finally:

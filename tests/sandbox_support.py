@@ -71,11 +71,20 @@ def submit(w, user=None, **body):
 def follow_job(w, job_id: int, *, until=("review", "failed", "released", "rejected"), timeout=JOB_TIMEOUT, user=None):
     client = api_client(user or w.researcher)
 
-    def done():
-        data = client.get(f"/api/jobs/{job_id}/").json()
-        return data if data["status"] in until else None
+    last = {}
 
-    return wait_for(done, timeout=timeout, interval=0.5, what=f"job {job_id} to reach {until}")
+    def done():
+        last.update(client.get(f"/api/jobs/{job_id}/").json())
+        return dict(last) if last["status"] in until else None
+
+    try:
+        return wait_for(done, timeout=timeout, interval=0.5, what=f"job {job_id} to reach {until}")
+    except AssertionError as exc:  # where the job stood, for a run nobody watched (CI)
+        from conftest import worker_log_tail
+
+        raise AssertionError(f"{exc}; it is {last.get('status')!r} ({last.get('status_reason')!r}), "
+                             f"history {last.get('history')!r}; the jobs worker's log ends:\n"
+                             f"{worker_log_tail()}") from None
 
 
 _TRAINED = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from conftest import api_client, wait_for
+from conftest import api_client, wait_for, worker_log_tail
 from sandbox_support import (add_rooms_corpus, approve_lab, downloaded_model_scores, follow_job, generate_rooms,
                              submit)
 
@@ -18,6 +18,7 @@ pytestmark = pytest.mark.sandbox
 ROOMS = 72_000  # the generator's first three districts
 PARAMS = {"rounds": 2, "epochs": 1, "batch_size": 256, "learning_rate": 0.3, "target_epsilon": 3.0, "delta": 1e-5,
           "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True}
+WALL_S = 540
 
 
 def _supernodes(job_id: int) -> list[psutil.Process]:
@@ -38,8 +39,10 @@ def _kill(proc: psutil.Process) -> None:
 
 
 def _start(w, **params):
+    # A wall-clock limit below the tests' waits: a run that stalls fails with its reason and
+    # frees the session's jobs worker for the next test (the default is an hour).
     created = submit(w, kind="federated", title="room use, three districts", task="room-use",
-                     params={**PARAMS, **params})
+                     params={**PARAMS, **params}, limits={"wall_seconds": WALL_S})
     assert created.status_code == 201, created.content
     job_id = created.json()["id"]
     approved = api_client(w.steward).post(f"/api/jobs/{job_id}/approve/", {"note": "ok"}, format="json")
@@ -124,7 +127,17 @@ def _round_underway(job_id: int) -> None:
                 pass
         return False
 
-    wait_for(working, timeout=300, interval=0.2, what="a holder to start on the first round")
+    try:
+        wait_for(working, timeout=300, interval=0.2, what="a holder to start on the first round")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the jobs worker's log ends:\n{worker_log_tail()}") from None
+
+
+def _three_supernodes(job_id: int) -> None:
+    try:
+        wait_for(lambda: len(_supernodes(job_id)) == 3, timeout=120, what="three SuperNodes")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the jobs worker's log ends:\n{worker_log_tail()}") from None
 
 
 def _superlink(job_id: int) -> psutil.Process:
@@ -140,7 +153,7 @@ def test_a_holder_dying_mid_run_leaves_the_others_to_finish_and_the_full_target_
 
     w = federated_world
     job_id = _start(w)
-    wait_for(lambda: len(_supernodes(job_id)) == 3, timeout=120, what="three SuperNodes")
+    _three_supernodes(job_id)
     _first_round(w, job_id)
     _kill(next(p for p in _supernodes(job_id) if "data/2" in " ".join(p.cmdline())))
     job = follow_job(w, job_id, timeout=600)
@@ -156,7 +169,7 @@ def test_too_few_holders_left_fails_the_job_cleanly_and_keeps_the_charge(federat
 
     w = federated_world
     job_id = _start(w, min_nodes=3)
-    wait_for(lambda: len(_supernodes(job_id)) == 3, timeout=120, what="three SuperNodes")
+    _three_supernodes(job_id)
     _round_underway(job_id)
     _kill(_supernodes(job_id)[0])
     job = follow_job(w, job_id, until=("failed", "review"), timeout=300)

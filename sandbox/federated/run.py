@@ -22,6 +22,9 @@ CLIPPING_NORM = 10.0
 HOLDER_NOISE = 0.01
 SECAGG_CLIPPING_RANGE = 16.0
 SECAGG_TIMEOUT_S = 300.0
+# Where the ServerApp writes why it gave up (miliao_fl.server_app.FAILURE_FILE, in out-dir):
+# Flower's run status says only "failed".
+FAILURE_FILE = "failure.txt"
 
 # Called with the rounds logged so far (the ServerApp's progress.jsonl), after each poll.
 RoundReporter = Callable[[list[dict]], None]
@@ -122,7 +125,8 @@ def run_federation(root: Path, partitions: list[Path], config: dict, *, min_node
         log = federation.run_log(run_id)
         status = federation.status(run_id)
         if status.sub_status != "completed" or not (out / "result.json").exists():
-            raise FederationFailed(f"the federated run ended {status.sub_status or status.status}: {status.details}",
+            why = (out / FAILURE_FILE).read_text()[:500] if (out / FAILURE_FILE).exists() else status.details
+            raise FederationFailed(f"the federated run ended {status.sub_status or status.status}: {why}",
                                    started=True, outcome={"run_id": str(run_id)}, log=log)
         phases["train"] = time.monotonic() - started - phases["start"]
     finally:

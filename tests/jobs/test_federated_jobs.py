@@ -133,6 +133,13 @@ def _round_underway(job_id: int) -> None:
         raise AssertionError(f"{exc}; the jobs worker's log ends:\n{worker_log_tail()}") from None
 
 
+def _run_log(job_id: int) -> str:
+    """The end of the run's log as the job keeps it (the ServerApp's, from the SuperLink)."""
+    from jobs.models import Job
+
+    return Job.objects.get(pk=job_id).log[-3000:]
+
+
 def _three_supernodes(job_id: int) -> None:
     try:
         wait_for(lambda: len(_supernodes(job_id)) == 3, timeout=120, what="three SuperNodes")
@@ -157,7 +164,7 @@ def test_a_holder_dying_mid_run_leaves_the_others_to_finish_and_the_full_target_
     _first_round(w, job_id)
     _kill(next(p for p in _supernodes(job_id) if "data/2" in " ".join(p.cmdline())))
     job = follow_job(w, job_id, timeout=600)
-    assert job["status"] == "review", (job["status"], job["status_reason"])
+    assert job["status"] == "review", (job["status"], job["status_reason"], _run_log(job_id))
     assert job["history"][-1]["nodes"] == 2  # the last round went on without the dead holder
     assert job["outcome"]["nodes_dropped"] == 1
     assert job["privacy"]["epsilon"] == 3.0 and "dropped out" in job["privacy"]["note"]

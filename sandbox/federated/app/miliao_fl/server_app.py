@@ -50,13 +50,24 @@ class SecAggPlusForgettingSilentHolders(SecAggPlusWorkflow):
         return done
 
 
+FAILURE_FILE = "failure.txt"  # in out-dir: why the run gave up, for the platform to show
+
+
+class TooFewHolders(RuntimeError):
+    pass
+
+
 class SilentHoldersLeft:
     """The Grid, less the holders that failed to answer a message of this run: the SuperLink
     only notices a dead SuperNode when its heartbeats stop, and until then the strategy would
-    sample it again every round and wait out the stage timeout for it."""
+    sample it again every round and wait out the stage timeout for it.
 
-    def __init__(self, grid: Grid):
-        self._grid, self.silent = grid, set()
+    When fewer than `min_nodes` holders are left, the run stops here with the reason. Without
+    this, the next round's sampling waits (a day, Flower's default) for holders that were
+    forgotten, and the run hangs until the platform's wall-clock limit."""
+
+    def __init__(self, grid: Grid, *, min_nodes: int, timeout: float):
+        self._grid, self.silent, self.min_nodes, self.timeout = grid, set(), min_nodes, timeout
 
     def get_node_ids(self):
         return [n for n in self._grid.get_node_ids() if n not in self.silent]
@@ -66,10 +77,40 @@ class SilentHoldersLeft:
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
         answered = {r.metadata.src_node_id for r in replies if not r.has_error()}
         self.silent |= {m.metadata.dst_node_id for m in messages} - answered
+        left = len(self.get_node_ids())
+        if messages and left < self.min_nodes:
+            raise TooFewHolders(
+                f"only {len(answered)} of {len(messages)} holders answered within {self.timeout:g} s, and "
+                f"{left} are left, fewer than the minimum of {self.min_nodes}")
         return replies
 
     def __getattr__(self, name):
         return getattr(self._grid, name)
+
+
+class DroppedHoldersAreNotFailures:
+    """For Flower's DP strategy wrappers, which drop a whole round that has any failure: a
+    holder whose SuperNode died answers with an error once the SuperLink notices it gone, and
+    one that is merely late does not answer at all. Both are a holder dropped from the round,
+    whose update is not in the (SecAgg+-unmasked) sum; the round goes on with the others as
+    long as `min_nodes` answered. The aggregate's noise was sized for every sampled holder, so
+    the holder-level guarantee of such a round is weaker: `_holder_level_epsilon` counts each
+    round's noise over the holders that were in it."""
+
+    min_nodes: int = 1
+
+    def aggregate_fit(self, server_round, results, failures):
+        if failures and len(results) >= self.min_nodes:
+            failures = []
+        return super().aggregate_fit(server_round, results, failures)
+
+
+class ClientSideClipping(DroppedHoldersAreNotFailures, DifferentialPrivacyClientSideFixedClipping):
+    pass
+
+
+class ServerSideClipping(DroppedHoldersAreNotFailures, DifferentialPrivacyServerSideFixedClipping):
+    pass
 
 
 class FedAvgFinalEvaluation(FedAvg):
@@ -148,12 +189,9 @@ def main(grid: Grid, context: Context) -> None:
     )
     sampled = max(min_nodes, len(list(grid.get_node_ids())))
     noise, clip = float(rc["noise-multiplier"]), float(rc["clipping-norm"])
-    if str(rc["dp"]) == "server":
-        strategy = DifferentialPrivacyServerSideFixedClipping(fedavg, noise_multiplier=noise, clipping_norm=clip,
-                                                              num_sampled_clients=sampled)
-    else:
-        strategy = DifferentialPrivacyClientSideFixedClipping(fedavg, noise_multiplier=noise, clipping_norm=clip,
-                                                              num_sampled_clients=sampled)
+    clipping = ServerSideClipping if str(rc["dp"]) == "server" else ClientSideClipping
+    strategy = clipping(fedavg, noise_multiplier=noise, clipping_norm=clip, num_sampled_clients=sampled)
+    strategy.min_nodes = min_nodes
     timeout = float(rc["secagg-timeout"])
     if bool(rc["secagg"]):
         # Every holder gets a share of every other's key (num_shares 1.0: all sampled); any
@@ -165,7 +203,11 @@ def main(grid: Grid, context: Context) -> None:
         workflow = DefaultWorkflow()
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=rounds, round_timeout=timeout),
                            strategy=strategy)
-    workflow(SilentHoldersLeft(grid), legacy)
+    try:
+        workflow(SilentHoldersLeft(grid, min_nodes=min_nodes, timeout=timeout), legacy)
+    except TooFewHolders as exc:
+        (out / FAILURE_FILE).write_text(str(exc))
+        raise
     if aggregated["fit"] < rounds:
         raise RuntimeError(f"only {aggregated['fit']} of {rounds} rounds aggregated any holder's update: the holders "
                            "failed (their SuperNode logs say why)")
@@ -174,7 +216,8 @@ def main(grid: Grid, context: Context) -> None:
     torch.save(state_from(model, final), out / "model.pt")
     rows = [history[r] for r in sorted(history)]  # round 0: the initial model, scored in round 1
     last = rows[-1] if rows else {}
-    holder_level = _holder_level_epsilon(noise, rounds, float(rc["delta"]))
+    holders_per_round = [history[r]["nodes"] for r in sorted(history) if "nodes" in history[r]]
+    holder_level = _holder_level_epsilon(noise, holders_per_round, sampled, float(rc["delta"]))
     record_level = max((p["epsilon"] for p in nodes_privacy.values()), default=None)
     epsilon = min(e for e in (record_level, holder_level) if e is not None) if (
         record_level is not None or holder_level is not None) else None
@@ -202,13 +245,15 @@ def main(grid: Grid, context: Context) -> None:
     }))
 
 
-def _holder_level_epsilon(noise: float, rounds: int, delta: float) -> float | None:
+def _holder_level_epsilon(noise: float, holders_per_round: list[int], sampled: int, delta: float) -> float | None:
     """The guarantee per holder of the clipped, noised aggregate: every holder takes part in
-    every round (sampling rate 1). None when there is no noise."""
-    if noise <= 0:
+    every round (sampling rate 1). The noise is sized for `sampled` holders; a round that
+    aggregated fewer (one dropped) averaged over fewer, so its noise counts for
+    noise × holders / sampled. None when there is no noise or no round."""
+    if noise <= 0 or not holders_per_round:
         return None
     from opacus.accountants import RDPAccountant
 
     accountant = RDPAccountant()
-    accountant.history = [(noise, 1.0, rounds)]
+    accountant.history = [(noise * min(n, sampled) / sampled, 1.0, 1) for n in holders_per_round]
     return float(accountant.get_epsilon(delta))

@@ -247,6 +247,9 @@ def worker_env() -> dict:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "platform"), str(REPO)])
     # The federated fault tests kill holders: SecAgg+ gives up on them after this long.
     env.setdefault("FLOWER_SECAGG_TIMEOUT_S", "30")
+    from federation_support import flower_settings  # the session's standing SuperLink (started when asked)
+
+    env.update(flower_settings())
     return env
 
 

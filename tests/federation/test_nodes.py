@@ -6,6 +6,7 @@ not match, a holder that holds no partition, a holder revoked) changes nothing."
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 
 from conftest import REPO, api_client, wait_for
 from federation_support import ADDRESS, CA, district_rooms, node_tool, standing_federation  # noqa: F401
+from sandbox.federated.deploy import kill_tree
 from sandbox_support import approve_lab, submit
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
@@ -76,12 +78,21 @@ def test_a_steward_registers_a_node_sees_it_online_and_revokes_it(world, standin
                              for n in standing_federation.client.supernodes()), timeout=120, interval=0.5,
                  what="the revoked node off the federation")
     finally:
-        proc.kill()
+        kill_tree(proc, signal.SIGKILL)
         proc.wait()
-    again = subprocess.run([sys.executable, "-m", "sandbox.federated.node", "start", "--home", str(home),
-                            "--superlink", ADDRESS, "--root-certificates", str(CA)], cwd=REPO, capture_output=True,
-                           text=True, timeout=120)
-    assert again.returncode != 0
+    log = home / "again.log"
+    with open(log, "wb") as out:
+        again = subprocess.Popen([sys.executable, "-m", "sandbox.federated.node", "start", "--home", str(home),
+                                  "--superlink", ADDRESS, "--root-certificates", str(CA)], cwd=REPO, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    try:  # the SuperLink refuses it each time it tries
+        wait_for(lambda: "activate SuperNode" in log.read_text(errors="replace"), timeout=120, interval=0.5,
+                 what="the SuperLink to refuse the revoked node")
+        assert _nodes(w.steward)["extra-node"]["state"] == "revoked"
+        assert all(n["node-id"] != node_id or n["status"] != "online" for n in standing_federation.client.supernodes())
+    finally:
+        kill_tree(again, signal.SIGKILL)
+        again.wait()
     # A revoked key is never registered again, and a job naming the node is refused.
     events = LineageEvent.objects.count()
     reused = api_client(w.steward).post("/api/federation/nodes/", {**body, "name": "extra-node-2"}, format="json")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,7 @@ def standing_federation():
         yield federation
     finally:
         federation.close()
+        shutil.rmtree(STATE, ignore_errors=True)
 
 
 def district_rooms(w, federation: StandingFederation):

@@ -213,7 +213,8 @@ class Command(BaseCommand):
 
         for job in Job.objects.filter(kind="federated").order_by("pk"):
             nodes = job.outcome.get("nodes_started", 0)
-            metric = ", ".join(f"{k} {v:.3f}" for k, v in job.metrics.items() if k in ("accuracy", "baseline"))
+            metric = ", ".join(f"{k} {v:.3f}" for k, v in job.metrics.items()
+                               if k in ("accuracy", "baseline") and v is not None)
             self.stdout.write(f"Federated job #{job.pk} ({nodes} district nodes, SecAgg+, DP-SGD): {job.status}"
                               f"{f' ({job.status_reason})' if job.status_reason else ''}; {metric}; "
                               f"ε spent {job.epsilon_spent}")

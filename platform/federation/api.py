@@ -5,7 +5,7 @@ them, and publishes what a node holds (`python -m sandbox.federated.node publish
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -73,8 +73,12 @@ def described(nodes) -> list[dict]:
     return out
 
 
+NODE_NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="the node's name")
+
+
 class DistrictNodeViewSet(viewsets.ViewSet):
     lookup_field = "name"
+    serializer_class = NodeSerializer
 
     @extend_schema(responses=NodeSerializer(many=True))
     def list(self, request):
@@ -93,7 +97,7 @@ class DistrictNodeViewSet(viewsets.ViewSet):
     def _node(self, request, name) -> DistrictNode:
         return get_object_or_404(visible_nodes(request.user), name=name)
 
-    @extend_schema(request=RevokeSerializer, responses=NodeSerializer)
+    @extend_schema(parameters=[NODE_NAME], request=RevokeSerializer, responses=NodeSerializer)
     @action(detail=True, methods=["post"])
     def revoke(self, request, name=None):
         """Revoke a node: the SuperLink forgets its key and it can no longer connect."""
@@ -102,7 +106,7 @@ class DistrictNodeViewSet(viewsets.ViewSet):
         node = actions.revoke_node(actor=request.user, node=self._node(request, name), **body.validated_data)
         return Response(NodeSerializer(described([node])[0]).data)
 
-    @extend_schema(request=PublishSerializer, responses=NodeSerializer)
+    @extend_schema(parameters=[NODE_NAME], request=PublishSerializer, responses=NodeSerializer)
     @action(detail=True, methods=["post"])
     def publish(self, request, name=None):
         """What the node holds, for the catalog: its district's data holder sends the manifest."""

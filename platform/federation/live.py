@@ -17,8 +17,11 @@ def superlink() -> Federation:
 
 def node_states() -> dict[str, dict] | None:
     """Flower node id -> {status, last_contact}; None when the SuperLink does not answer."""
+    client = superlink()
+    if not client.healthy():  # at once, rather than after the CLI's own retries
+        return None
     try:
-        nodes = superlink().supernodes()
+        nodes = client.supernodes()
     except FederationError:
         return None
     states = {}
@@ -33,5 +36,8 @@ def node_states() -> dict[str, dict] | None:
 def online(node_ids) -> list[str]:
     """Which of `node_ids` are online now (raises FederationError when the SuperLink does not answer)."""
     wanted = set(node_ids)
-    return [str(n["node-id"]) for n in superlink().supernodes()
+    client = superlink()
+    if not client.healthy():
+        raise FederationError(f"the SuperLink at {client.address} does not answer")
+    return [str(n["node-id"]) for n in client.supernodes()
             if n.get("status") == "online" and str(n.get("node-id")) in wanted]

@@ -144,6 +144,9 @@ def open_challenge(*, actor, scenario: Scenario, slug: str, title: str, task: st
                                             "compute-only, so no team ever sees its rows")
     if hidden.owner_id != scenario.bureau_id:
         raise InvalidInput("hidden_corpus", f"{hidden.slug} belongs to another bureau")
+    if hidden.held_by == "districts":
+        raise InvalidInput("hidden_corpus", f"{hidden.slug} is held by its districts' nodes: challenges are scored "
+                                            "on bureau-held data only")
     if not opens_at < final_at <= closes_at:
         raise InvalidInput("final_at", "the timeline runs opens_at < final_at (the submission deadline) <= closes_at")
     ladder = _ladder_step(ladder_step)

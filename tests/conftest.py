@@ -245,8 +245,9 @@ def worker_env() -> dict:
         f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     )
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "platform"), str(REPO)])
-    # The federated fault tests kill holders: SecAgg+ gives up on them after this long.
-    env.setdefault("FLOWER_SECAGG_TIMEOUT_S", "30")
+    # How long SecAgg+ waits for a stage's replies. A killed holder is noticed by its missed
+    # heartbeats (about a minute), not by this; 30 s failed every round on a loaded 2-core machine.
+    env.setdefault("FLOWER_SECAGG_TIMEOUT_S", "120")
     from federation_support import flower_settings  # the session's standing SuperLink (started when asked)
 
     env.update(flower_settings())

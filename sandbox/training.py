@@ -86,6 +86,11 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def device_name() -> str:
+    """The device training runs on, as a holder reports it: `cpu`, or `cuda:<the GPU's name>`."""
+    return f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+
+
 def loss_fn(task: Task) -> nn.Module:
     return nn.CrossEntropyLoss() if task.kind == "classification" else nn.MSELoss()
 

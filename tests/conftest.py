@@ -293,6 +293,9 @@ def worker_env() -> dict:
     # send. A stage includes each holder's start-up and local training: 30 s was too short
     # under CI's load (replies came after 49 s, every holder was left out, and the run hung).
     env.setdefault("FLOWER_SECAGG_TIMEOUT_S", "75")
+    from federation_support import flower_settings  # the session's standing SuperLink (started when asked)
+
+    env.update(flower_settings())
     return env
 
 

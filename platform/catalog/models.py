@@ -33,6 +33,11 @@ class UnescapedJSONEncoder(DjangoJSONEncoder):
         super().__init__(*args, **kwargs)
 
 
+class HeldBy(models.TextChoices):
+    BUREAU = "bureau", _("数据局")
+    DISTRICTS = "districts", _("各区节点")
+
+
 class Dataset(models.Model):
     slug = models.SlugField(_("标识"), max_length=80, unique=True)
     title = models.CharField(_("标题"), max_length=200)
@@ -53,6 +58,9 @@ class Dataset(models.Model):
     holders = models.ManyToManyField(
         Organisation, verbose_name=_("数据持有方"), related_name="held_datasets", blank=True
     )
+    # Who holds the rows: the bureau (the platform stores its corpus versions), or its
+    # districts (each district's node keeps its own partition; the platform stores none).
+    held_by = models.CharField(_("数据存放"), max_length=20, choices=HeldBy.choices, default=HeldBy.BUREAU)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -153,6 +153,10 @@ def open_challenge(*, actor, scenario: Scenario, slug: str, title: str, task: st
     if hidden.owner_id != scenario.bureau_id:
         raise InvalidInput("hidden_corpus", gettext("%(hidden_slug)s belongs to another bureau")
                                             % {"hidden_slug": hidden.slug})
+    if hidden.held_by == "districts":
+        raise InvalidInput("hidden_corpus", gettext("%(hidden_slug)s is held by its districts' nodes: challenges "
+                                                    "are scored on bureau-held data only")
+                                            % {"hidden_slug": hidden.slug})
     if not opens_at < final_at <= closes_at:
         raise InvalidInput("final_at", gettext("the timeline runs opens_at < final_at (the submission "
                                                "deadline) <= closes_at"))

@@ -22,7 +22,7 @@ from accounts import permissions
 from budgets import actions as budget_actions
 from budgets import amounts
 from budgets.models import BudgetEntry, EntryKind, PrivacyBudget
-from catalog.models import Dataset
+from catalog.models import Dataset, HeldBy
 from corpora.models import CorpusVersion
 from miliao.errors import Conflict, InvalidInput
 from miliao.inputs import text, whole
@@ -42,7 +42,7 @@ TITLE_MAX = 200
 CODE_MAX_BYTES = 100_000
 REASON_MAX = 2000
 ROUNDS_MAX = 200
-FEDERATED_DEFAULTS = {"rounds": 3, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True}
+FEDERATED_DEFAULTS = {"rounds": 3, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True, "holders": None}
 REUSE_PARAM = "base_model"  # a showcase item id: fine-tune a shared result
 DP_PLACEMENTS = ("client", "server")
 CODE_DEFAULTS = {"target_epsilon": 1.0, "delta": 1e-6}
@@ -114,6 +114,9 @@ def publish_syft_dataset(*, actor, dataset: Dataset, corpus: CorpusVersion | Non
         raise InvalidInput("dataset", gettext("%(dataset)s is %(dataset_data_class)s: only compute-only "
                                               "data runs code-to-data jobs")
                                       % {"dataset": dataset.slug, "dataset_data_class": dataset.get_data_class_display()})
+    if dataset.held_by == HeldBy.DISTRICTS:
+        raise Conflict(gettext("%(dataset)s is held by its districts' nodes: code-to-data runs on bureau-held "
+                               "data only") % {"dataset": dataset.slug})
     corpus = corpus or CorpusVersion.objects.filter(dataset=dataset).order_by("-version").first()
     if corpus is None:
         raise Conflict(gettext("%(dataset)s has no corpus version to publish yet")
@@ -182,6 +185,10 @@ def _federated_params(params: dict) -> dict:
     for flag in ("secagg", "local_dp"):
         if not isinstance(out[flag], bool):
             raise InvalidInput(f"params.{flag}", gettext("true or false"))
+    if out["holders"] is not None and not (isinstance(out["holders"], list) and out["holders"]
+                                           and all(isinstance(h, str) for h in out["holders"])):
+        raise InvalidInput("params.holders", gettext("the names of the district nodes to train at (a list), or "
+                                                     "leave it out for every node that holds the dataset"))
     if out["dp"] == "server" and out["secagg"]:
         raise InvalidInput("params.dp", gettext("server-side clipping needs each update in the clear; with "
                                                 "SecAgg+ clip on the clients (dp=client)"))
@@ -353,6 +360,11 @@ def submit_job(
         raise InvalidInput("corpus", gettext("corpus version #%(corpus)s is not a version of %(dataset)s")
                                      % {"corpus": corpus.pk, "dataset": dataset.slug})
     _check_budget(actor.organisation, dataset, epsilon, delta)
+    if kind == JobKind.FEDERATED:
+        params["holders"] = _holders(dataset, params["holders"], params["min_nodes"])
+    elif dataset.held_by == HeldBy.DISTRICTS:
+        raise Conflict(f"{dataset.slug} is held by its districts' nodes: centralized and code-to-data jobs run on "
+                       "bureau-held data only; submit a federated job")
     base_result, attribution = (None, None) if kind == JobKind.CODE or base is None else \
         _reuse(actor, base, task, corpus, params)
     if attribution:
@@ -373,6 +385,43 @@ def submit_job(
         + ([subject_of(base_result)] if base_result else []),
     )
     return job
+
+
+def _holders(dataset: Dataset, names: list[str] | None, min_nodes: int) -> list[str]:
+    """The district nodes a federated job trains at: those named (or every registered node
+    holding a partition of the dataset), each registered and holding one, and at least
+    `min_nodes` of them online at the standing SuperLink now."""
+    from federation import live
+    from federation.models import DistrictNode, NodePartition, NodeStatus
+    from sandbox.federated.deploy import FederationError
+
+    if dataset.held_by != HeldBy.DISTRICTS:
+        raise Conflict(f"federated jobs train at the districts' nodes, on the partitions they hold: {dataset.slug} "
+                       "is held by its bureau")
+    holding = {p.node.name: p.node for p in NodePartition.objects.filter(dataset=dataset).select_related("node")}
+    if names is None:
+        names = sorted(n for n, node in holding.items() if node.status == NodeStatus.REGISTERED)
+    for name in names:
+        node = DistrictNode.objects.filter(name=name).first()
+        if node is None:
+            raise InvalidInput("params.holders", f"no district node named {name}")
+        if node.status == NodeStatus.REVOKED:
+            raise InvalidInput("params.holders", f"node {name} was revoked")
+        if name not in holding:
+            raise InvalidInput("params.holders", f"node {name} holds no partition of {dataset.slug}")
+    if len(set(names)) < min_nodes:
+        raise InvalidInput("params.holders", f"{len(set(names))} holder(s) of {dataset.slug}; the job needs at least "
+                                             f"min_nodes={min_nodes}")
+    try:
+        online = set(live.online(holding[n].flower_node_id for n in names))
+    except FederationError:
+        raise Conflict("the federation's SuperLink does not answer: no federated job can be submitted now") from None
+    up = [n for n in names if holding[n].flower_node_id in online]
+    if len(up) < min_nodes:
+        down = ", ".join(n for n in names if n not in up)
+        raise Conflict(f"only {len(up)} of the {len(names)} holders are online ({down} offline), fewer than "
+                       f"min_nodes={min_nodes}: submit again when they are back")
+    return sorted(set(names))
 
 
 def _reuse(actor, base, task: str, corpus: CorpusVersion, params: dict):

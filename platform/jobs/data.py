@@ -64,6 +64,8 @@ def training_data(job: Job, folder: Path) -> dict:
     """train.npz/test.npz and job.json for a centralized job; for a federated one, each
     district's raw rows (`folder/<n>/`, what its holder keeps). Returns what was written: rows,
     districts, the vocabulary, the trivial baseline."""
+    if job.kind == "federated":
+        return federated_data(job, folder)
     task = tasks.task_named(job.task)
     table = corpus_table(job, tasks.COLUMNS)
     vocabulary = tasks.vocabulary(table)
@@ -82,12 +84,31 @@ def training_data(job: Job, folder: Path) -> dict:
     if job.base_result_id:  # a shared result's weights, to start from
         shutil.copyfile(Path(settings.STATE_DIR) / job.base_result.submission.path, folder / BASE_WEIGHTS)
         summary["base_weights"] = str(folder / BASE_WEIGHTS)
-    if job.kind == "centralized":
-        train.save(folder / "train.npz")
-        test.save(folder / "test.npz")
-        (folder / "job.json").write_text(json.dumps(description))
-    else:
-        summary["partitions"] = tasks.write_partitions(table, folder)
+    train.save(folder / "train.npz")
+    test.save(folder / "test.npz")
+    (folder / "job.json").write_text(json.dumps(description))
+    seal(folder)
+    return summary
+
+
+def federated_data(job: Job, folder: Path) -> dict:
+    """A federated job's side at the platform: the rows stay at the district nodes, which
+    published what the job needs, the neighbourhood vocabulary (every holder encodes alike)
+    and their counts. The shared result's weights to start from, if any, are copied here."""
+    from federation.models import NodePartition
+
+    parts = list(NodePartition.objects.filter(dataset=job.dataset, node__name__in=job.params["holders"])
+                 .select_related("node"))
+    vocabulary = sorted({h for p in parts for h in p.neighbourhoods})
+    rooms = sum(int(p.kinds.get("room", 0)) for p in parts)
+    summary = {"train_rows": None, "test_rows": None, "baseline": None, "neighbourhoods": vocabulary,
+               "features": tasks.n_features(vocabulary), "rooms": rooms,
+               "partitions": [{"node": p.node.name, "flower_node_id": p.node.flower_node_id, "units": p.units,
+                               "sha256": p.sha256} for p in parts]}
+    folder.mkdir(parents=True, exist_ok=True)
+    if job.base_result_id:
+        shutil.copyfile(Path(settings.STATE_DIR) / job.base_result.submission.path, folder / BASE_WEIGHTS)
+        summary["base_weights"] = str(folder / BASE_WEIGHTS)
     seal(folder)
     return summary
 

@@ -240,6 +240,13 @@ FLOWER_CLIPPING_NORM = float(os.environ.get("FLOWER_CLIPPING_NORM", _flower.CLIP
 FLOWER_HOLDER_NOISE = float(os.environ.get("FLOWER_HOLDER_NOISE", _flower.HOLDER_NOISE))
 FLOWER_SECAGG_CLIPPING_RANGE = float(os.environ.get("FLOWER_SECAGG_CLIPPING_RANGE", _flower.SECAGG_CLIPPING_RANGE))
 FLOWER_SECAGG_TIMEOUT_S = float(os.environ.get("FLOWER_SECAGG_TIMEOUT_S", _flower.SECAGG_TIMEOUT_S))
+# The platform's standing SuperLink (sandbox.federated.deploy.SuperLink): its address
+# (host:port, every API) and the federation's CA that its certificate is verified against.
+# `manage.py demo` starts one with its state (TLS files, database) in FLOWER_STATE_DIR.
+FLOWER_STATE_DIR = Path(os.environ.get("FLOWER_STATE_DIR") or STATE_DIR / "flower")
+FLOWER_SUPERLINK = os.environ.get("FLOWER_SUPERLINK", "127.0.0.1:9093")
+FLOWER_ROOT_CERTIFICATES = Path(os.environ.get("FLOWER_ROOT_CERTIFICATES")
+                                or FLOWER_STATE_DIR / "superlink" / "tls" / "ca.crt")
 # What one job, or one challenge submission, may bring out of its folder (sandbox.outputs):
 # its total size and number of files; beyond them the output is refused, not cut.
 MILIAO_JOB_OUTPUT_MAX_BYTES = _env_int("MILIAO_JOB_OUTPUT_MAX_BYTES", 64 * 1024 * 1024)
@@ -300,6 +307,7 @@ INSTALLED_APPS = [
     "budgets",
     "defense",
     "jobs",
+    "federation",
     "innovation",
     "portal",
 ]

@@ -25,6 +25,7 @@ from innovation.api import (
     SubmissionViewSet,
     TeamViewSet,
 )
+from federation.api import DistrictNodeViewSet
 from jobs.api import JobViewSet, SandboxPolicyViewSet, SyftDatasetViewSet, TrainedModelViewSet
 from miliao.api import not_found
 from portal import errors
@@ -53,6 +54,7 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("sandbox-policies", SandboxPolicyViewSet, basename="sandbox-policy")
 router.register("syft-datasets", SyftDatasetViewSet, basename="syft-dataset")
 router.register("models", TrainedModelViewSet, basename="model")
+router.register("federation/nodes", DistrictNodeViewSet, basename="district-node")
 router.register("scenarios", ScenarioViewSet, basename="scenario")
 router.register("challenges", ChallengeViewSet, basename="challenge")
 router.register("teams", TeamViewSet, basename="team")

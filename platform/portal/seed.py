@@ -79,7 +79,9 @@ def _password(state_dir: Path, username: str) -> str:
     return path.read_text().strip()
 
 
-def seed_demo(state_dir: Path) -> list[Login]:
+def seed_demo(state_dir: Path, *, federation: bool = False) -> list[Login]:
+    """`federation`: the standing SuperLink and the district nodes run (portal.demo_federation):
+    seed the district-held rooms and run the federated job on them."""
     for code, name, name_en, kind in ORGANISATIONS:
         if not Organisation.objects.filter(code=code).exists():
             account_actions.create_organisation(actor=None, code=code, name=name, name_en=name_en, kind=kind)
@@ -132,6 +134,10 @@ def seed_demo(state_dir: Path) -> list[Login]:
     seed_release(state_dir, steward)
     seed_sandbox(state_dir, steward)
     seed_innovation(steward)
+    if federation:
+        from portal.demo_federation import seed_federation
+
+        logins += seed_federation(state_dir, steward, _password)
     return logins
 
 
@@ -209,20 +215,15 @@ def seed_release(state_dir: Path, steward: User) -> None:
 
 
 def seed_sandbox(state_dir: Path, steward: User) -> None:
-    """The compute-only rooms: a generated version, the lab's approved application with a
-    privacy budget, the version published for code-to-data (PySyft), and a federated job run
-    on a local SuperLink with three SuperNodes (one per district): approved, run with SecAgg+
-    and DP-SGD at each holder, reviewed and released into the model registry."""
+    """The compute-only rooms the bureau holds: a generated version, the lab's approved
+    application with a privacy budget, and the version published for code-to-data (PySyft).
+    (The federated job runs on the districts' own rows: portal.demo_federation.)"""
     from corpora import store
     from corpora.actions import record_corpus_version
     from corpora.generator import generate_district
     from jobs import actions as job_actions
-    from jobs import runner
-    from jobs.models import Job
 
     dataset = Dataset.objects.get(slug="district-rooms")
-    if Job.objects.filter(dataset=dataset).exists():
-        return
     if not dataset.versions.exists():
         scratch = state_dir / "corpora" / "incoming" / "district-rooms.parquet"
         summary = store.write_corpus(generate_district(seed=2027, rooms=DEMO_SANDBOX_ROOMS), scratch)
@@ -239,13 +240,6 @@ def seed_sandbox(state_dir: Path, steward: User) -> None:
                                            epsilon="10", delta="1e-5")
     if not dataset.syft_datasets.exists():
         job_actions.publish_syft_dataset(actor=steward, dataset=dataset)
-    job = job_actions.submit_job(actor=researcher, dataset=dataset, kind="federated", title="房间用途 · 三区联邦",
-                                 task="room-use", params=DEMO_FEDERATED)
-    job = job_actions.approve_job(actor=steward, job=job, note="内置任务，SecAgg+ 与 DP-SGD")
-    runner.run_job(str(job.task_id), job.pk)  # inline: the worker thread starts only when serving
-    job.refresh_from_db()
-    if job.status == "review":
-        job_actions.release_job(actor=steward, job=job, note="模型卡已核对")
 
 
 def seed_innovation(steward: User) -> None:

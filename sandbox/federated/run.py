@@ -1,8 +1,11 @@
-"""One federated training run on a deployment, in plain Python: start the SuperLink and a
-SuperNode per holder partition, submit the Flower App with the run's config, follow its
-rounds, stop it when too few holders are left or the wall clock runs out, and take the
-federation down. The platform's job runner (platform/jobs/federated.py) and
-bench/training.py both call `run_federation`.
+"""One federated training run, in plain Python: submit the Flower App with the run's config
+to a SuperLink, follow its rounds, stop it when too few holders are left or the wall clock
+runs out.
+
+`run_standing` submits to the platform's standing SuperLink, whose district nodes hold their
+own partitions (the platform's job runner, platform/jobs/federated.py). `run_federation`
+starts a SuperLink and a SuperNode per partition folder for the one run and takes them down
+after (a LocalDeployment: bench/training.py's per-job path).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .deploy import FederationError, LocalDeployment
+from .deploy import Federation, FederationError, LocalDeployment
 
 POLL_S = 1.0
 # Defaults of the platform's FLOWER_* settings. The clipping norm bounds each holder's update
@@ -56,7 +59,7 @@ class FederatedRun:
 
 def app_config(*, task: str, neighbourhoods: list[str], holdout_salt: str, params: dict, clipping_norm: float,
                holder_noise: float, secagg_clipping_range: float, secagg_timeout: float, out: Path,
-               initial_weights: str = "") -> dict:
+               initial_weights: str = "", dataset: str = "") -> dict:
     """The Flower App's run config for a job's params (sandbox.training.TrainSpec fields plus
     rounds, min_nodes, secagg, dp and local_dp).
 
@@ -64,6 +67,7 @@ def app_config(*, task: str, neighbourhoods: list[str], holdout_salt: str, param
     aggregate's noise alone must carry the target ε for each holder (and so each record), so it
     is derived from the target, every holder taking part in every round. `neighbourhoods` (the
     one-hot vocabulary) and `holdout_salt` make every holder encode and hold out alike;
+    `dataset` (a slug) names the partition a district node reads (its partitions/<dataset>);
     `initial_weights` (a state_dict file the ServerApp reads) starts from a shared model."""
     from sandbox import tasks
 
@@ -81,7 +85,7 @@ def app_config(*, task: str, neighbourhoods: list[str], holdout_salt: str, param
         "delta": p["delta"], "max-grad-norm": p["max_grad_norm"], "accountant": p["accountant"], "dp": p["dp"],
         "clipping-norm": clipping_norm, "noise-multiplier": holder_noise, "secagg": p["secagg"],
         "secagg-clipping-range": secagg_clipping_range, "secagg-timeout": secagg_timeout, "out-dir": str(out),
-        "initial-weights": initial_weights,
+        "initial-weights": initial_weights, "dataset": dataset,
     }
 
 
@@ -120,8 +124,10 @@ def run_federation(root: Path, partitions: list[Path], config: dict, *, min_node
             raise FederationFailed(f"the federation could not start: {exc}", started=False,
                                    log=federation.log_tail("superlink")) from None
         phases["start"] = time.monotonic() - started
-        alive = _follow(federation, run_id, out, partitions, min_nodes=min_nodes, deadline=started + wall_seconds,
-                        on_rounds=on_rounds)
+        alive = _follow(federation.federation, run_id, out, len(partitions), min_nodes=min_nodes,
+                        deadline=started + wall_seconds, on_rounds=on_rounds, nodes_alive=federation.nodes_alive,
+                        superlink_alive=federation.superlink_alive,
+                        superlink_log=lambda: federation.log_tail("superlink"))
         log = federation.run_log(run_id)
         status = federation.status(run_id)
         if status.sub_status != "completed" or not (out / "result.json").exists():
@@ -138,8 +144,64 @@ def run_federation(root: Path, partitions: list[Path], config: dict, *, min_node
                         seconds=time.monotonic() - started, phases=phases)
 
 
-def _follow(federation: LocalDeployment, run_id: int, out: Path, partitions: list[Path], *, min_nodes: int,
-            deadline: float, on_rounds: RoundReporter | None) -> list[str]:
+def run_standing(federation: Federation, stage: Path, config: dict, holders: dict[str, str], *, min_nodes: int,
+                 wall_seconds: float, on_rounds: RoundReporter | None = None) -> FederatedRun:
+    """Run the Flower App with `config` on the standing SuperLink, over the district nodes
+    `holders` (Flower node id -> holder name), which read their own partitions. Refused
+    before submission (started=False) when fewer than `min_nodes` of them are online."""
+    out = Path(config["out-dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    stage.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+
+    def online() -> list[str]:
+        return [holders[n["node-id"]] for n in federation.supernodes()
+                if n.get("status") == "online" and n.get("node-id") in holders]
+
+    try:
+        here = online()
+        if len(here) < min_nodes:
+            raise FederationFailed(f"only {len(here)} of the {len(holders)} holders named are online, fewer than the "
+                                   f"minimum of {min_nodes}: the job was not submitted", started=False,
+                                   outcome={"nodes_online": sorted(here)})
+        run_id = federation.submit(config, stage)
+    except FederationError as exc:
+        raise FederationFailed(f"the SuperLink could not be reached: {exc}", started=False) from None
+    phases = {"start": time.monotonic() - started}
+
+    def alive() -> list[str]:
+        try:
+            return online()
+        except FederationError:
+            return []
+
+    nodes_alive = _follow(federation, run_id, out, len(holders), min_nodes=min_nodes, deadline=started + wall_seconds,
+                          on_rounds=on_rounds, nodes_alive=alive, superlink_alive=lambda wait=0: _healthy(federation, wait),
+                          superlink_log=lambda: "")
+    log = federation.run_log(run_id)
+    status = federation.status(run_id)
+    if status.sub_status != "completed" or not (out / "result.json").exists():
+        raise FederationFailed(f"the federated run ended {status.sub_status or status.status}: {status.details}",
+                               started=True, outcome={"run_id": str(run_id)}, log=log)
+    phases["train"] = time.monotonic() - started - phases["start"]
+    return FederatedRun(result=json.loads((out / "result.json").read_text()), run_id=run_id,
+                        nodes_started=len(holders), nodes_alive=nodes_alive, log=log,
+                        seconds=time.monotonic() - started, phases=phases)
+
+
+def _healthy(federation: Federation, wait: float = 0) -> bool:
+    deadline = time.monotonic() + wait
+    while True:
+        if federation.healthy():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def _follow(federation: Federation, run_id: int, out: Path, holders: int, *, min_nodes: int, deadline: float,
+            on_rounds: RoundReporter | None, nodes_alive: Callable[[], list[str]],
+            superlink_alive: Callable[..., bool], superlink_log: Callable[[], str]) -> list[str]:
     """Poll until the run finishes; return the holders still online at the end."""
     seen = 0
     while True:
@@ -149,27 +211,26 @@ def _follow(federation: LocalDeployment, run_id: int, out: Path, partitions: lis
             on_rounds(rounds)
             seen = len(rounds)
         try:
-            status = None if not federation.superlink_alive() else federation.status(run_id)
+            status = None if not superlink_alive() else federation.status(run_id)
         except FederationError as exc:
-            if federation.superlink_alive(wait=5):
+            if superlink_alive(wait=5):
                 raise FederationFailed(f"the SuperLink stopped answering: {exc}", started=True,
-                                       outcome={"run_id": str(run_id)}, log=federation.log_tail("superlink")) from None
+                                       outcome={"run_id": str(run_id)}, log=superlink_log()) from None
             status = None
         if status is None:
             raise FederationFailed(
                 "the SuperLink stopped during the run; the run cannot go on without it and was not restarted, "
                 "so holders that trained in it may have spent privacy",
-                started=True, outcome={"run_id": str(run_id), "superlink": "stopped"},
-                log=federation.log_tail("superlink"))
-        alive = federation.nodes_alive()
+                started=True, outcome={"run_id": str(run_id), "superlink": "stopped"}, log=superlink_log())
+        alive = nodes_alive()
         if status.finished:
             return alive
         if len(alive) < min_nodes:
             federation.stop(run_id)
             raise FederationFailed(
-                f"only {len(alive)} of {len(partitions)} holders are still online, fewer than the minimum of "
+                f"only {len(alive)} of {holders} holders are still online, fewer than the minimum of "
                 f"{min_nodes}: the run was stopped", started=True,
-                outcome={"nodes_started": len(partitions), "nodes_alive": len(alive), "run_id": str(run_id)},
+                outcome={"nodes_started": holders, "nodes_alive": len(alive), "run_id": str(run_id)},
                 log=federation.run_log(run_id))
         if time.monotonic() > deadline:
             federation.stop(run_id)

@@ -38,6 +38,7 @@ def demo(tmp_path_factory):
     # The demo starts its node on CHAIN_RPC_URL's port: a free one, not the default 8545, so
     # that a demo running on this machine is left alone.
     env["CHAIN_RPC_URL"] = f"http://127.0.0.1:{_free_port()}"
+    env["FLOWER_SUPERLINK"] = f"127.0.0.1:{_free_port()}"  # its standing SuperLink, likewise
     log_path = tmp_path / "demo.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
@@ -142,7 +143,8 @@ def test_demo_serves_the_seeded_portal_on_development_defaults(demo):
 
 def test_demo_ran_a_federated_job_into_the_model_registry(demo):
     base, logins, output, tmp_path, _, _ = demo
-    assert re.search(r"Federated job #\d+ \(3 SuperNodes, SecAgg\+, DP-SGD\): released", output), output[-3000:]
+    assert re.search(r"Federated job #\d+ \(3 district nodes, SecAgg\+, DP-SGD\): released", output), output[-3000:]
+    assert "Federation: SuperLink at 127.0.0.1:" in output
     assert "Code-to-data: district-rooms v1 published as a PySyft dataset" in output
     token = requests.post(
         f"{base}/api/auth/token/", data={"username": "researcher", "password": logins["researcher"]}
@@ -152,7 +154,9 @@ def test_demo_ran_a_federated_job_into_the_model_registry(demo):
     assert models["count"] == 1
     card = models["results"][0]["card"]
     assert card["privacy"]["epsilon"] <= 3.0 and "SecAgg+" in card["privacy"]["mechanism"]
-    assert card["metrics"]["accuracy"] > card["metrics"]["baseline"]
+    # The rows are at the districts' nodes: the platform has no trivial model's score to compare
+    # with; a room-use classifier over six uses that learnt nothing scores about 1/6.
+    assert card["metrics"]["accuracy"] > 0.3
     weights = requests.get(f"{base}/api/models/{models['results'][0]['id']}/weights/", headers=headers)
     assert weights.status_code == 200 and len(weights.content) == models["results"][0]["size"]
     # A scenario with an open challenge on the same rooms, hidden from every team.

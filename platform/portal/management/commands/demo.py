@@ -13,6 +13,9 @@ Processes (the production layout of README.md, scaled down):
 - the chain: an anvil node (ledger/devnode.py) on CHAIN_RPC_URL's loopback port
   (127.0.0.1:8545 by default), its chain kept in STATE_DIR/chain/anvil-state.json so that it
   survives restarts. A node already answering there is used as it is;
+- the federation (portal.demo_federation): the standing SuperLink on FLOWER_SUPERLINK, its state
+  in FLOWER_STATE_DIR, and three district nodes, each a process with its own state folder
+  under STATE_DIR/districts, holding its own district's rows; the federated job runs on them;
 - this process, which seeds and then watches the others.
 
 They share the broker: by default kombu's filesystem transport under STATE_DIR/broker.
@@ -64,12 +67,29 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="seed and exit")
 
     def handle(self, *args, port: int, no_serve: bool, **options):
-        with self._chain_node():
+        with self._chain_node(), self._federation():
             self._run(port, no_serve)
+
+    @contextlib.contextmanager
+    def _federation(self):
+        """The standing SuperLink (unless one answers at FLOWER_SUPERLINK) and the three
+        district nodes; stopped on the way out."""
+        from portal.demo_federation import DemoFederation
+
+        logs = settings.STATE_DIR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        federation = DemoFederation(logs)
+        try:
+            federation.start(preexec=_die_with_demo(os.getpid()))
+            self.stdout.write(federation.describe())
+            self.stdout.flush()
+            yield federation
+        finally:
+            federation.stop()
 
     def _run(self, port: int, no_serve: bool) -> None:
         call_command("migrate", interactive=False, verbosity=0)
-        logins = seed_demo(settings.STATE_DIR)
+        logins = seed_demo(settings.STATE_DIR, federation=True)
         self.stdout.write(self.style.SUCCESS("Miliao demo is seeded. Logins:"))
         for login in logins:
             self.stdout.write(f"  {login.role:<12} {login.username:<11} {login.password}  ({login.organisation})")
@@ -193,8 +213,9 @@ class Command(BaseCommand):
 
         for job in Job.objects.filter(kind="federated").order_by("pk"):
             nodes = job.outcome.get("nodes_started", 0)
-            metric = ", ".join(f"{k} {v:.3f}" for k, v in job.metrics.items() if k in ("accuracy", "baseline"))
-            self.stdout.write(f"Federated job #{job.pk} ({nodes} SuperNodes, SecAgg+, DP-SGD): {job.status}"
+            metric = ", ".join(f"{k} {v:.3f}" for k, v in job.metrics.items()
+                               if k in ("accuracy", "baseline") and v is not None)
+            self.stdout.write(f"Federated job #{job.pk} ({nodes} district nodes, SecAgg+, DP-SGD): {job.status}"
                               f"{f' ({job.status_reason})' if job.status_reason else ''}; {metric}; "
                               f"ε spent {job.epsilon_spent}")
         for published in SyftDataset.objects.all():

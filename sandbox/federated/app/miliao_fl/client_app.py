@@ -33,7 +33,10 @@ class HolderClient(NumPyClient):
 
         self.context = context
         rc = context.run_config
-        data = Path(str(context.node_config["data-path"]))
+        if "partitions" in context.node_config:  # a district node: its own partition of the run's dataset
+            data = Path(str(context.node_config["partitions"])) / str(rc["dataset"])
+        else:  # a LocalDeployment's node, pointed at one partition folder
+            data = Path(str(context.node_config["data-path"]))
         self.task = tasks.task_named(str(rc["task"]))
         # The holder's raw rows, encoded here with the job's vocabulary: every holder encodes
         # the same way, and holds out the same rooms (by unit id) as the platform does.
@@ -64,6 +67,7 @@ class HolderClient(NumPyClient):
 
     def fit(self, parameters, config):
         import json
+        import time
 
         from sandbox import training
         from miliao_fl.weights import arrays_of
@@ -76,10 +80,13 @@ class HolderClient(NumPyClient):
         model = training.build_model(self.task, self.train.x.shape[1], int(rc["hidden"]))
         model.load_state_dict(received)
         before = training.evaluate(self.task, model, self.test)
+        started = time.perf_counter()
         result = training.fit(self.task, spec, self.train, self.test, state=received,
                               schedule_epochs=int(rc["num-server-rounds"]) * spec.epochs if spec.private else None,
                               prior=prior, noise_multiplier=record.get("noise_multiplier"))
-        metrics = {"loss": float(result.history[-1]["loss"]), "node": self.node,
+        seconds = time.perf_counter() - started
+        metrics = {"loss": float(result.history[-1]["loss"]), "node": self.node, "device": training.device_name(),
+                   "rows_per_s": float(len(self.train) * spec.epochs / max(seconds, 1e-9)),
                    **{f"received_{k}": v for k, v in before.items()}}
         if spec.private:
             self.context.state.config_records[HISTORY] = ConfigRecord(

@@ -150,6 +150,7 @@ def main(grid: Grid, context: Context) -> None:
     metric = task.metric
     history: dict[int, dict] = {}
     nodes_privacy: dict[str, dict] = {}
+    holders: dict[str, dict] = {}  # each holder's device and training throughput, its last round's
     aggregated = {"fit": 0}  # rounds aggregated so far
 
     def log(round_: int, **values) -> None:
@@ -162,6 +163,8 @@ def main(grid: Grid, context: Context) -> None:
         if received is not None:  # the global model of the round before, scored by the holders
             log(aggregated["fit"], **{metric: received, "eval_nodes": len(metrics)})
         for _, m in metrics:
+            if "device" in m:
+                holders[str(m["node"])] = {"device": str(m["device"]), "rows_per_s": round(float(m["rows_per_s"]), 1)}
             if "epsilon" in m:
                 nodes_privacy[str(m["node"])] = {k: m[k] for k in ("epsilon", "noise_multiplier", "sample_rate",
                                                                    "steps")}
@@ -238,7 +241,7 @@ def main(grid: Grid, context: Context) -> None:
         privacy.update(noise_multiplier=worst["noise_multiplier"], sample_rate=worst["sample_rate"],
                        steps=worst["steps"])
     (out / "result.json").write_text(json.dumps({
-        "history": rows, "privacy": privacy,
+        "history": rows, "privacy": privacy, "holders": holders,
         "metrics": {metric: last.get(metric), "rounds": len(legacy.history.losses_distributed),
                     "nodes_last_round": last.get("nodes")},
         "seconds": round(time.monotonic() - started, 2),

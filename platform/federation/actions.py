@@ -1,0 +1,222 @@
+"""Node onboarding and what nodes publish, each an action with its lineage event.
+
+A steward registers a district node's public key with the standing SuperLink (`flwr
+supernode register`) and can revoke it (`flwr supernode unregister`); the district's data
+holder publishes what the catalog needs of the node's partition (schema, counts, coarse
+cells, the neighbourhood vocabulary, synthetic mock rows: `python -m sandbox.federated.node
+publish`). The SuperLink is changed first; a refusal there changes nothing here."""
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import permissions
+from accounts.models import Organisation, OrganisationKind, Role
+from catalog.models import Dataset, HeldBy
+from miliao.errors import Conflict, InvalidInput, Refused
+from provenance.recorder import actor_of, record, subject_of
+from sandbox.federated.deploy import FederationError
+
+from . import live
+from .models import DistrictNode, NodePartition, NodeStatus
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
+MANIFEST_KEYS = {"node", "dataset", "device", "units", "kinds", "fields", "cells", "cell_level", "sha256",
+                 "neighbourhoods", "mock"}
+MOCK_MAX = 1000
+CELLS_MAX = 100_000
+
+
+def check_manage_nodes(user) -> None:
+    """Registering and revoking district nodes: the platform's stewards."""
+    if permissions.role_of(user) != Role.STEWARD:
+        raise Refused("only a steward registers or revokes a district's node")
+
+
+def check_publish(user, node: DistrictNode) -> None:
+    """What a node publishes comes from its district: that district's data holders."""
+    if permissions.role_of(user) != Role.DATA_HOLDER or user.organisation_id != node.organisation_id:
+        raise Refused(f"only {node.organisation}'s data holders publish what node {node.name} holds")
+
+
+def _public_key(value) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("public_key", "the node's public key, the line `init` printed")
+    line = value.strip()
+    try:
+        key = serialization.load_ssh_public_key(line.encode())
+    except (ValueError, TypeError):
+        raise InvalidInput("public_key", "not an OpenSSH public key (ecdsa-sha2-nistp384 …)") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise InvalidInput("public_key", "an EC key (what `python -m sandbox.federated.node init` makes)")
+    return " ".join(line.split()[:2])
+
+
+def register_node(*, actor, organisation: Organisation, name: str, public_key: str) -> DistrictNode:
+    check_manage_nodes(actor)
+    if not isinstance(name, str) or not NAME.match(name):
+        raise InvalidInput("name", "lower-case letters, digits and -, at most 60")
+    if organisation.kind != OrganisationKind.DISTRICT:
+        raise InvalidInput("organisation", f"{organisation} is not a district: nodes are districts' own")
+    key = _public_key(public_key)
+    known = DistrictNode.objects.filter(public_key=key).first()
+    if known is not None:
+        if known.status == NodeStatus.REVOKED:
+            raise Conflict(f"this key was node {known.name}'s and was revoked; a revoked key is never registered "
+                           "again: make a new key pair on the node (init) and register that")
+        raise Conflict(f"this key is already registered, as node {known.name}")
+    if DistrictNode.objects.filter(name=name).exists():
+        raise InvalidInput("name", f"a node named {name} is already registered")
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "node.pub"
+        path.write_text(key + "\n")
+        try:
+            node_id = live.superlink().register(path, name)
+        except FederationError as exc:
+            raise Conflict(f"the SuperLink did not register the key: {exc}") from None
+    try:
+        return _record_node(actor, organisation, name, key, node_id)
+    except Exception:
+        live.superlink().unregister(node_id)  # nothing changed: the SuperLink forgets it too
+        raise
+
+
+@transaction.atomic(durable=True)
+def _record_node(actor, organisation, name, key, node_id) -> DistrictNode:
+    node = DistrictNode.objects.create(organisation=organisation, name=name, public_key=key,
+                                       flower_node_id=node_id, registered_by=actor)
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()
+    record("federation.node_registered", actor=actor_of(actor), subject=subject_of(node),
+           payload={"name": name, "organisation": organisation.code, "flower_node_id": node_id,
+                    "public_key_sha256": fingerprint})
+    return node
+
+
+def revoke_node(*, actor, node: DistrictNode, reason: str = "") -> DistrictNode:
+    check_manage_nodes(actor)
+    if node.status == NodeStatus.REVOKED:
+        raise Conflict(f"node {node.name} is already revoked")
+    try:
+        live.superlink().unregister(node.flower_node_id)
+    except FederationError as exc:
+        raise Conflict(f"the SuperLink did not unregister node {node.name}: {exc}") from None
+    with transaction.atomic(durable=True):
+        node = DistrictNode.objects.select_for_update().get(pk=node.pk)
+        node.status, node.revoked_by, node.revoked_at = NodeStatus.REVOKED, actor, timezone.now()
+        node.save(update_fields=["status", "revoked_by", "revoked_at"])
+        record("federation.node_revoked", actor=actor_of(actor), subject=subject_of(node),
+               payload={"name": node.name, "reason": str(reason)[:500]})
+    return node
+
+
+def _manifest(value) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidInput("manifest", "the JSON object `python -m sandbox.federated.node publish` writes")
+    extra = set(value) - MANIFEST_KEYS
+    if extra:  # never a row, nor anything else the catalog does not need
+        raise InvalidInput("manifest", f"unexpected keys: {', '.join(sorted(extra))}")
+    missing = MANIFEST_KEYS - set(value)
+    if missing:
+        raise InvalidInput("manifest", f"missing: {', '.join(sorted(missing))}")
+    if not isinstance(value["units"], int) or value["units"] < 0:
+        raise InvalidInput("manifest.units", "a whole number")
+    fields = value["fields"]
+    if not (isinstance(fields, list) and fields and all(isinstance(f, dict) and set(f) == {"name", "type"}
+                                                         for f in fields)):
+        raise InvalidInput("manifest.fields", "a list of {name, type}")
+    if not isinstance(value["cells"], list) or len(value["cells"]) > CELLS_MAX:
+        raise InvalidInput("manifest.cells", f"a list of at most {CELLS_MAX} grid cells")
+    if not isinstance(value["mock"], list) or len(value["mock"]) > MOCK_MAX:
+        raise InvalidInput("manifest.mock", f"at most {MOCK_MAX} synthetic rows")
+    if not isinstance(value["neighbourhoods"], list) or not all(isinstance(h, str) for h in value["neighbourhoods"]):
+        raise InvalidInput("manifest.neighbourhoods", "a list of names")
+    if not isinstance(value["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", value["sha256"]):
+        raise InvalidInput("manifest.sha256", "the partition file's SHA-256")
+    return value
+
+
+def publish_partition(*, actor, node: DistrictNode, manifest) -> NodePartition:
+    check_publish(actor, node)
+    manifest = _manifest(manifest)
+    if node.status != NodeStatus.REGISTERED:
+        raise Conflict(f"node {node.name} is revoked: it publishes nothing")
+    if manifest["node"] != node.name:
+        raise InvalidInput("manifest.node", f"this manifest is node {manifest['node']}'s, not {node.name}'s")
+    dataset = Dataset.objects.filter(slug=manifest["dataset"]).first()
+    if dataset is None:
+        raise InvalidInput("manifest.dataset", f"no dataset {manifest['dataset']!r}")
+    if dataset.held_by != HeldBy.DISTRICTS:
+        raise Conflict(f"{dataset.slug} is held by its bureau, not by its districts' nodes")
+    if not dataset.holders.filter(pk=node.organisation_id).exists():
+        raise Conflict(f"{node.organisation} is not a holder of {dataset.slug}")
+    others = NodePartition.objects.filter(dataset=dataset).exclude(node=node).first()
+    if others is not None and others.fields != manifest["fields"]:
+        names = {f["name"]: f["type"] for f in others.fields}
+        differ = [f["name"] for f in manifest["fields"] if names.get(f["name"]) != f["type"]] or \
+            sorted(set(names) - {f["name"] for f in manifest["fields"]})
+        raise InvalidInput("manifest.fields", f"the partition's schema does not match {dataset.slug}'s "
+                                              f"(other nodes' partitions): {', '.join(differ[:5])}")
+    with transaction.atomic(durable=True):
+        part, _ = NodePartition.objects.update_or_create(
+            node=node, dataset=dataset,
+            defaults={k: manifest[k] for k in ("units", "kinds", "fields", "cells", "cell_level", "neighbourhoods",
+                                               "sha256", "mock")})
+        DistrictNode.objects.filter(pk=node.pk).update(device=str(manifest["device"])[:200])
+        version = _catalog_version(actor, dataset)
+        record("federation.partition_published", actor=actor_of(actor), subject=subject_of(part),
+               payload={"node": node.name, "dataset": dataset.slug, "units": part.units, "sha256": part.sha256,
+                        "cells": len(part.cells), "mock_rows": len(part.mock), "device": manifest["device"],
+                        "corpus_version": version.version},
+               inputs=[subject_of(node)])
+    return part
+
+
+def _catalog_version(actor, dataset: Dataset):
+    """The district-held dataset's catalog entry as a corpus version made of what its nodes
+    published: counts, coarse cells, schema. It has no file: the rows are at the nodes."""
+    from corpora.models import CorpusVersion
+
+    parts = list(NodePartition.objects.filter(dataset=dataset).select_related("node").order_by("node__name"))
+    kinds: dict[str, int] = {}
+    for part in parts:
+        for kind, count in part.kinds.items():
+            kinds[kind] = kinds.get(kind, 0) + int(count)
+    latest = CorpusVersion.objects.filter(dataset=dataset).order_by("-version").first()
+    return CorpusVersion.objects.create(
+        dataset=dataset, version=(latest.version + 1) if latest else 1,
+        source="districts: " + ", ".join(p.node.name for p in parts), source_crs="EPSG:4490",
+        units=sum(p.units for p in parts), kinds=kinds, extent=[], cell_level=parts[0].cell_level,
+        cells=sorted({c for p in parts for c in p.cells}), fields=parts[0].fields,
+        sha256=hashlib.sha256("".join(p.sha256 for p in parts).encode()).hexdigest(), path="", created_by=actor)
+
+
+@transaction.atomic(durable=True)
+def hold_at_districts(*, actor, dataset: Dataset, holders: list[Organisation]) -> Dataset:
+    """The dataset's rows are held by its districts' nodes from now on; the platform stores
+    none. Only a dataset the bureau holds no rows of yet: a stored corpus would stay here."""
+    from corpora.models import CorpusVersion
+
+    permissions.check_manage_dataset(actor, dataset)
+    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    if dataset.held_by == HeldBy.DISTRICTS:
+        raise Conflict(f"{dataset.slug} is already held by its districts")
+    if CorpusVersion.objects.filter(dataset=dataset).exists():
+        raise Conflict(f"the bureau already stores rows of {dataset.slug}: register a new dataset for the "
+                       "districts to hold")
+    holders = list(holders)
+    if not holders or any(h.kind != OrganisationKind.DISTRICT for h in holders):
+        raise InvalidInput("holders", "one or more districts")
+    dataset.held_by = HeldBy.DISTRICTS
+    dataset.save(update_fields=["held_by"])
+    dataset.holders.set(holders)
+    record("federation.held_by_districts", actor=actor_of(actor), subject=subject_of(dataset),
+           payload={"holders": sorted(h.code for h in holders)})
+    return dataset

@@ -41,7 +41,13 @@ TITLE_MAX = 200
 CODE_MAX_BYTES = 100_000
 REASON_MAX = 2000
 ROUNDS_MAX = 200
-FEDERATED_DEFAULTS = {"rounds": 3, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True}
+FEDERATED_DEFAULTS = {"rounds": 10, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True,
+                      "server_optimizer": "fedadam", "server_lr": 0.05}
+# A federated job's training defaults where they differ from a centralized one's: more rounds
+# of fewer local epochs, and the server's FedAdam step (bench/training.py measures them).
+FEDERATED_TRAIN_DEFAULTS = {"epochs": 2, "batch_size": 2048, "learning_rate": 0.5}
+SERVER_OPTIMIZERS = ("fedadam", "fedavg")
+SERVER_LR_RANGE = (0.0, 10.0)  # exclusive
 REUSE_PARAM = "base_model"  # a showcase item id: fine-tune a shared result
 DP_PLACEMENTS = ("client", "server")
 CODE_DEFAULTS = {"target_epsilon": 1.0, "delta": 1e-6}
@@ -172,6 +178,17 @@ def _federated_params(params: dict) -> dict:
     if out["dp"] == "server" and out["secagg"]:
         raise InvalidInput("params.dp", "server-side clipping needs each update in the clear; with SecAgg+ "
                                         "clip on the clients (dp=client)")
+    if out["server_optimizer"] not in SERVER_OPTIMIZERS:
+        raise InvalidInput("params.server_optimizer", f"one of {', '.join(SERVER_OPTIMIZERS)}")
+    if out["server_optimizer"] == "fedadam" and not out["local_dp"]:
+        raise InvalidInput("params.server_optimizer", "fedadam needs DP-SGD at the holders (local_dp): without it "
+                                                      "the aggregate's noise carries the guarantee, which holds "
+                                                      "for plain averaging (fedavg) only")
+    lr = out["server_lr"]
+    if (isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr)
+            or not SERVER_LR_RANGE[0] < lr < SERVER_LR_RANGE[1]):
+        raise InvalidInput("params.server_lr", f"a number in ({SERVER_LR_RANGE[0]:g}, {SERVER_LR_RANGE[1]:g})")
+    out["server_lr"] = float(lr)
     return out
 
 
@@ -298,9 +315,13 @@ def submit_job(
             raise InvalidInput("task", str(exc).partition(": ")[2]) from None
         fed = _federated_params(params) if kind == JobKind.FEDERATED else {}
         if kind == JobKind.CENTRALIZED and set(params) & set(FEDERATED_DEFAULTS):
-            raise InvalidInput("params", "rounds, min_nodes, secagg, dp and local_dp are for federated jobs")
+            raise InvalidInput("params", "rounds, min_nodes, secagg, dp, local_dp, server_optimizer and server_lr "
+                                         "are for federated jobs")
         base = params.pop(REUSE_PARAM, None)
-        params = {**_train_params({k: v for k, v in params.items() if k not in FEDERATED_DEFAULTS}), **fed}
+        train = {k: v for k, v in params.items() if k not in FEDERATED_DEFAULTS}
+        if kind == JobKind.FEDERATED:
+            train = {**FEDERATED_TRAIN_DEFAULTS, **train}
+        params = {**_train_params(train), **fed}
     epsilon = amounts.epsilon(params["target_epsilon"], "params.target_epsilon")
     try:
         delta = float(params["delta"])

@@ -42,10 +42,14 @@ class HolderClient(NumPyClient):
         self.node = str(context.node_config.get("node-name", data.name))
 
     def _spec(self):
+        import secrets
+
         from sandbox.training import TrainSpec
 
         rc = self.context.run_config
-        return TrainSpec(epochs=int(rc["local-epochs"]), batch_size=int(rc["batch-size"]),
+        # A fresh seed each round: DP-SGD's accounting composes the rounds as independent
+        # mechanisms, and a fixed seed would draw the same batches and the same noise in each.
+        return TrainSpec(seed=secrets.randbits(31), epochs=int(rc["local-epochs"]), batch_size=int(rc["batch-size"]),
                          learning_rate=float(rc["learning-rate"]), private=bool(rc["local-dp"]),
                          target_epsilon=float(rc["target-epsilon"]), delta=float(rc["delta"]),
                          max_grad_norm=float(rc["max-grad-norm"]), accountant=str(rc["accountant"]),

@@ -494,3 +494,8 @@ def failing_commit(event_type: str):
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TRIGGER miliao_test_refuse_commit ON provenance_lineageevent")
+
+
+# The session's standing federation, one for the whole session: a fixture imported into a test
+# module is that module's own (each module would start its own SuperLink on the same port).
+from federation_support import standing_federation  # noqa: E402, F401

@@ -16,7 +16,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import REPO, wait_for
 
 ROOMS = 72_000  # the generator's first three districts
@@ -79,12 +78,10 @@ class StandingFederation:
         self.wait_online(len(self.nodes))
 
     def start_node(self, name: str, *, wait: bool = True) -> None:
+        from sandbox.federated import node as node_tool_
+
         node = self.nodes[name]
-        with open(node.home / "node.log", "ab") as log:
-            node.proc = subprocess.Popen(
-                [sys.executable, "-m", "sandbox.federated.node", "start", "--home", str(node.home), "--superlink",
-                 ADDRESS, "--root-certificates", str(CA)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+        node.proc = node_tool_.spawn(node.home, ADDRESS, CA, log=node.home / "node.log", start_new_session=True)
         if wait:
             self.wait_online(len(self.nodes))
 

@@ -144,9 +144,11 @@ def job_in_review(w, *, title: str = "room use"):
     return actions.finish_job(job=job, result=result)
 
 
-def downloaded_model_scores(w, model_id: int) -> tuple[float, float]:
+def downloaded_model_scores(w, model_id: int, table=None, salt: str | None = None) -> tuple[float, float]:
     """(accuracy, majority-class accuracy) on the rooms the job held out (the platform's split,
-    recomputed here) of a released model's weights, downloaded as the lab would."""
+    recomputed here) of a released model's weights, downloaded as the lab would. `table`: the
+    rows to split and the split's salt (the job's corpus version's hash), where the platform
+    holds none (the district nodes' partitions, read here)."""
     import io
 
     import numpy as np
@@ -160,8 +162,9 @@ def downloaded_model_scores(w, model_id: int) -> tuple[float, float]:
     assert weights.status_code == 200, weights
     state = torch.load(io.BytesIO(b"".join(weights.streaming_content)), weights_only=True)
     task = tasks.task_named("room-use")
-    table = pq.read_table(Path(settings.STATE_DIR) / w.rooms_corpus.path, columns=tasks.COLUMNS)
-    train, held = tasks.split(table, task, tasks.vocabulary(table), salt=w.rooms_corpus.sha256)
+    if table is None:
+        table = pq.read_table(Path(settings.STATE_DIR) / w.rooms_corpus.path, columns=tasks.COLUMNS)
+    train, held = tasks.split(table, task, tasks.vocabulary(table), salt=salt or w.rooms_corpus.sha256)
     model = training.build_model(task, held.x.shape[1])
     model.load_state_dict(state)
     return training.evaluate(task, model, held)["accuracy"], float(np.mean(held.y == np.bincount(train.y).argmax()))

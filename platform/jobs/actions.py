@@ -42,7 +42,13 @@ TITLE_MAX = 200
 CODE_MAX_BYTES = 100_000
 REASON_MAX = 2000
 ROUNDS_MAX = 200
-FEDERATED_DEFAULTS = {"rounds": 3, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True, "holders": None}
+FEDERATED_DEFAULTS = {"rounds": 10, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True,
+                      "holders": None, "server_optimizer": "fedadam", "server_lr": 0.05}
+# A federated job's training defaults where they differ from a centralized one's: more rounds
+# of fewer local epochs, and the server's FedAdam step (bench/training.py measures them).
+FEDERATED_TRAIN_DEFAULTS = {"epochs": 2, "batch_size": 2048, "learning_rate": 0.5}
+SERVER_OPTIMIZERS = ("fedadam", "fedavg")
+SERVER_LR_RANGE = (0.0, 10.0)  # exclusive
 REUSE_PARAM = "base_model"  # a showcase item id: fine-tune a shared result
 DP_PLACEMENTS = ("client", "server")
 CODE_DEFAULTS = {"target_epsilon": 1.0, "delta": 1e-6}
@@ -192,6 +198,20 @@ def _federated_params(params: dict) -> dict:
     if out["dp"] == "server" and out["secagg"]:
         raise InvalidInput("params.dp", gettext("server-side clipping needs each update in the clear; with "
                                                 "SecAgg+ clip on the clients (dp=client)"))
+    if out["server_optimizer"] not in SERVER_OPTIMIZERS:
+        raise InvalidInput("params.server_optimizer", gettext("one of %(server_optimizers)s")
+                                                      % {"server_optimizers": ", ".join(SERVER_OPTIMIZERS)})
+    if out["server_optimizer"] == "fedadam" and not out["local_dp"]:
+        raise InvalidInput("params.server_optimizer", gettext("fedadam needs DP-SGD at the holders (local_dp): "
+                                                              "without it the aggregate's noise carries the "
+                                                              "guarantee, which holds for plain averaging "
+                                                              "(fedavg) only"))
+    lr = out["server_lr"]
+    if (isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr)
+            or not SERVER_LR_RANGE[0] < lr < SERVER_LR_RANGE[1]):
+        raise InvalidInput("params.server_lr", gettext("a number in (%(low)s, %(high)s)")
+                                               % {"low": f"{SERVER_LR_RANGE[0]:g}", "high": f"{SERVER_LR_RANGE[1]:g}"})
+    out["server_lr"] = float(lr)
     return out
 
 
@@ -340,10 +360,13 @@ def submit_job(
             raise InvalidInput("task", str(exc).partition(": ")[2]) from None
         fed = _federated_params(params) if kind == JobKind.FEDERATED else {}
         if kind == JobKind.CENTRALIZED and set(params) & set(FEDERATED_DEFAULTS):
-            raise InvalidInput("params", gettext("rounds, min_nodes, secagg, dp and local_dp are for "
-                                                 "federated jobs"))
+            raise InvalidInput("params", gettext("rounds, min_nodes, secagg, dp, local_dp, holders, "
+                                                 "server_optimizer and server_lr are for federated jobs"))
         base = params.pop(REUSE_PARAM, None)
-        params = {**_train_params({k: v for k, v in params.items() if k not in FEDERATED_DEFAULTS}), **fed}
+        train = {k: v for k, v in params.items() if k not in FEDERATED_DEFAULTS}
+        if kind == JobKind.FEDERATED:
+            train = {**FEDERATED_TRAIN_DEFAULTS, **train}
+        params = {**_train_params(train), **fed}
     epsilon = amounts.epsilon(params["target_epsilon"], "params.target_epsilon")
     try:
         delta = float(params["delta"])
@@ -363,8 +386,8 @@ def submit_job(
     if kind == JobKind.FEDERATED:
         params["holders"] = _holders(dataset, params["holders"], params["min_nodes"])
     elif dataset.held_by == HeldBy.DISTRICTS:
-        raise Conflict(f"{dataset.slug} is held by its districts' nodes: centralized and code-to-data jobs run on "
-                       "bureau-held data only; submit a federated job")
+        raise Conflict(gettext("%(dataset)s is held by its districts' nodes: centralized and code-to-data jobs "
+                               "run on bureau-held data only; submit a federated job") % {"dataset": dataset.slug})
     base_result, attribution = (None, None) if kind == JobKind.CODE or base is None else \
         _reuse(actor, base, task, corpus, params)
     if attribution:
@@ -396,31 +419,36 @@ def _holders(dataset: Dataset, names: list[str] | None, min_nodes: int) -> list[
     from sandbox.federated.deploy import FederationError
 
     if dataset.held_by != HeldBy.DISTRICTS:
-        raise Conflict(f"federated jobs train at the districts' nodes, on the partitions they hold: {dataset.slug} "
-                       "is held by its bureau")
+        raise Conflict(gettext("federated jobs train at the districts' nodes, on the partitions they hold: "
+                               "%(dataset)s is held by its bureau") % {"dataset": dataset.slug})
     holding = {p.node.name: p.node for p in NodePartition.objects.filter(dataset=dataset).select_related("node")}
     if names is None:
         names = sorted(n for n, node in holding.items() if node.status == NodeStatus.REGISTERED)
     for name in names:
         node = DistrictNode.objects.filter(name=name).first()
         if node is None:
-            raise InvalidInput("params.holders", f"no district node named {name}")
+            raise InvalidInput("params.holders", gettext("no district node named %(node)s") % {"node": name})
         if node.status == NodeStatus.REVOKED:
-            raise InvalidInput("params.holders", f"node {name} was revoked")
+            raise InvalidInput("params.holders", gettext("node %(node)s was revoked") % {"node": name})
         if name not in holding:
-            raise InvalidInput("params.holders", f"node {name} holds no partition of {dataset.slug}")
+            raise InvalidInput("params.holders", gettext("node %(node)s holds no partition of %(dataset)s")
+                                                 % {"node": name, "dataset": dataset.slug})
     if len(set(names)) < min_nodes:
-        raise InvalidInput("params.holders", f"{len(set(names))} holder(s) of {dataset.slug}; the job needs at least "
-                                             f"min_nodes={min_nodes}")
+        raise InvalidInput("params.holders", gettext("%(count)s holder(s) of %(dataset)s; the job needs at least "
+                                                     "min_nodes=%(min_nodes)s")
+                                             % {"count": len(set(names)), "dataset": dataset.slug,
+                                                "min_nodes": min_nodes})
     try:
         online = set(live.online(holding[n].flower_node_id for n in names))
     except FederationError:
-        raise Conflict("the federation's SuperLink does not answer: no federated job can be submitted now") from None
+        raise Conflict(gettext("the federation's SuperLink does not answer: no federated job can be submitted "
+                               "now")) from None
     up = [n for n in names if holding[n].flower_node_id in online]
     if len(up) < min_nodes:
         down = ", ".join(n for n in names if n not in up)
-        raise Conflict(f"only {len(up)} of the {len(names)} holders are online ({down} offline), fewer than "
-                       f"min_nodes={min_nodes}: submit again when they are back")
+        raise Conflict(gettext("only %(up)s of the %(count)s holders are online (%(down)s offline), fewer than "
+                               "min_nodes=%(min_nodes)s: submit again when they are back")
+                       % {"up": len(up), "count": len(names), "down": down, "min_nodes": min_nodes})
     return sorted(set(names))
 
 

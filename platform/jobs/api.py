@@ -49,7 +49,8 @@ class JobSerializer(serializers.ModelSerializer):
     reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     params = serializers.JSONField(required=False, help_text=(
         "epochs, batch_size, learning_rate, target_epsilon, delta, max_grad_norm, accountant (rdp|prv); "
-        "federated jobs also rounds, min_nodes, secagg, dp (client|server), local_dp; code-to-data jobs "
+        "federated jobs also rounds, min_nodes, secagg, dp (client|server), local_dp, server_optimizer "
+        "(fedadam|fedavg), server_lr; code-to-data jobs "
         "target_epsilon, delta and, where the dataset's outputs are DP aggregates, aggregate: "
         "{by: [group columns], values: {column: [lo, hi]}}"))
     limits = serializers.JSONField(required=False, allow_null=True, help_text=(

@@ -44,6 +44,8 @@ class DemoFederation:
         self.started_superlink = False
 
     def start(self, preexec=None) -> None:
+        from sandbox.federated import node
+
         if not self.superlink.federation().healthy():
             self.superlink.start()
             self.started_superlink = True
@@ -62,12 +64,8 @@ class DemoFederation:
             if proc.returncode:
                 raise RuntimeError(f"district node {name} could not ingest its rows: {out[-1000:]}")
         for name, _, _ in NODES:
-            with open(self.log_dir / f"{name}.log", "ab") as log:
-                self.nodes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "sandbox.federated.node", "start", "--home", str(node_home(name)),
-                     "--superlink", self.superlink.address, "--root-certificates", str(self.superlink.tls["ca"])],
-                    cwd=settings.REPO_DIR, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    preexec_fn=preexec)
+            self.nodes[name] = node.spawn(node_home(name), self.superlink.address, self.superlink.tls["ca"],
+                                          log=self.log_dir / f"{name}.log", preexec_fn=preexec)
 
     def stop(self) -> None:
         from sandbox.federated.deploy import stop_process
@@ -98,6 +96,7 @@ def seed_federation(state_dir: Path, steward, password) -> list:
     from jobs import actions as job_actions
     from jobs import runner
     from jobs.models import Job
+
     from portal.seed import DEMO_FEDERATED, Login
     from sandbox.federated.node import publish
 

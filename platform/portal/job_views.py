@@ -140,7 +140,7 @@ JOB_PARAMS = {
     "min_nodes": (int, ("federated",)),
 }
 JOB_DEFAULTS = {"kind": JobKind.CENTRALIZED, "target_epsilon": "3", "epochs": "3", "learning_rate": "0.3",
-                "rounds": "3"}
+                "rounds": str(actions.FEDERATED_DEFAULTS["rounds"])}
 
 
 def job_body(post) -> dict:

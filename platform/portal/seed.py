@@ -144,8 +144,11 @@ def seed_demo(state_dir: Path, *, federation: bool = False) -> list[Login]:
 DEMO_ROOMS = 20_000
 DEMO_PIPES = 2_000
 DEMO_SANDBOX_ROOMS = 72_000  # the generator's first three districts: one SuperNode each
+# Two rounds, to keep the demo short: plain averaging, which moves the model further in two
+# rounds than FedAdam's small server steps (the default for the ten rounds a real job runs).
 DEMO_FEDERATED = {"rounds": 2, "epochs": 1, "batch_size": 1024, "learning_rate": 0.5, "target_epsilon": 3.0,
-                  "delta": 1e-5, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True}
+                  "delta": 1e-5, "min_nodes": 2, "secagg": True, "dp": "client", "local_dp": True,
+                  "server_optimizer": "fedavg"}
 
 
 def pipe_policy() -> dict:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -173,6 +174,15 @@ def start_argv(home: Path, superlink: str, root_certificates: Path) -> list[str]
     return [str(Path(sys.executable).parent / "flower-supernode"), "--root-certificates", str(root_certificates),
             "--superlink", superlink, "--auth-supernode-private-key", str(private), "--host", "127.0.0.1",
             "--port", str(free_port()), "--node-config", config]
+
+
+def spawn(home: Path, superlink: str, root_certificates: Path, *, log: Path, **popen) -> subprocess.Popen:
+    """`start` as a process of its own (what a district's service manager runs), its output
+    appended to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "sandbox.federated.node", "start", "--home", str(home),
+                                 "--superlink", superlink, "--root-certificates", str(root_certificates)],
+                                cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, **popen)
 
 
 def start(home: Path, superlink: str, root_certificates: Path) -> None:

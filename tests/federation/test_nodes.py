@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import REPO, api_client, wait_for
-from federation_support import ADDRESS, CA, district_rooms, node_tool, standing_federation  # noqa: F401
+from federation_support import ADDRESS, CA, district_rooms, node_tool
 from sandbox.federated.deploy import kill_tree
 from sandbox_support import approve_lab, submit
 

@@ -1,6 +1,8 @@
-"""ServerApp: FedAvg wrapped in Flower's DP strategy wrapper, aggregated under SecAgg+.
+"""ServerApp: a server optimizer (Flower's FedAdam by default, or plain FedAvg) wrapped in
+Flower's DP strategy wrapper, aggregated under SecAgg+.
 
-Composition, not a new loop: `FedAvg` → `DifferentialPrivacyClientSideFixedClipping` (the
+Composition, not a new loop: `FedAdam` or `FedAvg` (run config `server-optimizer`, with
+`server-learning-rate` η and `server-tau` τ for FedAdam) → `DifferentialPrivacyClientSideFixedClipping` (the
 holders clip with `fixedclipping_mod`, the server adds noise to the masked sum) or
 `DifferentialPrivacyServerSideFixedClipping` (without SecAgg+, since the server must see
 each update to clip it) → `DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(...))`.
@@ -10,7 +12,13 @@ platform shows live), and at the end `model.pt` and `result.json`.
 
 Each message costs the holders a fresh process, so the held-out metric of round r's global
 model comes back with round r + 1's fit (the holders score what they receive before training
-on it), and only the last round has an evaluate stage (`FedAvgFinalEvaluation`).
+on it), and only the last round has an evaluate stage (`FinalEvaluationOnly`).
+
+The server optimizer is post-processing of what the holders send, so the per-record guarantee
+(DP-SGD at each holder) holds under either. The holder-level guarantee of the aggregate's own
+noise does not survive FedAdam (the wrapper adds its noise after the strategy's step, whose
+sensitivity to one holder is no longer the clipping norm over the holders), so it is claimed
+for FedAvg only, and a run without DP-SGD at the holders must use FedAvg.
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
 from flwr.server.strategy import (
     DifferentialPrivacyClientSideFixedClipping,
     DifferentialPrivacyServerSideFixedClipping,
+    FedAdam,
     FedAvg,
 )
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
@@ -113,8 +122,8 @@ class ServerSideClipping(DroppedHoldersAreNotFailures, DifferentialPrivacyServer
     pass
 
 
-class FedAvgFinalEvaluation(FedAvg):
-    """FedAvg whose federated evaluation runs after the last round only."""
+class FinalEvaluationOnly:
+    """A strategy whose federated evaluation runs after the last round only."""
 
     def __init__(self, *, rounds: int, **kwargs):
         super().__init__(**kwargs)
@@ -124,6 +133,43 @@ class FedAvgFinalEvaluation(FedAvg):
         if server_round < self.rounds:
             return []
         return super().configure_evaluate(server_round, parameters, client_manager)
+
+
+class FedAvgFinalEvaluation(FinalEvaluationOnly, FedAvg):
+    """FedAvg: the new global model is the holders' average."""
+
+
+class FedAdamFinalEvaluation(FinalEvaluationOnly, FedAdam):
+    """FedAdam (Reddi et al., Adaptive Federated Optimization): the holders' average update is
+    the pseudo-gradient of an Adam step on the server, with learning rate η (`eta`)."""
+
+
+SERVER_OPTIMIZERS = ("fedadam", "fedavg")
+
+
+def build_strategy(rc, initial: list, *, sampled: int, fit_metrics=None, evaluate_metrics=None):
+    """The run's strategy from its run config: the server optimizer, wrapped in Flower's DP
+    wrapper (client- or server-side fixed clipping). `initial` is the model's arrays."""
+    rounds, min_nodes = int(rc["num-server-rounds"]), int(rc["min-nodes"])
+    common = {"rounds": rounds, "fraction_fit": 1.0, "fraction_evaluate": 1.0, "min_fit_clients": min_nodes,
+              "min_evaluate_clients": min_nodes, "min_available_clients": min_nodes,
+              "initial_parameters": ndarrays_to_parameters(initial), "fit_metrics_aggregation_fn": fit_metrics,
+              "evaluate_metrics_aggregation_fn": evaluate_metrics}
+    optimizer = str(rc.get("server-optimizer", "fedavg"))
+    if optimizer not in SERVER_OPTIMIZERS:
+        raise ValueError(f"server-optimizer: one of {', '.join(SERVER_OPTIMIZERS)}, got {optimizer!r}")
+    if optimizer == "fedadam":
+        if not bool(rc["local-dp"]):
+            raise ValueError("server-optimizer: fedadam needs DP-SGD at the holders (local-dp): the aggregate's "
+                             "noise carries no guarantee after an Adam step")
+        base = FedAdamFinalEvaluation(eta=float(rc["server-learning-rate"]), tau=float(rc["server-tau"]), **common)
+    else:
+        base = FedAvgFinalEvaluation(**common)
+    noise, clip = float(rc["noise-multiplier"]), float(rc["clipping-norm"])
+    clipping = ServerSideClipping if str(rc["dp"]) == "server" else ClientSideClipping
+    strategy = clipping(base, noise_multiplier=noise, clipping_norm=clip, num_sampled_clients=sampled)
+    strategy.min_nodes = min_nodes
+    return strategy
 
 
 def _weighted(metrics, key):
@@ -184,17 +230,11 @@ def main(grid: Grid, context: Context) -> None:
     model = training.build_model(task, int(rc["features"]), int(rc["hidden"]))
     if str(rc.get("initial-weights", "")):
         model.load_state_dict(torch.load(str(rc["initial-weights"]), weights_only=True, map_location="cpu"))
-    fedavg = FedAvgFinalEvaluation(
-        rounds=rounds, fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=min_nodes, min_evaluate_clients=min_nodes,
-        min_available_clients=min_nodes,
-        initial_parameters=ndarrays_to_parameters(arrays_of(model.state_dict())),
-        fit_metrics_aggregation_fn=fit_metrics, evaluate_metrics_aggregation_fn=evaluate_metrics,
-    )
     sampled = max(min_nodes, len(list(grid.get_node_ids())))
+    strategy = build_strategy(rc, arrays_of(model.state_dict()), sampled=sampled, fit_metrics=fit_metrics,
+                              evaluate_metrics=evaluate_metrics)
     noise, clip = float(rc["noise-multiplier"]), float(rc["clipping-norm"])
-    clipping = ServerSideClipping if str(rc["dp"]) == "server" else ClientSideClipping
-    strategy = clipping(fedavg, noise_multiplier=noise, clipping_norm=clip, num_sampled_clients=sampled)
-    strategy.min_nodes = min_nodes
+    optimizer = str(rc.get("server-optimizer", "fedavg"))
     timeout = float(rc["secagg-timeout"])
     if bool(rc["secagg"]):
         # Every holder gets a share of every other's key (num_shares 1.0: all sampled); any
@@ -220,15 +260,18 @@ def main(grid: Grid, context: Context) -> None:
     rows = [history[r] for r in sorted(history)]  # round 0: the initial model, scored in round 1
     last = rows[-1] if rows else {}
     holders_per_round = [history[r]["nodes"] for r in sorted(history) if "nodes" in history[r]]
-    holder_level = _holder_level_epsilon(noise, holders_per_round, sampled, float(rc["delta"]))
+    holder_level = (_holder_level_epsilon(noise, holders_per_round, sampled, float(rc["delta"]))
+                    if optimizer == "fedavg" else None)
     record_level = max((p["epsilon"] for p in nodes_privacy.values()), default=None)
     epsilon = min(e for e in (record_level, holder_level) if e is not None) if (
         record_level is not None or holder_level is not None) else None
     privacy = {
         "mechanism": ("Opacus DP-SGD at each holder (per-record DP), " if bool(rc["local-dp"]) else "")
         + f"{'client' if str(rc['dp']) != 'server' else 'server'}-side fixed clipping with Gaussian noise on the "
-          f"aggregate (Flower){', SecAgg+' if bool(rc['secagg']) else ''}",
+          f"aggregate (Flower){', SecAgg+' if bool(rc['secagg']) else ''}"
+          + (f", FedAdam on the server (η {float(rc['server-learning-rate']):g})" if optimizer == "fedadam" else ""),
         "accountant": str(rc["accountant"]),
+        "server_optimizer": optimizer,
         "epsilon": epsilon,
         "delta": float(rc["delta"]),
         "record_level_epsilon": record_level,

@@ -1,0 +1,75 @@
+"""The ServerApp's server optimizer: the strategy built from a run config is Flower's FedAdam
+with the run's η (federated jobs' default: tests/jobs/test_federated_params.py), and its step
+is not the holders' plain average; FedAvg's is. Under SecAgg+ the strategy receives one result, the masked sum's
+average, which is what these tests hand it."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.sandbox
+
+APP = Path(__file__).resolve().parents[2] / "sandbox" / "federated" / "app"
+RC = {"num-server-rounds": 3, "min-nodes": 2, "local-dp": True, "dp": "client", "clipping-norm": 10.0,
+      "noise-multiplier": 0.0, "server-optimizer": "fedadam", "server-learning-rate": 0.05, "server-tau": 1e-3}
+INITIAL = [np.zeros((3, 2), dtype=np.float32), np.full(2, 0.5, dtype=np.float32)]
+UPDATE = [np.array([[0.3, -0.2], [0.01, 0.0], [-2.0, 1.0]], dtype=np.float32), np.array([0.4, -0.05], np.float32)]
+
+
+@pytest.fixture(scope="module")
+def server_app():
+    sys.path.insert(0, str(APP))
+    try:
+        from miliao_fl import server_app
+    finally:
+        sys.path.remove(str(APP))
+    return server_app
+
+
+def _aggregate(strategy, arrays):
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+
+    result = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(arrays), 1000, {})
+    parameters, _ = strategy.aggregate_fit(1, [(None, result)], [])
+    return parameters_to_ndarrays(parameters)
+
+
+def test_fedadam_with_the_runs_eta_is_the_strategy_and_its_step_is_not_the_average(server_app):
+    from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAdam
+
+    strategy = server_app.build_strategy(RC, INITIAL, sampled=3)
+    assert isinstance(strategy, DifferentialPrivacyClientSideFixedClipping)  # the DP wrapper stays outermost
+    adam = strategy.strategy
+    assert isinstance(adam, FedAdam) and adam.eta == RC["server-learning-rate"] and adam.tau == 1e-3
+    average = [x + u for x, u in zip(INITIAL, UPDATE)]
+    new = _aggregate(strategy, average)
+    step = np.concatenate([(n - x).ravel() for n, x in zip(new, INITIAL)])
+    mean_update = np.concatenate([u.ravel() for u in UPDATE])
+    assert not np.allclose(step, mean_update)  # not the holders' average
+    # Adam's first step: a coordinate moves by about the bias-corrected η in the direction of
+    # the mean update, whatever its size (0.2 as 2.0), less where τ weighs (0.01, 0.05); one
+    # whose mean update is 0 stays.
+    eta = RC["server-learning-rate"] * np.sqrt(1 - 0.99 ** 2) / (1 - 0.9 ** 2)
+    large, small = np.abs(mean_update) >= 0.2, (np.abs(mean_update) > 0) & (np.abs(mean_update) < 0.2)
+    np.testing.assert_allclose(step[large], eta * np.sign(mean_update[large]), rtol=0.1)
+    assert np.all(np.sign(step[small]) == np.sign(mean_update[small])) and np.all(np.abs(step[small]) < eta)
+    assert step[mean_update == 0] == pytest.approx(0.0, abs=1e-9)
+    # Its state carries over: a second round of the same update moves on from the first.
+    again = _aggregate(strategy, [n + u for n, u in zip(new, UPDATE)])
+    assert all(np.all(np.abs(a - x) > np.abs(n - x) - 1e-7) for a, n, x in zip(again, new, INITIAL))
+
+
+def test_fedavg_takes_the_average_and_fedadam_is_refused_without_dp_sgd_at_the_holders(server_app):
+    from flwr.server.strategy import FedAdam, FedAvg
+
+    strategy = server_app.build_strategy({**RC, "server-optimizer": "fedavg"}, INITIAL, sampled=3)
+    assert isinstance(strategy.strategy, FedAvg) and not isinstance(strategy.strategy, FedAdam)
+    average = [x + u for x, u in zip(INITIAL, UPDATE)]
+    assert all(np.array_equal(n, a) for n, a in zip(_aggregate(strategy, average), average))
+    with pytest.raises(ValueError, match="server-optimizer: fedadam needs DP-SGD at the holders"):
+        server_app.build_strategy({**RC, "local-dp": False}, INITIAL, sampled=3)
+    with pytest.raises(ValueError, match="server-optimizer: one of fedadam, fedavg"):
+        server_app.build_strategy({**RC, "server-optimizer": "fedsgd"}, INITIAL, sampled=3)

@@ -201,7 +201,7 @@ def main() -> None:
         run = standing.run(fl_config(task, table, fl, root / "job"))
         fl_metrics = scored(task, test, root / "job", int(train.x.shape[1]), args.hidden)
         fl_eps = run.result["privacy"]["epsilon"]
-        print(f"federated (3 district nodes, SecAgg+, DP-SGD ε=3 at each holder, {args.rounds} rounds × "
+        print(f"federated ({len(standing.holders)} district nodes, SecAgg+, DP-SGD ε=3 at each holder, {args.rounds} rounds × "
               f"{args.local_epochs} local epochs, {args.server_optimizer} η {args.server_lr:g}): wall "
               f"{run.seconds:.1f} s (submitted in {run.phases['start']:.1f} s), {run.seconds / args.rounds:.1f} s a "
               f"round, accuracy {fl_metrics['accuracy']:.4f}, record-level ε {fl_eps:.3f}, rooms per holder "

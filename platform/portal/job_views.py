@@ -73,6 +73,7 @@ def job_page(request, pk: int):
         "metric": metric,
         "charts": charts,
         "privacy_rows": readable.privacy_rows(job.privacy or {}),
+        "holders": readable.holder_rows(job.outcome or {}, job.privacy or {}),
         "may_decide": may_decide,
         "sees_log": reviews,
         "checks": check_texts.shown(job.checks if reviews else sandbox_checks.public(job.checks)),

@@ -286,6 +286,22 @@ def privacy_rows(privacy: dict) -> list[dict]:
     return rows
 
 
+def holder_rows(outcome: dict, privacy: dict) -> list[dict]:
+    """Each district node's part in a federated job: the device it trained on, its training
+    throughput (rows a second, its last round's) and its per-record ε."""
+    nodes = (privacy or {}).get("nodes") or {}
+    rows = []
+    for name, figures in sorted(((outcome or {}).get("holders") or {}).items()):
+        device = str(figures.get("device") or "")
+        epsilon = (nodes.get(name) or {}).get("epsilon")
+        rows.append({"node": name,
+                     "device": _("GPU（%(gpu)s）") % {"gpu": device.partition(":")[2] or device}
+                     if device.startswith("cuda") else _("CPU"),
+                     "rows_per_s": _number(round(float(figures.get("rows_per_s") or 0))),
+                     "epsilon": _fmt_epsilon(epsilon)})
+    return rows
+
+
 def _number(value) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return "—"

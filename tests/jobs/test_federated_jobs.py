@@ -115,6 +115,16 @@ def test_after_the_superlink_restarts_a_job_runs_at_the_nodes_and_no_row_reaches
     holders = job["outcome"]["holders"]
     assert set(holders) <= set(federation.nodes) and len(holders) >= PARAMS["min_nodes"]
     assert all(h["device"] == "cpu" and h["rows_per_s"] > 0 for h in holders.values())
+    # ... and on the job's page, as the applicant reads them.
+    from django.test import Client
+
+    page = Client()
+    page.force_login(w.researcher)
+    html = page.get(f"/jobs/{job_id}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    table = html[html.index('data-testid="job-holders"'):]
+    table = table[:table.index("</table>")]
+    for name, figures in holders.items():
+        assert f"<td>{name}</td><td>CPU</td><td>{round(figures['rows_per_s']):,}</td>" in table, table
     assert job["outcome"]["nodes_started"] == 3
     if job["outcome"]["nodes_dropped"] == 0:
         assert float(job["epsilon_spent"]) == pytest.approx(privacy["epsilon"], abs=1e-5)

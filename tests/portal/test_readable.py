@@ -213,3 +213,15 @@ def test_code_to_data_aggregates_chart_the_noisy_counts_and_means(tmp_path, zh):
     assert counts.spec["x"]["categories"][0] == f"n{MAX_GROUPS + 4}" and len(counts.spec["series"][0]["data"]) == MAX_GROUPS
     assert len(counts.rows) == MAX_GROUPS + 5 and counts.spec["series"][0]["data"][0] == MAX_GROUPS + 9
     assert means.title == "rent 的组均值（含噪声）" and set(means.spec["series"][0]["data"]) == {100.0}
+
+
+def test_each_holders_device_throughput_and_epsilon_are_a_row(zh):
+    from portal.readable import holder_rows
+
+    outcome = {"holders": {"pudong-node": {"device": "cuda:NVIDIA H100 80GB HBM3", "rows_per_s": 41234.6},
+                           "huangpu-node": {"device": "cpu", "rows_per_s": 9876.2}}}
+    privacy = {"nodes": {"pudong-node": {"epsilon": 2.9871}}}
+    assert holder_rows(outcome, privacy) == [
+        {"node": "huangpu-node", "device": "CPU", "rows_per_s": "9,876", "epsilon": "—"},
+        {"node": "pudong-node", "device": "GPU（NVIDIA H100 80GB HBM3）", "rows_per_s": "41,235", "epsilon": "2.99"}]
+    assert holder_rows({}, privacy) == []

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0003_dataset_text_trigram_index'),
+        ('catalog', '0004_catalog_generation'),
     ]
 
     operations = [

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('catalog', '0004_dataset_held_by'),
+        ('catalog', '0005_dataset_held_by'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -118,10 +118,19 @@ class StandingFederation:
         self.superlink.stop()
 
 
+_RUNNING: list[StandingFederation] = []
+
+
 @pytest.fixture(scope="session")
 def standing_federation():
+    """Each test module imports this fixture, which makes it a fixture of each module's own
+    for pytest (one session-scoped instance per module): they all share the one federation
+    this process starts, which the first to start it stops at the session's end."""
     from django.conf import settings
 
+    if _RUNNING:
+        yield _RUNNING[0]
+        return
     federation = StandingFederation()
     for key, value in flower_settings().items():  # this process's settings (the workers' come from the env)
         setattr(settings, key, Path(value) if key != "FLOWER_SUPERLINK" else value)
@@ -129,8 +138,10 @@ def standing_federation():
     try:
         federation.start()
         federation.start_seconds = time.monotonic() - started
+        _RUNNING.append(federation)
         yield federation
     finally:
+        _RUNNING.clear()
         federation.close()
         shutil.rmtree(STATE, ignore_errors=True)
 

@@ -3,7 +3,8 @@ steward sees every node with its state, registers a node's public key through th
 key that is not one shows the error beside the field and changes nothing) and revokes a
 node through the confirmation step, each with its lineage event; an auditor reads the page;
 a researcher is refused; a district's data holder sees its own node and the partition on it
-on the dashboard. In Chromium, the page is saved as a screenshot."""
+on the dashboard. In Chromium, the page is saved as a screenshot
+(build/screenshots/<lang>/steward-nodes.png) and checked with axe-core."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ import pytest
 
 from conftest import log_in, wait_for
 from federation_support import district_rooms, node_tool, standing_federation  # noqa: F401
+from test_tour_browser import AXE_RUN
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -123,7 +125,6 @@ def test_who_sees_the_nodes_the_holder_its_own_on_the_dashboard(world, standing_
 @pytest.mark.browser
 def test_the_nodes_page_in_chromium(live_server, live_world, standing_federation, browser):
     district_rooms(live_world, standing_federation)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for locale, lang in (("zh-CN", "zh"), ("en-US", "en")):
         context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
         try:
@@ -134,6 +135,10 @@ def test_the_nodes_page_in_chromium(live_server, live_world, standing_federation
             page.wait_for_selector("[data-testid=nodes] tr[data-node=pudong-node]")
             assert page.locator("[data-testid=nodes] [data-state]").count() == 3
             assert page.locator("[data-testid=register-node] textarea[name=public_key]").is_visible()
-            page.screenshot(path=str(SCREENSHOTS / f"steward-nodes-{lang}.png"), full_page=True)
+            (SCREENSHOTS / lang).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / lang / "steward-nodes.png"), full_page=True)
+            if lang == "zh":  # the same template in both languages
+                page.add_script_tag(url=f"{live_server.url}/static/vendor/axe-core/axe.min.js")
+                assert page.evaluate(AXE_RUN) == []
         finally:
             context.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts import permissions
 from accounts.models import Organisation, OrganisationKind, Role
@@ -35,13 +36,14 @@ CELLS_MAX = 100_000
 def check_manage_nodes(user) -> None:
     """Registering and revoking district nodes: the platform's stewards."""
     if permissions.role_of(user) != Role.STEWARD:
-        raise Refused("only a steward registers or revokes a district's node")
+        raise Refused(gettext("only a steward registers or revokes a district's node"))
 
 
 def check_publish(user, node: DistrictNode) -> None:
     """What a node publishes comes from its district: that district's data holders."""
     if permissions.role_of(user) != Role.DATA_HOLDER or user.organisation_id != node.organisation_id:
-        raise Refused(f"only {node.organisation}'s data holders publish what node {node.name} holds")
+        raise Refused(gettext("only %(organisation)s's data holders publish what node %(node)s holds")
+                      % {"organisation": node.organisation, "node": node.name})
 
 
 def _public_key(value) -> str:
@@ -49,39 +51,41 @@ def _public_key(value) -> str:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput("public_key", "the node's public key, the line `init` printed")
+        raise InvalidInput("public_key", gettext("the node's public key, the line `init` printed"))
     line = value.strip()
     try:
         key = serialization.load_ssh_public_key(line.encode())
     except (ValueError, TypeError):
-        raise InvalidInput("public_key", "not an OpenSSH public key (ecdsa-sha2-nistp384 …)") from None
+        raise InvalidInput("public_key", gettext("not an OpenSSH public key (ecdsa-sha2-nistp384 …)")) from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise InvalidInput("public_key", "an EC key (what `python -m sandbox.federated.node init` makes)")
+        raise InvalidInput("public_key", gettext("an EC key (what `python -m sandbox.federated.node init` makes)"))
     return " ".join(line.split()[:2])
 
 
 def register_node(*, actor, organisation: Organisation, name: str, public_key: str) -> DistrictNode:
     check_manage_nodes(actor)
     if not isinstance(name, str) or not NAME.match(name):
-        raise InvalidInput("name", "lower-case letters, digits and -, at most 60")
+        raise InvalidInput("name", gettext("lower-case letters, digits and -, at most 60"))
     if organisation.kind != OrganisationKind.DISTRICT:
-        raise InvalidInput("organisation", f"{organisation} is not a district: nodes are districts' own")
+        raise InvalidInput("organisation", gettext("%(organisation)s is not a district: nodes are districts' own")
+                                           % {"organisation": organisation})
     key = _public_key(public_key)
     known = DistrictNode.objects.filter(public_key=key).first()
     if known is not None:
         if known.status == NodeStatus.REVOKED:
-            raise Conflict(f"this key was node {known.name}'s and was revoked; a revoked key is never registered "
-                           "again: make a new key pair on the node (init) and register that")
-        raise Conflict(f"this key is already registered, as node {known.name}")
+            raise Conflict(gettext("this key was node %(node)s's and was revoked; a revoked key is never registered "
+                                   "again: make a new key pair on the node (init) and register that")
+                           % {"node": known.name})
+        raise Conflict(gettext("this key is already registered, as node %(node)s") % {"node": known.name})
     if DistrictNode.objects.filter(name=name).exists():
-        raise InvalidInput("name", f"a node named {name} is already registered")
+        raise InvalidInput("name", gettext("a node named %(name)s is already registered") % {"name": name})
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "node.pub"
         path.write_text(key + "\n")
         try:
             node_id = live.superlink().register(path, name)
         except FederationError as exc:
-            raise Conflict(f"the SuperLink did not register the key: {exc}") from None
+            raise Conflict(gettext("the SuperLink did not register the key: %(error)s") % {"error": exc}) from None
     try:
         return _record_node(actor, organisation, name, key, node_id)
     except Exception:
@@ -103,11 +107,12 @@ def _record_node(actor, organisation, name, key, node_id) -> DistrictNode:
 def revoke_node(*, actor, node: DistrictNode, reason: str = "") -> DistrictNode:
     check_manage_nodes(actor)
     if node.status == NodeStatus.REVOKED:
-        raise Conflict(f"node {node.name} is already revoked")
+        raise Conflict(gettext("node %(node)s is already revoked") % {"node": node.name})
     try:
         live.superlink().unregister(node.flower_node_id)
     except FederationError as exc:
-        raise Conflict(f"the SuperLink did not unregister node {node.name}: {exc}") from None
+        raise Conflict(gettext("the SuperLink did not unregister node %(node)s: %(error)s")
+                       % {"node": node.name, "error": exc}) from None
     with transaction.atomic(durable=True):
         node = DistrictNode.objects.select_for_update().get(pk=node.pk)
         node.status, node.revoked_by, node.revoked_at = NodeStatus.REVOKED, actor, timezone.now()
@@ -119,27 +124,27 @@ def revoke_node(*, actor, node: DistrictNode, reason: str = "") -> DistrictNode:
 
 def _manifest(value) -> dict:
     if not isinstance(value, dict):
-        raise InvalidInput("manifest", "the JSON object `python -m sandbox.federated.node publish` writes")
+        raise InvalidInput("manifest", gettext("the JSON object `python -m sandbox.federated.node publish` writes"))
     extra = set(value) - MANIFEST_KEYS
     if extra:  # never a row, nor anything else the catalog does not need
-        raise InvalidInput("manifest", f"unexpected keys: {', '.join(sorted(extra))}")
+        raise InvalidInput("manifest", gettext("unexpected keys: %(keys)s") % {"keys": ", ".join(sorted(extra))})
     missing = MANIFEST_KEYS - set(value)
     if missing:
-        raise InvalidInput("manifest", f"missing: {', '.join(sorted(missing))}")
+        raise InvalidInput("manifest", gettext("missing: %(keys)s") % {"keys": ", ".join(sorted(missing))})
     if not isinstance(value["units"], int) or value["units"] < 0:
-        raise InvalidInput("manifest.units", "a whole number")
+        raise InvalidInput("manifest.units", gettext("a whole number"))
     fields = value["fields"]
     if not (isinstance(fields, list) and fields and all(isinstance(f, dict) and set(f) == {"name", "type"}
                                                          for f in fields)):
-        raise InvalidInput("manifest.fields", "a list of {name, type}")
+        raise InvalidInput("manifest.fields", gettext("a list of {name, type}"))
     if not isinstance(value["cells"], list) or len(value["cells"]) > CELLS_MAX:
-        raise InvalidInput("manifest.cells", f"a list of at most {CELLS_MAX} grid cells")
+        raise InvalidInput("manifest.cells", gettext("a list of at most %(most)s grid cells") % {"most": CELLS_MAX})
     if not isinstance(value["mock"], list) or len(value["mock"]) > MOCK_MAX:
-        raise InvalidInput("manifest.mock", f"at most {MOCK_MAX} synthetic rows")
+        raise InvalidInput("manifest.mock", gettext("at most %(most)s synthetic rows") % {"most": MOCK_MAX})
     if not isinstance(value["neighbourhoods"], list) or not all(isinstance(h, str) for h in value["neighbourhoods"]):
-        raise InvalidInput("manifest.neighbourhoods", "a list of names")
+        raise InvalidInput("manifest.neighbourhoods", gettext("a list of names"))
     if not isinstance(value["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", value["sha256"]):
-        raise InvalidInput("manifest.sha256", "the partition file's SHA-256")
+        raise InvalidInput("manifest.sha256", gettext("the partition file's SHA-256"))
     return value
 
 
@@ -147,23 +152,26 @@ def publish_partition(*, actor, node: DistrictNode, manifest) -> NodePartition:
     check_publish(actor, node)
     manifest = _manifest(manifest)
     if node.status != NodeStatus.REGISTERED:
-        raise Conflict(f"node {node.name} is revoked: it publishes nothing")
+        raise Conflict(gettext("node %(node)s is revoked: it publishes nothing") % {"node": node.name})
     if manifest["node"] != node.name:
-        raise InvalidInput("manifest.node", f"this manifest is node {manifest['node']}'s, not {node.name}'s")
+        raise InvalidInput("manifest.node", gettext("this manifest is node %(manifest_node)s's, not %(node)s's")
+                                            % {"manifest_node": manifest["node"], "node": node.name})
     dataset = Dataset.objects.filter(slug=manifest["dataset"]).first()
     if dataset is None:
-        raise InvalidInput("manifest.dataset", f"no dataset {manifest['dataset']!r}")
+        raise InvalidInput("manifest.dataset", gettext("no dataset '%(dataset)s'") % {"dataset": manifest["dataset"]})
     if dataset.held_by != HeldBy.DISTRICTS:
-        raise Conflict(f"{dataset.slug} is held by its bureau, not by its districts' nodes")
+        raise Conflict(gettext("%(dataset)s is held by its bureau, not by its districts' nodes") % {"dataset": dataset.slug})
     if not dataset.holders.filter(pk=node.organisation_id).exists():
-        raise Conflict(f"{node.organisation} is not a holder of {dataset.slug}")
+        raise Conflict(gettext("%(organisation)s is not a holder of %(dataset)s")
+                       % {"organisation": node.organisation, "dataset": dataset.slug})
     others = NodePartition.objects.filter(dataset=dataset).exclude(node=node).first()
     if others is not None and others.fields != manifest["fields"]:
         names = {f["name"]: f["type"] for f in others.fields}
         differ = [f["name"] for f in manifest["fields"] if names.get(f["name"]) != f["type"]] or \
             sorted(set(names) - {f["name"] for f in manifest["fields"]})
-        raise InvalidInput("manifest.fields", f"the partition's schema does not match {dataset.slug}'s "
-                                              f"(other nodes' partitions): {', '.join(differ[:5])}")
+        raise InvalidInput("manifest.fields", gettext("the partition's schema does not match %(dataset)s's "
+                                                      "(other nodes' partitions): %(fields)s")
+                                              % {"dataset": dataset.slug, "fields": ", ".join(differ[:5])})
     with transaction.atomic(durable=True):
         part, _ = NodePartition.objects.update_or_create(
             node=node, dataset=dataset,
@@ -207,13 +215,13 @@ def hold_at_districts(*, actor, dataset: Dataset, holders: list[Organisation]) -
     permissions.check_manage_dataset(actor, dataset)
     dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
     if dataset.held_by == HeldBy.DISTRICTS:
-        raise Conflict(f"{dataset.slug} is already held by its districts")
+        raise Conflict(gettext("%(dataset)s is already held by its districts") % {"dataset": dataset.slug})
     if CorpusVersion.objects.filter(dataset=dataset).exists():
-        raise Conflict(f"the bureau already stores rows of {dataset.slug}: register a new dataset for the "
-                       "districts to hold")
+        raise Conflict(gettext("the bureau already stores rows of %(dataset)s: register a new dataset for the "
+                               "districts to hold") % {"dataset": dataset.slug})
     holders = list(holders)
     if not holders or any(h.kind != OrganisationKind.DISTRICT for h in holders):
-        raise InvalidInput("holders", "one or more districts")
+        raise InvalidInput("holders", gettext("one or more districts"))
     dataset.held_by = HeldBy.DISTRICTS
     dataset.save(update_fields=["held_by"])
     dataset.holders.set(holders)

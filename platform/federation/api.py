@@ -5,6 +5,7 @@ them, and publishes what a node holds (`python -m sandbox.federated.node publish
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
@@ -51,7 +52,7 @@ def visible_nodes(user):
         return qs
     if role == Role.DATA_HOLDER:
         return qs.filter(organisation=user.organisation)
-    raise Refused("district nodes are for stewards and the districts' data holders")
+    raise Refused(gettext("district nodes are for stewards and the districts' data holders"))
 
 
 def described(nodes) -> list[dict]:

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import (access_views, budget_views, catalog_views, defense_views, innovation_views, job_views, lineage_views,
-               map_views, release_views, views)
+               map_views, node_views, release_views, views)
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -42,6 +42,8 @@ urlpatterns = [
     path("jobs/code-to-data/<slug:slug>/<str:what>/", job_views.code_to_data_manage, name="code-to-data-manage"),
     path("jobs/<int:pk>/", job_views.job_page, name="job-page"),
     path("jobs/<int:pk>/<str:decision>/", job_views.decide_job, name="job-decide"),
+    path("nodes/", node_views.node_list, name="node-list"),
+    path("nodes/<slug:name>/revoke/", node_views.revoke_node, name="node-revoke"),
     path("models/", job_views.model_list, name="model-list"),
     path("models/<int:pk>/", job_views.model_page, name="model-page"),
     path("innovation/", innovation_views.home, name="innovation"),

@@ -20,11 +20,13 @@ from accounts.models import Organisation, OrganisationKind, Role, User
 from catalog.models import DataClass, Dataset
 from corpora.actions import INGEST_TASK_KIND
 from defense.models import Alert
+from federation.api import visible_nodes
 from jobs.models import Job, JobStatus
 from miliao.errors import ActionError, InvalidInput, Refused
 from portal import readable
 
 from . import forms
+from .node_views import node_rows
 from progress.models import TaskProgress
 from provenance import actions as provenance_actions
 from provenance.anchoring import ledger_status
@@ -143,7 +145,9 @@ def dashboard(request):
             "page",
         )
         context["applications"] = _applications(user)[:20]
+        context["nodes"] = node_rows(visible_nodes(user))  # the district's own, with their state now
         context["sections"] = [
+            _section("nodes", _("本区节点"), len(context["nodes"])),
             _section("held", _("本节点持有的数据分区"), context["held"].paginator.count),
             _section("applications", _("本组织的申请"), _applications(user).count()),
             _section("tasks", _("后台任务"), len(context["tasks"])),

@@ -153,7 +153,7 @@ BRANDS = {brand.lower() for brand in {
     "Miliao", "GeoParquet", "GeoPackage", "GeoJSON", "PySyft", "Flower", "SuperLink", "SuperNode", "SecAgg",
     "Ladder", "Blum", "Hardt", "Leaflet", "ECharts", "JavaScript", "Swagger", "OpenAPI", "PostgreSQL", "Redis", "Celery",
     "Ethereum", "Besu", "anvil", "zlib", "base64", "Python", "PyTorch", "Opacus", "CKAN", "Token", "W3C",
-    "PROV-JSON", "JSON-LD", "ORCID", "MLP", "et", "al", "Chromium", "zip",
+    "PROV-JSON", "JSON-LD", "ORCID", "MLP", "et", "al", "Chromium", "zip", "OpenSSH",
 }}
 UNITS = {"m", "km", "s", "ms", "h", "px", "MiB", "KiB", "GiB", "MB", "KB", "GB", "B", "v", "x", "k", "l", "n", "p"}
 READ_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt"}
@@ -273,6 +273,11 @@ def walked(module_world, django_db_blocker):
         add_release(w, rooms=200)
         open_challenge(w, rooms=600)
         approve_lab(w)
+        # A district node as the steward recorded it (no SuperLink answers here: its state is unknown).
+        from federation.actions import _record_node
+
+        _record_node(w.steward, w.district, "pudong-node", "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQ=",
+                     "4242")
         w.job = job_actions.submit_job(actor=w.researcher, dataset=w.rooms, kind="centralized", title="room use",
                                        task="room-use", params={"epochs": 1, "target_epsilon": 1.0, "delta": 1e-5})
         raise_alert(kind="budget_high", severity="warning", bureau=w.bureau, subject="budgets.budget:1",
@@ -296,12 +301,12 @@ def pages(w) -> dict[str, list[str]]:
               "/innovation/challenges/room-use-2026/"]
     return {
         "steward": [*common, "/datasets/huangpu-roads/", "/datasets/district-rooms/", release, job, task,
-                    "/events/", lineage],
+                    "/events/", lineage, "/nodes/"],
         "applicant": [*common, "/datasets/pudong-pipes/", "/datasets/huangpu-roads/"],
         "researcher": [*common, job, "/datasets/district-rooms/"],
-        "auditor": [*common, "/events/", lineage],
-        "admin": [*common, "/events/"],
-        "data_holder": ["/", "/account/", "/datasets/district-rooms/"],
+        "auditor": [*common, "/events/", lineage, "/nodes/"],
+        "admin": [*common, "/events/", "/nodes/"],
+        "data_holder": ["/", "/account/", "/datasets/district-rooms/", "/nodes/"],
     }
 
 
@@ -311,6 +316,8 @@ def error_paths(w) -> list[tuple[str, str, str, dict | None, int]]:
         ("applicant", "post", f"/applications/{w.app_startup.pk}/decide/", {"decision": "approve"}, 302),
         ("applicant", "post", "/applications/new/", {"dataset": "pudong-pipes", "purpose": "x"}, 400),
         ("applicant", "get", "/events/", None, 403),
+        ("researcher", "get", "/nodes/", None, 403),
+        ("steward", "post", "/nodes/", {"organisation": "pudong", "name": "x-node", "public_key": "ssh-rsa AAAA"}, 400),
         ("applicant", "get", "/datasets/no-such-dataset/", None, 404),
         ("steward", "post", f"/applications/{w.app_own_bureau.pk}/decide/", {"decision": "approve"}, 302),
     ]

@@ -20,7 +20,7 @@ from federation import actions
 from federation.api import RegisterSerializer, RevokeSerializer, described, visible_nodes
 from miliao.errors import ActionError, Refused
 
-from . import forms
+from . import forms, readable
 
 # A node's state as the page says it, in words (the badge's colour is its CSS class).
 STATE_LABELS = {
@@ -30,16 +30,6 @@ STATE_LABELS = {
     "revoked": gettext_lazy("已吊销"),
     "unknown": gettext_lazy("状态未知"),
 }
-
-
-def device_label(device: str) -> str:
-    """`cpu` → CPU, `cuda:<GPU>` → GPU · <GPU>, as the node reported it; "" before it reports."""
-    if not device:
-        return ""
-    if device == "cpu":
-        return "CPU"
-    kind, _sep, name = device.partition(":")
-    return f"GPU · {name}" if kind == "cuda" and name else device
 
 
 def node_rows(nodes) -> list[dict]:
@@ -52,7 +42,7 @@ def node_rows(nodes) -> list[dict]:
         last = seen["last_contact"]
         rows.append({"node": node, "state": seen["state"], "state_label": STATE_LABELS[seen["state"]],
                      "last_contact": (parse_datetime(last) or last) if last else None,
-                     "device": device_label(seen["device"]),
+                     "device": readable.device_label(seen["device"]),
                      "partitions": sorted(node.partitions.all(), key=lambda p: p.dataset.slug)})
     return rows
 

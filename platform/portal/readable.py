@@ -292,17 +292,24 @@ def privacy_rows(privacy: dict) -> list[dict]:
     return rows
 
 
+def device_label(device: str) -> str:
+    """`cpu` → CPU, `cuda:<GPU>` → GPU · <GPU>, as the node reported it; "" before it reports."""
+    if not device:
+        return ""
+    if device == "cpu":
+        return "CPU"
+    kind, _sep, name = device.partition(":")
+    return f"GPU · {name}" if kind == "cuda" and name else device
+
+
 def holder_rows(outcome: dict, privacy: dict) -> list[dict]:
     """Each district node's part in a federated job: the device it trained on, its training
     throughput (rows a second, its last round's) and its per-record ε."""
     nodes = (privacy or {}).get("nodes") or {}
     rows = []
     for name, figures in sorted(((outcome or {}).get("holders") or {}).items()):
-        device = str(figures.get("device") or "")
         epsilon = (nodes.get(name) or {}).get("epsilon")
-        rows.append({"node": name,
-                     "device": _("GPU（%(gpu)s）") % {"gpu": device.partition(":")[2] or device}
-                     if device.startswith("cuda") else _("CPU"),
+        rows.append({"node": name, "device": device_label(str(figures.get("device") or "")),
                      "rows_per_s": _number(round(float(figures.get("rows_per_s") or 0))),
                      "epsilon": _fmt_epsilon(epsilon)})
     return rows

@@ -225,5 +225,5 @@ def test_each_holders_device_throughput_and_epsilon_are_a_row(zh):
     privacy = {"nodes": {"pudong-node": {"epsilon": 2.9871}}}
     assert holder_rows(outcome, privacy) == [
         {"node": "huangpu-node", "device": "CPU", "rows_per_s": "9,876", "epsilon": "—"},
-        {"node": "pudong-node", "device": "GPU（NVIDIA H100 80GB HBM3）", "rows_per_s": "41,235", "epsilon": "2.99"}]
+        {"node": "pudong-node", "device": "GPU · NVIDIA H100 80GB HBM3", "rows_per_s": "41,235", "epsilon": "2.99"}]
     assert holder_rows({}, privacy) == []

@@ -173,7 +173,8 @@ def run_standing(federation: Federation, stage: Path, config: dict, holders: dic
             raise FederationFailed(f"only {len(here)} of the {len(holders)} holders named are online, fewer than the "
                                    f"minimum of {min_nodes}: the job was not submitted", started=False,
                                    outcome={"nodes_online": sorted(here)})
-        run_id = federation.submit(config, stage)
+        # The ServerApp samples only these nodes: a node online for another dataset is left out.
+        run_id = federation.submit({**config, "holder-node-ids": json.dumps(sorted(holders))}, stage)
     except FederationError as exc:
         raise FederationFailed(f"the SuperLink could not be reached: {exc}", started=False) from None
     phases = {"start": time.monotonic() - started}

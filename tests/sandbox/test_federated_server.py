@@ -47,6 +47,15 @@ def test_a_late_holder_is_left_out_and_the_run_goes_on_with_the_others():
     assert inner.asked == [[1, 2, 3], [1, 2]]
 
 
+def test_only_the_holders_the_job_names_are_asked():
+    inner = Grid()  # node 3 is online at the SuperLink for another dataset
+    grid = SilentHoldersLeft(inner, min_nodes=2, timeout=30, named=["1", "2"])
+    assert grid.get_node_ids() == [1, 2]
+    stage(grid, grid.get_node_ids())
+    assert inner.asked == [[1, 2]]
+    assert SilentHoldersLeft(Grid(), min_nodes=2, timeout=30, named=[]).get_node_ids() == [1, 2, 3]
+
+
 def test_too_few_answering_holders_stop_the_run_with_the_reason():
     grid = SilentHoldersLeft(Grid(late={1, 2, 3}), min_nodes=2, timeout=30)
     with pytest.raises(TooFewHolders, match=r"only 0 of 3 holders answered within 30 s, and 0 are left, "

@@ -73,13 +73,18 @@ class SilentHoldersLeft:
 
     When fewer than `min_nodes` holders are left, the run stops here with the reason. Without
     this, the next round's sampling waits (a day, Flower's default) for holders that were
-    forgotten, and the run hangs until the platform's wall-clock limit."""
+    forgotten, and the run hangs until the platform's wall-clock limit.
 
-    def __init__(self, grid: Grid, *, min_nodes: int, timeout: float):
+    `named` (Flower node ids) are the holders the job names: other nodes connected to the
+    SuperLink (holders of other datasets) are never sampled."""
+
+    def __init__(self, grid: Grid, *, min_nodes: int, timeout: float, named=None):
         self._grid, self.silent, self.min_nodes, self.timeout = grid, set(), min_nodes, timeout
+        self.named = {str(n) for n in named} if named else None
 
     def get_node_ids(self):
-        return [n for n in self._grid.get_node_ids() if n not in self.silent]
+        return [n for n in self._grid.get_node_ids()
+                if n not in self.silent and (self.named is None or str(n) in self.named)]
 
     def send_and_receive(self, messages, *, timeout=None):
         messages = list(messages)
@@ -230,12 +235,14 @@ def main(grid: Grid, context: Context) -> None:
     model = training.build_model(task, int(rc["features"]), int(rc["hidden"]))
     if str(rc.get("initial-weights", "")):
         model.load_state_dict(torch.load(str(rc["initial-weights"]), weights_only=True, map_location="cpu"))
+    named = json.loads(str(rc.get("holder-node-ids") or "[]"))  # the job's holders; [] for every node
+    timeout = float(rc["secagg-timeout"])
+    grid = SilentHoldersLeft(grid, min_nodes=min_nodes, timeout=timeout, named=named)
     sampled = max(min_nodes, len(list(grid.get_node_ids())))
     strategy = build_strategy(rc, arrays_of(model.state_dict()), sampled=sampled, fit_metrics=fit_metrics,
                               evaluate_metrics=evaluate_metrics)
     noise, clip = float(rc["noise-multiplier"]), float(rc["clipping-norm"])
     optimizer = str(rc.get("server-optimizer", "fedavg"))
-    timeout = float(rc["secagg-timeout"])
     if bool(rc["secagg"]):
         # Every holder gets a share of every other's key (num_shares 1.0: all sampled); any
         # min_nodes of them can unmask a holder that drops out after sharing.
@@ -247,7 +254,7 @@ def main(grid: Grid, context: Context) -> None:
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=rounds, round_timeout=timeout),
                            strategy=strategy)
     try:
-        workflow(SilentHoldersLeft(grid, min_nodes=min_nodes, timeout=timeout), legacy)
+        workflow(grid, legacy)
     except TooFewHolders as exc:
         (out / FAILURE_FILE).write_text(str(exc))
         raise

@@ -1,7 +1,7 @@
 """The demo's federation, run the way districts run it: the platform's standing SuperLink
 (its TLS files and database under FLOWER_STATE_DIR) and three district nodes as processes of
-their own, each with its own state folder under STATE_DIR/districts/<node> (as if on its own
-machine) in which the node-side tool generated and ingested its own district's rows. The
+their own, each with its own state folder beside the platform's (STATE_DIR-districts/<node>:
+never inside STATE_DIR, as if on its own machine) in which the node-side tool generated and ingested its own district's rows. The
 seed then registers the nodes' keys, records what each published, and runs the federated job
 on them. The platform stores none of the districts' rows."""
 from __future__ import annotations
@@ -22,8 +22,15 @@ NODES = (("pudong-node", "浦东新区", ("pudong", "浦东新区规划资源局
          ("jingan-node", "静安区", ("jingan", "静安区规划资源局", "Jing'an District Planning Bureau")))
 
 
+def districts_dir() -> Path:
+    """Where the demo's district nodes keep their folders: beside the platform's state folder,
+    never in it (STATE_DIR var → var-districts), as if each were on its own machine."""
+    state = Path(settings.STATE_DIR)
+    return state.parent / f"{state.name}-districts"
+
+
 def node_home(name: str) -> Path:
-    return Path(settings.STATE_DIR) / "districts" / name
+    return districts_dir() / name
 
 
 def _tool(*args: str) -> subprocess.CompletedProcess:
@@ -78,7 +85,7 @@ class DemoFederation:
     def describe(self) -> str:
         return (f"Federation: SuperLink at {self.superlink.address} (state in {self.superlink.state}), district nodes "
                 + ", ".join(f"{n} (pid {p.pid})" for n, p in self.nodes.items())
-                + f" with their own state in {Path(settings.STATE_DIR) / 'districts'}.")
+                + f" with their own state in {districts_dir()}.")
 
 
 def seed_federation(state_dir: Path, steward, password) -> list:

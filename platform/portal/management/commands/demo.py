@@ -15,7 +15,7 @@ Processes (the production layout of README.md, scaled down):
   survives restarts. A node already answering there is used as it is;
 - the federation (portal.demo_federation): the standing SuperLink on FLOWER_SUPERLINK, its state
   in FLOWER_STATE_DIR, and three district nodes, each a process with its own state folder
-  under STATE_DIR/districts, holding its own district's rows; the federated job runs on them;
+  beside the platform's state (var-districts/), holding its own district's rows; the federated job runs on them;
 - this process, which seeds and then watches the others.
 
 They share the broker: by default kombu's filesystem transport under STATE_DIR/broker.

@@ -137,12 +137,7 @@ def run_federation(root: Path, partitions: list[Path], config: dict, *, min_node
                         deadline=started + wall_seconds, on_rounds=on_rounds, nodes_alive=federation.nodes_alive,
                         superlink_alive=federation.superlink_alive,
                         superlink_log=lambda: federation.log_tail("superlink"))
-        log = federation.run_log(run_id)
-        status = federation.status(run_id)
-        if status.sub_status != "completed" or not (out / "result.json").exists():
-            why = (out / FAILURE_FILE).read_text()[:500] if (out / FAILURE_FILE).exists() else status.details
-            raise FederationFailed(f"the federated run ended {status.sub_status or status.status}: {why}",
-                                   started=True, outcome={"run_id": str(run_id)}, log=log)
+        log = _completed(federation.federation, run_id, out)
         phases["train"] = time.monotonic() - started - phases["start"]
     finally:
         stopping = time.monotonic()
@@ -188,16 +183,23 @@ def run_standing(federation: Federation, stage: Path, config: dict, holders: dic
     nodes_alive = _follow(federation, run_id, out, len(holders), min_nodes=min_nodes, deadline=started + wall_seconds,
                           on_rounds=on_rounds, nodes_alive=alive, superlink_alive=lambda wait=0: _healthy(federation, wait),
                           superlink_log=lambda: "")
+    log = _completed(federation, run_id, out)
+    phases["train"] = time.monotonic() - started - phases["start"]
+    return FederatedRun(result=json.loads((out / "result.json").read_text()), run_id=run_id,
+                        nodes_started=len(holders), nodes_alive=nodes_alive, log=log,
+                        seconds=time.monotonic() - started, phases=phases)
+
+
+def _completed(federation: Federation, run_id: int, out: Path) -> str:
+    """The ended run's log; FederationFailed with the ServerApp's reason (or Flower's) unless it
+    completed and wrote its result."""
     log = federation.run_log(run_id)
     status = federation.status(run_id)
     if status.sub_status != "completed" or not (out / "result.json").exists():
         why = (out / FAILURE_FILE).read_text()[:500] if (out / FAILURE_FILE).exists() else status.details
         raise FederationFailed(f"the federated run ended {status.sub_status or status.status}: {why}",
                                started=True, outcome={"run_id": str(run_id)}, log=log)
-    phases["train"] = time.monotonic() - started - phases["start"]
-    return FederatedRun(result=json.loads((out / "result.json").read_text()), run_id=run_id,
-                        nodes_started=len(holders), nodes_alive=nodes_alive, log=log,
-                        seconds=time.monotonic() - started, phases=phases)
+    return log
 
 
 def _healthy(federation: Federation, wait: float = 0) -> bool:

@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=7,
                         help="plain and DP epochs timed in turn for dp_overhead (0: not timed)")
     parser.add_argument("--overhead-rounds", type=int, default=2,
-                        help="rounds of the short job run on both deployments (standing and per-job)")
+                        help="rounds of the short job run on both deployments (standing and per-job; 0: not run)")
     parser.add_argument("--epsilons", default="1,3,8", help="the centralized DP-SGD runs' ε (3 among them)")
     args = parser.parse_args()
     epsilons = sorted({float(e) for e in args.epsilons.split(",")} | {3.0})
@@ -202,19 +202,26 @@ def main() -> None:
         fl_metrics = scored(task, test, root / "job", int(train.x.shape[1]), args.hidden)
         fl_eps = run.result["privacy"]["epsilon"]
         print(f"federated ({len(standing.holders)} district nodes, SecAgg+, DP-SGD ε=3 at each holder, {args.rounds} rounds × "
-              f"{args.local_epochs} local epochs, {args.server_optimizer} η {args.server_lr:g}): wall "
+              f"{args.local_epochs} local epochs, {args.server_optimizer}"
+              f"{f' η {args.server_lr:g}' if args.server_optimizer == 'fedadam' else ''}): wall "
               f"{run.seconds:.1f} s (submitted in {run.phases['start']:.1f} s), {run.seconds / args.rounds:.1f} s a "
               f"round, accuracy {fl_metrics['accuracy']:.4f}, record-level ε {fl_eps:.3f}, rooms per holder "
               f"{[p['rows'] for p in standing.partitions]}", flush=True)
-        ran = deployments(task, table, standing, root / "deployments", fl, rounds=args.overhead_rounds)
+        ran = deployments(task, table, standing, root / "deployments", fl, rounds=args.overhead_rounds) \
+            if args.overhead_rounds else None
     finally:
         standing.close()
         shutil.rmtree(root, ignore_errors=True)
-    st, pj = ran["standing"], ran["per_job"]
-    round_st, round_pj = st.phases["train"] / args.overhead_rounds, pj.phases["train"] / args.overhead_rounds
-    print(f"the same {args.overhead_rounds} rounds of 1 local epoch: standing federation {st.seconds:.1f} s "
-          f"(submitted in {st.phases['start']:.1f} s, {round_st:.1f} s a round); per-job deployment {pj.seconds:.1f} s "
-          f"(start {pj.phases['start']:.1f} s, {round_pj:.1f} s a round, stop {pj.phases['stop']:.1f} s)", flush=True)
+    deployed = f"federation_start_s={standing.start_seconds:.1f} "
+    if ran:
+        st, pj = ran["standing"], ran["per_job"]
+        round_st, round_pj = st.phases["train"] / args.overhead_rounds, pj.phases["train"] / args.overhead_rounds
+        print(f"the same {args.overhead_rounds} rounds of 1 local epoch: standing federation {st.seconds:.1f} s "
+              f"(submitted in {st.phases['start']:.1f} s, {round_st:.1f} s a round); per-job deployment "
+              f"{pj.seconds:.1f} s (start {pj.phases['start']:.1f} s, {round_pj:.1f} s a round, stop "
+              f"{pj.phases['stop']:.1f} s)", flush=True)
+        deployed += (f"per_job_start_s={pj.phases['start']:.1f} round_s_standing={round_st:.1f} "
+                     f"round_s_per_job={round_pj:.1f} ")
     plain, plain_wall, plain_epoch = centralized(task, train, test, epochs=epochs, private=False,
                                                  batch_size=args.batch_size, learning_rate=0.1, hidden=args.hidden)
     print(f"non-private:  epoch {plain_epoch:.2f} s, wall {plain_wall:.1f} s, accuracy "
@@ -242,8 +249,7 @@ def main() -> None:
     print(f"RESULT fed_acc={fed:.4f} central_dp_acc={dp[3.0][0].metrics['accuracy']:.4f} "
           f"nonprivate_acc={nonprivate:.4f} gap_pts={100 * (nonprivate - fed):.1f} epsilon={fl_eps:.3f} "
           f"fed_wall_s={run.seconds:.1f} central_dp_wall_s={dp3_wall:.1f} fl_overhead={run.seconds / dp3_wall:.2f} "
-          f"federation_start_s={standing.start_seconds:.1f} per_job_start_s={pj.phases['start']:.1f} "
-          f"round_s_standing={round_st:.1f} round_s_per_job={round_pj:.1f} dp_overhead={dp_overhead} "
+          f"{deployed}dp_overhead={dp_overhead} "
           + "".join(f"acc_eps{e:g}={r.metrics['accuracy']:.4f} " for e, (r, _, _) in dp.items() if e != 3.0)
           + f"peak_mb={peak:.0f} child_peak_mb={children:.0f}")
 

@@ -15,7 +15,7 @@ class DatasetAdmin(RecordedModelAdmin):
     # owning bureau fix descriptions, district and holders here. Slug, class and owner stay
     # fixed; theme and keywords change through the API (PATCH), whose action
     # (update_dataset_metadata) checks them.
-    readonly_fields = ["slug", "data_class", "owner", "theme", "keywords"]
+    readonly_fields = ["slug", "data_class", "owner", "theme", "keywords", "held_by"]  # held_by: federation.actions
 
     def may_edit(self, user, obj=None) -> bool:
         return obj is not None and permissions.allowed(permissions.check_manage_dataset, user, obj)

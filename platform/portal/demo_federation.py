@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 
 DATASET = "district-rooms-fed"
-SEED, ROOMS = 2027, 72_000  # the generator's first three districts
+SEED, ROOMS = 2032, 72_000  # a generated city whose three districts are the nodes' (not the bureau-held rooms' 2027)
 # node name, the district whose rows it holds, its organisation (code, name, English name)
 NODES = (("pudong-node", "浦东新区", ("pudong", "浦东新区规划资源局", "Pudong District Planning Bureau")),
          ("huangpu-node", "黄浦区", ("huangpu", "黄浦区规划资源局", "Huangpu District Planning Bureau")),

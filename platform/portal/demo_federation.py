@@ -49,9 +49,9 @@ class DemoFederation:
         self.log_dir = log_dir
         self.nodes: dict[str, subprocess.Popen] = {}
         self.started_superlink = False
+        self.preexec = None
 
     def start(self, preexec=None) -> None:
-        from sandbox.federated import node
 
         if not self.superlink.federation().healthy():
             self.superlink.start()
@@ -70,9 +70,17 @@ class DemoFederation:
             out, _ = proc.communicate(timeout=600)
             if proc.returncode:
                 raise RuntimeError(f"district node {name} could not ingest its rows: {out[-1000:]}")
+        self.preexec = preexec
+
+    def start_nodes(self) -> None:
+        """Start the district nodes whose processes are not running: once their keys are
+        registered (a SuperNode whose key the SuperLink does not know exits at once)."""
+        from sandbox.federated import node
+
         for name, _, _ in NODES:
-            self.nodes[name] = node.spawn(node_home(name), self.superlink.address, self.superlink.tls["ca"],
-                                          log=self.log_dir / f"{name}.log", preexec_fn=preexec)
+            if name not in self.nodes:
+                self.nodes[name] = node.spawn(node_home(name), self.superlink.address, self.superlink.tls["ca"],
+                                              log=self.log_dir / f"{name}.log", preexec_fn=self.preexec)
 
     def stop(self) -> None:
         from sandbox.federated.deploy import stop_process
@@ -88,7 +96,7 @@ class DemoFederation:
                 + f" with their own state in {districts_dir()}.")
 
 
-def seed_federation(state_dir: Path, steward, password) -> list:
+def seed_federation(state_dir: Path, steward, password, federation: DemoFederation) -> list:
     """The district-held rooms: the districts' organisations and data holders, the dataset,
     each node's key registered and what it published recorded, the lab's approved application,
     and a federated job run on the nodes, reviewed and released. Returns the holders' logins."""
@@ -136,6 +144,7 @@ def seed_federation(state_dir: Path, steward, password) -> list:
         if not NodePartition.objects.filter(node=node, dataset=dataset).exists():
             holder = User.objects.filter(organisation=orgs[name], role=Role.DATA_HOLDER).first()
             actions.publish_partition(actor=holder, node=node, manifest=json.loads(json.dumps(publish(home, DATASET))))
+    federation.start_nodes()  # their keys are registered now
     if Job.objects.filter(dataset=dataset).exists():
         return logins
     researcher = User.objects.get(username="researcher")

@@ -79,7 +79,7 @@ def _password(state_dir: Path, username: str) -> str:
     return path.read_text().strip()
 
 
-def seed_demo(state_dir: Path, *, federation: bool = False) -> list[Login]:
+def seed_demo(state_dir: Path, *, federation=None) -> list[Login]:
     """`federation`: the standing SuperLink and the district nodes run (portal.demo_federation):
     seed the district-held rooms and run the federated job on them."""
     for code, name, name_en, kind in ORGANISATIONS:
@@ -137,7 +137,7 @@ def seed_demo(state_dir: Path, *, federation: bool = False) -> list[Login]:
     if federation:
         from portal.demo_federation import seed_federation
 
-        logins += seed_federation(state_dir, steward, _password)
+        logins += seed_federation(state_dir, steward, _password, federation)
     return logins
 
 

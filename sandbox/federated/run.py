@@ -196,8 +196,10 @@ def _completed(federation: Federation, run_id: int, out: Path) -> str:
     log = federation.run_log(run_id)
     status = federation.status(run_id)
     if status.sub_status != "completed" or not (out / "result.json").exists():
-        why = (out / FAILURE_FILE).read_text()[:500] if (out / FAILURE_FILE).exists() else status.details
-        raise FederationFailed(f"the federated run ended {status.sub_status or status.status}: {why}",
+        if (out / FAILURE_FILE).exists():  # the ServerApp's own reason leads: it is what the job shows
+            raise FederationFailed((out / FAILURE_FILE).read_text()[:500], started=True,
+                                   outcome={"run_id": str(run_id)}, log=log)
+        raise FederationFailed(f"the federated run ended {status.sub_status or status.status}: {status.details}",
                                started=True, outcome={"run_id": str(run_id)}, log=log)
     return log
 

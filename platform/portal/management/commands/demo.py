@@ -67,8 +67,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="seed and exit")
 
     def handle(self, *args, port: int, no_serve: bool, **options):
-        with self._chain_node(), self._federation():
-            self._run(port, no_serve)
+        with self._chain_node(), self._federation() as federation:
+            self._run(port, no_serve, federation)
 
     @contextlib.contextmanager
     def _federation(self):
@@ -81,15 +81,14 @@ class Command(BaseCommand):
         federation = DemoFederation(logs)
         try:
             federation.start(preexec=_die_with_demo(os.getpid()))
-            self.stdout.write(federation.describe())
-            self.stdout.flush()
             yield federation
         finally:
             federation.stop()
 
-    def _run(self, port: int, no_serve: bool) -> None:
+    def _run(self, port: int, no_serve: bool, federation) -> None:
         call_command("migrate", interactive=False, verbosity=0)
-        logins = seed_demo(settings.STATE_DIR, federation=True)
+        logins = seed_demo(settings.STATE_DIR, federation=federation)  # starts the nodes once registered
+        self.stdout.write(federation.describe())
         self.stdout.write(self.style.SUCCESS("Miliao demo is seeded. Logins:"))
         for login in logins:
             self.stdout.write(f"  {login.role:<12} {login.username:<11} {login.password}  ({login.organisation})")

@@ -161,8 +161,8 @@ def kill_tree(proc: subprocess.Popen | psutil.Process, sig: int) -> None:
             os.killpg(p.pid, sig) if p.pid == os.getpgid(p.pid) else p.send_signal(sig)
         except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
             pass
-    try:
-        os.killpg(proc.pid, sig)
+    try:  # its group when it leads one (spawn's), else the process alone (the demo's nodes)
+        os.killpg(proc.pid, sig) if os.getpgid(proc.pid) == proc.pid else os.kill(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 

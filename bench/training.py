@@ -125,10 +125,12 @@ def fl_params(*, rounds: int, local_epochs: int, epsilon: float, batch_size: int
 
 
 def fl_config(task, table, params: dict, out: Path) -> dict:
+    rooms = table.filter(pc.equal(table["kind"], "room"))
+    largest = max(pc.value_counts(rooms["district"]).field("counts").to_pylist())  # the largest holder's rooms
     return flower.app_config(task=task.name, neighbourhoods=tasks.vocabulary(table), holdout_salt="", params=params,
                              clipping_norm=flower.CLIPPING_NORM, holder_noise=flower.HOLDER_NOISE,
                              secagg_clipping_range=flower.SECAGG_CLIPPING_RANGE,
-                             secagg_timeout=flower.SECAGG_TIMEOUT_S, out=out)
+                             secagg_timeout=flower.SECAGG_TIMEOUT_S, out=out, max_examples=largest)
 
 
 def scored(task, test, out: Path, features: int, hidden: int) -> dict:

@@ -117,7 +117,7 @@ def evaluate(task: Task, model: nn.Module, data: Arrays) -> dict:
 def fit(
     task: Task, spec: TrainSpec, train: Arrays, test: Arrays, *, state: dict | None = None,
     on_epoch: EpochReporter | None = None, schedule_epochs: int | None = None, prior: list | None = None,
-    noise_multiplier: float | None = None,
+    noise_multiplier: float | None = None, on: torch.device | None = None,
 ) -> TrainResult:
     """Train on `train` (from `state` if given), evaluating on `test` after each epoch.
 
@@ -125,7 +125,8 @@ def fit(
     the whole run: `schedule_epochs` (all rounds' epochs) sets the noise for the target ε,
     and `prior` (the accountant history of earlier rounds, `privacy["history"]`) is
     composed with this round's steps; `noise_multiplier`, when an earlier round has worked it
-    out, saves working it out again."""
+    out, saves working it out again. `on` is the device to train on (by default `device()`: the
+    GPU where there is one)."""
     with warnings.catch_warnings():
         # Opacus warns that its RNG is not cryptographic, that backward hooks fire on inputs
         # that need no gradient, and when the best RDP order is its largest: none changes
@@ -134,12 +135,12 @@ def fit(
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
         return _fit(task, spec, train, test, state=state, on_epoch=on_epoch, schedule_epochs=schedule_epochs,
-                    prior=prior, noise_multiplier=noise_multiplier)
+                    prior=prior, noise_multiplier=noise_multiplier, dev=on or device())
 
 
-def _fit(task, spec, train, test, *, state, on_epoch, schedule_epochs, prior, noise_multiplier) -> TrainResult:
+def _fit(task, spec, train, test, *, state, on_epoch, schedule_epochs, prior, noise_multiplier,
+         dev) -> TrainResult:
     torch.manual_seed(spec.seed)
-    dev = device()
     model = build_model(task, train.x.shape[1], spec.hidden)
     if state is not None:
         model.load_state_dict(state)

@@ -29,7 +29,8 @@ def run(job: Job, root: Path, summary: dict, report) -> dict:
         clipping_norm=settings.FLOWER_CLIPPING_NORM,
         holder_noise=settings.FLOWER_HOLDER_NOISE,
         secagg_clipping_range=settings.FLOWER_SECAGG_CLIPPING_RANGE, secagg_timeout=settings.FLOWER_SECAGG_TIMEOUT_S,
-        out=root / "work", initial_weights=summary.get("base_weights", ""), dataset=job.dataset.slug)
+        out=root / "work", max_examples=max(part["units"] for part in partitions),
+        initial_weights=summary.get("base_weights", ""), dataset=job.dataset.slug)
 
     def on_rounds(rounds: list[dict]) -> None:
         actions.report_progress(job, rounds)

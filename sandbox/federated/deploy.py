@@ -127,27 +127,31 @@ class RunStatus:
         return self.status == "finished"
 
 
-def flower_env(home: Path, threads: int = 1) -> dict:
+def flower_env(home: Path, threads: int = 1, task_poll: float = 0.1) -> dict:
     """A Flower process's environment: the platform's Python, no platform secrets, Flower's
-    telemetry and runtime installs off."""
+    telemetry and runtime installs off. `task_poll` is how often a SuperExec asks for a task
+    to start: a node's ClientApps wait for it at every message; the SuperLink's ServerApp
+    only once a job, and each ask costs the SuperLink a database query."""
     bin_dir = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DATABASE_", "CHAIN_", "DJANGO_", "CELERY_", "MILIAO_", "EMAIL_"))}
     env.update(PATH=f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}", FLWR_HOME=str(home),
                PYTHONPATH=str(REPO), FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1",
                FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1", PYTHONUNBUFFERED="1",
-               FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+               FLWR_SUPEREXEC_TASK_POLL_INTERVAL=str(task_poll), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
     return env
 
 
-def spawn(argv: list[str], *, log: Path, home: Path, cwd: Path, threads: int = 1) -> subprocess.Popen:
+def spawn(argv: list[str], *, log: Path, home: Path, cwd: Path, threads: int = 1,
+          task_poll: float = 0.1) -> subprocess.Popen:
     """A Flower executable of this environment as a process of its own (its own session, so
     that it and what it starts can be signalled together), its output appended to `log`."""
     home.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen([str(Path(sys.executable).parent / argv[0]), *argv[1:]], env=flower_env(home, threads),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-                                start_new_session=True)
+        return subprocess.Popen([str(Path(sys.executable).parent / argv[0]), *argv[1:]],
+                                env=flower_env(home, threads, task_poll), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
 
 
 def kill_tree(proc: subprocess.Popen | psutil.Process, sig: int) -> None:
@@ -321,7 +325,7 @@ class SuperLink:
         return Federation(self.address, self.tls["ca"], home or self.state / "cli")
 
     def start(self, timeout: float = 60) -> None:
-        self.proc = spawn(self.argv(), log=self.log, home=self.state / "home", cwd=self.state)
+        self.proc = spawn(self.argv(), log=self.log, home=self.state / "home", cwd=self.state, task_poll=1.0)
         self.federation().wait_healthy(timeout, proc=self.proc, log=self.log)
 
     def alive(self, wait: float = 0) -> bool:

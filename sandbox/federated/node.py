@@ -163,17 +163,19 @@ def publish(home: Path, dataset: str) -> dict:
             "mock": pa.Table.to_pylist(mock)}
 
 
-def start_argv(home: Path, superlink: str, root_certificates: Path) -> list[str]:
-    """The node's `flower-supernode` command line."""
-    from .deploy import free_port, node_config
+def start_argv(home: Path, superlink: str, root_certificates: Path, runtime_port: int) -> list[str]:
+    """The node's `flower-supernode` command line (run through `sandbox.federated.supernode`,
+    which polls the SuperLink more often): its ClientApps are started by the node's warm
+    launcher (`sandbox.federated.launcher`) from the Runtime API on `runtime_port`."""
+    from .deploy import node_config
 
     node = settings_of(home)
     private, _ = key_paths(home)
     config = node_config({"partitions": str((home / PARTITIONS).resolve()), "node-name": node["name"],
                           "device": device()})
-    return [str(Path(sys.executable).parent / "flower-supernode"), "--root-certificates", str(root_certificates),
-            "--superlink", superlink, "--auth-supernode-private-key", str(private), "--host", "127.0.0.1",
-            "--port", str(free_port()), "--node-config", config]
+    return [sys.executable, "-m", "sandbox.federated.supernode", "--root-certificates", str(root_certificates),
+            "--superlink", superlink, "--auth-supernode-private-key", str(private), "--isolation", "process",
+            "--host", "127.0.0.1", "--port", str(runtime_port), "--node-config", config]
 
 
 def spawn(home: Path, superlink: str, root_certificates: Path, *, log: Path, **popen) -> subprocess.Popen:
@@ -186,11 +188,17 @@ def spawn(home: Path, superlink: str, root_certificates: Path, *, log: Path, **p
 
 
 def start(home: Path, superlink: str, root_certificates: Path) -> None:
-    from .deploy import flower_env
+    """Become the node's SuperNode, with its launcher as a child that exits when it does (the
+    launcher is started first and knows this process id, which `exec` keeps)."""
+    from .deploy import flower_env, free_port
 
-    argv = start_argv(home, superlink, root_certificates)
+    port = free_port()
+    argv = start_argv(home, superlink, root_certificates, port)
+    env = flower_env(home / "flwr")
     os.chdir(home)
-    os.execve(argv[0], argv, flower_env(home / "flwr"))
+    subprocess.Popen([sys.executable, "-m", "sandbox.federated.launcher", "--runtime-api-address", f"127.0.0.1:{port}",
+                      "--parent-pid", str(os.getpid())], env=env, stdin=subprocess.DEVNULL)
+    os.execve(argv[0], argv, env)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,11 @@ from pathlib import Path
 
 from .deploy import Federation, FederationError, LocalDeployment
 
-POLL_S = 1.0
+POLL_S = 1.0  # how often a job's progress file is read
+# How often the SuperLink is asked for the run's status and its nodes (`flwr ls`, `flwr
+# supernode ls`: each a Python process of Flower's CLI, a second of CPU). Between two asks, the
+# ServerApp's result or failure file appearing ends the wait early.
+CHECK_S = 10.0
 # Defaults of the platform's FLOWER_* settings. The clipping norm bounds each holder's update
 # (a few local epochs move the model well past 2), and with DP-SGD at every holder the
 # aggregate's own noise is small: the per-record guarantee is the holders'. (At 0.01 its
@@ -66,7 +70,7 @@ class FederatedRun:
 
 def app_config(*, task: str, neighbourhoods: list[str], holdout_salt: str, params: dict, clipping_norm: float,
                holder_noise: float, secagg_clipping_range: float, secagg_timeout: float, out: Path,
-               initial_weights: str = "", dataset: str = "") -> dict:
+               max_examples: int, initial_weights: str = "", dataset: str = "") -> dict:
     """The Flower App's run config for a job's params (sandbox.training.TrainSpec fields plus
     rounds, min_nodes, secagg, dp, local_dp, server_optimizer and server_lr).
 
@@ -75,7 +79,11 @@ def app_config(*, task: str, neighbourhoods: list[str], holdout_salt: str, param
     is derived from the target, every holder taking part in every round. `neighbourhoods` (the
     one-hot vocabulary) and `holdout_salt` make every holder encode and hold out alike;
     `dataset` (a slug) names the partition a district node reads (its partitions/<dataset>);
-    `initial_weights` (a state_dict file the ServerApp reads) starts from a shared model."""
+    `initial_weights` (a state_dict file the ServerApp reads) starts from a shared model.
+
+    `max_examples` bounds the rows any holder trains on (the largest partition's published
+    count): SecAgg+ weights each holder's masked parameters by its rows over this bound, and
+    a holder above it has its parameters scaled up past `secagg_clipping_range` and clipped."""
     from sandbox import tasks
 
     p = params
@@ -92,7 +100,7 @@ def app_config(*, task: str, neighbourhoods: list[str], holdout_salt: str, param
         "delta": p["delta"], "max-grad-norm": p["max_grad_norm"], "accountant": p["accountant"], "dp": p["dp"],
         "clipping-norm": clipping_norm, "noise-multiplier": holder_noise, "secagg": p["secagg"],
         "secagg-clipping-range": secagg_clipping_range, "secagg-timeout": secagg_timeout, "out-dir": str(out),
-        "initial-weights": initial_weights, "dataset": dataset,
+        "initial-weights": initial_weights, "dataset": dataset, "secagg-max-weight": float(max(1, max_examples)),
         "server-optimizer": p.get("server_optimizer", "fedavg"), "server-learning-rate": p.get("server_lr", 1.0),
         "server-tau": SERVER_TAU,
     }
@@ -218,13 +226,17 @@ def _follow(federation: Federation, run_id: int, out: Path, holders: int, *, min
             on_rounds: RoundReporter | None, nodes_alive: Callable[[], list[str]],
             superlink_alive: Callable[..., bool], superlink_log: Callable[[], str]) -> list[str]:
     """Poll until the run finishes; return the holders still online at the end."""
-    seen = 0
+    seen, checked = 0, time.monotonic()
     while True:
         time.sleep(POLL_S)
         rounds = read_rounds(out / "progress.jsonl")
         if on_rounds is not None and len(rounds) != seen:
             on_rounds(rounds)
             seen = len(rounds)
+        ended = (out / "result.json").exists() or (out / FAILURE_FILE).exists()
+        if not ended and time.monotonic() - checked < CHECK_S and time.monotonic() < deadline:
+            continue
+        checked = time.monotonic()
         try:
             status = None if not superlink_alive() else federation.status(run_id)
         except FederationError as exc:

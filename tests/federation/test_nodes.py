@@ -137,3 +137,42 @@ def test_a_partition_whose_schema_does_not_match_is_refused_and_code_jobs_stay_o
 
     with pytest.raises(Conflict, match="code-to-data runs on bureau-held data only"):
         job_actions.publish_syft_dataset(actor=w.steward, dataset=w.rooms)
+
+
+def test_a_nodes_clientapps_come_from_its_warm_launcher_which_ends_with_its_supernode(standing_federation, tmp_path):
+    """`node start` runs the SuperNode with `--isolation process` and the node's launcher beside
+    it (each ClientApp forked from a process that has imported torch, not a fresh interpreter per
+    message); a SuperNode that dies leaves nothing of the node running."""
+    import psutil
+
+    home = tmp_path / "warm"
+    node_tool("init", "--home", str(home), "--name", "warm-node")
+    node_id = standing_federation.client.register(home / "keys" / "node.pub", "warm-node")
+    log = home / "node.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sandbox.federated.node", "start", "--home", str(home),
+                                 "--superlink", ADDRESS, "--root-certificates", str(CA)], cwd=REPO, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: any(n["node-id"] == node_id and n["status"] == "online"
+                             for n in standing_federation.client.supernodes()), timeout=120, interval=0.5,
+                 what="the node online")
+        supernode = psutil.Process(proc.pid)  # `start` became the SuperNode (exec keeps the pid)
+        argv = supernode.cmdline()
+        assert argv[1:3] == ["-m", "sandbox.federated.supernode"], argv  # flower-supernode, polling every 0.5 s
+        assert argv[argv.index("--isolation") + 1] == "process"
+        runtime = f"127.0.0.1:{argv[argv.index('--port') + 1]}"
+        launchers = [p for p in supernode.children() if "sandbox.federated.launcher" in p.cmdline()]
+        assert len(launchers) == 1, [p.cmdline() for p in supernode.children()]
+        launcher = launchers[0]
+        assert launcher.cmdline()[-4:] == ["--runtime-api-address", runtime, "--parent-pid", str(proc.pid)]
+        assert not any("flower-superexec" in " ".join(p.cmdline()) for p in supernode.children(recursive=True))
+
+        supernode.kill()  # the SuperNode alone, as an OOM kill would
+        proc.wait()
+        wait_for(lambda: not launcher.is_running() or launcher.status() == psutil.STATUS_ZOMBIE, timeout=30,
+                 interval=0.2, what="the launcher to end with its SuperNode")
+    finally:
+        kill_tree(proc, signal.SIGKILL)
+        proc.wait()
+        standing_federation.client.unregister(node_id)

@@ -48,14 +48,16 @@ def federated_world(live_world, celery_worker, standing_federation):
 
 
 def _clientapps(federation) -> int:
-    """How many ClientApp processes the nodes run now (Flower starts one per message)."""
+    """How many ClientApp processes the nodes run now (one per message, each forked by the
+    node's launcher: a launcher's child)."""
     import psutil
 
     count = 0
     for node in federation.nodes.values():
         try:
-            count += sum("flwr-clientapp" in " ".join(c.cmdline()) for c in
-                         psutil.Process(node.proc.pid).children(recursive=True))
+            launchers = [c for c in psutil.Process(node.proc.pid).children(recursive=True)
+                         if "sandbox.federated.launcher" in c.cmdline()]
+            count += sum(len(launcher.children()) for launcher in launchers)
         except psutil.NoSuchProcess:
             pass
     return count
@@ -138,6 +140,10 @@ def test_after_the_superlink_restarts_a_job_runs_at_the_nodes_and_no_row_reaches
     for name, figures in holders.items():
         assert f"<td>{name}</td><td>CPU</td><td>{round(figures['rows_per_s']):,}</td>" in table, table
     assert job["outcome"]["nodes_started"] == 3
+    for name in holders:  # every message ran in a ClientApp forked by the node's warm launcher
+        log = (federation.nodes[name].home / "node.log").read_text(errors="replace")
+        assert "forked from the warm launcher" in log and "Start `flwr-clientapp` process" not in log
+        assert "exceeds the specified max_weight" not in log  # SecAgg+ took the holder's weights whole
     if job["outcome"]["nodes_dropped"] == 0:
         assert float(job["epsilon_spent"]) == pytest.approx(privacy["epsilon"], abs=1e-5)
     else:  # a holder that dropped out may have run steps it never reported: the full target is charged

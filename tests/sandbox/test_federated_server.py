@@ -19,23 +19,29 @@ pytestmark = pytest.mark.sandbox
 
 
 class Grid:
-    """Three holders; those in `late` answer after the stage's time, so no reply comes back."""
+    """Three holders, through the Grid's push and pull; those in `late` answer after the
+    stage's time, so no reply comes back."""
 
     def __init__(self, late=()):
-        self.late, self.asked = set(late), []
+        self.late, self.asked, self.pending = set(late), [], {}
 
     def get_node_ids(self):
         return [1, 2, 3]
 
-    def send_and_receive(self, messages, *, timeout=None):
+    def push_messages(self, messages):
         self.asked.append(sorted(m.metadata.dst_node_id for m in messages))
-        return [SimpleNamespace(metadata=SimpleNamespace(src_node_id=m.metadata.dst_node_id), has_error=lambda: False)
-                for m in messages if m.metadata.dst_node_id not in self.late]
+        self.pending.update({m.metadata.message_id: m.metadata.dst_node_id for m in messages})
+        return [m.metadata.message_id for m in messages]
+
+    def pull_messages(self, ids):
+        return [SimpleNamespace(metadata=SimpleNamespace(src_node_id=self.pending[i], reply_to_message_id=i),
+                                has_error=lambda: False) for i in ids if self.pending[i] not in self.late]
 
 
 def stage(grid, nodes):
-    return grid.send_and_receive([SimpleNamespace(metadata=SimpleNamespace(dst_node_id=n)) for n in nodes],
-                                 timeout=30)
+    # The stage's time is short here: the late holders' replies never come.
+    return grid.send_and_receive([SimpleNamespace(metadata=SimpleNamespace(dst_node_id=n, message_id=f"m{n}"))
+                                  for n in nodes], timeout=0.05)
 
 
 def test_a_late_holder_is_left_out_and_the_run_goes_on_with_the_others():
@@ -61,6 +67,52 @@ def test_too_few_answering_holders_stop_the_run_with_the_reason():
     with pytest.raises(TooFewHolders, match=r"only 0 of 3 holders answered within 30 s, and 0 are left, "
                                             r"fewer than the minimum of 2"):
         stage(grid, grid.get_node_ids())
+
+
+class _Grid:
+    """Flower's Grid as far as the exchange uses it: replies arrive over several pulls."""
+
+    def __init__(self, answers):
+        self.answers, self.pulls = list(answers), 0
+
+    def push_messages(self, messages):
+        return [m.metadata.message_id for m in messages]
+
+    def pull_messages(self, ids):
+        self.pulls += 1
+        batch = self.answers.pop(0) if self.answers else []
+        return [r for r in batch if r.metadata.reply_to_message_id in ids]
+
+    def get_node_ids(self):
+        return [1, 2, 3]
+
+
+def _message(mid: str, node: int):
+    return SimpleNamespace(metadata=SimpleNamespace(message_id=mid, dst_node_id=node))
+
+
+def _reply(to: str, node: int):
+    return SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=to, src_node_id=node),
+                           has_error=lambda: False)
+
+
+def test_the_serverapps_exchange_collects_every_reply_and_gives_up_at_the_timeout(monkeypatch):
+    """It asks the SuperLink for replies every POLL_S through the Grid's own push and pull
+    (Flower's send_and_receive asks every 3 s), until all came or the stage's time is up."""
+    from miliao_fl import server_app
+
+    monkeypatch.setattr(server_app, "POLL_S", 0.001)
+    sent = [_message("a", 1), _message("b", 2), _message("c", 3)]
+    grid = _Grid([[_reply("a", 1)], [], [_reply("c", 3), _reply("b", 2)], [_reply("zz", 9)]])
+    replies = server_app.SilentHoldersLeft(grid, min_nodes=2, timeout=60).send_and_receive(sent, timeout=60)
+    assert sorted(r.metadata.src_node_id for r in replies) == [1, 2, 3] and grid.pulls == 3
+
+    late = _Grid([[_reply("a", 1), _reply("b", 2)]])  # holder 3 never answers
+    holders = server_app.SilentHoldersLeft(late, min_nodes=2, timeout=0.05)
+    replies = holders.send_and_receive(sent, timeout=0.05)
+    assert sorted(r.metadata.src_node_id for r in replies) == [1, 2] and holders.get_node_ids() == [1, 2]
+    with pytest.raises(server_app.TooFewHolders, match="only 0 of 2 holders answered"):
+        holders.send_and_receive([_message("d", 1), _message("e", 2)], timeout=0.05)
 
 
 def _fit_res(value: float, examples: int = 10):

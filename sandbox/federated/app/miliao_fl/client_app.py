@@ -6,9 +6,12 @@ rounds lives in the node's Flower context, with the noise multiplier worked out 
 round. Flower's mods clip the update (fixedclipping_mod, for the strategy's client-side DP) and
 mask it (secaggplus_mod) before it leaves the node.
 
-Every message runs in a fresh process, so each one pays for its imports: a round's fit also
-scores the global model it receives on the holder's held-out rows (the previous round's
-metric), and only the last round has an evaluate stage of its own.
+Every message runs in a process of its own (at a district node, forked from the node's warm
+launcher, `sandbox.federated.launcher`, which has imported torch and Opacus already), and every
+exchange costs the round a trip through the SuperLink: a round's fit also scores the global
+model it receives on the holder's held-out rows (the previous round's metric), and only the
+last round has an evaluate stage of its own. The holder's encoded rows are kept between rounds
+(`tasks.partition_split`).
 """
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ from flwr.client.mod import fixedclipping_mod, secaggplus_mod
 from flwr.clientapp import ClientApp
 from flwr.common import ConfigRecord
 
-# torch is imported inside the client: SecAgg+'s key-exchange stages never reach it, and
-# every message runs in a fresh process.
+# torch is imported inside the client: SecAgg+'s key-exchange stages never reach it (and
+# under Flower's own subprocess isolation, every message is a fresh interpreter).
 
 HISTORY = "miliao-privacy"
 
@@ -40,8 +43,8 @@ class HolderClient(NumPyClient):
         self.task = tasks.task_named(str(rc["task"]))
         # The holder's raw rows, encoded here with the job's vocabulary: every holder encodes
         # the same way, and holds out the same rooms (by unit id) as the platform does.
-        self.train, self.test = tasks.split(tasks.read_partition(data), self.task, json.loads(str(rc["neighbourhoods"])),
-                                            salt=str(rc["holdout-salt"]))
+        self.train, self.test = tasks.partition_split(data, self.task, json.loads(str(rc["neighbourhoods"])),
+                                                      salt=str(rc["holdout-salt"]))
         self.node = str(context.node_config.get("node-name", data.name))
 
     def _spec(self):

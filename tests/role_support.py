@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from conftest import api_client
 
+# Every role of the small world (`build_world`); "applicant" is of the startup that applies,
+# "researcher" of another.
+ROLES = ["anonymous", "researcher", "applicant", "steward", "other_steward", "data_holder", "auditor", "admin"]
+
+
+def row(**statuses):
+    """A matrix row: the status each role gets, every role named once."""
+    assert set(statuses) == set(ROLES), set(ROLES) ^ set(statuses)
+    return statuses
+
 
 def request_as(w, role: str, method: str, path: str, body=None):
     """`role` is an attribute of the world naming a user, or "anonymous"."""

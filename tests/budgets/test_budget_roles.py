@@ -5,18 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import api_client, build_world, per_test, rolled_back_at_the_end
-from role_support import request_as
+from role_support import ROLES, request_as, row
 
 pytestmark = [pytest.mark.access, pytest.mark.django_db]
-
-# role → the world's user; "applicant" is of the budget's organisation, "researcher" of another
-ROLES = ["anonymous", "applicant", "researcher", "steward", "other_steward", "data_holder", "auditor", "admin"]
-
-
-def row(**statuses):
-    assert set(statuses) == set(ROLES), set(ROLES) ^ set(statuses)
-    return statuses
-
 
 # (name, method, path, body, expected status per role, status meaning "it was done")
 TABLE = [

@@ -8,17 +8,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import per_test, rolled_back_at_the_end
-from role_support import assert_answers
+from role_support import ROLES, assert_answers, row
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
-
-ROLES = ["anonymous", "researcher", "applicant", "steward", "other_steward", "data_holder", "auditor", "admin"]
-
-
-def row(**statuses):
-    assert set(statuses) == set(ROLES), set(ROLES) ^ set(statuses)
-    return statuses
-
 
 # (name, method, path, body, expected status per role, status meaning "it was done")
 TABLE = [

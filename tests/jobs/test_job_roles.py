@@ -6,18 +6,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import per_test, rolled_back_at_the_end
-from role_support import assert_answers
+from role_support import ROLES, assert_answers, row
 from sandbox_support import add_rooms_corpus, approve_lab, job_in_review
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
-
-ROLES = ["anonymous", "researcher", "applicant", "steward", "other_steward", "data_holder", "auditor", "admin"]
-
-
-def row(**statuses):
-    assert set(statuses) == set(ROLES), set(ROLES) ^ set(statuses)
-    return statuses
-
 
 DECIDE = row(anonymous=401, researcher=403, applicant=404, steward=200, other_steward=404, data_holder=404,
              auditor=403, admin=403)

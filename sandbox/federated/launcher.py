@@ -144,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     warm_up()
     from flwr.supercore.superexec import run_superexec as superexec
 
+    from .pulls import CLIENTAPP, quicken
+
+    # Before any fork: every ClientApp is started before its message's objects have all
+    # reached the SuperNode, and would otherwise wait a second or more for them.
+    quicken(CLIENTAPP)
+
     executor = ForkingExecutor()
     # run_superexec builds its executor through this module-level name; the rest of the loop
     # (polling, launching through its plugin, shutdown) is Flower's.

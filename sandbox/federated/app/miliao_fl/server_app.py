@@ -39,7 +39,7 @@ from flwr.server.strategy import (
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
 app = ServerApp()
-POLL_S = 0.25  # how often the ServerApp asks the SuperLink for the holders' replies
+POLL_S = 0.1  # how often the ServerApp asks the SuperLink for the holders' replies
 
 
 class SecAggPlusForgettingSilentHolders(SecAggPlusWorkflow):
@@ -206,7 +206,9 @@ def main(grid: Grid, context: Context) -> None:
 
     from miliao_fl.weights import arrays_of, state_from
     from sandbox import tasks, training
+    from sandbox.federated.pulls import SERVERAPP, quicken
 
+    quicken(SERVERAPP)  # the holders' replies: their objects may still be on their way
     rc = context.run_config
     out = Path(str(rc["out-dir"]))
     out.mkdir(parents=True, exist_ok=True)

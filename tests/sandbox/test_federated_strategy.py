@@ -73,3 +73,44 @@ def test_fedavg_takes_the_average_and_fedadam_is_refused_without_dp_sgd_at_the_h
         server_app.build_strategy({**RC, "local-dp": False}, INITIAL, sampled=3)
     with pytest.raises(ValueError, match="server-optimizer: one of fedadam, fedavg"):
         server_app.build_strategy({**RC, "server-optimizer": "fedsgd"}, INITIAL, sampled=3)
+
+
+@pytest.fixture(scope="module")
+def weights():
+    sys.path.insert(0, str(APP))
+    try:
+        from miliao_fl import weights
+    finally:
+        sys.path.remove(str(APP))
+    return weights
+
+
+def test_the_model_travels_as_one_vector_that_clips_and_averages_as_its_tensors_would(weights, server_app):
+    """One array a message, not one a tensor (each array is objects the SuperLink stores and
+    hands out): the state comes back whole, and Flower's clipping and the server optimizer's
+    step give the same numbers on the vector as on the tensors."""
+    import torch
+    from flwr.supercore.differential_privacy import compute_clip_model_update
+
+    from sandbox import tasks, training
+
+    model = training.build_model(tasks.task_named("room-use"), 7, 16)
+    state = {k: torch.randn_like(v) for k, v in model.state_dict().items()}
+    flat = weights.arrays_of(state)
+    assert len(flat) == 1 and flat[0].shape == (sum(v.numel() for v in state.values()),)
+    back = weights.state_from(model, flat)
+    assert list(back) == list(state) and all(torch.equal(back[k], state[k]) for k in state)
+
+    initial = [v.numpy() for v in model.state_dict().values()]
+    layered = [v.numpy().copy() for v in state.values()]
+    vector = [flat[0].copy()]
+    compute_clip_model_update(layered, initial, clipping_norm=1.0)  # what fixedclipping_mod does to an update
+    compute_clip_model_update(vector, weights.arrays_of(model.state_dict()), clipping_norm=1.0)
+    np.testing.assert_allclose(vector[0], np.concatenate([a.ravel() for a in layered]), rtol=1e-5, atol=1e-7)
+
+    steps = [_aggregate(server_app.build_strategy(RC, start, sampled=2), update)
+             for start, update in ((initial, layered), (weights.arrays_of(model.state_dict()), vector))]
+    np.testing.assert_allclose(steps[1][0], np.concatenate([a.ravel() for a in steps[0]]), rtol=1e-5, atol=1e-7)
+
+    with pytest.raises(ValueError, match="expected one vector of"):
+        weights.state_from(model, layered)

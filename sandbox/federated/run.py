@@ -15,13 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .deploy import Federation, FederationError, LocalDeployment
+from .deploy import Federation, FederationError, LocalDeployment, RunStatus
 
 POLL_S = 1.0  # how often a job's progress file is read
 # How often the SuperLink is asked for the run's status and its nodes (`flwr ls`, `flwr
-# supernode ls`: each a Python process of Flower's CLI, a second of CPU). Between two asks, the
-# ServerApp's result or failure file appearing ends the wait early.
+# supernode ls`: each a Python process of Flower's CLI, most of a second of CPU, taken from the
+# holders where they train on the same machine): every CHECK_S while the run shows no progress,
+# and every PROGRESSING_CHECK_S while its rounds keep coming (the holders are answering, and the
+# ServerApp stops the run itself when too few are left). Between two asks, the ServerApp's
+# result or failure file appearing ends the wait early.
 CHECK_S = 10.0
+PROGRESSING_CHECK_S = 60.0
+ENDING_POLL_S = 0.25  # once the ServerApp's result is written, until Flower has finished the run
 # Defaults of the platform's FLOWER_* settings. The clipping norm bounds each holder's update
 # (a few local epochs move the model well past 2), and with DP-SGD at every holder the
 # aggregate's own noise is small: the per-record guarantee is the holders'. (At 0.01 its
@@ -141,11 +146,11 @@ def run_federation(root: Path, partitions: list[Path], config: dict, *, min_node
             raise FederationFailed(f"the federation could not start: {exc}", started=False,
                                    log=federation.log_tail("superlink")) from None
         phases["start"] = time.monotonic() - started
-        alive = _follow(federation.federation, run_id, out, len(partitions), min_nodes=min_nodes,
-                        deadline=started + wall_seconds, on_rounds=on_rounds, nodes_alive=federation.nodes_alive,
-                        superlink_alive=federation.superlink_alive,
-                        superlink_log=lambda: federation.log_tail("superlink"))
-        log = _completed(federation.federation, run_id, out)
+        alive, status = _follow(federation.federation, run_id, out, len(partitions), min_nodes=min_nodes,
+                                deadline=started + wall_seconds, on_rounds=on_rounds,
+                                nodes_alive=federation.nodes_alive, superlink_alive=federation.superlink_alive,
+                                superlink_log=lambda: federation.log_tail("superlink"))
+        log = _completed(federation.federation, run_id, out, status)
         phases["train"] = time.monotonic() - started - phases["start"]
     finally:
         stopping = time.monotonic()
@@ -188,21 +193,20 @@ def run_standing(federation: Federation, stage: Path, config: dict, holders: dic
         except FederationError:
             return []
 
-    nodes_alive = _follow(federation, run_id, out, len(holders), min_nodes=min_nodes, deadline=started + wall_seconds,
-                          on_rounds=on_rounds, nodes_alive=alive, superlink_alive=lambda wait=0: _healthy(federation, wait),
-                          superlink_log=lambda: "")
-    log = _completed(federation, run_id, out)
+    nodes_alive, status = _follow(federation, run_id, out, len(holders), min_nodes=min_nodes,
+                                  deadline=started + wall_seconds, on_rounds=on_rounds, nodes_alive=alive,
+                                  superlink_alive=lambda wait=0: _healthy(federation, wait), superlink_log=lambda: "")
+    log = _completed(federation, run_id, out, status)
     phases["train"] = time.monotonic() - started - phases["start"]
     return FederatedRun(result=json.loads((out / "result.json").read_text()), run_id=run_id,
                         nodes_started=len(holders), nodes_alive=nodes_alive, log=log,
                         seconds=time.monotonic() - started, phases=phases)
 
 
-def _completed(federation: Federation, run_id: int, out: Path) -> str:
+def _completed(federation: Federation, run_id: int, out: Path, status: RunStatus) -> str:
     """The ended run's log; FederationFailed with the ServerApp's reason (or Flower's) unless it
-    completed and wrote its result."""
+    completed (`status`, as `_follow` last saw it) and wrote its result."""
     log = federation.run_log(run_id)
-    status = federation.status(run_id)
     if status.sub_status != "completed" or not (out / "result.json").exists():
         if (out / FAILURE_FILE).exists():  # the ServerApp's own reason leads: it is what the job shows
             raise FederationFailed((out / FAILURE_FILE).read_text()[:500], started=True,
@@ -224,17 +228,21 @@ def _healthy(federation: Federation, wait: float = 0) -> bool:
 
 def _follow(federation: Federation, run_id: int, out: Path, holders: int, *, min_nodes: int, deadline: float,
             on_rounds: RoundReporter | None, nodes_alive: Callable[[], list[str]],
-            superlink_alive: Callable[..., bool], superlink_log: Callable[[], str]) -> list[str]:
-    """Poll until the run finishes; return the holders still online at the end."""
-    seen, checked = 0, time.monotonic()
+            superlink_alive: Callable[..., bool], superlink_log: Callable[[], str]) -> tuple[list[str], RunStatus]:
+    """Poll until the run finishes; return the holders still online at the end, and the run's
+    finished status."""
+    seen, ended = 0, False
+    checked = progressed = time.monotonic()
     while True:
-        time.sleep(POLL_S)
+        time.sleep(ENDING_POLL_S if ended else POLL_S)
         rounds = read_rounds(out / "progress.jsonl")
-        if on_rounds is not None and len(rounds) != seen:
-            on_rounds(rounds)
-            seen = len(rounds)
+        if len(rounds) != seen:
+            if on_rounds is not None:
+                on_rounds(rounds)
+            seen, progressed = len(rounds), time.monotonic()
         ended = (out / "result.json").exists() or (out / FAILURE_FILE).exists()
-        if not ended and time.monotonic() - checked < CHECK_S and time.monotonic() < deadline:
+        every = CHECK_S if time.monotonic() - progressed >= CHECK_S else PROGRESSING_CHECK_S
+        if not ended and time.monotonic() - checked < every and time.monotonic() < deadline:
             continue
         checked = time.monotonic()
         try:
@@ -249,9 +257,11 @@ def _follow(federation: Federation, run_id: int, out: Path, holders: int, *, min
                 "the SuperLink stopped during the run; the run cannot go on without it and was not restarted, "
                 "so holders that trained in it may have spent privacy",
                 started=True, outcome={"run_id": str(run_id), "superlink": "stopped"}, log=superlink_log())
-        alive = nodes_alive()
         if status.finished:
-            return alive
+            return nodes_alive(), status
+        if ended and time.monotonic() <= deadline:
+            continue  # the ServerApp has written its result or its reason: Flower is ending the run
+        alive = nodes_alive()
         if len(alive) < min_nodes:
             federation.stop(run_id)
             raise FederationFailed(

@@ -23,6 +23,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 import traceback
 
 # What every ClientApp imports, loaded once in the parent. The app itself (miliao_fl) is not
@@ -140,8 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.federated.launcher", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtime-api-address", required=True, help="the SuperNode's Runtime API, host:port")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process (the SuperNode) does")
+    parser.add_argument("--ready-fd", type=int, default=None,
+                        help="a pipe to write 'ready' to once warm (`node start` waits for it before going online)")
     args = parser.parse_args(argv)
+    started = time.monotonic()
     warm_up()
+    print(f"ClientApp launcher warm in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    if args.ready_fd is not None:
+        os.write(args.ready_fd, b"ready")
+        os.close(args.ready_fd)
     from flwr.supercore.superexec import run_superexec as superexec
 
     from .pulls import CLIENTAPP, quicken

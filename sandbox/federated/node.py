@@ -187,17 +187,41 @@ def spawn(home: Path, superlink: str, root_certificates: Path, *, log: Path, **p
                                 cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, **popen)
 
 
+LAUNCHER_READY_S = 300  # the most `start` waits for the launcher's warm-up before going online
+
+
 def start(home: Path, superlink: str, root_certificates: Path) -> None:
     """Become the node's SuperNode, with its launcher as a child that exits when it does (the
-    launcher is started first and knows this process id, which `exec` keeps)."""
+    launcher is started first and knows this process id, which `exec` keeps).
+
+    The node goes online once its launcher has warmed up (imports, a few DP-SGD steps): a job
+    submitted to a node that is online then starts at once, instead of waiting out the warm-up
+    in its first round. A launcher that dies while warming up stops the start with its error
+    (in the node's log, above); one still warming up after `LAUNCHER_READY_S` is left to finish
+    while the node goes online."""
+    import select
+
     from .deploy import flower_env, free_port
 
     port = free_port()
     argv = start_argv(home, superlink, root_certificates, port)
     env = flower_env(home / "flwr")
     os.chdir(home)
-    subprocess.Popen([sys.executable, "-m", "sandbox.federated.launcher", "--runtime-api-address", f"127.0.0.1:{port}",
-                      "--parent-pid", str(os.getpid())], env=env, stdin=subprocess.DEVNULL)
+    ready, told = os.pipe()
+    launcher = subprocess.Popen([sys.executable, "-m", "sandbox.federated.launcher", "--runtime-api-address",
+                                 f"127.0.0.1:{port}", "--parent-pid", str(os.getpid()), "--ready-fd", str(told)],
+                                env=env, stdin=subprocess.DEVNULL, pass_fds=(told,))
+    os.close(told)
+    waited, _, _ = select.select([ready], [], [], LAUNCHER_READY_S)
+    word = os.read(ready, 16) if waited else b"late"
+    os.close(ready)
+    if word == b"":  # the pipe closed without a word: the launcher is gone
+        code = launcher.wait()
+        raise SystemExit(f"the node's ClientApp launcher exited while warming up (exit code {code}); its error is "
+                         "above in this log")
+    if word == b"late":
+        print(f"the node's ClientApp launcher is still warming up after {LAUNCHER_READY_S} s; going online, "
+              "and its first ClientApps will wait for it", file=sys.stderr, flush=True)
     os.execve(argv[0], argv, env)
 
 

@@ -142,7 +142,8 @@ def test_a_partition_whose_schema_does_not_match_is_refused_and_code_jobs_stay_o
 def test_a_nodes_clientapps_come_from_its_warm_launcher_which_ends_with_its_supernode(standing_federation, tmp_path):
     """`node start` runs the SuperNode with `--isolation process` and the node's launcher beside
     it (each ClientApp forked from a process that has imported torch, not a fresh interpreter per
-    message); a SuperNode that dies leaves nothing of the node running."""
+    message), and starts the SuperNode only once the launcher is warm, so that an online node
+    starts a job's ClientApps at once; a SuperNode that dies leaves nothing of the node running."""
     import psutil
 
     home = tmp_path / "warm"
@@ -159,13 +160,16 @@ def test_a_nodes_clientapps_come_from_its_warm_launcher_which_ends_with_its_supe
                  what="the node online")
         supernode = psutil.Process(proc.pid)  # `start` became the SuperNode (exec keeps the pid)
         argv = supernode.cmdline()
-        assert argv[1:3] == ["-m", "sandbox.federated.supernode"], argv  # flower-supernode, polling every 0.5 s
+        assert argv[1:3] == ["-m", "sandbox.federated.supernode"], argv  # flower-supernode, its polls shortened
         assert argv[argv.index("--isolation") + 1] == "process"
         runtime = f"127.0.0.1:{argv[argv.index('--port') + 1]}"
         launchers = [p for p in supernode.children() if "sandbox.federated.launcher" in p.cmdline()]
         assert len(launchers) == 1, [p.cmdline() for p in supernode.children()]
         launcher = launchers[0]
-        assert launcher.cmdline()[-4:] == ["--runtime-api-address", runtime, "--parent-pid", str(proc.pid)]
+        assert launcher.cmdline()[-6:-2] == ["--runtime-api-address", runtime, "--parent-pid", str(proc.pid)]
+        text = log.read_text(errors="replace")
+        assert "ClientApp launcher warm in" in text and "Starting Flower SuperNode" in text, text[-2000:]
+        assert text.index("ClientApp launcher warm in") < text.index("Starting Flower SuperNode"), text[-2000:]
         assert not any("flower-superexec" in " ".join(p.cmdline()) for p in supernode.children(recursive=True))
 
         supernode.kill()  # the SuperNode alone, as an OOM kill would

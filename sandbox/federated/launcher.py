@@ -148,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     warm_up()
     print(f"ClientApp launcher warm in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     if args.ready_fd is not None:
-        os.write(args.ready_fd, b"ready")
+        try:
+            os.write(args.ready_fd, b"ready")
+        except BrokenPipeError:  # `node start` was stopped while this warmed up: no SuperNode to serve
+            return 0
         os.close(args.ready_fd)
     from flwr.supercore.superexec import run_superexec as superexec
 

@@ -27,6 +27,7 @@ import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
+from . import gcj02
 from .schema import AREA_KINDS, STORAGE_CRS, UNIT_KINDS, UNIT_SCHEMA
 
 REQUIRED_COLUMNS = ("unit_id", "kind", "z_min", "z_max")
@@ -285,7 +286,7 @@ def _resolve_crs(declared: str | None, source: _Source) -> _SourceCrs:
     if declared is not None and declared.replace("-", "").upper() == "GCJ02":
         if stated is not None and not stated.is_geographic:
             raise _contradiction(GCJ02, stated)
-        return _SourceCrs(GCJ02, _widen(_GCJ02_AREA), _gcj02_to_storage)
+        return _SourceCrs(GCJ02, _widen(gcj02.AREA), _gcj02_to_storage)
     if declared is None:
         crs = stated if stated is not None else source.default_crs
         if crs is None:
@@ -326,41 +327,11 @@ def _widen(bounds) -> tuple[float, float, float, float]:
     return (max(west - m, -180.0), max(south - m, -90.0), min(east + m, 180.0), min(north + m, 90.0))
 
 
-# GCJ-02 (the "Mars" datum of Chinese web maps) is WGS84 plus a published, smooth obfuscation
-# inside a box around China. It has no inverse formula; fixed-point iteration converges fast
-# because the offset (a few hundred metres) changes slowly with position.
-_GCJ02_AREA = (73.66, 3.86, 135.05, 53.55)
-_KRASOVSKY_A, _KRASOVSKY_EE = 6378245.0, 0.00669342162296594323
-_GCJ02_ITERATIONS = 5  # each step gains 2-3 digits; five leave under 1e-12° (0.1 µm)
 _WGS84_TO_STORAGE = Transformer.from_crs("EPSG:4326", STORAGE_CRS, always_xy=True)
 
 
-def _wgs84_to_gcj02(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The published forward formula (the one coordTransform and the map SDKs use)."""
-    x, y = lon - 105.0, lat - 35.0
-    periodic = (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
-    dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x)) + periodic
-    dlat += (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
-    dlat += (160.0 * np.sin(y / 12.0 * np.pi) + 320.0 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
-    dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x)) + periodic
-    dlon += (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
-    dlon += (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0
-    radlat = np.radians(lat)
-    magic = 1.0 - _KRASOVSKY_EE * np.sin(radlat) ** 2
-    dlat = dlat * 180.0 / (_KRASOVSKY_A * (1.0 - _KRASOVSKY_EE) / (magic * np.sqrt(magic)) * np.pi)
-    dlon = dlon * 180.0 / (_KRASOVSKY_A / np.sqrt(magic) * np.cos(radlat) * np.pi)
-    west, south, east, north = _GCJ02_AREA
-    inside = (lon > west) & (lon < east) & (lat > south) & (lat < north)
-    return np.where(inside, lon + dlon, lon), np.where(inside, lat + dlat, lat)
-
-
 def _gcj02_to_storage(xy: np.ndarray) -> np.ndarray:
-    lon, lat = xy[:, 0].copy(), xy[:, 1].copy()
-    for _ in range(_GCJ02_ITERATIONS):
-        shifted_lon, shifted_lat = _wgs84_to_gcj02(lon, lat)
-        lon -= shifted_lon - xy[:, 0]
-        lat -= shifted_lat - xy[:, 1]
-    return np.column_stack(_WGS84_TO_STORAGE.transform(lon, lat))
+    return np.column_stack(_WGS84_TO_STORAGE.transform(*gcj02.to_wgs84(xy[:, 0], xy[:, 1])))
 
 
 # --- rows ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ledger.registry import ChainUnavailable, RegistryError
 
 from . import chain
 from .models import Anchor, AnchorStatus, ChainRegistry, LineageEvent, LineageLink
+from .queries import seq_by_hash
 from .recorder import INPUTS_KEY
 
 __all__ = [
@@ -195,10 +196,6 @@ class LineageReport:
         return data
 
 
-def _find_seq_by_hash(h: str) -> int | None:
-    return LineageEvent.objects.filter(hash=h).values_list("seq", flat=True).first()
-
-
 def verify_lineage(subject: str) -> LineageReport:
     """Check every event of ``subject``'s lineage against its content, the chain of hashes and the chain."""
     started = time.perf_counter()
@@ -232,7 +229,7 @@ def verify_lineage(subject: str) -> LineageReport:
         else:  # the one before the neighbour is gone; that is another event's finding
             start, first = rows[event.seq - 1], event.seq
         window = [rows[s] for s in range(first, event.seq + 2) if s in rows]
-        result = hashchain.verify_chain(window, start=start, find_seq_by_hash=_find_seq_by_hash)
+        result = hashchain.verify_chain(window, start=start, find_seq_by_hash=seq_by_hash)
         if result.tamper is not None:
             t = result.tamper
             add(Finding(t.seq, t.kind, t.message))

@@ -8,10 +8,7 @@ from ledger import chain, merkle
 from ledger.registry import RegistryError
 
 from .models import Anchor, AnchorStatus, LineageEvent
-
-
-def _find_seq_by_hash(h: str) -> int | None:
-    return LineageEvent.objects.filter(hash=h).values_list("seq", flat=True).first()
+from .queries import seq_by_hash
 
 
 def verify_event_log(on_progress: Callable[[int, int], None] | None = None) -> chain.ChainReport:
@@ -24,7 +21,7 @@ def verify_event_log(on_progress: Callable[[int, int], None] | None = None) -> c
         event.as_record() for event in LineageEvent.objects.order_by("seq").iterator(chunk_size=2000)
     )
     progress = (lambda done: on_progress(done, total)) if on_progress else None
-    report = chain.verify_chain(records, find_seq_by_hash=_find_seq_by_hash, progress=progress)
+    report = chain.verify_chain(records, find_seq_by_hash=seq_by_hash, progress=progress)
     if report.tamper is None:
         tamper = verify_anchored_roots(report.head_seq)
         if tamper is not None:

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from releases.declassify import known_fields
 from releases.pii import PLACEHOLDERS, Gazetteer, Scrubber
 
 PSEUDONYM_HEX = 16  # 64 bits: a collision among a million keys has odds below 1 in 10^7
@@ -140,13 +141,7 @@ class DesensitizePolicy:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DesensitizePolicy:
         """A policy from plain data; unknown fields and bad values raise ValueError naming them."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"a policy must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown policy field {unknown[0]!r}; the fields are {sorted(known)}")
-        return cls(**copy.deepcopy(dict(data)))
+        return cls(**copy.deepcopy(known_fields(cls, data)))
 
     def check_columns(self, schema: pa.Schema) -> None:
         """Refuse a policy naming a column the table lacks or cannot transform that way."""

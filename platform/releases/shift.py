@@ -94,6 +94,8 @@ import pyproj
 import shapely
 from scipy import interpolate, ndimage
 
+from corpora import gcj02
+
 __all__ = [
     "DEFAULT_ORIGIN",
     "CellRigidShift",
@@ -230,37 +232,13 @@ class ShiftMode(abc.ABC):
 class GCJ02Shift(ShiftMode):
     """WGS84 (or CGCS2000, centimetres apart) to GCJ-02 by the standard published formula on
     the Krasovsky ellipsoid, inside the usual China rectangle 73.66-135.05 E, 3.86-53.55 N;
-    points outside pass unchanged."""
+    points outside pass unchanged. The formula is `corpora.gcj02`'s, which ingest inverts."""
 
     name = "gcj02"
     keyed = False
 
-    _A = 6378245.0
-    _EE = 0.00669342162296594323
-
     def apply(self, lon, lat, *, cell=None):
-        lon, lat = _points(lon, lat)
-        x, y = lon - 105.0, lat - 35.0
-        pi = math.pi
-        common = (20.0 * np.sin(6.0 * pi * x) + 20.0 * np.sin(2.0 * pi * x)) * 2.0 / 3.0
-        dlat = (
-            -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
-            + common
-            + (20.0 * np.sin(pi * y) + 40.0 * np.sin(pi * y / 3.0)) * 2.0 / 3.0
-            + (160.0 * np.sin(pi * y / 12.0) + 320.0 * np.sin(pi * y / 30.0)) * 2.0 / 3.0
-        )
-        dlon = (
-            300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
-            + common
-            + (20.0 * np.sin(pi * x) + 40.0 * np.sin(pi * x / 3.0)) * 2.0 / 3.0
-            + (150.0 * np.sin(pi * x / 12.0) + 300.0 * np.sin(pi * x / 30.0)) * 2.0 / 3.0
-        )
-        radlat = np.radians(lat)
-        magic = 1.0 - self._EE * np.sin(radlat) ** 2
-        dlat = dlat * 180.0 / (self._A * (1.0 - self._EE) / (magic * np.sqrt(magic)) * pi)
-        dlon = dlon * 180.0 / (self._A / np.sqrt(magic) * np.cos(radlat) * pi)
-        inside = (lon > 73.66) & (lon < 135.05) & (lat > 3.86) & (lat < 53.55)
-        return np.where(inside, lon + dlon, lon), np.where(inside, lat + dlat, lat)
+        return gcj02.from_wgs84(*_points(lon, lat))
 
 
 class SmoothFieldShift(ShiftMode):

@@ -327,6 +327,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so it sees the response a view returned: a bare 405 becomes the site's page.
     "portal.errors.MethodNotAllowedPageMiddleware",
+    # A Refused that a portal view let through becomes the 403 page.
+    "portal.errors.RefusedIsForbiddenMiddleware",
 ]
 
 ROOT_URLCONF = "miliao.urls"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -14,7 +13,7 @@ from accounts import permissions
 from budgets import actions as budget_actions
 from budgets import amounts, plot
 from budgets.models import PrivacyBudget
-from miliao.errors import ActionError, Refused
+from miliao.errors import ActionError
 from portal import charts
 
 
@@ -47,10 +46,7 @@ def budget_page(request, pk: int):
 @require_POST
 def refund(request, pk: int):
     budget = _visible_budget(request, pk)
-    try:
-        permissions.check_adjust_budget(request.user, budget)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    permissions.check_adjust_budget(request.user, budget)
     entry_id = request.POST.get("entry", "")
     entry = budget.entries.filter(pk=entry_id).first() if entry_id.isdigit() else None
     if entry is None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -20,8 +19,8 @@ def acknowledge(request, pk: int):
     alert = get_object_or_404(permissions.visible_alerts(request.user, Alert.objects.all()), pk=pk)
     try:
         actions.acknowledge_alert(actor=request.user, alert=alert, note=request.POST.get("note", ""))
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    except Refused:
+        raise  # the 403 page: portal.errors.RefusedIsForbiddenMiddleware
     except ActionError as exc:
         messages.error(request, exc.message)
     else:

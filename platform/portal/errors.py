@@ -8,6 +8,7 @@ only with DEBUG on; production and the demo run with DEBUG off and get these.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import render
 from django.template import loader
@@ -15,6 +16,7 @@ from django.utils.translation import gettext as _
 from rest_framework import exceptions as api_errors
 
 from miliao.api import is_api, not_found
+from miliao.errors import Refused
 
 
 def _texts(status: int) -> tuple[str, str]:
@@ -78,6 +80,25 @@ class MethodNotAllowedPageMiddleware:
         if response.has_header("Allow"):
             page["Allow"] = response["Allow"]
         return page
+
+
+class RefusedIsForbiddenMiddleware:
+    """A portal view lets an action's or a rule's `Refused` through, and the visitor gets the
+    site's 403 page with its reason: one place for what each view used to write itself
+    (`except Refused: raise PermissionDenied`). A view that shows other refusals on its own page
+    (`except ActionError`) re-raises `Refused` to come here. The API's views answer through
+    DRF's exception handler and never reach this."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, Refused):
+            return permission_denied(request, PermissionDenied(exception.message))
+        return None
 
 
 def favicon(request):

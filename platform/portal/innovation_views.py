@@ -7,7 +7,6 @@ import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -113,8 +112,8 @@ def scenario_action(request, slug: str, what: str):
             return _done(request, _("挑战赛已开放。"), "challenge-page", slug=challenge.slug)
         else:
             raise Http404(what)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    except Refused:
+        raise  # the 403 page: portal.errors.RefusedIsForbiddenMiddleware
     except ActionError as exc:
         messages.error(request, exc.message)
     return redirect("scenario-page", slug=slug)
@@ -218,8 +217,8 @@ def challenge_action(request, slug: str, what: str):
             return _done(request, _("成果已发布到路演。"), "showcase-page", pk=item.pk)
         else:
             raise Http404(what)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    except Refused:
+        raise  # the 403 page: portal.errors.RefusedIsForbiddenMiddleware
     except ActionError as exc:
         messages.error(request, exc.message)
     return redirect("challenge-page", slug=slug)
@@ -236,9 +235,6 @@ def showcase_page(request, pk: int):
 
 @login_required
 def metrics_page(request):
-    try:
-        permissions.check_read_innovation_metrics(request.user)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    permissions.check_read_innovation_metrics(request.user)
     bureau = request.user.organisation if permissions.has_role(request.user, "steward") else None
     return render(request, "portal/innovation_metrics.html", {"metrics": metrics(bureau), "bureau": bureau})

@@ -11,7 +11,6 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -21,7 +20,7 @@ from accounts import permissions
 from catalog.models import Dataset
 from jobs import actions, check_texts, data
 from jobs.models import LIMIT_MAXIMA, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
-from miliao.errors import ActionError, InvalidInput, Refused
+from miliao.errors import ActionError, InvalidInput
 from portal import charts as portal_charts
 from portal import readable
 from sandbox import checks as sandbox_checks
@@ -99,10 +98,7 @@ def decide_job(request, pk: int, decision: str):
     if decision not in ("approve", "reject", "release"):
         raise Http404(decision)
     job = _visible_job(request, pk)
-    try:
-        permissions.check_decide_job(request.user, job)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    permissions.check_decide_job(request.user, job)
     if decision != "approve":
         asked = forms.confirmation(request, **_JOB_CONFIRMATIONS[decision](job))
         if asked is not None:
@@ -228,10 +224,7 @@ def code_to_data_manage(request, slug: str, what: str):
     if what not in ("publish", "policy"):
         raise Http404(what)
     dataset = get_object_or_404(Dataset.objects.filter(data_class="compute_only"), slug=slug)
-    try:
-        permissions.check_manage_dataset(request.user, dataset)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    permissions.check_manage_dataset(request.user, dataset)
     try:
         if what == "publish":
             published = actions.publish_syft_dataset(actor=request.user, dataset=dataset)

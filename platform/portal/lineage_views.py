@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
 from accounts import permissions
-from miliao.errors import Refused
 from provenance import anchoring, lineage
 from provenance.models import Anchor, AnchorStatus
 
@@ -61,10 +59,7 @@ def layout(graph: lineage.LineageGraph) -> dict:
 
 @login_required
 def lineage_page(request):
-    try:
-        permissions.check_view_events(request.user)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    permissions.check_view_events(request.user)
     subject = (request.POST.get("subject") or request.GET.get("subject") or "").strip()
     try:
         graph = lineage.lineage_graph(subject)
@@ -72,10 +67,7 @@ def lineage_page(request):
         raise Http404(str(exc)) from exc
     report = None
     if request.method == "POST":
-        try:
-            permissions.check_verify_events(request.user)
-        except Refused as exc:
-            raise PermissionDenied(exc.message) from exc
+        permissions.check_verify_events(request.user)
         report = lineage.verify_lineage(subject)
     events = graph.events
     anchors = list(

@@ -7,7 +7,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -48,10 +47,7 @@ def node_rows(nodes) -> list[dict]:
 
 
 def _visible(user):
-    try:
-        return visible_nodes(user)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    return visible_nodes(user)
 
 
 @login_required
@@ -65,8 +61,8 @@ def node_list(request):
             actions.check_manage_nodes(request.user)
             body = forms.validated(RegisterSerializer, request.POST)
             node = actions.register_node(actor=request.user, **body)
-        except Refused as exc:
-            raise PermissionDenied(exc.message) from exc
+        except Refused:
+            raise  # the 403 page: portal.errors.RefusedIsForbiddenMiddleware
         except ActionError as exc:
             errors = forms.errors_of(exc)
         else:
@@ -88,10 +84,7 @@ def node_list(request):
 def revoke_node(request, name: str):
     """Revoke a node after a confirmation step: the SuperLink forgets its key."""
     node = get_object_or_404(_visible(request.user), name=name)
-    try:
-        actions.check_manage_nodes(request.user)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    actions.check_manage_nodes(request.user)
     asked = forms.confirmation(request, title=_("吊销节点 %(name)s？") % {"name": node.name}, consequence=_(
         "SuperLink 将删除该节点的公钥，节点立即断开且无法再连接；同一公钥不能再次注册，须在节点上生成新的密钥对。"))
     if asked is not None:

@@ -10,7 +10,6 @@ from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,7 +24,7 @@ from catalog.models import Dataset
 from corpora import actions as corpus_actions
 from corpora.mock import mock_seed, mock_units
 from corpora.schema import UNIT_KINDS
-from miliao.errors import ActionError, Refused
+from miliao.errors import ActionError
 from portal import charts
 from releases import actions as release_actions
 from releases import previews
@@ -39,10 +38,7 @@ from . import map_views
 
 def _steward_dataset(request, slug: str) -> Dataset:
     dataset = get_object_or_404(Dataset.objects.select_related("owner"), slug=slug)
-    try:
-        permissions.check_manage_dataset(request.user, dataset)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    permissions.check_manage_dataset(request.user, dataset)
     return dataset
 
 
@@ -361,10 +357,7 @@ def publish(request, pk: int):
 def release_file(request, pk: int, fmt: str):
     """The steward's own copy of an output; recipients' downloads are licensed separately."""
     release = _visible_release(request, pk)
-    try:
-        permissions.check_manage_dataset(request.user, release.corpus.dataset)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    permissions.check_manage_dataset(request.user, release.corpus.dataset)
     output = release.outputs.get(fmt)
     if output is None:
         raise Http404

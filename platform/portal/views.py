@@ -22,7 +22,7 @@ from corpora.actions import INGEST_TASK_KIND
 from defense.models import Alert
 from federation.api import visible_nodes
 from jobs.models import Job, JobStatus
-from miliao.errors import ActionError, InvalidInput, Refused
+from miliao.errors import ActionError, InvalidInput
 from portal import readable
 
 from . import forms
@@ -190,10 +190,7 @@ def submit_application(request):
     with the API's ApplicationSerializer; an error shows the form again as it was typed."""
     from access.api import REQUEST_FIELDS, ApplicationSerializer
 
-    try:
-        permissions.check_submit_application(request.user, None)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    permissions.check_submit_application(request.user, None)
     errors = {}
     if request.method == "POST":
         try:
@@ -246,10 +243,7 @@ def decide_application(request, pk: int):
 
 @login_required
 def events(request):
-    try:
-        permissions.check_view_events(request.user)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    permissions.check_view_events(request.user)
     from provenance.api import EventFilterSerializer
 
     filters = EventFilterSerializer(data=request.GET)
@@ -272,10 +266,7 @@ def events(request):
 @login_required
 @require_POST
 def start_verification(request):
-    try:
-        task = provenance_actions.start_event_log_verification(actor=request.user)
-    except Refused as exc:
-        raise PermissionDenied(exc.message) from exc
+    task = provenance_actions.start_event_log_verification(actor=request.user)
     return redirect("task-page", pk=task.pk)
 
 

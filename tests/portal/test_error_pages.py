@@ -19,8 +19,16 @@ def _boom(request):
     raise RuntimeError("a bug in a view")
 
 
-# The real URL map plus a view that fails, for the 500 page (settings.ROOT_URLCONF below).
-urlpatterns = [path("boom/", _boom), path("api/boom/", _boom), *miliao.urls.urlpatterns]
+def _refused(request):
+    from miliao.errors import Refused
+
+    raise Refused("only the dataset's steward may do this")
+
+
+# The real URL map plus a view that fails, for the 500 page, and one that lets an action's
+# refusal through (settings.ROOT_URLCONF below).
+urlpatterns = [path("boom/", _boom), path("api/boom/", _boom), path("refused/", _refused),
+               *miliao.urls.urlpatterns]
 handler403, handler404, handler500 = errors.permission_denied, errors.page_not_found, errors.server_error
 
 TITLES = {
@@ -77,6 +85,15 @@ def test_each_error_is_a_page_of_the_site_in_the_visitors_language(visitor, lang
         assert response["Allow"] == "POST"
     if status == 500:
         assert 'data-testid="who"' not in html  # the bare page: nothing that could fail again
+
+
+def test_a_refusal_a_view_lets_through_is_the_403_page_with_its_reason(visitor):
+    """Portal views no longer turn `Refused` into PermissionDenied each on its own:
+    `portal.errors.RefusedIsForbiddenMiddleware` does, once."""
+    response = visitor("en").get("/refused/")
+    html = response.content.decode()
+    assert response.status_code == 403 and "403 · Permission denied" in html
+    assert "only the dataset&#x27;s steward may do this" in html or "only the dataset's steward may do this" in html
 
 
 def test_anonymous_visitors_get_the_page_too(visitor):

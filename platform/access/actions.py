@@ -21,7 +21,7 @@ from accounts.models import Role, User
 from catalog.models import DataClass, Dataset
 from corpora import grid
 from corpora.ingest import IngestError, read_geometries
-from miliao.errors import Conflict, InvalidInput, Refused
+from kernel.errors import Conflict, InvalidInput, Refused
 from provenance.recorder import actor_of, record, subject_of
 from releases.keys import new_release_key, open_release_key
 from releases.models import Release, ReleaseStatus

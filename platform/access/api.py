@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from accounts import permissions
 from accounts.models import User
 from catalog.models import Dataset
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
 from releases.models import Release
 
 from . import actions, downloads, links, packages

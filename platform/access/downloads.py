@@ -12,13 +12,13 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from django.conf import settings
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 
 from accounts import permissions
-from miliao.errors import InvalidInput, Refused
+from kernel.errors import InvalidInput, Refused
+from kernel.paths import state_path
 
 from . import actions, hooks, licensing, links, packages
 from .models import Download, Licence, PurposeCategory
@@ -82,7 +82,7 @@ def package_response(download: Download) -> StreamingHttpResponse:
         response = StreamingHttpResponse(packages.geojson_chunks(spec, name=name), content_type=content_type)
         response["Content-Disposition"] = content_disposition_header(True, filename)
     else:
-        scratch_root = Path(settings.STATE_DIR) / "scratch"
+        scratch_root = state_path("scratch")
         scratch_root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="package-", dir=scratch_root))
         try:

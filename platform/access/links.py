@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from miliao.errors import ActionError
+from kernel.errors import ActionError
 
 SALT = "miliao.access.download-link"
 

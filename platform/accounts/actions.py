@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
 from provenance.recorder import actor_of, record, subject_of
 
 from . import permissions

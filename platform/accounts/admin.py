@@ -2,7 +2,7 @@ from axes.models import AccessAttempt
 from django.contrib import admin, messages
 from django.utils.translation import gettext as _, gettext_lazy
 
-from miliao.errors import ActionError
+from kernel.errors import ActionError
 from provenance.admin import RecordedModelAdmin
 
 from . import actions, permissions

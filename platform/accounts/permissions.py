@@ -11,7 +11,7 @@ from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 from rest_framework import permissions as drf_permissions
 
-from miliao.errors import Refused
+from kernel.errors import Refused
 
 from .models import OrganisationKind, Role
 

@@ -20,7 +20,7 @@ from django.utils.translation import gettext
 from accounts import permissions
 from accounts.models import Organisation
 from catalog.models import DataClass, Dataset
-from miliao.errors import Conflict, InvalidInput
+from kernel.errors import Conflict, InvalidInput
 from provenance.recorder import actor_of, record, subject_of
 
 from . import amounts

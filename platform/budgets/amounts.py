@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext as _
 
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 EPSILON_PLACES = 6
 EPSILON_DIGITS = 12  # so a balance is below 10**6: absurd for ε, and exact in any column type

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from django.utils.translation import gettext as _
 
 from accounts import permissions
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 from . import actions
 from .models import BudgetEntry, PrivacyBudget

@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 
 from accounts import permissions
 from accounts.models import Organisation, OrganisationKind
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
 from provenance.recorder import actor_of, record, subject_of
 
 from .models import DataClass, Dataset, Theme

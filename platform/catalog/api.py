@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 from access import downloads, packages
 from accounts import permissions
 from accounts.models import Organisation
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
 from releases.models import Release
 
 from . import actions, answers, dcat, metadata

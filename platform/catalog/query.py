@@ -14,7 +14,7 @@ import shapely
 from django.utils.translation import gettext
 
 from corpora import grid
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 MAX_TEXT = 200
 _CODE = re.compile(rf"{grid.PREFIX}[0-7]{{0,{grid.MAX_LEVEL}}}")

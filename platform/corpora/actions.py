@@ -16,7 +16,8 @@ from django.utils.translation import gettext_noop
 from accounts import permissions
 from catalog.actions import next_version
 from catalog.models import Dataset
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
+from kernel.paths import state_path
 from progress.actions import queue_task
 from progress.models import TaskProgress
 from provenance.recorder import actor_of, record, subject_of
@@ -29,7 +30,7 @@ MAX_GENERATED_ROOMS = 2_000_000
 
 
 def corpus_dir() -> Path:
-    return Path(settings.STATE_DIR) / "corpora"
+    return state_path("corpora")
 
 
 def start_upload_ingest(*, actor, dataset: Dataset, upload, declared_crs: str = "") -> TaskProgress:

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from accounts import permissions
 from accounts.models import Organisation, Role, User
-from miliao.errors import Conflict, InvalidInput
+from kernel.errors import Conflict, InvalidInput
 from provenance.recorder import actor_of, record, subject_of
 
 from .models import Alert, AlertStatus, Severity

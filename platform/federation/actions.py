@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 from accounts import permissions
 from accounts.models import Organisation, OrganisationKind, Role
 from catalog.models import Dataset, HeldBy
-from miliao.errors import Conflict, InvalidInput, Refused
+from kernel.errors import Conflict, InvalidInput, Refused
 from provenance.recorder import actor_of, record, subject_of
 from sandbox.federated.deploy import FederationError
 

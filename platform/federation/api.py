@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from accounts import permissions
 from accounts.models import Organisation, Role
-from miliao.errors import Refused
+from kernel.errors import Refused
 
 from . import actions, live
 from .models import DistrictNode, NodeStatus

@@ -21,8 +21,9 @@ from accounts import permissions
 from accounts.models import Role, User
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
-from miliao.errors import Conflict, InvalidInput, Refused
-from miliao.inputs import text, whole
+from kernel.errors import Conflict, InvalidInput, Refused
+from kernel.inputs import text, whole
+from kernel.paths import state_path
 from progress.actions import queue_task
 from provenance.models import LineageEvent
 from provenance.recorder import actor_of, record, subject_of
@@ -60,7 +61,7 @@ COMMERCIAL_KINDS = {"startup"}
 
 
 def submissions_dir() -> Path:
-    return Path(settings.STATE_DIR) / "innovation" / "submissions"
+    return state_path("innovation") / "submissions"
 
 
 # --- scenarios ---------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def open_challenge(*, actor, scenario: Scenario, slug: str, title: str, task: st
         raise InvalidInput("final_at", gettext("the timeline runs opens_at < final_at (the submission "
                                                "deadline) <= closes_at"))
     ladder = _ladder_step(ladder_step)
-    table = pq.read_table(Path(settings.STATE_DIR) / hidden_corpus.path, columns=sandbox_tasks.COLUMNS)
+    table = pq.read_table(state_path(hidden_corpus.path), columns=sandbox_tasks.COLUMNS)
     rooms = evaluation.hidden_rooms(table, built_in)
     salt = secrets.token_hex(16)
     public, private = evaluation.split(rooms, salt)

@@ -7,9 +7,7 @@ own submissions and the Ladder's scores, never the exact public scores."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from django.conf import settings
 from django.db.models import Count, Q
 from django.http import FileResponse, HttpResponse
 from django.utils.translation import gettext as _
@@ -24,7 +22,8 @@ from rest_framework.views import APIView
 from accounts import permissions
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
-from miliao.errors import Conflict
+from kernel.errors import Conflict
+from kernel.paths import state_path
 from progress.models import TaskProgress
 from provenance import lineage
 from provenance.api import InclusionProofSerializer, LineageReportSerializer
@@ -534,7 +533,7 @@ class ShowcaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     def weights(self, request, pk=None):
         """The shared weights, under the result's licence (each download is an event)."""
         item = actions.record_result_download(actor=request.user, item=self.get_object())
-        response = FileResponse(open(Path(settings.STATE_DIR) / item.submission.path, "rb"), as_attachment=True,
+        response = FileResponse(open(state_path(item.submission.path), "rb"), as_attachment=True,
                                 filename=f"miliao-showcase-{item.pk}.pt", content_type="application/octet-stream")
         response["X-Content-SHA256"] = item.submission.sha256
         response["X-Licence"] = item.licence

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from django.conf import settings
 from django.utils.translation import gettext_noop
 
+from kernel.paths import state_path
 from progress.actions import fail_task, run_tracked
 from sandbox import challenge as evaluation
 from sandbox import failures, outputs
@@ -41,7 +41,7 @@ class EvaluationFailed(Exception):
 def hidden_part(challenge: Challenge, which: str) -> pa.Table:
     """The public or private part of the challenge's hidden rooms (with their labels)."""
     task = sandbox_tasks.task_named(challenge.task)
-    table = pq.read_table(Path(settings.STATE_DIR) / challenge.hidden_corpus.path, columns=sandbox_tasks.COLUMNS)
+    table = pq.read_table(state_path(challenge.hidden_corpus.path), columns=sandbox_tasks.COLUMNS)
     public, private = evaluation.split(evaluation.hidden_rooms(table, task), challenge.spec["salt"])
     return public if which == "public" else private
 
@@ -62,7 +62,7 @@ def _evaluate(submission: Submission, part: pa.Table, work: Path) -> float:
     challenge = submission.challenge
     data = work / "data"
     evaluation.write_inputs(data, part, {"task": challenge.task, "neighbourhoods": challenge.spec["neighbourhoods"]})
-    source = Path(settings.STATE_DIR) / submission.path
+    source = state_path(submission.path)
     if submission.kind == SubmissionKind.WEIGHTS:
         outputs.copy_file(source, data / evaluation.WEIGHTS_FILE, max_bytes=actions.SUBMISSION_BYTES_MAX)
         script, args = EVALUATE, [str(data)]
@@ -110,7 +110,7 @@ def outputs_caps() -> outputs.Caps:
 
 
 def _work(submission: Submission, which: str) -> Path:
-    return Path(settings.STATE_DIR) / "innovation" / "evaluations" / f"{submission.pk}-{which}"
+    return state_path("innovation") / "evaluations" / f"{submission.pk}-{which}"
 
 
 def _tracked(task_id: str, work, what: str, *, commit, on_crash) -> None:

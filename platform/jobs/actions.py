@@ -24,8 +24,9 @@ from budgets import amounts
 from budgets.models import BudgetEntry, EntryKind, PrivacyBudget
 from catalog.models import Dataset, HeldBy
 from corpora.models import CorpusVersion
-from miliao.errors import Conflict, InvalidInput
-from miliao.inputs import text, whole
+from kernel.errors import Conflict, InvalidInput
+from kernel.inputs import text, whole
+from kernel.paths import state_path
 from progress.actions import queue_task
 from provenance.recorder import actor_of, record, subject_of
 from sandbox import checks, code_to_data
@@ -59,7 +60,7 @@ _TRAIN_FIELDS = set(TrainSpec.__dataclass_fields__)
 
 
 def jobs_dir() -> Path:
-    return Path(settings.STATE_DIR) / "jobs"
+    return state_path("jobs")
 
 
 def job_dir(job: Job) -> Path:
@@ -67,7 +68,7 @@ def job_dir(job: Job) -> Path:
 
 
 def models_dir() -> Path:
-    return Path(settings.STATE_DIR) / "models"
+    return state_path("models")
 
 
 # --- code-to-data: the sandbox policy and the PySyft dataset -----------------------------
@@ -466,7 +467,7 @@ def _reuse(actor, base, task: str, corpus: CorpusVersion, params: dict):
         raise InvalidInput(f"params.{REUSE_PARAM}", gettext("no shared result #%(base)s") % {"base": base})
     attribution = innovation_actions.reuse_base(actor=actor, item=item, task=task)
     try:  # in the jail: the weights are an applicant's file
-        hidden = innovation_actions.inspect_weights(Path(settings.STATE_DIR) / item.submission.path,
+        hidden = innovation_actions.inspect_weights(state_path(item.submission.path),
                                                     item.challenge)["hidden"]
     except (ValueError, KeyError):
         raise InvalidInput(f"params.{REUSE_PARAM}", gettext("shared result #%(base)s holds no weights of a "
@@ -708,7 +709,7 @@ def _register_model(actor, job: Job, release_event, intended_use: str) -> Traine
     """The model's row and card, with its weights staged beside their place in the registry
     and renamed into it once the release has committed: a commit that fails publishes no
     file (the staged copy goes), and a committed model always has its weights."""
-    source = Path(settings.STATE_DIR) / job.output_path / "model.pt"
+    source = state_path(job.output_path) / "model.pt"
     target = models_dir() / f"job-{job.pk}" / "model.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = target.with_name(f".model.pt.{uuid.uuid4().hex}.staged")

@@ -9,9 +9,7 @@ category of a failure and the checks without their findings; the masked log, the
 the held files are for the data owner's stewards (`permissions.reviews_job_output`)."""
 from __future__ import annotations
 
-from pathlib import Path
 
-from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -23,6 +21,7 @@ from rest_framework.response import Response
 from accounts import permissions
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
+from kernel.paths import state_path
 from progress.models import TaskProgress
 
 from sandbox import checks, code_to_data
@@ -214,7 +213,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def outputs(self, request, pk=None):
         """A released code-to-data job's outputs, as a zip, for the organisation that ran it."""
         job = actions.record_outputs_download(actor=request.user, job=self.get_object())
-        folder = Path(settings.STATE_DIR) / job.output_path
+        folder = state_path(job.output_path)
         return _zip_response(data.zip_folder(folder), f"miliao-job-{job.pk}-outputs.zip",
                              job.outcome.get("output_sha256", ""))
 
@@ -371,7 +370,7 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def weights(self, request, pk=None):
         """The weights, for the organisation that trained the model."""
         model = actions.record_model_download(actor=request.user, model=self.get_object())
-        path = Path(settings.STATE_DIR) / model.weights_path
+        path = state_path(model.weights_path)
         response = FileResponse(open(path, "rb"), as_attachment=True, filename=f"miliao-model-{model.pk}.pt",
                                 content_type="application/octet-stream")
         response["X-Content-SHA256"] = model.sha256

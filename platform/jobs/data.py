@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
 
+from kernel.paths import state_path
 from sandbox import tasks
 from sandbox.training import TrainSpec
 
@@ -25,7 +26,7 @@ def corpus_table(job: Job, columns: list[str] | None = None) -> pa.Table:
 
 
 def corpus_table_of(corpus, columns: list[str] | None = None) -> pa.Table:
-    return pq.read_table(Path(settings.STATE_DIR) / corpus.path, columns=columns)
+    return pq.read_table(state_path(corpus.path), columns=columns)
 
 
 def seal(folder: Path) -> None:
@@ -82,7 +83,7 @@ def training_data(job: Job, folder: Path) -> dict:
     summary = {"train_rows": len(train), "test_rows": len(test), "baseline": tasks.baseline(task, train, test),
                "features": int(train.x.shape[1]), "neighbourhoods": vocabulary}
     if job.base_result_id:  # a shared result's weights, to start from
-        shutil.copyfile(Path(settings.STATE_DIR) / job.base_result.submission.path, folder / BASE_WEIGHTS)
+        shutil.copyfile(state_path(job.base_result.submission.path), folder / BASE_WEIGHTS)
         summary["base_weights"] = str(folder / BASE_WEIGHTS)
     train.save(folder / "train.npz")
     test.save(folder / "test.npz")
@@ -107,7 +108,7 @@ def federated_data(job: Job, folder: Path) -> dict:
                                "sha256": p.sha256} for p in parts]}
     folder.mkdir(parents=True, exist_ok=True)
     if job.base_result_id:
-        shutil.copyfile(Path(settings.STATE_DIR) / job.base_result.submission.path, folder / BASE_WEIGHTS)
+        shutil.copyfile(state_path(job.base_result.submission.path), folder / BASE_WEIGHTS)
         summary["base_weights"] = str(folder / BASE_WEIGHTS)
     seal(folder)
     return summary
@@ -134,7 +135,7 @@ def code_tables(corpus) -> tuple[pa.Table, pa.Table]:
     identifiers, and synthetic rows of the same columns (corpora.mock: never a real row)."""
     from corpora.mock import mock_seed, mock_units
 
-    path = Path(settings.STATE_DIR) / corpus.path
+    path = state_path(corpus.path)
     names = [n for n in pq.read_schema(path).names if n not in direct_identifiers()]
     private = pq.read_table(path, columns=names)
     kinds = sorted(set(private["kind"].unique().to_pylist()))
@@ -145,7 +146,7 @@ def code_tables(corpus) -> tuple[pa.Table, pa.Table]:
 
 
 def syft_root() -> Path:
-    return Path(settings.STATE_DIR) / "syft"
+    return state_path("syft")
 
 
 def jobs_box() -> Path:
@@ -165,7 +166,7 @@ def published(syft_dataset):
     """A SyftDataset row as sandbox.code_to_data's PublishedDataset."""
     from sandbox.code_to_data import PublishedDataset
 
-    return PublishedDataset(box=Path(settings.STATE_DIR) / syft_dataset.path, owner=syft_dataset.owner,
+    return PublishedDataset(box=state_path(syft_dataset.path), owner=syft_dataset.owner,
                             name=syft_dataset.name, mock_sha256=syft_dataset.mock_sha256,
                             private_sha256=syft_dataset.private_sha256, mock_rows=syft_dataset.mock_rows,
                             private_rows=syft_dataset.private_rows)
@@ -317,7 +318,7 @@ def held_files(job) -> list[HeldFile]:
     folder: nothing else is in it, but a link is skipped all the same)."""
     if not job.output_path:
         return []
-    folder = Path(settings.STATE_DIR) / job.output_path
+    folder = state_path(job.output_path)
     found = []
     for top, dirs, files in os.walk(folder, followlinks=False):
         dirs.sort()

@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils.translation import gettext_noop
 
-from miliao.errors import Conflict
+from kernel.errors import Conflict
 from progress.actions import fail_task, run_tracked
 from sandbox import checks, failures, outputs, redact
 from sandbox.federated.run import read_rounds

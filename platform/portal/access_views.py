@@ -13,7 +13,7 @@ from access import actions as access_actions
 from access import downloads
 from access.models import Application, Licence
 from accounts import permissions
-from miliao.errors import ActionError, InvalidInput
+from kernel.errors import ActionError, InvalidInput
 from releases.models import Release
 
 from . import forms

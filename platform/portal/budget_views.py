@@ -13,7 +13,7 @@ from accounts import permissions
 from budgets import actions as budget_actions
 from budgets import amounts, plot
 from budgets.models import PrivacyBudget
-from miliao.errors import ActionError
+from kernel.errors import ActionError
 from portal import charts
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from accounts import permissions
 from catalog import metadata
 from catalog.models import DataClass, Theme
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 from .views import _page
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from accounts import permissions
 from defense import actions
 from defense.models import Alert
-from miliao.errors import ActionError, Refused
+from kernel.errors import ActionError, Refused
 
 
 @login_required

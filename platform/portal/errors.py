@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from rest_framework import exceptions as api_errors
 
 from miliao.api import is_api, not_found
-from miliao.errors import Refused
+from kernel.errors import Refused
 
 
 def _texts(status: int) -> tuple[str, str]:

@@ -2,7 +2,7 @@
 the two doors), and show what went wrong next to the field it concerns."""
 from __future__ import annotations
 
-from miliao.errors import ActionError, InvalidInput
+from kernel.errors import ActionError, InvalidInput
 
 
 class FormInvalid(InvalidInput):

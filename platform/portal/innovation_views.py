@@ -33,7 +33,7 @@ from innovation.models import (
     Team,
     TeamInvitation,
 )
-from miliao.errors import ActionError, Refused
+from kernel.errors import ActionError, Refused
 from sandbox.tasks import TASKS
 
 
@@ -120,7 +120,7 @@ def scenario_action(request, slug: str, what: str):
 
 
 def _int(value, field: str) -> int:
-    from miliao.errors import InvalidInput
+    from kernel.errors import InvalidInput
 
     try:
         return int(value)
@@ -129,7 +129,7 @@ def _int(value, field: str) -> int:
 
 
 def _when(post, field: str) -> datetime.datetime:
-    from miliao.errors import InvalidInput
+    from kernel.errors import InvalidInput
 
     value = parse_datetime(post.get(field, "") or "")
     if value is None:

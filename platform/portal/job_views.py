@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -20,7 +19,8 @@ from accounts import permissions
 from catalog.models import Dataset
 from jobs import actions, check_texts, data
 from jobs.models import LIMIT_MAXIMA, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
-from miliao.errors import ActionError, InvalidInput
+from kernel.errors import ActionError, InvalidInput
+from kernel.paths import state_path
 from portal import charts as portal_charts
 from portal import readable
 from sandbox import checks as sandbox_checks
@@ -46,7 +46,7 @@ def _aggregates_file(job: Job) -> Path | None:
     """The DP aggregates a code-to-data job released (jobs.code_jobs writes them), if any."""
     if not job.output_path or not (job.params or {}).get("aggregate"):
         return None
-    path = Path(settings.STATE_DIR) / job.output_path / "aggregates.csv"
+    path = state_path(job.output_path) / "aggregates.csv"
     return path if path.is_file() else None
 
 

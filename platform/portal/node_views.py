@@ -17,7 +17,7 @@ from accounts import permissions
 from accounts.models import Organisation, OrganisationKind
 from federation import actions
 from federation.api import RegisterSerializer, RevokeSerializer, described, visible_nodes
-from miliao.errors import ActionError, Refused
+from kernel.errors import ActionError, Refused
 
 from . import forms, readable
 

@@ -24,7 +24,7 @@ from catalog.models import Dataset
 from corpora import actions as corpus_actions
 from corpora.mock import mock_seed, mock_units
 from corpora.schema import UNIT_KINDS
-from miliao.errors import ActionError
+from kernel.errors import ActionError
 from portal import charts
 from releases import actions as release_actions
 from releases import previews

@@ -22,7 +22,7 @@ from corpora.actions import INGEST_TASK_KIND
 from defense.models import Alert
 from federation.api import visible_nodes
 from jobs.models import Job, JobStatus
-from miliao.errors import ActionError, InvalidInput
+from kernel.errors import ActionError, InvalidInput
 from portal import readable
 
 from . import forms

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from django.utils.translation import gettext as _
 
 from accounts import permissions
-from miliao.errors import Conflict, InvalidInput
+from kernel.errors import Conflict, InvalidInput
 from progress.api import TaskProgressSerializer
 
 from . import actions, anchoring, lineage

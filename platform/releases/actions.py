@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
@@ -18,7 +17,8 @@ from accounts import permissions
 from catalog.actions import next_version
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
-from miliao.errors import Conflict, InvalidInput, Refused
+from kernel.errors import Conflict, InvalidInput, Refused
+from kernel.paths import state_path
 from progress.actions import queue_task
 from provenance.recorder import actor_of, record, subject_of
 
@@ -30,7 +30,7 @@ BUILD_TASK_KIND = "releases.build"
 
 
 def release_dir(release: Release) -> Path:
-    return Path(settings.STATE_DIR) / "releases" / f"r{release.pk}"
+    return state_path("releases") / f"r{release.pk}"
 
 
 def parse_spec(data) -> ReleaseSpec:

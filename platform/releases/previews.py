@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from corpora.models import CorpusVersion
-from django.conf import settings
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
+from kernel.paths import state_path
 
 from . import mapdata
 from .location import PolicyUnmet, with_location
@@ -32,7 +32,7 @@ def preview(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2000) -> t
         except ValueError as exc:
             raise InvalidInput("spec", str(exc)) from exc
         try:
-            report = run_release(Path(settings.STATE_DIR) / corpus.path, trial, secrets.token_bytes(32), out,
+            report = run_release(state_path(corpus.path), trial, secrets.token_bytes(32), out,
                                  basename="preview", limit=units)
         except NothingToRelease as exc:
             raise InvalidInput("units", str(exc)) from exc
@@ -56,7 +56,7 @@ def location_choices(corpus: CorpusVersion, spec: ReleaseSpec, *, units: int = 2
             trial = with_location(spec, shape, level)
             with tempfile.TemporaryDirectory(prefix="miliao-choice-") as scratch:
                 out = Path(scratch) / "release"
-                report = run_release(Path(settings.STATE_DIR) / corpus.path, dataclasses.replace(trial, outputs=(
+                report = run_release(state_path(corpus.path), dataclasses.replace(trial, outputs=(
                     "geoparquet",)), secrets.token_bytes(32), out, basename="choice", limit=units)
                 columns = pq.ParquetFile(out / report["outputs"]["geoparquet"]["path"]).schema_arrow.names
         except (ValueError, NothingToRelease) as exc:

@@ -7,10 +7,7 @@ from celery import shared_task
 @shared_task(name="releases.build")
 def build_release_task(task_id: str, release_id: int) -> None:
     # Imported here, not at the top: a worker starts (and recovers after a crash) sooner.
-    from pathlib import Path
-
-    from django.conf import settings
-
+    from kernel.paths import state_path
     from progress.actions import run_tracked
 
     from .actions import record_release_built, record_release_failed, release_dir
@@ -22,7 +19,7 @@ def build_release_task(task_id: str, release_id: int) -> None:
 
     def work(report) -> dict:
         return run_release(
-            Path(settings.STATE_DIR) / release.corpus.path,
+            state_path(release.corpus.path),
             ReleaseSpec.from_dict(release.policy.spec),
             open_release_key(release.key_encrypted),
             release_dir(release),

@@ -210,7 +210,7 @@ def test_suspension_stops_downloads_until_reinstated(world):
 
 def test_a_person_cannot_suspend_without_being_a_steward_and_the_platform_must_say_it_is_automatic(world):
     from access import actions
-    from miliao.errors import Refused
+    from kernel.errors import Refused
 
     w = licensed_world(world)
     with pytest.raises(Refused, match="only the platform's own defense"):
@@ -277,7 +277,7 @@ def test_approval_without_a_published_release_grants_no_licence_yet(world):
 
 def test_compute_only_class_download_refused_and_approval_grants_jobs_with_a_budget(world):
     from accounts import permissions
-    from miliao.errors import Refused
+    from kernel.errors import Refused
 
     w = world
     # Its rows never become a release file, so there is nothing to download: building one

@@ -110,7 +110,7 @@ def test_login_page_locks_out_in_the_site_layout_and_a_steward_unlocks(people, s
 
 def test_unlocking_is_for_stewards_and_a_guessed_username_is_not_logged(people, settings):
     from accounts import actions
-    from miliao.errors import InvalidInput, Refused
+    from kernel.errors import InvalidInput, Refused
 
     limit = settings.AXES_FAILURE_LIMIT
     _hammer(_api, username="targte", tries=limit)  # a typo, or a password typed as a username

@@ -447,7 +447,7 @@ def test_steward_of_another_bureau_cannot_decide(world):
 def test_steward_cannot_register_a_dataset_for_another_bureau(world):
     from accounts import permissions
     from catalog import actions
-    from miliao.errors import Refused
+    from kernel.errors import Refused
 
     with pytest.raises(Refused, match="own bureau"):
         permissions.check_register_dataset(world.steward, world.other_bureau)

@@ -101,7 +101,7 @@ def test_the_platform_spends_for_a_job_without_a_user(world):
 def test_decimal_steps_spend_the_budget_to_exactly_zero(world):
     """Ten spends of 0.1 (a float, even) use up ε = 1 exactly; floats would leave 1e-16 over."""
     from budgets.models import PrivacyBudget
-    from miliao.errors import Conflict
+    from kernel.errors import Conflict
 
     budget = _grant(world, epsilon="1")
     for i in range(10):
@@ -113,7 +113,7 @@ def test_decimal_steps_spend_the_budget_to_exactly_zero(world):
 
 
 def test_an_overspend_is_refused_and_changes_nothing(world):
-    from miliao.errors import Conflict
+    from kernel.errors import Conflict
 
     budget = _grant(world, epsilon="2")
     _spend(world, "1")
@@ -126,7 +126,7 @@ def test_an_overspend_is_refused_and_changes_nothing(world):
 
 def test_spending_where_no_budget_was_granted_is_refused(world):
     from budgets.models import BudgetEntry
-    from miliao.errors import Conflict
+    from kernel.errors import Conflict
 
     with pytest.raises(Conflict, match="no privacy budget on district-rooms: remaining ε 0, requested ε 0.5"):
         _spend(world, "0.5")
@@ -139,7 +139,7 @@ BAD_EPSILONS = [0, "0", -1, "-0.5", "nan", float("nan"), float("inf"), "-Infinit
 
 @pytest.mark.parametrize("value", BAD_EPSILONS, ids=repr)
 def test_a_bad_epsilon_is_refused_naming_the_field(world, value):
-    from miliao.errors import InvalidInput
+    from kernel.errors import InvalidInput
 
     budget = _grant(world)
     before = _state(budget)
@@ -155,7 +155,7 @@ def test_a_bad_epsilon_is_refused_naming_the_field(world, value):
 @pytest.mark.parametrize("value", [0, 1, "1.5", "-0.1", "nan", float("inf"), "1e-19", "x", None], ids=repr)
 def test_a_bad_delta_is_refused_naming_the_field(world, value):
     from budgets.models import PrivacyBudget
-    from miliao.errors import InvalidInput
+    from kernel.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as refused:
         _grant(world, delta=value)
@@ -173,7 +173,7 @@ def test_a_bad_delta_is_refused_naming_the_field(world, value):
     ],
 )
 def test_a_bad_job_or_reason_is_refused(world, field, kwargs):
-    from miliao.errors import InvalidInput
+    from kernel.errors import InvalidInput
 
     budget = _grant(world)
     before = _state(budget)
@@ -184,7 +184,7 @@ def test_a_bad_job_or_reason_is_refused(world, field, kwargs):
 
 def test_a_grant_needs_a_source_and_a_dataset_that_is_not_open(world):
     from budgets import actions
-    from miliao.errors import InvalidInput
+    from kernel.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as refused:
         actions.grant_budget(actor=world.steward, organisation=world.startup, dataset=world.rooms,
@@ -197,7 +197,7 @@ def test_a_grant_needs_a_source_and_a_dataset_that_is_not_open(world):
 
 def test_refunds_give_back_at_most_what_the_spend_took(world):
     from budgets import actions
-    from miliao.errors import Conflict
+    from kernel.errors import Conflict
 
     budget = _grant(world, epsilon="10")
     spent = _spend(world, "3", job="sandbox.job:4")
@@ -223,7 +223,7 @@ def test_refunds_give_back_at_most_what_the_spend_took(world):
 
 def test_only_a_spend_can_be_refunded(world):
     from budgets import actions
-    from miliao.errors import InvalidInput
+    from kernel.errors import InvalidInput
 
     budget = _grant(world)
     spent = _spend(world, "1")
@@ -245,7 +245,7 @@ def test_only_a_spend_can_be_refunded(world):
 )
 def test_only_stewards_of_the_owning_bureau_refund(world, who, reason):
     from budgets import actions
-    from miliao.errors import Refused
+    from kernel.errors import Refused
 
     budget = _grant(world)
     spent = _spend(world, "1")
@@ -258,7 +258,7 @@ def test_only_stewards_of_the_owning_bureau_refund(world, who, reason):
 def test_separation_of_duties_holds_for_grants_and_refunds(world):
     """A steward neither grants to nor refunds their own organisation's budget."""
     from budgets import actions
-    from miliao.errors import Refused
+    from kernel.errors import Refused
 
     with pytest.raises(Refused, match="separation of duties"):
         _grant(world, organisation=world.bureau)
@@ -280,7 +280,7 @@ def test_separation_of_duties_holds_for_grants_and_refunds(world):
     ],
 )
 def test_a_job_spends_only_its_own_organisations_budget(world, who, organisation, reason):
-    from miliao.errors import Refused
+    from kernel.errors import Refused
 
     budget = _grant(world)
     before = _state(budget)
@@ -291,7 +291,7 @@ def test_a_job_spends_only_its_own_organisations_budget(world, who, organisation
 
 def test_grants_come_from_stewards_of_the_owning_bureau(world):
     from budgets.models import PrivacyBudget
-    from miliao.errors import Refused
+    from kernel.errors import Refused
 
     for who, reason in [("other_steward", "only stewards of sh-planning"), ("applicant", "needs the role")]:
         with pytest.raises(Refused, match=reason):

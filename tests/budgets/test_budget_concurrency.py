@@ -22,7 +22,7 @@ TOTAL = Decimal(10)  # room for 40 of the 60
 def test_parallel_spends_never_overspend_and_match_their_events():
     from budgets import actions
     from budgets.models import BudgetEntry, PrivacyBudget
-    from miliao.errors import Conflict
+    from kernel.errors import Conflict
     from provenance.models import LineageEvent
     from provenance.verification import verify_event_log
 

@@ -9,7 +9,7 @@ from catalog.query import CatalogFilters, boxes_intersect, covers_cell, parse_fi
 from corpora import grid
 from corpora.mock import MOCK_SEED_BASE, PLACEHOLDER_NAMES, mock_seed, mock_units
 from corpora.schema import UNIT_KINDS, UNIT_SCHEMA
-from miliao.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 pytestmark = [pytest.mark.access]
 

@@ -133,7 +133,7 @@ def test_a_partition_whose_schema_does_not_match_is_refused_and_code_jobs_stay_o
     refused = submit(w, kind="centralized", title="t", task="room-use", params={"epochs": 1})
     assert refused.status_code == 409 and "held by its districts' nodes" in refused.json()["detail"]
     from jobs import actions as job_actions
-    from miliao.errors import Conflict
+    from kernel.errors import Conflict
 
     with pytest.raises(Conflict, match="code-to-data runs on bureau-held data only"):
         job_actions.publish_syft_dataset(actor=w.steward, dataset=w.rooms)

@@ -121,7 +121,7 @@ def test_reuse_is_refused_where_the_licence_forbids_it(world, weights):
     from innovation import actions
     from innovation.models import Challenge, Submission
     from jobs import actions as job_actions
-    from miliao.errors import Refused
+    from kernel.errors import Refused
     from sandbox_support import approve_lab
 
     w = world

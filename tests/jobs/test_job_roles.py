@@ -90,7 +90,7 @@ def test_job_endpoint_answers_each_role(shared_job_world, name, role):
 def test_a_steward_never_decides_their_own_organisations_job(module_world):
     from accounts import permissions
     from jobs.models import Job
-    from miliao.errors import Refused
+    from kernel.errors import Refused
 
     world = per_test(module_world)
     job = Job(dataset=world.rooms, organisation=world.bureau)

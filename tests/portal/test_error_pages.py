@@ -20,7 +20,7 @@ def _boom(request):
 
 
 def _refused(request):
-    from miliao.errors import Refused
+    from kernel.errors import Refused
 
     raise Refused("only the dataset's steward may do this")
 

@@ -99,7 +99,7 @@ def test_a_policy_saved_before_location_rules_is_shown_adapted_and_refused_for_a
     assert 'name="location"' in html
 
     # Starting a build under it is refused, saying what to change, and nothing is queued.
-    from miliao.errors import InvalidInput
+    from kernel.errors import InvalidInput
     from releases.models import Release
 
     before = Release.objects.count()

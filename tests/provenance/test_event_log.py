@@ -63,7 +63,7 @@ def test_recording_outside_a_transaction_is_refused():
 def test_a_refused_action_writes_neither_state_nor_event(world):
     from accounts import actions
     from accounts.models import User
-    from miliao.errors import InvalidInput
+    from kernel.errors import InvalidInput
     from provenance.models import LineageEvent
 
     before = (User.objects.count(), LineageEvent.objects.count())

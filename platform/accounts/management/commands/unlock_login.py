@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts import actions
 from accounts.models import User
-from miliao.errors import ActionError
+from kernel.errors import ActionError
 
 
 class Command(BaseCommand):

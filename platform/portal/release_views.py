@@ -31,7 +31,7 @@ from releases import previews
 from releases.actions import release_dir
 from releases.location import location_policy
 from releases.models import Release, ReleaseStatus
-from releases.pipeline import ReleaseSpec
+from releases.pipeline import OUTPUT_FORMATS, SHIFT_MODES, ReleaseSpec
 
 from . import map_views
 
@@ -42,7 +42,8 @@ def _steward_dataset(request, slug: str) -> Dataset:
     return dataset
 
 
-POLICY_OUTPUTS = ("geoparquet", "geopackage", "geojson")
+# What the policy form offers: the pipeline's own lists ('none' is a sandbox input, never a release's shift).
+RELEASE_SHIFT_MODES = [mode for mode in SHIFT_MODES if mode != "none"]
 
 
 def policy_form_values(spec: ReleaseSpec) -> dict:
@@ -88,7 +89,7 @@ class PolicyForm(django_forms.Form):
     simplify_tolerance_m = django_forms.FloatField()
     precision_m = django_forms.FloatField()
     level_of_detail = django_forms.CharField(required=False)
-    outputs = django_forms.MultipleChoiceField(required=False, choices=[(f, f) for f in POLICY_OUTPUTS])
+    outputs = django_forms.MultipleChoiceField(required=False, choices=[(f, f) for f in OUTPUT_FORMATS])
 
     # What each shift mode needs besides the mode itself.
     SHIFT_FIELDS = {"smooth": ("max_offset_m", "wavelength_m"), "cell": ("max_offset_m", "cell_m")}
@@ -190,11 +191,11 @@ def dataset_page(request, slug: str):
             "form": policy_form_values(_form_spec(request, spec)),
             "releases": Release.objects.filter(corpus__dataset=dataset)
             .select_related("corpus", "policy", "task")[:20],
-            "shift_modes": ["smooth", "cell", "gcj02"],  # 'none' is a sandbox input, never a release
+            "shift_modes": RELEASE_SHIFT_MODES,
             "levels": ["room", "floor", "building", "grid"],
             "locations": [("cell", _("按格网单元（逐间属性）")), ("aggregate", _("按楼层或楼栋汇总（精确轮廓）")),
                           ("exact", _("精确几何（仅限无敏感属性）"))],
-            "formats": list(POLICY_OUTPUTS),
+            "formats": list(OUTPUT_FORMATS),
         })
         if request.method == "POST":
             context.update(_policy_post(request, dataset, spec))

@@ -15,8 +15,8 @@ from django.template import loader
 from django.utils.translation import gettext as _
 from rest_framework import exceptions as api_errors
 
-from miliao.api import is_api, not_found
 from kernel.errors import Refused
+from miliao.api import is_api, not_found
 
 
 def _texts(status: int) -> tuple[str, str]:

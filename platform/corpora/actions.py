@@ -18,7 +18,7 @@ from catalog.actions import next_version
 from catalog.models import Dataset
 from kernel.errors import InvalidInput
 from kernel.paths import state_path
-from progress.actions import queue_task
+from progress.actions import by_name, queue_task
 from progress.models import TaskProgress
 from provenance.recorder import actor_of, record, subject_of
 
@@ -58,14 +58,12 @@ def start_generated_ingest(*, actor, dataset: Dataset, seed: int, rooms: int) ->
 
 
 def _queue(actor, dataset: Dataset, source: dict) -> TaskProgress:
-    from .tasks import ingest_task
-
     return queue_task(
         INGEST_TASK_KIND,
         label=gettext_noop("导入数据 %(dataset)s"),
         label_args={"dataset": dataset.slug},
         actor=actor,
-        dispatch=lambda task_id: ingest_task.delay(task_id, dataset.pk, source),
+        dispatch=by_name("corpora.ingest", dataset.pk, source),
     )
 
 

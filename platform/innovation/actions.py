@@ -24,7 +24,7 @@ from corpora.models import CorpusVersion
 from kernel.errors import Conflict, InvalidInput, Refused
 from kernel.inputs import text, whole
 from kernel.paths import state_path
-from progress.actions import queue_task
+from progress.actions import by_name, queue_task
 from provenance.models import LineageEvent
 from provenance.recorder import actor_of, record, subject_of
 from sandbox import challenge as evaluation
@@ -395,11 +395,9 @@ def _record_submission(*, actor, challenge: Challenge, kind: str, staged: Path, 
                                            note=text(note, "note", limit=TITLE_MAX, required=False))
     target = submissions_dir() / str(submission.pk) / staged.name
     transaction.on_commit(lambda: _store(staged, target))  # before the scoring task is dispatched
-    from .tasks import score_submission_task
-
     progress = queue_task("innovation.score", label=gettext_noop("评测提交 #%(submission)s"),
                           label_args={"submission": submission.pk}, actor=actor,
-                          dispatch=lambda task_id: score_submission_task.delay(task_id, submission.pk))
+                          dispatch=by_name("innovation.score", submission.pk))
     submission.path = str(target.relative_to(settings.STATE_DIR))
     submission.task_id = progress.pk
     submission.save(update_fields=["path", "task_id"])
@@ -584,11 +582,9 @@ def close_due_challenges() -> list[str]:
 
 def _start_close(challenge: Challenge, *, now, owner, actor: str) -> Challenge:
     """Queue the private scoring (its progress row is `owner`'s) and record who ended it."""
-    from .tasks import close_challenge_task
-
     progress = queue_task("innovation.close", label=gettext_noop("终评 %(challenge)s"),
                           label_args={"challenge": challenge.slug}, actor=owner,
-                          dispatch=lambda task_id: close_challenge_task.delay(task_id, challenge.pk))
+                          dispatch=by_name("innovation.close", challenge.pk))
     challenge.final_at = min(challenge.final_at, now)
     challenge.close_task_id = progress.pk
     challenge.save(update_fields=["final_at", "close_task_id"])

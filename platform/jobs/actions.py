@@ -27,7 +27,7 @@ from corpora.models import CorpusVersion
 from kernel.errors import Conflict, InvalidInput
 from kernel.inputs import text, whole
 from kernel.paths import state_path
-from progress.actions import queue_task
+from progress.actions import by_name, queue_task
 from provenance.recorder import actor_of, record, subject_of
 from sandbox import checks, code_to_data
 from sandbox import tasks as sandbox_tasks
@@ -530,14 +530,12 @@ def approve_job(*, actor, job: Job, note: str = "") -> Job:
     permissions.check_decide_job(actor, job)
     job = _locked(job, JobStatus.SUBMITTED)
     note = text(note, "note", limit=REASON_MAX, required=False)
-    from .tasks import run_job_task
-
     if job.syft_dataset_id:  # the steward has read the code: PySyft's own approval, once committed and
         # before the task is dispatched (on_commit runs in order); the runner makes it again if it failed
         transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     progress = queue_task("jobs.run", label=gettext_noop("作业 #%(job)s %(title)s"),
                           label_args={"job": job.pk, "title": job.title[:150]}, actor=job.submitted_by,
-                          dispatch=lambda task_id: run_job_task.delay(task_id, job.pk))
+                          dispatch=by_name("jobs.run", job.pk))
     job.status, job.approved_by, job.review_note, job.task_id = JobStatus.APPROVED, actor, note, progress.pk
     job.save(update_fields=["status", "approved_by", "review_note", "task_id", "updated_at"])
     record("jobs.approved", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})

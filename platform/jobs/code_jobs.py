@@ -35,7 +35,7 @@ HALF_SEED = 0x5EED
 
 
 def run(job: Job, root: Path, report) -> dict:
-    from .runner import JobFailed, outcome_dict, steward_log
+    from .outcomes import JobFailed, outcome_dict, steward_log
 
     published = data.published(job.syft_dataset)
     limits = Limits(**job.limits)
@@ -113,7 +113,7 @@ def run(job: Job, root: Path, report) -> dict:
 
 def _half_run(job: Job, root: Path, published, full: pa.Table, limits: Limits, spec, caps, failed, why) -> pa.Table:
     """The same script on a random half of the private rows, for the row-locality check."""
-    from .runner import outcome_dict
+    from .outcomes import outcome_dict
 
     keep = np.random.default_rng([HALF_SEED, job.pk]).random(full.num_rows) < 0.5
     mock = pq.read_table(next((published.box / published.owner / "public").rglob(code_to_data.DATA_FILE)))

@@ -17,7 +17,7 @@ from .models import Job
 
 
 def run(job: Job, root: Path, summary: dict, report) -> dict:
-    from .runner import JobFailed
+    from .outcomes import JobFailed
 
     from federation import live
 

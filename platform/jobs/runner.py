@@ -22,30 +22,18 @@ from django.utils.translation import gettext_noop
 
 from kernel.errors import Conflict
 from progress.actions import fail_task, run_tracked
-from sandbox import checks, failures, outputs, redact
+from sandbox import checks, failures, outputs
 from sandbox.federated.run import read_rounds
-from sandbox.isolation import REPO, IsolationUnavailable, Limits, Outcome, run_isolated
+from sandbox.isolation import REPO, IsolationUnavailable, Limits, run_isolated
 
 from . import actions, data
 from .models import Job, JobKind, JobStatus
+from .outcomes import JobFailed, outcome_dict, steward_log
 
 log = logging.getLogger(__name__)
 CENTRALIZED = REPO / "sandbox" / "jobs" / "centralized.py"
 MODEL_FILES = {"model.pt", "result.json"}
 RESULT_MAX_BYTES = 1 << 20  # a training script's result.json
-
-
-class JobFailed(Exception):
-    """The run ended without a releasable output. Its message is the reason the applicant
-    reads: a fixed category (sandbox.failures), never text the job wrote. `detail` says more,
-    for the data owner's stewards (it goes into the masked log); `outcome` is the public
-    outcome (`outcome_dict`); `touched` says whether it ran on the data."""
-
-    def __init__(self, reason: str, *, detail: str = "", outcome: dict | None = None, log: str = "",
-                 touched: bool = True, values: frozenset[str] = frozenset()):
-        super().__init__(reason)
-        self.detail, self.outcome, self.log, self.touched = detail, outcome or {}, log, touched
-        self.values = values  # the private values to mask in the log (sandbox.redact)
 
 
 def run_job(task_id: str, job_id: int) -> None:
@@ -135,15 +123,6 @@ def remove_working_folders(root: Path, *, keep_output: bool = True) -> None:
         pass
 
 
-def steward_log(text: str, detail: str = "", *, values: frozenset[str] = frozenset(), numbers: bool = True) -> str:
-    """A run's log as the data owner's stewards read it: masked (sandbox.redact), with the
-    platform's detail on how it ended (also masked: it may quote a file name the job chose)."""
-    masked = redact.mask(text or "", values, numbers=numbers)
-    if detail:
-        masked += f"\n[miliao] {redact.mask(detail, values, numbers=numbers)}"
-    return masked
-
-
 def _run(job: Job, report) -> dict:
     root = actions.job_dir(job)
     if root.exists():  # a retried task starts from clean folders
@@ -206,13 +185,6 @@ def _centralized(job: Job, root: Path, report) -> dict:
         raise JobFailed("the training wrote no readable result", detail=str(exc), log=outcome.log) from None
     return {"privacy": result["privacy"], "history": result["history"], "metrics": result["metrics"],
             "outcome": {**outcome_dict(outcome), "device": result["device"]}, "log": outcome.log}
-
-
-def outcome_dict(outcome: Outcome, reason: str = "") -> dict:
-    """How a run ended, as the applicant and the events see it: the category and the time,
-    never the job's exit status or a line of its log."""
-    return {"ok": outcome.ok, "reason": outcome.reason, "message": reason if not outcome.ok else outcome.message,
-            "seconds": round(outcome.seconds, 1)}
 
 
 def _hold_output(job: Job, root: Path, result: dict) -> dict:

@@ -57,6 +57,19 @@ def queue_task(kind: str, *, label: str, actor, dispatch: Callable[[str], Any],
     return task
 
 
+def by_name(task: str, *args) -> Callable[[str], Any]:
+    """A `dispatch` for `queue_task`: send the Celery task named `task` (its queue comes from
+    settings.CELERY_TASK_ROUTES, by name) with the progress row's id and `args`. Actions
+    dispatch by name and never import their app's tasks module, which imports the worker code,
+    which imports the actions."""
+    def dispatch(task_id: str):
+        from celery import current_app
+
+        return current_app.send_task(task, args=(task_id, *args))
+
+    return dispatch
+
+
 def _report(task_id: str, percent: float, stage: str, args: dict) -> None:
     now = timezone.now()
     TaskProgress.objects.filter(pk=task_id, status=TaskStatus.RUNNING).update(

@@ -5,7 +5,7 @@ from django.db import models, transaction
 from django.utils.translation import gettext_noop
 
 from accounts import permissions
-from progress.actions import queue_task
+from progress.actions import by_name, queue_task
 from progress.models import TaskProgress
 
 from .recorder import actor_of, record, subject_of
@@ -16,13 +16,11 @@ VERIFY_TASK_KIND = "ledger.verify_events"
 def start_event_log_verification(*, actor) -> TaskProgress:
     """Queue a background walk of the whole chain; its progress row is returned."""
     permissions.check_verify_events(actor)
-    from .tasks import verify_event_log_task  # tasks import this module
-
     return queue_task(
         VERIFY_TASK_KIND,
         label=gettext_noop("核验溯源事件链"),  # stored untranslated; pages translate it
         actor=actor,
-        dispatch=lambda task_id: verify_event_log_task.delay(task_id),
+        dispatch=by_name("provenance.verify_event_log"),
     )
 
 

@@ -19,7 +19,7 @@ from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from kernel.errors import Conflict, InvalidInput, Refused
 from kernel.paths import state_path
-from progress.actions import queue_task
+from progress.actions import by_name, queue_task
 from provenance.recorder import actor_of, record, subject_of
 
 from .keys import new_release_key
@@ -90,8 +90,6 @@ def start_release(*, actor, corpus: CorpusVersion, policy: ReleasePolicy) -> Rel
     except ValueError as exc:
         raise InvalidInput("policy", gettext("policy v%(policy_version)s: %(exc)s")
                                      % {"policy_version": policy.version, "exc": exc}) from exc
-    from .tasks import build_release_task
-
     with transaction.atomic():
         _, encrypted = new_release_key()
         release = Release.objects.create(corpus=corpus, policy=policy, key_encrypted=encrypted, created_by=actor)
@@ -100,7 +98,7 @@ def start_release(*, actor, corpus: CorpusVersion, policy: ReleasePolicy) -> Rel
             label=gettext_noop("生成发布 #%(release)s"),
             label_args={"release": release.pk},
             actor=actor,
-            dispatch=lambda task_id: build_release_task.delay(task_id, release.pk),
+            dispatch=by_name("releases.build", release.pk),
         )
         release.save(update_fields=["task"])
         record(

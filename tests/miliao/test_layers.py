@@ -46,3 +46,40 @@ def test_the_apps_take_errors_and_inputs_from_the_kernel_only():
         if "miliao.errors" in text or "miliao.inputs" in text:
             stale.append(str(path.relative_to(PLATFORM)))
     assert stale == []
+
+
+def _local_imports(path: Path) -> set[str]:
+    """The sibling modules a module imports relatively (`from . import x`, `from .x import y`)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
+    return names
+
+
+def test_the_jobs_runner_and_the_runs_it_hands_jobs_to_import_no_cycle():
+    """The runner hands a job to code_jobs or federated; they take JobFailed and the outcome
+    helpers from jobs/outcomes.py, not back from the runner."""
+    jobs = PLATFORM / "jobs"
+    graph = {p.stem: _local_imports(p) for p in jobs.glob("*.py")}
+    assert {"code_jobs", "federated", "outcomes"} <= graph["runner"]
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    assert [m for m in ("code_jobs", "federated", "outcomes") if reaches(m, "runner", {m})] == []
+
+
+def test_actions_dispatch_celery_tasks_by_name_and_never_import_a_tasks_module():
+    """An app's tasks import its worker code, which imports its actions: actions that imported
+    the tasks closed the loop. They send the task by its name (`progress.actions.by_name`)."""
+    importing = {}
+    for path in PLATFORM.glob("*/actions.py"):
+        tree = ast.parse(path.read_text())
+        names = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        names |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.module
+                  for alias in node.names}
+        tasks = sorted(n for n in names if n == "tasks" or n.endswith(".tasks"))
+        if tasks:
+            importing[path.parent.name] = tasks
+    assert importing == {}

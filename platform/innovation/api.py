@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-from django.db.models import Count, Q
 from django.http import FileResponse, HttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -30,18 +29,15 @@ from provenance.api import InclusionProofSerializer, LineageReportSerializer
 from provenance.models import LineageEvent
 from provenance.recorder import subject_of
 
-from . import actions, kit
+from . import actions, kit, queries
 from .models import (
     Challenge,
     InterestKind,
     Licence,
-    Phase,
     Scenario,
-    ScenarioStatus,
     ShowcaseItem,
     Submission,
     SubmissionKind,
-    SubmissionStatus,
     Team,
     TeamInvitation,
 )
@@ -194,28 +190,6 @@ class TeamSerializer(serializers.ModelSerializer):
                 for m in obj.members.select_related("organisation").order_by("username")]
 
 
-def _board(challenge: Challenge, which: str) -> list[dict]:
-    higher = actions.ladder_of(challenge).higher_is_better
-    rows = []
-    if which == "public":
-        teams = challenge.teams.exclude(ladder_score=None).annotate(
-            n=Count("submissions", filter=Q(submissions__status=SubmissionStatus.SCORED)))
-        for team in teams:
-            rows.append({"team": team.name, "score": team.ladder_score, "submissions": team.n,
-                         "organisations": sorted({m.organisation.code for m in team.members.all()})})
-        rows.sort(key=lambda r: -r["score"] if higher else r["score"])
-    else:
-        finals = Submission.objects.filter(challenge=challenge, pk__in=[s.pk for s in actions.finals(challenge)])
-        events = {e.subject: json.loads(e.payload) for e in LineageEvent.objects.filter(
-            event_type="innovation.final_scored", subject__in=[subject_of(s) for s in finals])}
-        for submission in finals.select_related("team"):
-            payload = events.get(subject_of(submission), {})
-            rows.append({"rank": payload.get("rank"), "team": submission.team.name, "score": submission.private_score,
-                         "submission": submission.pk, "sha256": submission.sha256})
-        rows.sort(key=lambda r: r["rank"] or 10**9)
-    return rows
-
-
 class PublicRowSerializer(serializers.Serializer):
     team = serializers.CharField()
     score = serializers.FloatField()
@@ -282,7 +256,7 @@ class ChallengeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         """The public board: each team's score as the Ladder released it, with its parameters."""
         challenge = self.get_object()
         return Response({"mechanism": actions.ladder_of(challenge).describe(), "phase": challenge.phase(),
-                         "rows": _board(challenge, "public")})
+                         "rows": queries.board(challenge, "public")})
 
     @extend_schema(responses={200: PrivateBoardSerializer, 409: OpenApiResponse(
         description="The challenge has not closed: the private board comes at the close.")})
@@ -293,7 +267,7 @@ class ChallengeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         if challenge.closed_at is None:
             raise Conflict(_("%(challenge_slug)s has not closed: the private board comes at the close")
                            % {"challenge_slug": challenge.slug})
-        return Response({"closed_at": challenge.closed_at, "rows": _board(challenge, "private")})
+        return Response({"closed_at": challenge.closed_at, "rows": queries.board(challenge, "private")})
 
     @extend_schema(request=None, responses={202: ClosingChallengeSerializer})
     @action(detail=True, methods=["post"])
@@ -543,41 +517,6 @@ class ShowcaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 # --- metrics -------------------------------------------------------------------------------
 
 
-def metrics(bureau=None) -> dict:
-    """Participants, submissions, reuse and scenarios that reached deployment."""
-    scenarios = Scenario.objects.all()
-    challenges = Challenge.objects.all()
-    if bureau is not None:
-        scenarios = scenarios.filter(bureau=bureau)
-        challenges = challenges.filter(scenario__bureau=bureau)
-    teams = Team.objects.filter(challenge__in=challenges)
-    members = teams.values_list("members", flat=True).distinct()
-    from accounts.models import User
-    from jobs.models import Job
-
-    people = User.objects.filter(pk__in=members)
-    submissions = Submission.objects.filter(challenge__in=challenges)
-    items = ShowcaseItem.objects.filter(challenge__in=challenges)
-    return {
-        "scenarios": scenarios.count(),
-        "scenarios_deployed": scenarios.filter(status=ScenarioStatus.DEPLOYED).count(),
-        "followers": scenarios.aggregate(n=Count("interests", filter=Q(interests__kind=InterestKind.FOLLOW)))["n"],
-        "interested_organisations": scenarios.filter(interests__kind=InterestKind.INTEREST)
-        .values("interests__organisation").distinct().count(),
-        "challenges": challenges.count(),
-        "challenges_open": sum(1 for c in challenges if c.phase() == Phase.OPEN),
-        "teams": teams.count(),
-        "participants": people.count(),
-        "participating_organisations": people.values("organisation").distinct().count(),
-        "submissions": submissions.count(),
-        "submissions_scored": submissions.filter(status=SubmissionStatus.SCORED).count(),
-        "shared_results": items.count(),
-        "reuse_jobs": Job.objects.filter(base_result__in=items).count(),
-        "reuse_downloads": LineageEvent.objects.filter(
-            event_type="innovation.result_downloaded", subject__in=[subject_of(i) for i in items]).count(),
-    }
-
-
 class MetricsSerializer(serializers.Serializer):
     """Crowd-innovation figures (counts)."""
 
@@ -604,4 +543,4 @@ class MetricsView(APIView):
     def get(self, request):
         permissions.check_read_innovation_metrics(request.user)
         bureau = request.user.organisation if permissions.has_role(request.user, "steward") else None
-        return Response(metrics(bureau))
+        return Response(queries.metrics(bureau))

@@ -19,7 +19,7 @@ from accounts.models import Organisation
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from innovation import actions
-from innovation.api import _board, metrics
+from innovation.queries import board, metrics
 from innovation.models import (
     Challenge,
     InterestKind,
@@ -155,8 +155,8 @@ def challenge_page(request, slug: str):
     return render(request, "portal/challenge.html", {
         "challenge": challenge, "phase": phase, "Phase": Phase,
         "ladder": actions.ladder_of(challenge).describe(),
-        "board": _by_name(_board(challenge, "public")),
-        "private_board": _board(challenge, "private") if challenge.closed_at else None,
+        "board": _by_name(board(challenge, "public")),
+        "private_board": board(challenge, "private") if challenge.closed_at else None,
         "team": team, "submissions": submissions, "shareable": shareable if challenge.closed_at else [],
         "may_leave": team is not None and team.captain_id != request.user.pk and phase in (Phase.UPCOMING, Phase.OPEN),
         "invitations": TeamInvitation.objects.filter(team__challenge=challenge, invitee=request.user,

@@ -46,14 +46,10 @@ def node_rows(nodes) -> list[dict]:
     return rows
 
 
-def _visible(user):
-    return visible_nodes(user)
-
-
 @login_required
 def node_list(request):
     """The nodes table, and for a steward the register form (a POST here registers)."""
-    nodes = _visible(request.user)
+    nodes = visible_nodes(request.user)
     may_manage = permissions.allowed(actions.check_manage_nodes, request.user)
     errors = {}
     if request.method == "POST":
@@ -83,7 +79,7 @@ def node_list(request):
 @require_POST
 def revoke_node(request, name: str):
     """Revoke a node after a confirmation step: the SuperLink forgets its key."""
-    node = get_object_or_404(_visible(request.user), name=name)
+    node = get_object_or_404(visible_nodes(request.user), name=name)
     actions.check_manage_nodes(request.user)
     asked = forms.confirmation(request, title=_("吊销节点 %(name)s？") % {"name": node.name}, consequence=_(
         "SuperLink 将删除该节点的公钥，节点立即断开且无法再连接；同一公钥不能再次注册，须在节点上生成新的密钥对。"))

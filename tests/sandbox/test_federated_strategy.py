@@ -19,14 +19,20 @@ INITIAL = [np.zeros((3, 2), dtype=np.float32), np.full(2, 0.5, dtype=np.float32)
 UPDATE = [np.array([[0.3, -0.2], [0.01, 0.0], [-2.0, 1.0]], dtype=np.float32), np.array([0.4, -0.05], np.float32)]
 
 
-@pytest.fixture(scope="module")
-def server_app():
+def _app_module(name: str):
+    """A module of the Flower App (miliao_fl), imported from its folder as the FAB would."""
+    import importlib
+
     sys.path.insert(0, str(APP))
     try:
-        from miliao_fl import server_app
+        return importlib.import_module(f"miliao_fl.{name}")
     finally:
         sys.path.remove(str(APP))
-    return server_app
+
+
+@pytest.fixture(scope="module")
+def server_app():
+    return _app_module("server_app")
 
 
 def _aggregate(strategy, arrays):
@@ -77,12 +83,7 @@ def test_fedavg_takes_the_average_and_fedadam_is_refused_without_dp_sgd_at_the_h
 
 @pytest.fixture(scope="module")
 def weights():
-    sys.path.insert(0, str(APP))
-    try:
-        from miliao_fl import weights
-    finally:
-        sys.path.remove(str(APP))
-    return weights
+    return _app_module("weights")
 
 
 def test_the_model_travels_as_one_vector_that_clips_and_averages_as_its_tensors_would(weights, server_app):

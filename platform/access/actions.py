@@ -16,7 +16,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import permissions
 from accounts.models import Role, User
 from catalog.models import DataClass, Dataset
 from corpora import grid
@@ -26,7 +25,7 @@ from provenance.recorder import actor_of, record, subject_of
 from releases.keys import new_release_key, open_release_key
 from releases.models import Release, ReleaseStatus
 
-from . import hooks, licensing, odrl, tracing
+from . import hooks, licensing, odrl, rules, tracing
 from .links import LinkClaims, LinkExpired
 from .models import (
     Application,
@@ -235,7 +234,7 @@ def submit_application(
     """Apply for a conditional or compute-only dataset. Without ``release``, the application
     is for the latest published release at that time (if any); without ``people``, for the
     applicant alone."""
-    permissions.check_submit_application(actor, dataset)
+    rules.check_submit_application(actor, dataset)
     if release is None and dataset.data_class != DataClass.OPEN:
         release = licensing.latest_published(dataset)
     clean = _clean_request(
@@ -316,7 +315,7 @@ def request_changes(*, actor, application: Application, reason: str) -> Applicat
 def _send_back(actor, application: Application, status: str, reason: str, *, required: str, event: str) -> Application:
     """Reject or ask for changes: a steward's decision that must say why."""
     application = _locked(application)
-    permissions.check_decide_application(actor, application)
+    rules.check_decide_application(actor, application)
     reason = _reason(reason, required=required)
     _require_submitted(application)
     _decided(actor, application, status, reason)
@@ -344,7 +343,7 @@ def resubmit_application(
 ) -> Application:
     """The applicant's organisation answers a request for changes; what is not given stays."""
     application = _locked(application)
-    permissions.check_resubmit_application(actor, application)
+    rules.check_resubmit_application(actor, application)
     if application.status != ApplicationStatus.CHANGES_REQUESTED:
         raise Conflict(
             _("application #%(application)s is %(application_status)s; only one sent back for changes can "
@@ -396,7 +395,7 @@ def approve_application(
     latest published), allowing ``download_limit`` downloads. Compute-only data: the right to
     run jobs, with a privacy budget of (``epsilon``, ``delta``) granted in the same transaction."""
     application = _locked(application)
-    permissions.check_decide_application(actor, application)
+    rules.check_decide_application(actor, application)
     reason = _reason(reason, required=None)
     _require_submitted(application)
     dataset = application.dataset
@@ -565,7 +564,7 @@ def suspend_licence(*, actor, licence: Licence, reason: str, automatic: bool = F
         if not automatic:
             raise Refused(_("only the platform's own defense suspends a licence without a steward"))
     else:
-        permissions.check_manage_licence(actor, licence)
+        rules.check_manage_licence(actor, licence)
     reason = _reason(reason, required="say why the licence is suspended")
     if licence.status != LicenceStatus.ACTIVE:
         raise Conflict(_("licence #%(licence)s is %(licence_status)s; only an active licence can be "
@@ -580,7 +579,7 @@ def suspend_licence(*, actor, licence: Licence, reason: str, automatic: bool = F
 def revoke_licence(*, actor, licence: Licence, reason: str) -> Licence:
     """End the licence for good (a steward of the owning bureau)."""
     licence = _locked_licence(licence)
-    permissions.check_manage_licence(actor, licence)
+    rules.check_manage_licence(actor, licence)
     reason = _reason(reason, required="say why the licence is revoked")
     if licence.status == LicenceStatus.REVOKED:
         raise Conflict(_("licence #%(licence)s is already revoked") % {"licence": licence.pk})
@@ -591,7 +590,7 @@ def revoke_licence(*, actor, licence: Licence, reason: str) -> Licence:
 def reinstate_licence(*, actor, licence: Licence, reason: str = "") -> Licence:
     """Lift a suspension (a steward of the owning bureau); a revoked licence stays revoked."""
     licence = _locked_licence(licence)
-    permissions.check_manage_licence(actor, licence)
+    rules.check_manage_licence(actor, licence)
     reason = _reason(reason, required=None)
     if licence.status != LicenceStatus.SUSPENDED:
         raise Conflict(
@@ -609,7 +608,7 @@ def record_download(*, actor, claims: LinkClaims) -> Download:
     """Count and record one download of a genuine, unexpired link, or refuse and write
     nothing. Under a licence the licence row is locked, so concurrent links cannot together
     pass the download limit."""
-    permissions.check_use_download_link(actor, claims.user_id)
+    rules.check_use_download_link(actor, claims.user_id)
     if claims.format not in FORMATS:
         raise InvalidInput("format", _("choose one of %(formats)s") % {"formats": ', '.join(FORMATS)})
     licence = None
@@ -619,15 +618,15 @@ def record_download(*, actor, claims: LinkClaims) -> Download:
             raise Refused(_("licence #%(claims_licence_id)s no longer exists")
                           % {"claims_licence_id": claims.licence_id})
         licence = _locked_licence(licence)
-        permissions.check_download_licence(actor, licence)
-        licensing.check_licence(licence, user=actor, purpose=claims.purpose)
+        rules.check_download_licence(actor, licence)
+        rules.check_licence(licence, user=actor, purpose=claims.purpose)
         release = licence.release
     else:
         release = Release.objects.select_related("corpus__dataset").filter(pk=claims.release_id).first()
         if release is None:
             raise Refused(_("release #%(claims_release_id)s no longer exists")
                           % {"claims_release_id": claims.release_id})
-        permissions.check_download_release(actor, release)
+        rules.check_download_release(actor, release)
     if Download.objects.filter(nonce=claims.nonce).exists():
         raise LinkExpired(_("this download link was already used; ask for a new one"))
     try:
@@ -680,7 +679,7 @@ def trace_leak(*, actor, upload, declared_crs: str = "") -> LeakFinding:
     """An auditor's upload of a leaked file: read its geometries, run the fingerprint detector
     against every licensed release, record the finding, and tell active defense
     (access.hooks) once it is committed. ``upload`` is a Django UploadedFile."""
-    permissions.check_trace_leak(actor)
+    rules.check_trace_leak(actor)
     name = Path(upload.name or "").name
     if not name:
         raise InvalidInput("file", _("choose a file to upload"))

@@ -12,13 +12,13 @@ from rest_framework.views import APIView
 
 from django.utils.translation import gettext as _
 
-from accounts import permissions
 from accounts.models import User
 from catalog.models import Dataset
 from kernel.errors import InvalidInput
+from releases import rules as releases_rules
 from releases.models import Release
 
-from . import actions, downloads, links, packages
+from . import actions, downloads, links, packages, rules
 from .models import Application, LeakFinding, Licence, PurposeCategory
 from .packages import FORMATS
 
@@ -124,7 +124,7 @@ class ApplicationViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return Application.objects.none()
-        return permissions.visible_applications(
+        return rules.visible_applications(
             self.request.user,
             Application.objects.select_related(
                 "dataset__owner", "organisation", "applicant", "reviewer", "licence"
@@ -132,7 +132,7 @@ class ApplicationViewSet(
         )
 
     def create(self, request, *args, **kwargs):
-        permissions.check_submit_application(request.user, None)
+        rules.check_submit_application(request.user, None)
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
@@ -259,7 +259,7 @@ class LicenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Licence.objects.none()
-        return permissions.visible_licences(
+        return rules.visible_licences(
             self.request.user,
             Licence.objects.select_related(
                 "release__corpus__dataset__owner", "organisation", "application"
@@ -323,7 +323,7 @@ class DownloadLinkViewSet(viewsets.GenericViewSet):
         body.is_valid(raise_exception=True)
         release_id = body.validated_data["release"]
         release = (
-            permissions.visible_releases(request.user, Release.objects.select_related("corpus__dataset"))
+            releases_rules.visible_releases(request.user, Release.objects.select_related("corpus__dataset"))
             .filter(pk=release_id)
             .first()
         )
@@ -402,8 +402,8 @@ class LeakFindingViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return LeakFinding.objects.none()
-        permissions.check_view_leak_findings(self.request.user)
-        return permissions.visible_leak_findings(
+        rules.check_view_leak_findings(self.request.user)
+        return rules.visible_leak_findings(
             self.request.user,
             LeakFinding.objects.select_related("uploaded_by", "recipient", "licence").prefetch_related(
                 "licence__users"
@@ -414,7 +414,7 @@ class LeakFindingViewSet(
         request={"multipart/form-data": LeakUploadSerializer}, responses={201: LeakFindingSerializer}
     )
     def create(self, request, *args, **kwargs):
-        permissions.check_trace_leak(request.user)
+        rules.check_trace_leak(request.user)
         body = LeakUploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         finding = actions.trace_leak(

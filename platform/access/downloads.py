@@ -16,11 +16,10 @@ from django.http import FileResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 
-from accounts import permissions
 from kernel.errors import InvalidInput, Refused
 from kernel.paths import state_path
 
-from . import actions, hooks, licensing, links, packages
+from . import actions, hooks, licensing, links, packages, rules
 from .models import Download, Licence, PurposeCategory
 
 
@@ -38,8 +37,8 @@ def issue_licence_link(*, actor, licence: Licence, fmt: str, purpose: str = "") 
         raise InvalidInput("purpose", _("choose one of %(purposecategory_values)s")
                                       % {"purposecategory_values": ', '.join(PurposeCategory.values)})
     with _refusals_announced(licence, actor):
-        permissions.check_download_licence(actor, licence)
-        licensing.check_licence(licence, user=actor, purpose=purpose)
+        rules.check_download_licence(actor, licence)
+        rules.check_licence(licence, user=actor, purpose=purpose)
     return links.sign(user=actor, fmt=fmt, licence=licence, purpose=purpose)
 
 
@@ -65,7 +64,7 @@ def _refusals_announced(licence: Licence | None, user):
 
 def issue_release_link(*, actor, release, fmt: str) -> links.Link:
     """A link for one download of an open release, for any logged-in user."""
-    permissions.check_download_release(actor, release)
+    rules.check_download_release(actor, release)
     fmt = _format(fmt)
     licensing.release_source(release)
     return links.sign(user=actor, fmt=fmt, release=release)

@@ -1,15 +1,13 @@
-"""Enforcement: what a licence allows right now (its status, then its ODRL policy), which
-releases can be licensed, and the package a download yields. Reads only; access.actions
-writes."""
+"""Which releases can be licensed, the licence a viewer may see a release through, and the
+package a download yields. Reads only; access.actions writes, and access.rules says what a
+licence allows right now (check_licence)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import permissions
 from catalog.models import DataClass
 from kernel.errors import Conflict, Refused
 from releases.actions import release_dir
@@ -17,7 +15,7 @@ from releases.fingerprint import code_key
 from releases.keys import open_release_key
 from releases.models import Release, ReleaseStatus
 
-from . import odrl
+from . import odrl, rules
 from .models import Licence, LicenceStatus
 from .packages import PackageSpec
 
@@ -74,31 +72,6 @@ def latest_published(dataset) -> Release | None:
     )
 
 
-def check_licence(licence: Licence, *, user, purpose: str = "", count: int | None = None, at=None) -> None:
-    """Refused, with the reason, unless ``user`` may download under ``licence`` now: the licence
-    is active, and its policy permits this reproduction."""
-    if licence.status != LicenceStatus.ACTIVE:
-        message = (_("licence #%(licence)s is %(status)s: %(reason)s") if licence.status_reason
-                   else _("licence #%(licence)s is %(status)s"))
-        raise Refused(message % {"licence": licence.pk, "status": licence.get_status_display(),
-                                 "reason": licence.status_reason_text()})
-    decision = odrl.evaluate(
-        licence.policy,
-        odrl.Request(
-            action="reproduce",
-            target=odrl.uri("release", licence.release_id),
-            assignee=odrl.uri("org", user.organisation.code if user.organisation_id else ""),
-            recipient=odrl.uri("user", user.username),
-            purpose=purpose or licence.application.purpose_category,
-            at=at or timezone.now(),
-            count=(licence.downloads_used + 1) if count is None else count,
-        ),
-    )
-    if not decision.permitted:
-        raise Refused(_("licence #%(licence)s: %(decision_reason)s")
-                      % {"licence": licence.pk, "decision_reason": decision.reason})
-
-
 def licence_to_view(user, release: Release) -> Licence | None:
     """The viewer's own licence on ``release`` under which they may download now, if any: a
     page may then draw their package, the copy their fingerprint marks. A licence whose
@@ -106,8 +79,8 @@ def licence_to_view(user, release: Release) -> Licence | None:
     for licence in Licence.objects.filter(release=release, organisation_id=user.organisation_id,
                                           status=LicenceStatus.ACTIVE).select_related("application"):
         try:
-            permissions.check_download_licence(user, licence)
-            check_licence(licence, user=user, count=max(1, licence.downloads_used))
+            rules.check_download_licence(user, licence)
+            rules.check_licence(licence, user=user, count=max(1, licence.downloads_used))
         except Refused:
             continue
         return licence

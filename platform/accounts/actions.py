@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 from kernel.errors import InvalidInput
 from provenance.recorder import actor_of, record, subject_of
 
-from . import permissions
+from . import rules
 from .models import ROLE_ORGANISATION_KINDS, Organisation, OrganisationKind, Role, User
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,59}$")
@@ -23,7 +23,7 @@ _USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,150}$")
 def _authorize(actor) -> None:
     # actor None is the platform itself (bootstrap commands, the demo seed).
     if actor is not None:
-        permissions.check_manage_accounts(actor)
+        rules.check_manage_accounts(actor)
 
 
 @transaction.atomic(durable=True)
@@ -87,7 +87,7 @@ def create_user(
         role=role,
         organisation=organisation,
         # Stewards and admins use Django admin; what they may do there is still
-        # decided by accounts.permissions.
+        # decided by each app's rules.
         is_staff=role in (Role.STEWARD, Role.ADMIN),
     )
     try:
@@ -147,7 +147,7 @@ def unlock_login(*, actor, username: str) -> int:
     from axes.utils import reset
 
     if actor is not None:
-        permissions.check_unlock_login(actor)
+        rules.check_unlock_login(actor)
     user = User.objects.filter(username=username).first()
     if user is None:
         raise InvalidInput("username", _("no user is named %(username)r") % {"username": username})

@@ -2,10 +2,11 @@ from axes.models import AccessAttempt
 from django.contrib import admin, messages
 from django.utils.translation import gettext as _, gettext_lazy
 
+from kernel import roles
 from kernel.errors import ActionError
 from provenance.admin import RecordedModelAdmin
 
-from . import actions, permissions
+from . import actions, rules
 from .models import Organisation, User
 
 
@@ -16,7 +17,7 @@ class OrganisationAdmin(RecordedModelAdmin):
     search_fields = ["code", "name", "name_en"]
 
     def may_edit(self, user, obj=None) -> bool:
-        return permissions.allowed(permissions.check_manage_accounts, user)
+        return roles.allowed(rules.check_manage_accounts, user)
 
 
 @admin.register(User)
@@ -30,7 +31,7 @@ class UserAdmin(RecordedModelAdmin):
     readonly_fields = ["username", "role", "organisation", "last_login"]
 
     def may_edit(self, user, obj=None) -> bool:
-        return obj is not None and permissions.allowed(permissions.check_manage_accounts, user)
+        return obj is not None and roles.allowed(rules.check_manage_accounts, user)
 
 
 @admin.register(AccessAttempt)

@@ -8,7 +8,9 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import actions, permissions
+from kernel import roles
+
+from . import actions, rules
 from .models import Organisation, Role, User
 
 
@@ -42,7 +44,7 @@ class OrganisationViewSet(
     queryset = Organisation.objects.all()
 
     def create(self, request, *args, **kwargs):
-        permissions.check_manage_accounts(request.user)
+        rules.check_manage_accounts(request.user)
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
@@ -59,13 +61,13 @@ class UserViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return User.objects.none()
-        return permissions.visible_users(
+        return rules.visible_users(
             self.request.user, User.objects.select_related("organisation")
         )
 
     def create(self, request, *args, **kwargs):
         # Refuse before validating, so a non-admin learns nothing about existing names.
-        permissions.check_manage_accounts(request.user)
+        rules.check_manage_accounts(request.user)
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
@@ -99,7 +101,7 @@ class MeView(APIView):
                 {
                     "id": user.pk,
                     "username": user.username,
-                    "role": permissions.role_of(user),
+                    "role": roles.role_of(user),
                     "organisation": user.organisation,
                 }
             ).data

@@ -5,6 +5,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from kernel.roles import Role
 from miliao.i18n import localized
 
 
@@ -14,14 +15,6 @@ class OrganisationKind(models.TextChoices):
     BUREAU = "bureau", _("规划资源局")
     DISTRICT = "district", _("区级数据持有方")
     AUDIT_OFFICE = "audit_office", _("审计机构")
-
-
-class Role(models.TextChoices):
-    APPLICANT = "applicant", _("申请方")
-    STEWARD = "steward", _("数据管理员")
-    DATA_HOLDER = "data_holder", _("数据持有方")
-    AUDITOR = "auditor", _("审计员")
-    ADMIN = "admin", _("平台管理员")
 
 
 # Which organisation kinds each role may belong to. A steward works for a bureau,

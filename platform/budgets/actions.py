@@ -17,13 +17,12 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils.translation import gettext
 
-from accounts import permissions
 from accounts.models import Organisation
 from catalog.models import DataClass, Dataset
 from kernel.errors import Conflict, InvalidInput
 from provenance.recorder import actor_of, record, subject_of
 
-from . import amounts
+from . import amounts, rules
 from .hooks import announce_spend
 from .models import BudgetEntry, EntryKind, PrivacyBudget
 
@@ -81,7 +80,7 @@ def grant_budget(
     (stricter) of the two, so a grant never loosens the guarantee jobs run under.
     `source` is the subject that justified the grant ("access.application:3").
     """
-    permissions.check_grant_budget(actor, organisation, dataset)
+    rules.check_grant_budget(actor, organisation, dataset)
     epsilon = amounts.epsilon(epsilon)
     delta = amounts.delta(delta)
     source = _subject(source, "source", required=True)
@@ -122,7 +121,7 @@ def spend(
     The budget row stays locked until commit, so concurrent spends queue and each sees
     the balance the one before it left: no interleaving can overspend.
     """
-    permissions.check_spend_budget(actor, organisation, dataset)
+    rules.check_spend_budget(actor, organisation, dataset)
     epsilon = amounts.epsilon(epsilon)
     job = _subject(job, "job", required=False)
     reason = _reason(reason)
@@ -172,7 +171,7 @@ def refund(*, actor, entry: BudgetEntry, epsilon, reason: str) -> BudgetEntry:
         .select_related("organisation", "dataset")
         .get(pk=entry.budget_id)
     )
-    permissions.check_adjust_budget(actor, budget)
+    rules.check_adjust_budget(actor, budget)
     epsilon = amounts.epsilon(epsilon)
     reason = _reason(reason)
     spent = BudgetEntry.objects.get(pk=entry.pk)  # read again, under the budget's lock

@@ -8,10 +8,9 @@ from rest_framework.response import Response
 
 from django.utils.translation import gettext as _
 
-from accounts import permissions
 from kernel.errors import InvalidInput
 
-from . import actions
+from . import actions, rules
 from .models import BudgetEntry, PrivacyBudget
 
 
@@ -68,7 +67,7 @@ class PrivacyBudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return PrivacyBudget.objects.none()
-        qs = permissions.visible_budgets(
+        qs = rules.visible_budgets(
             self.request.user, PrivacyBudget.objects.select_related("organisation", "dataset")
         )
         params = self.request.query_params
@@ -85,7 +84,7 @@ class PrivacyBudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     def refund(self, request, pk=None):
         """Refund part or all of one spend (stewards of the dataset's bureau)."""
         budget = self.get_object()
-        permissions.check_adjust_budget(request.user, budget)
+        rules.check_adjust_budget(request.user, budget)
         body = RefundSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         entry = budget.entries.filter(pk=body.validated_data["entry"]).first()

@@ -7,11 +7,11 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.utils.translation import gettext as _
 
-from accounts import permissions
 from accounts.models import Organisation, OrganisationKind
 from kernel.errors import InvalidInput
 from provenance.recorder import actor_of, record, subject_of
 
+from . import rules
 from .models import DataClass, Dataset, Theme
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{2,79}$")
@@ -78,7 +78,7 @@ def register_dataset(
     holders: list[Organisation] | None = None,
 ) -> Dataset:
     """A steward registers a dataset for their own bureau."""
-    permissions.check_register_dataset(actor, actor.organisation)
+    rules.check_register_dataset(actor, actor.organisation)
     if not _SLUG.match(slug or ""):
         raise InvalidInput("slug", _("use 3-80 lowercase letters, digits and hyphens"))
     if slug in RESERVED_SLUGS:
@@ -120,7 +120,7 @@ def update_dataset_metadata(*, actor, dataset: Dataset, **fields) -> Dataset:
     """A steward of the owning bureau changes a dataset's descriptive metadata (METADATA_FIELDS).
     The event holds the fields that changed, before and after; a call that changes nothing
     records nothing."""
-    permissions.check_manage_dataset(actor, dataset)
+    rules.check_manage_dataset(actor, dataset)
     clean = clean_metadata(fields)
     dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
     changed = {name: value for name, value in clean.items() if getattr(dataset, name) != value}

@@ -1,8 +1,9 @@
 from django.contrib import admin
 
-from accounts import permissions
+from kernel import roles
 from provenance.admin import RecordedModelAdmin
 
+from . import rules
 from .models import CatalogGeneration, Dataset
 
 
@@ -18,7 +19,7 @@ class DatasetAdmin(RecordedModelAdmin):
     readonly_fields = ["slug", "data_class", "owner", "theme", "keywords", "held_by"]  # held_by: federation.actions
 
     def may_edit(self, user, obj=None) -> bool:
-        return obj is not None and permissions.allowed(permissions.check_manage_dataset, user, obj)
+        return obj is not None and roles.allowed(rules.check_manage_dataset, user, obj)
 
 
 @admin.register(CatalogGeneration)

@@ -5,7 +5,7 @@ A kept answer is found under a key made of everything it depends on:
 - the catalogue's generation (CatalogGeneration), which every change to a dataset, a corpus
   version, an organisation, a release or a release policy replaces in the changing
   transaction (signals below), so no reader who can see a change gets an answer from before it;
-- the audience (permissions.catalog_audience: anonymous readers see open datasets only,
+- the audience (rules.catalog_audience: anonymous readers see open datasets only,
   logged-in readers every dataset), the only thing about the reader the answers depend on;
 - the scheme and host (records carry absolute URLs), the language (labels) and the
   negotiated media type;
@@ -28,7 +28,7 @@ from django.utils import translation
 
 from rest_framework.response import Response
 
-from accounts import permissions
+from . import rules
 
 TTL_S = 300
 ROW = 1
@@ -70,7 +70,7 @@ def key(request, view: str) -> str | None:
     if current is None:
         return None
     parts = [
-        str(current), permissions.catalog_audience(request.user), request.scheme, request.get_host(),
+        str(current), rules.catalog_audience(request.user), request.scheme, request.get_host(),
         translation.get_language() or "", media_type, view, request.META.get("QUERY_STRING", ""),
     ]
     return "catalog-answer:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -24,10 +24,12 @@ from rest_framework.views import APIView
 from access import downloads, packages
 from accounts import permissions
 from accounts.models import Organisation
+from kernel import roles
 from kernel.errors import InvalidInput
+from releases import rules as releases_rules
 from releases.models import Release
 
-from . import actions, answers, dcat, metadata
+from . import actions, answers, dcat, metadata, rules
 from .models import DataClass, Dataset, Theme
 
 
@@ -201,7 +203,7 @@ def conditional_dcat(request, response: HttpResponse, etag: str) -> HttpResponse
     answer = get_conditional_response(request, etag=etag) or response
     answer["ETag"] = etag
     patch_vary_headers(answer, ["Accept", "Authorization", "Cookie"])
-    if permissions.role_of(request.user) is None:
+    if roles.role_of(request.user) is None:
         patch_cache_control(answer, public=True, max_age=DCAT_PUBLIC_MAX_AGE)
     else:
         patch_cache_control(answer, private=True, no_cache=True)
@@ -253,7 +255,7 @@ class DatasetViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
-        return permissions.catalog_datasets(self.request.user, metadata.catalog_queryset())
+        return rules.catalog_datasets(self.request.user, metadata.catalog_queryset())
 
     def filtered(self):
         return metadata.find(self.request.user, self.request.query_params)
@@ -291,7 +293,7 @@ class DatasetViewSet(
 
     @extend_schema(responses={201: DatasetRecordSerializer})
     def create(self, request, *args, **kwargs):
-        permissions.check_register_dataset(request.user, request.user.organisation)
+        rules.check_register_dataset(request.user, request.user.organisation)
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         dataset = actions.register_dataset(actor=request.user, **body.validated_data)
@@ -302,7 +304,7 @@ class DatasetViewSet(
         """Change descriptive metadata (stewards of the owning bureau); slug, class, owner and
         holders stay as registered."""
         dataset = self.get_object()
-        permissions.check_manage_dataset(request.user, dataset)
+        rules.check_manage_dataset(request.user, dataset)
         fixed = sorted(set(request.data) - set(actions.METADATA_FIELDS))
         if fixed:
             raise InvalidInput(fixed[0], _("cannot be changed; change one of %(actions_metadata_fields)s")
@@ -372,7 +374,7 @@ class ReleaseFileView(APIView):
 
     def release(self, request, pk: int) -> Release:
         return get_object_or_404(
-            permissions.visible_releases(request.user, Release.objects.select_related("corpus__dataset")), pk=pk
+            releases_rules.visible_releases(request.user, Release.objects.select_related("corpus__dataset")), pk=pk
         )
 
     @extend_schema(operation_id="releases_file", responses={

@@ -11,11 +11,12 @@ from django.db.models import F, Func, OuterRef, Prefetch, Q, QuerySet, Subquery,
 from django.db.models.functions import Cast
 from django.utils import translation
 
-from accounts import permissions
 from corpora.models import CorpusVersion
 from corpora.schema import UNIT_SCHEMA
+from releases import rules as releases_rules
 from releases.models import Release, ReleaseStatus
 
+from . import rules
 from .models import DataClass, Dataset, Theme
 from .query import CatalogFilters, boxes_intersect, covers_cell, parse_filters
 
@@ -67,7 +68,7 @@ def find(user, params) -> QuerySet:
     of a query string (q, data_class, theme, district, bbox, cell; InvalidInput names a bad
     one): what the API's list and the portal's catalogue page both answer."""
     filters = parse_filters(params, data_classes=DataClass.values, themes=Theme.values)
-    return search(permissions.catalog_datasets(user, catalog_queryset()), filters)
+    return search(rules.catalog_datasets(user, catalog_queryset()), filters)
 
 
 def search(qs: QuerySet, filters: CatalogFilters) -> QuerySet:
@@ -133,7 +134,7 @@ def version_record(version: CorpusVersion, *, cells: bool = True) -> dict:
 
 def release_history(user, dataset: Dataset) -> list[Release]:
     """The dataset's releases this user may see (published ones for everyone), newest first."""
-    return list(permissions.visible_releases(
+    return list(releases_rules.visible_releases(
         user, Release.objects.filter(corpus__dataset=dataset).select_related("corpus", "policy")
     ).order_by("-created_at"))
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from accounts import permissions
+from catalog import rules as catalog_rules
 from catalog.actions import next_version
 from catalog.models import Dataset
 from kernel.errors import InvalidInput
@@ -35,7 +35,7 @@ def corpus_dir() -> Path:
 
 def start_upload_ingest(*, actor, dataset: Dataset, upload, declared_crs: str = "") -> TaskProgress:
     """Keep the uploaded file and queue its ingest. `upload` is a Django UploadedFile."""
-    permissions.check_manage_dataset(actor, dataset)
+    catalog_rules.check_manage_dataset(actor, dataset)
     name = Path(upload.name).name
     if not name:
         raise InvalidInput("file", _("choose a file to upload"))
@@ -48,7 +48,7 @@ def start_upload_ingest(*, actor, dataset: Dataset, upload, declared_crs: str = 
 
 
 def start_generated_ingest(*, actor, dataset: Dataset, seed: int, rooms: int) -> TaskProgress:
-    permissions.check_manage_dataset(actor, dataset)
+    catalog_rules.check_manage_dataset(actor, dataset)
     if not 100 <= rooms <= MAX_GENERATED_ROOMS:
         raise InvalidInput("rooms", _("generate between 100 and %(max_generated_rooms)s rooms")
                                     % {"max_generated_rooms": f"{MAX_GENERATED_ROOMS:,}"})

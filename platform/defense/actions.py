@@ -10,11 +10,11 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from accounts import permissions
 from accounts.models import Organisation, Role, User
 from kernel.errors import Conflict, InvalidInput
 from provenance.recorder import actor_of, record, subject_of
 
+from . import rules
 from .models import Alert, AlertStatus, Severity
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def _email(alert: Alert, recipients: list[str]) -> None:
 @transaction.atomic(durable=True)
 def acknowledge_alert(*, actor, alert: Alert, note: str) -> Alert:
     alert = Alert.objects.select_for_update().get(pk=alert.pk)
-    permissions.check_handle_alert(actor, alert)
+    rules.check_handle_alert(actor, alert)
     note = (note or "").strip()
     if not note:
         raise InvalidInput("note", _("say what was done about the alert"))

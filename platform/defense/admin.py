@@ -18,6 +18,6 @@ class DefensePolicyAdmin(RecordedModelAdmin):
     list_display = ["bureau", "burst_downloads", "burst_window_minutes", "budget_warning", "expiry_warning_days"]
 
     def may_edit(self, user, obj=None) -> bool:
-        from accounts import permissions
+        from kernel import roles
 
-        return permissions.has_role(user, "steward") and (obj is None or obj.bureau_id == user.organisation_id)
+        return roles.has_role(user, "steward") and (obj is None or obj.bureau_id == user.organisation_id)

@@ -6,9 +6,8 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts import permissions
 
-from . import actions
+from . import actions, rules
 from .models import Alert
 
 
@@ -36,7 +35,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Alert.objects.none()
-        qs = permissions.visible_alerts(self.request.user, Alert.objects.select_related("bureau", "organisation", "dataset"))
+        qs = rules.visible_alerts(self.request.user, Alert.objects.select_related("bureau", "organisation", "dataset"))
         params = self.request.query_params
         for field in ("status", "severity", "kind"):
             if params.get(field):

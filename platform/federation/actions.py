@@ -16,14 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from accounts import permissions
-from accounts.models import Organisation, OrganisationKind, Role
+from accounts.models import Organisation, OrganisationKind
+from catalog import rules as catalog_rules
 from catalog.models import Dataset, HeldBy
-from kernel.errors import Conflict, InvalidInput, Refused
+from kernel.errors import Conflict, InvalidInput
 from provenance.recorder import actor_of, record, subject_of
 from sandbox.federated.deploy import FederationError
 
-from . import live
+from . import live, rules
 from .models import DistrictNode, NodePartition, NodeStatus
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
@@ -31,19 +31,6 @@ MANIFEST_KEYS = {"node", "dataset", "device", "units", "kinds", "fields", "cells
                  "neighbourhoods", "mock"}
 MOCK_MAX = 1000
 CELLS_MAX = 100_000
-
-
-def check_manage_nodes(user) -> None:
-    """Registering and revoking district nodes: the platform's stewards."""
-    if permissions.role_of(user) != Role.STEWARD:
-        raise Refused(gettext("only a steward registers or revokes a district's node"))
-
-
-def check_publish(user, node: DistrictNode) -> None:
-    """What a node publishes comes from its district: that district's data holders."""
-    if permissions.role_of(user) != Role.DATA_HOLDER or user.organisation_id != node.organisation_id:
-        raise Refused(gettext("only %(organisation)s's data holders publish what node %(node)s holds")
-                      % {"organisation": node.organisation, "node": node.name})
 
 
 def _public_key(value) -> str:
@@ -63,7 +50,7 @@ def _public_key(value) -> str:
 
 
 def register_node(*, actor, organisation: Organisation, name: str, public_key: str) -> DistrictNode:
-    check_manage_nodes(actor)
+    rules.check_manage_nodes(actor)
     if not isinstance(name, str) or not NAME.match(name):
         raise InvalidInput("name", gettext("lower-case letters, digits and -, at most 60"))
     if organisation.kind != OrganisationKind.DISTRICT:
@@ -105,7 +92,7 @@ def _record_node(actor, organisation, name, key, node_id) -> DistrictNode:
 
 
 def revoke_node(*, actor, node: DistrictNode, reason: str = "") -> DistrictNode:
-    check_manage_nodes(actor)
+    rules.check_manage_nodes(actor)
     if node.status == NodeStatus.REVOKED:
         raise Conflict(gettext("node %(node)s is already revoked") % {"node": node.name})
     try:
@@ -149,7 +136,7 @@ def _manifest(value) -> dict:
 
 
 def publish_partition(*, actor, node: DistrictNode, manifest) -> NodePartition:
-    check_publish(actor, node)
+    rules.check_publish(actor, node)
     manifest = _manifest(manifest)
     if node.status != NodeStatus.REGISTERED:
         raise Conflict(gettext("node %(node)s is revoked: it publishes nothing") % {"node": node.name})
@@ -212,7 +199,7 @@ def hold_at_districts(*, actor, dataset: Dataset, holders: list[Organisation]) -
     none. Only a dataset the bureau holds no rows of yet: a stored corpus would stay here."""
     from corpora.models import CorpusVersion
 
-    permissions.check_manage_dataset(actor, dataset)
+    catalog_rules.check_manage_dataset(actor, dataset)
     dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
     if dataset.held_by == HeldBy.DISTRICTS:
         raise Conflict(gettext("%(dataset)s is already held by its districts") % {"dataset": dataset.slug})

@@ -5,17 +5,14 @@ them, and publishes what a node holds (`python -m sandbox.federated.node publish
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts import permissions
-from accounts.models import Organisation, Role
-from kernel.errors import Refused
+from accounts.models import Organisation
 
-from . import actions, live
+from . import actions, live, rules
 from .models import DistrictNode, NodeStatus
 
 
@@ -46,13 +43,8 @@ class PublishSerializer(serializers.Serializer):
 
 
 def visible_nodes(user):
-    role = permissions.role_of(user)
-    qs = DistrictNode.objects.select_related("organisation").prefetch_related("partitions__dataset")
-    if role in (Role.STEWARD, Role.AUDITOR, Role.ADMIN):
-        return qs
-    if role == Role.DATA_HOLDER:
-        return qs.filter(organisation=user.organisation)
-    raise Refused(gettext("district nodes are for stewards and the districts' data holders"))
+    return rules.visible_nodes(
+        user, DistrictNode.objects.select_related("organisation").prefetch_related("partitions__dataset"))
 
 
 def described(nodes) -> list[dict]:
@@ -89,7 +81,7 @@ class DistrictNodeViewSet(viewsets.ViewSet):
     @extend_schema(request=RegisterSerializer, responses=NodeSerializer)
     def create(self, request):
         """Register a district node's public key with the SuperLink (a steward)."""
-        actions.check_manage_nodes(request.user)
+        rules.check_manage_nodes(request.user)
         body = RegisterSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         node = actions.register_node(actor=request.user, **body.validated_data)

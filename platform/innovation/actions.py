@@ -17,7 +17,6 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
-from accounts import permissions
 from accounts.models import Role, User
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
@@ -30,10 +29,9 @@ from provenance.recorder import actor_of, record, subject_of
 from sandbox import challenge as evaluation
 from sandbox import tasks as sandbox_tasks
 
+from . import rules as innovation_rules
 from .ladder import Ladder
 from .models import (
-    NO_DERIVATIVES,
-    NON_COMMERCIAL,
     Challenge,
     InterestKind,
     InvitationStatus,
@@ -55,7 +53,6 @@ TITLE_MAX = 200
 CODE_MAX_BYTES = 200_000
 DAILY_LIMIT_MAX = 100
 SUBMISSION_BYTES_MAX = 100_000_000
-COMMERCIAL_KINDS = {"startup"}
 
 
 
@@ -71,7 +68,7 @@ def submissions_dir() -> Path:
 def open_scenario(*, actor, slug: str, title: str, background: str, contact: str, datasets: list[Dataset],
                   title_en: str = "") -> Scenario:
     """A bureau opens a problem of its plan, with the datasets it offers for it."""
-    permissions.check_open_scenario(actor)
+    innovation_rules.check_open_scenario(actor)
     slug = text(slug, "slug", limit=80)
     if Scenario.objects.filter(slug=slug).exists():
         raise Conflict(gettext("a scenario %(slug)r exists already") % {"slug": slug})
@@ -93,7 +90,7 @@ def open_scenario(*, actor, slug: str, title: str, background: str, contact: str
 
 @transaction.atomic(durable=True)
 def follow_scenario(*, actor, scenario: Scenario, kind: str = InterestKind.FOLLOW, note: str = "") -> ScenarioInterest:
-    permissions.check_follow_scenario(actor)
+    innovation_rules.check_follow_scenario(actor)
     if kind not in InterestKind.values:
         raise InvalidInput("kind", gettext("one of %(interestkind_values)s")
                                    % {"interestkind_values": ', '.join(InterestKind.values)})
@@ -113,7 +110,7 @@ def follow_scenario(*, actor, scenario: Scenario, kind: str = InterestKind.FOLLO
 @transaction.atomic(durable=True)
 def mark_deployed(*, actor, scenario: Scenario, note: str) -> Scenario:
     """The scenario's result went into the bureau's work: what the metrics count as reached."""
-    permissions.check_manage_scenario(actor, scenario)
+    innovation_rules.check_manage_scenario(actor, scenario)
     scenario = Scenario.objects.select_for_update().get(pk=scenario.pk)
     if scenario.status == ScenarioStatus.DEPLOYED:
         raise Conflict(gettext("scenario %(scenario_slug)s is already marked deployed")
@@ -136,7 +133,7 @@ def open_challenge(*, actor, scenario: Scenario, slug: str, title: str, task: st
     """A challenge on the scenario: its task and metric, training data (any class), a hidden
     test set that must be compute-only, its timeline, rules and limits. The hidden rooms'
     split into public and private parts is fixed here, by a secret salt."""
-    permissions.check_manage_scenario(actor, scenario)
+    innovation_rules.check_manage_scenario(actor, scenario)
     slug = text(slug, "slug", limit=80)
     if Challenge.objects.filter(slug=slug).exists():
         raise Conflict(gettext("a challenge %(slug)r exists already") % {"slug": slug})
@@ -217,7 +214,7 @@ def _team_of(user, challenge: Challenge) -> Team | None:
 
 @transaction.atomic(durable=True)
 def register_team(*, actor, challenge: Challenge, name: str) -> Team:
-    permissions.check_join_challenge(actor, challenge)
+    innovation_rules.check_join_challenge(actor, challenge)
     if challenge.phase() == Phase.CLOSED:
         raise Conflict(gettext("challenge %(challenge_slug)s has closed")
                        % {"challenge_slug": challenge.slug})
@@ -239,7 +236,7 @@ def register_team(*, actor, challenge: Challenge, name: str) -> Team:
 @transaction.atomic(durable=True)
 def invite(*, actor, team: Team, username: str) -> TeamInvitation:
     """The captain invites someone, of any organisation, to the team."""
-    permissions.check_invite(actor, team)
+    innovation_rules.check_invite(actor, team)
     invitee = User.objects.filter(username=text(username, "username", limit=150)).select_related(
         "organisation").first()
     if invitee is None or not invitee.is_active:
@@ -268,14 +265,13 @@ def invite(*, actor, team: Team, username: str) -> TeamInvitation:
 @transaction.atomic(durable=True)
 def answer_invitation(*, actor, invitation: TeamInvitation, accept: bool) -> TeamInvitation:
     invitation = TeamInvitation.objects.select_for_update().select_related("team__challenge").get(pk=invitation.pk)
-    if invitation.invitee_id != actor.pk:
-        raise Refused(gettext("this invitation is someone else's"))
+    innovation_rules.check_answer_invitation(actor, invitation)
     if invitation.status != InvitationStatus.PENDING:
         raise Conflict(gettext("the invitation was already %(invitation_status)s")
                        % {"invitation_status": invitation.get_status_display()})
     team = invitation.team
     if accept:
-        permissions.check_join_challenge(actor, team.challenge)
+        innovation_rules.check_join_challenge(actor, team.challenge)
         if _team_of(actor, team.challenge) is not None:
             raise Conflict(gettext("you are already in a team of %(team_challenge_slug)s")
                            % {"team_challenge_slug": team.challenge.slug})
@@ -292,7 +288,7 @@ def answer_invitation(*, actor, invitation: TeamInvitation, accept: bool) -> Tea
 def leave_team(*, actor, team: Team) -> Team:
     """A member leaves while submissions are open (then the team is fixed for its final). What
     the team submitted stays the team's; the captain, who answers for it, stays."""
-    permissions.check_team_member(actor, team)
+    innovation_rules.check_team_member(actor, team)
     team = Team.objects.select_for_update().select_related("challenge").get(pk=team.pk)
     if team.captain_id == actor.pk:
         raise Conflict(gettext("the captain stays with %(team_name)s: captains cannot leave their team")
@@ -345,7 +341,7 @@ def submit(*, actor, challenge: Challenge, kind: str, content: bytes, note: str 
 def _admissible(actor, challenge: Challenge, kind: str, content: bytes | None, *, locked: bool = False):
     """The refusals of `submit`, in order; returns the team and its submissions of today. With
     `locked`, the team's row is locked first (one submission of a team at a time)."""
-    permissions.check_join_challenge(actor, challenge)
+    innovation_rules.check_join_challenge(actor, challenge)
     team = _team_of(actor, challenge)
     if team is None:
         raise Refused(gettext("you are in no team registered for %(challenge_slug)s: register one or "
@@ -508,7 +504,7 @@ def scoring_lost(task, reason: str) -> None:
 @transaction.atomic(durable=True)
 def choose_final(*, actor, submission: Submission) -> Submission:
     """The team picks which of its scored submissions the private board scores."""
-    permissions.check_team_member(actor, submission.team)
+    innovation_rules.check_team_member(actor, submission.team)
     submission = Submission.objects.select_for_update().select_related("challenge", "team").get(pk=submission.pk)
     challenge = submission.challenge
     if challenge.phase() not in (Phase.OPEN, Phase.FINAL):
@@ -548,7 +544,7 @@ def finals(challenge: Challenge) -> list[Submission]:
 def close_challenge(*, actor, challenge: Challenge) -> Challenge:
     """End submissions (now, if the deadline has not passed) and score each team's final on
     the private part, on a worker; `record_private_board` publishes the result."""
-    permissions.check_manage_scenario(actor, challenge.scenario)
+    innovation_rules.check_manage_scenario(actor, challenge.scenario)
     challenge = Challenge.objects.select_for_update().get(pk=challenge.pk)
     now = timezone.now()
     if challenge.phase(now) in (Phase.UPCOMING, Phase.CLOSED):
@@ -651,7 +647,7 @@ def close_lost(task, reason: str) -> None:
 def share_result(*, actor, submission: Submission, title: str, summary: str, licence: str, report: str = "",
                  demo_url: str = "") -> ShowcaseItem:
     """A team puts a scored result of a closed challenge on the showcase, under a licence."""
-    permissions.check_share_result(actor, submission)
+    innovation_rules.check_share_result(actor, submission)
     submission = Submission.objects.select_for_update().select_related("challenge", "team").get(pk=submission.pk)
     challenge = submission.challenge
     if challenge.closed_at is None:
@@ -727,13 +723,7 @@ def reuse_base(*, actor, item: ShowcaseItem, task: str) -> dict:
                                                 % {"item": item.pk,
                                                    "item_challenge_task": item.challenge.task,
                                                    "task": task})
-    if item.licence in NO_DERIVATIVES:
-        raise Refused(gettext("showcase #%(item)s is shared under %(item_licence)s: no derivatives")
-                      % {"item": item.pk, "item_licence": item.licence})
-    if item.licence in NON_COMMERCIAL and actor.organisation.kind in COMMERCIAL_KINDS:
-        raise Refused(gettext("showcase #%(item)s is shared under %(item_licence)s: not for commercial use "
-                              "by a startup")
-                      % {"item": item.pk, "item_licence": item.licence})
+    innovation_rules.check_reuse_result(actor, item)
     return {"showcase": item.pk, "title": item.title, "team": item.team.name, "licence": item.licence,
             "organisations": item.card.get("team", {}).get("organisations", []), "sha256": item.submission.sha256,
             "path": item.submission.path}
@@ -741,8 +731,7 @@ def reuse_base(*, actor, item: ShowcaseItem, task: str) -> dict:
 
 @transaction.atomic(durable=True)
 def record_result_download(*, actor, item: ShowcaseItem) -> ShowcaseItem:
-    if permissions.role_of(actor) is None:
-        raise Refused(gettext("log in first"))
+    innovation_rules.check_download_result(actor)
     if item.submission.kind != SubmissionKind.WEIGHTS:
         raise Conflict(gettext("showcase #%(item)s has no weights to download") % {"item": item.pk})
     record("innovation.result_downloaded", actor=actor_of(actor), subject=subject_of(item),

@@ -18,9 +18,9 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import permissions
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
+from kernel import roles
 from kernel.errors import Conflict
 from kernel.paths import state_path
 from progress.models import TaskProgress
@@ -29,7 +29,7 @@ from provenance.api import InclusionProofSerializer, LineageReportSerializer
 from provenance.models import LineageEvent
 from provenance.recorder import subject_of
 
-from . import actions, kit, queries
+from . import actions, kit, queries, rules
 from .models import (
     Challenge,
     InterestKind,
@@ -387,7 +387,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
     def get_public_score(self, obj) -> float | None:
         """Exact: for the bureau's stewards and auditors only (teams see the Ladder's score)."""
         request = self.context.get("request")
-        if request is not None and permissions.sees_exact_scores(request.user, obj.challenge):
+        if request is not None and rules.sees_exact_scores(request.user, obj.challenge):
             return obj.public_score
         return None
 
@@ -417,7 +417,7 @@ class SubmissionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Submission.objects.none()
-        qs = permissions.visible_submissions(self.request.user, Submission.objects.select_related(
+        qs = rules.visible_submissions(self.request.user, Submission.objects.select_related(
             "challenge__scenario", "team", "submitted_by"))
         if self.request.query_params.get("challenge"):
             qs = qs.filter(challenge__slug=self.request.query_params["challenge"])
@@ -541,6 +541,6 @@ class MetricsView(APIView):
 
     @extend_schema(responses={200: MetricsSerializer})
     def get(self, request):
-        permissions.check_read_innovation_metrics(request.user)
-        bureau = request.user.organisation if permissions.has_role(request.user, "steward") else None
+        rules.check_read_innovation_metrics(request.user)
+        bureau = request.user.organisation if roles.has_role(request.user, "steward") else None
         return Response(queries.metrics(bureau))

@@ -18,10 +18,10 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
 from access.models import Application, ApplicationStatus
-from accounts import permissions
 from budgets import actions as budget_actions
 from budgets import amounts
 from budgets.models import BudgetEntry, EntryKind, PrivacyBudget
+from catalog import rules as catalog_rules
 from catalog.models import Dataset, HeldBy
 from corpora.models import CorpusVersion
 from kernel.errors import Conflict, InvalidInput
@@ -35,7 +35,7 @@ from sandbox.dp_aggregates import AggregateSpec
 from sandbox.isolation import Limits
 from sandbox.training import TrainSpec
 
-from . import data
+from . import data, rules
 from .models import (FINISHED, LIMIT_MAXIMA, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset,
                      TrainedModel)
 
@@ -82,7 +82,7 @@ def set_sandbox_policy(*, actor, dataset: Dataset, code_outputs: str, min_cell_c
     leave the platform, and the most resources a job on it may ask for (`maxima`: any of
     the policy's max_* fields; those not given keep their value). Jobs keep the policy and
     limits they were submitted under."""
-    permissions.check_manage_dataset(actor, dataset)
+    catalog_rules.check_manage_dataset(actor, dataset)
     if dataset.data_class != "compute_only":
         raise InvalidInput("dataset", gettext("%(dataset)s is %(dataset_data_class)s: sandbox policies are "
                                               "for compute-only datasets")
@@ -116,7 +116,7 @@ def publish_syft_dataset(*, actor, dataset: Dataset, corpus: CorpusVersion | Non
     """Publish a compute-only dataset version for code-to-data: a PySyft dataset whose mock
     part (synthetic rows) anyone logged in may download, beside the private part that only
     jobs read."""
-    permissions.check_manage_dataset(actor, dataset)
+    catalog_rules.check_manage_dataset(actor, dataset)
     if dataset.data_class != "compute_only":
         raise InvalidInput("dataset", gettext("%(dataset)s is %(dataset_data_class)s: only compute-only "
                                               "data runs code-to-data jobs")
@@ -323,7 +323,7 @@ def submit_job(
     limits: dict | None = None, corpus: CorpusVersion | None = None,
 ) -> Job:
     application = _approval(actor, dataset)
-    permissions.check_submit_job(actor, dataset, application)
+    rules.check_submit_job(actor, dataset, application)
     title = text(title, "title", limit=TITLE_MAX)
     limits = _limits(limits, SandboxPolicy.of(dataset))
     params = dict(params or {})
@@ -527,7 +527,7 @@ def _locked(job: Job, *allowed: str) -> Job:
 @transaction.atomic(durable=True)
 def approve_job(*, actor, job: Job, note: str = "") -> Job:
     """The steward has read the job (its code, for code-to-data) and lets it run."""
-    permissions.check_decide_job(actor, job)
+    rules.check_decide_job(actor, job)
     job = _locked(job, JobStatus.SUBMITTED)
     note = text(note, "note", limit=REASON_MAX, required=False)
     if job.syft_dataset_id:  # the steward has read the code: PySyft's own approval, once committed and
@@ -544,7 +544,7 @@ def approve_job(*, actor, job: Job, note: str = "") -> Job:
 
 @transaction.atomic(durable=True)
 def reject_job(*, actor, job: Job, reason: str) -> Job:
-    permissions.check_decide_job(actor, job)
+    rules.check_decide_job(actor, job)
     job = _locked(job, JobStatus.SUBMITTED)
     reason = text(reason, "reason", limit=REASON_MAX)
     job.status, job.review_note, job.reviewed_by, job.finished_at = JobStatus.REJECTED, reason, actor, timezone.now()
@@ -686,7 +686,7 @@ def release_job(*, actor, job: Job, note: str = "", intended_use: str = "") -> J
 
 @transaction.atomic(durable=True)
 def _release_job(*, actor, job: Job, note: str, intended_use: str) -> Job:
-    permissions.check_decide_job(actor, job)
+    rules.check_decide_job(actor, job)
     job = _locked(job, JobStatus.REVIEW)
     note = text(note, "note", limit=REASON_MAX, required=False)
     failed = [c["name"] for c in job.checks if c.get("blocking", True) and not c.get("passed")]
@@ -756,7 +756,7 @@ def model_card(job: Job, model: TrainedModel, task, intended_use: str, release_e
 
 @transaction.atomic(durable=True)
 def reject_output(*, actor, job: Job, reason: str) -> Job:
-    permissions.check_decide_job(actor, job)
+    rules.check_decide_job(actor, job)
     job = _locked(job, JobStatus.REVIEW)
     reason = text(reason, "reason", limit=REASON_MAX)
     job.status, job.reviewed_by, job.review_note = JobStatus.REJECTED, actor, reason
@@ -768,7 +768,7 @@ def reject_output(*, actor, job: Job, reason: str) -> Job:
 
 @transaction.atomic(durable=True)
 def record_outputs_download(*, actor, job: Job) -> Job:
-    permissions.check_download_job_outputs(actor, job)
+    rules.check_download_job_outputs(actor, job)
     record("jobs.outputs_downloaded", actor=actor_of(actor), subject=subject_of(job),
            payload={"output_sha256": job.outcome.get("output_sha256", "")})
     return job
@@ -776,6 +776,6 @@ def record_outputs_download(*, actor, job: Job) -> Job:
 
 @transaction.atomic(durable=True)
 def record_model_download(*, actor, model: TrainedModel) -> TrainedModel:
-    permissions.check_download_model(actor, model)
+    rules.check_download_model(actor, model)
     record("models.downloaded", actor=actor_of(actor), subject=subject_of(model), payload={"sha256": model.sha256})
     return model

@@ -6,7 +6,7 @@ like jobs, and weights go only to the organisation that trained them.
 
 What a job wrote reaches the applicant only through review: they read its status, the fixed
 category of a failure and the checks without their findings; the masked log, the findings and
-the held files are for the data owner's stewards (`permissions.reviews_job_output`)."""
+the held files are for the data owner's stewards (`rules.reviews_job_output`)."""
 from __future__ import annotations
 
 
@@ -18,7 +18,6 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts import permissions
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from kernel.paths import state_path
@@ -26,7 +25,7 @@ from progress.models import TaskProgress
 
 from sandbox import checks, code_to_data
 
-from . import actions, data
+from . import actions, data, rules
 from .models import LIMIT_MAXIMA, Job, SandboxPolicy, SyftDataset, TrainedModel
 
 
@@ -91,7 +90,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     def _reviews(self, job) -> bool:
         request = self.context.get("request")
-        return request is not None and permissions.reviews_job_output(request.user, job)
+        return request is not None and rules.reviews_job_output(request.user, job)
 
     def get_checks(self, job) -> list[dict]:
         """Each check's name, result and fixed detail; its finding (files, counts) for the data
@@ -164,7 +163,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Job.objects.none()
-        qs = permissions.visible_jobs(self.request.user, Job.objects.select_related(
+        qs = rules.visible_jobs(self.request.user, Job.objects.select_related(
             "dataset", "organisation", "submitted_by", "approved_by", "reviewed_by", "model"))
         params = self.request.query_params
         if params.get("status"):
@@ -225,7 +224,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         release it: always a download (`attachment`), as text/plain or octet-stream, never
         rendered by the browser."""
         job = self.get_object()
-        permissions.check_open_held_output(request.user, job)
+        rules.check_open_held_output(request.user, job)
         held = {f.index: f for f in data.held_files(job)}.get(int(index))
         if held is None:
             return Response({"detail": f"job #{job.pk} holds no file #{index}"}, status=404)
@@ -362,7 +361,7 @@ class TrainedModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return TrainedModel.objects.none()
-        return permissions.visible_models(self.request.user, TrainedModel.objects.select_related(
+        return rules.visible_models(self.request.user, TrainedModel.objects.select_related(
             "organisation", "released_by", "job__dataset"))
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})

@@ -11,16 +11,18 @@ from django.views.decorators.http import require_POST
 
 from access import actions as access_actions
 from access import downloads
+from access import rules as access_rules
 from access.models import Application, Licence
-from accounts import permissions
+from kernel import roles
 from kernel.errors import ActionError, InvalidInput
+from releases import rules as releases_rules
 from releases.models import Release
 
 from . import forms
 
 
 def _licence(request, pk: int) -> Licence:
-    qs = permissions.visible_licences(
+    qs = access_rules.visible_licences(
         request.user,
         Licence.objects.select_related("release__corpus__dataset__owner", "organisation", "application"),
     )
@@ -45,7 +47,7 @@ def download_licence(request, pk: int):
 @require_POST
 def download_release(request, pk: int):
     release = get_object_or_404(
-        permissions.visible_releases(request.user, Release.objects.select_related("corpus__dataset")), pk=pk
+        releases_rules.visible_releases(request.user, Release.objects.select_related("corpus__dataset")), pk=pk
     )
     try:
         link = downloads.issue_release_link(
@@ -69,7 +71,7 @@ def change_licence(request, pk: int):
         messages.error(request, _("未知的操作。"))
         return redirect("dashboard")
     licence = _licence(request, pk)
-    if request.POST["do"] != "reinstate" and permissions.allowed(permissions.check_manage_licence, request.user,
+    if request.POST["do"] != "reinstate" and roles.allowed(access_rules.check_manage_licence, request.user,
                                                                 licence):
         asked = forms.confirmation(request, **{
             "suspend": {"title": _("暂停许可 #%(pk)s？") % {"pk": pk},
@@ -92,7 +94,7 @@ def change_licence(request, pk: int):
 @require_POST
 def resubmit_application(request, pk: int):
     application = get_object_or_404(
-        permissions.visible_applications(request.user, Application.objects.select_related("dataset")), pk=pk
+        access_rules.visible_applications(request.user, Application.objects.select_related("dataset")), pk=pk
     )
     form = request.POST
     try:

@@ -9,16 +9,18 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import permissions
 from budgets import actions as budget_actions
 from budgets import amounts, plot
+from budgets import rules as budgets_rules
 from budgets.models import PrivacyBudget
+from kernel import roles
 from kernel.errors import ActionError
 from portal import charts
+from provenance import rules as provenance_rules
 
 
 def _visible_budget(request, pk: int) -> PrivacyBudget:
-    qs = permissions.visible_budgets(
+    qs = budgets_rules.visible_budgets(
         request.user, PrivacyBudget.objects.select_related("organisation", "dataset__owner")
     )
     return get_object_or_404(qs, pk=pk)
@@ -37,8 +39,8 @@ def budget_page(request, pk: int):
         "budget": budget,
         "entries": entries,
         "chart": charts.budget_over_time(history, until=timezone.localtime()),
-        "may_refund": permissions.allowed(permissions.check_adjust_budget, request.user, budget),
-        "may_trace": permissions.allowed(permissions.check_view_events, request.user),
+        "may_refund": roles.allowed(budgets_rules.check_adjust_budget, request.user, budget),
+        "may_trace": roles.allowed(provenance_rules.check_view_events, request.user),
     })
 
 
@@ -46,7 +48,7 @@ def budget_page(request, pk: int):
 @require_POST
 def refund(request, pk: int):
     budget = _visible_budget(request, pk)
-    permissions.check_adjust_budget(request.user, budget)
+    budgets_rules.check_adjust_budget(request.user, budget)
     entry_id = request.POST.get("entry", "")
     entry = budget.entries.filter(pk=entry_id).first() if entry_id.isdigit() else None
     if entry is None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 from django.shortcuts import render
 from django.urls import reverse
 
-from accounts import permissions
+from access import rules as access_rules
 from catalog import metadata
 from catalog.models import DataClass, Theme
+from innovation import rules as innovation_rules
+from jobs import rules as jobs_rules
+from kernel import roles
 from kernel.errors import InvalidInput
 
 from .views import _page
@@ -51,7 +54,7 @@ def catalog(request):
 
 
 def dataset_actions(user, dataset, record: dict) -> dict:
-    """What the viewer of a dataset page may do with it, each asked of accounts.permissions
+    """What the viewer of a dataset page may do with it, each asked of the apps' rules
     (the endpoints ask again): download an open release or under their licence, apply, submit
     a job, or join a challenge that trains on it. Anonymous visitors are asked to log in."""
     from access.licensing import latest_published
@@ -59,30 +62,30 @@ def dataset_actions(user, dataset, record: dict) -> dict:
     from access.packages import FORMATS
     from innovation.models import Challenge, Phase
 
-    if permissions.role_of(user) is None:
+    if roles.role_of(user) is None:
         return {"login": True}
     offered: dict = {}
     release = latest_published(dataset) if dataset.data_class == DataClass.OPEN else None
-    if release is not None and permissions.allowed(permissions.check_download_release, user, release):
+    if release is not None and roles.allowed(access_rules.check_download_release, user, release):
         offered["download"] = {"release": release, "formats": [f for f in FORMATS if f in release.outputs]}
     licence = (Licence.objects.filter(release__corpus__dataset=dataset, organisation_id=user.organisation_id,
                                       status=LicenceStatus.ACTIVE).order_by("-pk").first()
                if user.organisation_id else None)
-    if licence is not None and permissions.allowed(permissions.check_download_licence, user, licence):
+    if licence is not None and roles.allowed(access_rules.check_download_licence, user, licence):
         offered["licence"] = {"licence": licence, "formats": list(FORMATS)}
     applications = Application.objects.filter(dataset=dataset, organisation_id=user.organisation_id)
     approval = applications.filter(status=ApplicationStatus.APPROVED).order_by("-decided_at").first()
-    if permissions.allowed(permissions.check_submit_job, user, dataset, approval):
+    if roles.allowed(jobs_rules.check_submit_job, user, dataset, approval):
         offered["job"] = True
     pending = applications.filter(
         status__in=[ApplicationStatus.SUBMITTED, ApplicationStatus.CHANGES_REQUESTED]).order_by("-pk").first()
-    if pending is not None and permissions.has_role(user, "applicant"):
+    if pending is not None and roles.has_role(user, "applicant"):
         offered["pending"] = pending
     elif (dataset.data_class != DataClass.OPEN and "licence" not in offered and "job" not in offered
-          and permissions.allowed(permissions.check_submit_application, user, dataset)):
+          and roles.allowed(access_rules.check_submit_application, user, dataset)):
         offered["apply"] = True
     challenges = [c for c in Challenge.objects.filter(training_dataset=dataset).select_related("scenario")
-                  if c.phase() in (Phase.UPCOMING, Phase.OPEN) and permissions.allowed(permissions.check_join_challenge, user, c)]
+                  if c.phase() in (Phase.UPCOMING, Phase.OPEN) and roles.allowed(innovation_rules.check_join_challenge, user, c)]
     if challenges:
         offered["challenges"] = challenges
     return offered

@@ -7,8 +7,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import permissions
 from defense import actions
+from defense import rules as defense_rules
 from defense.models import Alert
 from kernel.errors import ActionError, Refused
 
@@ -16,7 +16,7 @@ from kernel.errors import ActionError, Refused
 @login_required
 @require_POST
 def acknowledge(request, pk: int):
-    alert = get_object_or_404(permissions.visible_alerts(request.user, Alert.objects.all()), pk=pk)
+    alert = get_object_or_404(defense_rules.visible_alerts(request.user, Alert.objects.all()), pk=pk)
     try:
         actions.acknowledge_alert(actor=request.user, alert=alert, note=request.POST.get("note", ""))
     except Refused:

@@ -14,11 +14,11 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import permissions
 from accounts.models import Organisation
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from innovation import actions
+from innovation import rules as innovation_rules
 from innovation.queries import board, metrics
 from innovation.models import (
     Challenge,
@@ -33,7 +33,9 @@ from innovation.models import (
     Team,
     TeamInvitation,
 )
+from kernel import roles
 from kernel.errors import ActionError, Refused
+from provenance import rules as provenance_rules
 from sandbox.tasks import TASKS
 
 
@@ -48,9 +50,9 @@ def home(request):
         "scenarios": Scenario.objects.select_related("bureau").prefetch_related("challenges"),
         "challenges": Challenge.objects.select_related("scenario"),
         "showcase": ShowcaseItem.objects.select_related("team", "challenge")[:50],
-        "may_open": permissions.allowed(permissions.check_open_scenario, request.user),
+        "may_open": roles.allowed(innovation_rules.check_open_scenario, request.user),
         "own_datasets": Dataset.objects.filter(owner_id=request.user.organisation_id).order_by("slug"),
-        "sees_metrics": permissions.allowed(permissions.check_read_innovation_metrics, request.user),
+        "sees_metrics": roles.allowed(innovation_rules.check_read_innovation_metrics, request.user),
     })
 
 
@@ -72,10 +74,10 @@ def open_scenario(request):
 @login_required
 def scenario_page(request, slug: str):
     scenario = get_object_or_404(Scenario.objects.select_related("bureau"), slug=slug)
-    may_manage = permissions.allowed(permissions.check_manage_scenario, request.user, scenario)
+    may_manage = roles.allowed(innovation_rules.check_manage_scenario, request.user, scenario)
     return render(request, "portal/scenario.html", {
         "scenario": scenario, "may_manage": may_manage,
-        "may_follow": permissions.allowed(permissions.check_follow_scenario, request.user),
+        "may_follow": roles.allowed(innovation_rules.check_follow_scenario, request.user),
         "following": scenario.interests.filter(user=request.user).values_list("kind", flat=True),
         "followers": scenario.interests.filter(kind=InterestKind.FOLLOW).count(),
         "interested": scenario.interests.filter(kind=InterestKind.INTEREST).select_related("organisation"),
@@ -161,9 +163,9 @@ def challenge_page(request, slug: str):
         "may_leave": team is not None and team.captain_id != request.user.pk and phase in (Phase.UPCOMING, Phase.OPEN),
         "invitations": TeamInvitation.objects.filter(team__challenge=challenge, invitee=request.user,
                                                      status="pending").select_related("team"),
-        "may_join": permissions.allowed(permissions.check_join_challenge, request.user, challenge),
-        "may_manage": permissions.allowed(permissions.check_manage_scenario, request.user, challenge.scenario),
-        "sees_exact": permissions.sees_exact_scores(request.user, challenge),
+        "may_join": roles.allowed(innovation_rules.check_join_challenge, request.user, challenge),
+        "may_manage": roles.allowed(innovation_rules.check_manage_scenario, request.user, challenge.scenario),
+        "sees_exact": innovation_rules.sees_exact_scores(request.user, challenge),
         "licences": Licence.choices,
     })
 
@@ -229,12 +231,12 @@ def showcase_page(request, pk: int):
     item = get_object_or_404(ShowcaseItem.objects.select_related("challenge", "team", "submission"), pk=pk)
     return render(request, "portal/showcase.html", {
         "item": item, "card": item.card, "reuses": item.derived_jobs.count(),
-        "sees_lineage": permissions.allowed(permissions.check_view_events, request.user),
+        "sees_lineage": roles.allowed(provenance_rules.check_view_events, request.user),
     })
 
 
 @login_required
 def metrics_page(request):
-    permissions.check_read_innovation_metrics(request.user)
-    bureau = request.user.organisation if permissions.has_role(request.user, "steward") else None
+    innovation_rules.check_read_innovation_metrics(request.user)
+    bureau = request.user.organisation if roles.has_role(request.user, "steward") else None
     return render(request, "portal/innovation_metrics.html", {"metrics": metrics(bureau), "bureau": bureau})

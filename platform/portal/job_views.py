@@ -15,10 +15,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import permissions
+from catalog import rules as catalog_rules
 from catalog.models import Dataset
 from jobs import actions, check_texts, data
+from jobs import rules as jobs_rules
 from jobs.models import LIMIT_MAXIMA, CodeOutputs, Job, JobKind, JobStatus, SandboxPolicy, SyftDataset, TrainedModel
+from kernel import roles
 from kernel.errors import ActionError, InvalidInput
 from kernel.paths import state_path
 from portal import charts as portal_charts
@@ -31,14 +33,14 @@ from . import forms
 
 
 def _visible_job(request, pk: int) -> Job:
-    qs = permissions.visible_jobs(request.user, Job.objects.select_related(
+    qs = jobs_rules.visible_jobs(request.user, Job.objects.select_related(
         "dataset__owner", "organisation", "submitted_by", "approved_by", "reviewed_by", "corpus"))
     return get_object_or_404(qs, pk=pk)
 
 
 @login_required
 def job_list(request):
-    jobs = permissions.visible_jobs(request.user, Job.objects.select_related("dataset", "organisation"))[:200]
+    jobs = jobs_rules.visible_jobs(request.user, Job.objects.select_related("dataset", "organisation"))[:200]
     return render(request, "portal/jobs.html", {"jobs": jobs})
 
 
@@ -53,12 +55,12 @@ def _aggregates_file(job: Job) -> Path | None:
 @login_required
 def job_page(request, pk: int):
     job = _visible_job(request, pk)
-    may_decide = permissions.allowed(permissions.check_decide_job, request.user, job)
-    reviews = permissions.reviews_job_output(request.user, job)  # the log, findings, held files
+    may_decide = roles.allowed(jobs_rules.check_decide_job, request.user, job)
+    reviews = jobs_rules.reviews_job_output(request.user, job)  # the log, findings, held files
     policy = SandboxPolicy.of(job.dataset)
     maxima = policy.limit_maxima()
     metric = "accuracy" if job.task == "room-use" else "rmse"
-    may_download_outputs = permissions.allowed(permissions.check_download_job_outputs, request.user, job)
+    may_download_outputs = roles.allowed(jobs_rules.check_download_job_outputs, request.user, job)
     if job.kind == JobKind.CODE:  # the DP aggregates, to whoever may read the output
         aggregates = _aggregates_file(job) if reviews or may_download_outputs else None
         charts = portal_charts.code_aggregates(aggregates, job.params.get("aggregate") or {}) if aggregates else []
@@ -98,7 +100,7 @@ def decide_job(request, pk: int, decision: str):
     if decision not in ("approve", "reject", "release"):
         raise Http404(decision)
     job = _visible_job(request, pk)
-    permissions.check_decide_job(request.user, job)
+    jobs_rules.check_decide_job(request.user, job)
     if decision != "approve":
         asked = forms.confirmation(request, **_JOB_CONFIRMATIONS[decision](job))
         if asked is not None:
@@ -205,7 +207,7 @@ def code_to_data(request):
         rows.append({
             "dataset": dataset, "policy": policy, "maxima": _maxima(policy),
             "published": dataset.syft_datasets.select_related("corpus").order_by("-published_at"),
-            "may_manage": permissions.allowed(permissions.check_manage_dataset, request.user, dataset),
+            "may_manage": roles.allowed(catalog_rules.check_manage_dataset, request.user, dataset),
         })
     return render(request, "portal/code_to_data.html", {"rows": rows, "outputs": CodeOutputs.choices})
 
@@ -224,7 +226,7 @@ def code_to_data_manage(request, slug: str, what: str):
     if what not in ("publish", "policy"):
         raise Http404(what)
     dataset = get_object_or_404(Dataset.objects.filter(data_class="compute_only"), slug=slug)
-    permissions.check_manage_dataset(request.user, dataset)
+    catalog_rules.check_manage_dataset(request.user, dataset)
     try:
         if what == "publish":
             published = actions.publish_syft_dataset(actor=request.user, dataset=dataset)
@@ -247,14 +249,14 @@ def code_to_data_manage(request, slug: str, what: str):
 
 @login_required
 def model_list(request):
-    models = permissions.visible_models(request.user, TrainedModel.objects.select_related(
+    models = jobs_rules.visible_models(request.user, TrainedModel.objects.select_related(
         "job__dataset", "organisation"))[:200]
     return render(request, "portal/models.html", {"models": models})
 
 
 @login_required
 def model_page(request, pk: int):
-    qs = permissions.visible_models(request.user, TrainedModel.objects.select_related(
+    qs = jobs_rules.visible_models(request.user, TrainedModel.objects.select_related(
         "job__dataset", "organisation", "released_by"))
     model = get_object_or_404(qs, pk=pk)
     task = TASKS.get(model.job.task)
@@ -263,5 +265,5 @@ def model_page(request, pk: int):
         "charts": portal_charts.training_curves(model.job.history or [], task_kind=task.kind if task else "",
                                                 metric=task.metric if task else "accuracy"),
         "privacy_rows": readable.privacy_rows(model.job.privacy or {}),
-        "may_download": permissions.allowed(permissions.check_download_model, request.user, model),
+        "may_download": roles.allowed(jobs_rules.check_download_model, request.user, model),
     })

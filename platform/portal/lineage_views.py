@@ -6,8 +6,9 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
-from accounts import permissions
+from kernel import roles
 from provenance import anchoring, lineage
+from provenance import rules as provenance_rules
 from provenance.models import Anchor, AnchorStatus
 
 KIND_NAMES = {
@@ -59,7 +60,7 @@ def layout(graph: lineage.LineageGraph) -> dict:
 
 @login_required
 def lineage_page(request):
-    permissions.check_view_events(request.user)
+    provenance_rules.check_view_events(request.user)
     subject = (request.POST.get("subject") or request.GET.get("subject") or "").strip()
     try:
         graph = lineage.lineage_graph(subject)
@@ -67,7 +68,7 @@ def lineage_page(request):
         raise Http404(str(exc)) from exc
     report = None
     if request.method == "POST":
-        permissions.check_verify_events(request.user)
+        provenance_rules.check_verify_events(request.user)
         report = lineage.verify_lineage(subject)
     events = graph.events
     anchors = list(
@@ -87,7 +88,7 @@ def lineage_page(request):
             "truncated": graph.truncated,
             "rows": rows,
             "report": report,
-            "can_verify": permissions.allowed(permissions.check_verify_events, request.user),
+            "can_verify": roles.allowed(provenance_rules.check_verify_events, request.user),
             "status": anchoring.ledger_status(),
         },
     )

@@ -36,9 +36,11 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
 from access import licensing, packages
-from accounts import permissions
 from catalog import metadata
+from catalog import rules as catalog_rules
+from kernel import roles
 from releases import mapdata
+from releases import rules as releases_rules
 from releases.actions import release_dir
 from releases.models import Release, ReleaseStatus
 from releases.writers import BBOX_COLUMN, BBOX_FIELDS
@@ -53,9 +55,9 @@ def map_shows(user, release: Release) -> tuple[str, object]:
     release has no file to map), and the licence whose package it shows."""
     if not release.outputs.get("geoparquet"):
         return "", None
-    if permissions.sees_release_geometry(user, release):
+    if releases_rules.sees_release_geometry(user, release):
         return "release", None
-    if permissions.role_of(user) is not None:
+    if roles.role_of(user) is not None:
         licence = licensing.licence_to_view(user, release)
         if licence is not None:
             return "package", licence
@@ -113,8 +115,8 @@ def _geojson(collection: dict) -> HttpResponse:
 @gzip_page  # GeoJSON's repeated keys compress about tenfold; it reflects no secret (no BREACH)
 @require_GET
 def release_map(request, pk: int):
-    releases = permissions.visible_releases(request.user, Release.objects.select_related("corpus__dataset"))
-    if permissions.role_of(request.user) is None:
+    releases = releases_rules.visible_releases(request.user, Release.objects.select_related("corpus__dataset"))
+    if roles.role_of(request.user) is None:
         releases = releases.filter(corpus__dataset__data_class="open")
     return _geojson(release_map_data(request.user, get_object_or_404(releases, pk=pk)))
 
@@ -122,7 +124,7 @@ def release_map(request, pk: int):
 @gzip_page
 @require_GET
 def dataset_map(request, slug: str):
-    datasets = permissions.catalog_datasets(request.user, metadata.catalog_queryset())
+    datasets = catalog_rules.catalog_datasets(request.user, metadata.catalog_queryset())
     dataset = get_object_or_404(datasets, slug=slug)
     if dataset.data_class == "compute_only":
         raise Http404(_("可用不可见数据没有地图。"))
@@ -133,7 +135,7 @@ def dataset_map(request, slug: str):
 @gzip_page
 @require_GET
 def basemap(request):
-    if permissions.role_of(request.user) is None:
+    if roles.role_of(request.user) is None:
         return _geojson(mapdata.feature_collection([]))
     latest = {}
     for release in (Release.objects.filter(status=ReleaseStatus.PUBLISHED, corpus__dataset__data_class="open",

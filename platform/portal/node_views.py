@@ -1,4 +1,4 @@
-"""The district nodes page: every node a user may see (federation.api.visible_nodes) with its
+"""The district nodes page: every node a user may see (federation.rules.visible_nodes) with its
 state at the standing SuperLink now, its last contact, its device and the partitions on it;
 a steward registers a node's public key there and revokes a node (a confirmation step first).
 Forms are read with the federation API's serializers and go to the same actions."""
@@ -13,11 +13,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from accounts import permissions
 from accounts.models import Organisation, OrganisationKind
 from federation import actions
+from federation import rules as federation_rules
 from federation.api import RegisterSerializer, RevokeSerializer, described, visible_nodes
+from kernel import roles
 from kernel.errors import ActionError, Refused
+from provenance import rules as provenance_rules
 
 from . import forms, readable
 
@@ -50,11 +52,11 @@ def node_rows(nodes) -> list[dict]:
 def node_list(request):
     """The nodes table, and for a steward the register form (a POST here registers)."""
     nodes = visible_nodes(request.user)
-    may_manage = permissions.allowed(actions.check_manage_nodes, request.user)
+    may_manage = roles.allowed(federation_rules.check_manage_nodes, request.user)
     errors = {}
     if request.method == "POST":
         try:
-            actions.check_manage_nodes(request.user)
+            federation_rules.check_manage_nodes(request.user)
             body = forms.validated(RegisterSerializer, request.POST)
             node = actions.register_node(actor=request.user, **body)
         except Refused:
@@ -70,7 +72,7 @@ def node_list(request):
         "values": request.POST if request.method == "POST" else {},
         "districts": Organisation.objects.filter(kind=OrganisationKind.DISTRICT).order_by("code") if may_manage else [],
         "unknown": any(r["state"] == "unknown" for r in rows),
-        "sees_events": permissions.allowed(permissions.check_view_events, request.user),
+        "sees_events": roles.allowed(provenance_rules.check_view_events, request.user),
         "superlink": settings.FLOWER_SUPERLINK,
     }, status=400 if errors else 200)
 
@@ -80,7 +82,7 @@ def node_list(request):
 def revoke_node(request, name: str):
     """Revoke a node after a confirmation step: the SuperLink forgets its key."""
     node = get_object_or_404(visible_nodes(request.user), name=name)
-    actions.check_manage_nodes(request.user)
+    federation_rules.check_manage_nodes(request.user)
     asked = forms.confirmation(request, title=_("吊销节点 %(name)s？") % {"name": node.name}, consequence=_(
         "SuperLink 将删除该节点的公钥，节点立即断开且无法再连接；同一公钥不能再次注册，须在节点上生成新的密钥对。"))
     if asked is not None:

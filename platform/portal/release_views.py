@@ -16,8 +16,9 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import permissions
 from catalog import metadata
+from catalog import rules as catalog_rules
+from kernel import roles
 from portal import forms
 from portal.catalog_views import dataset_actions
 from catalog.models import Dataset
@@ -26,24 +27,26 @@ from corpora.mock import mock_seed, mock_units
 from corpora.schema import UNIT_KINDS
 from kernel.errors import ActionError
 from portal import charts
+from provenance import rules as provenance_rules
 from releases import actions as release_actions
 from releases import previews
+from releases import rules as releases_rules
 from releases.actions import release_dir
 from releases.location import location_policy
 from releases.models import Release, ReleaseStatus
-from releases.pipeline import OUTPUT_FORMATS, SHIFT_MODES, ReleaseSpec
+from releases.pipeline import OUTPUT_FORMATS, SHIFT_MODES, UNSHIFTED, ReleaseSpec
 
 from . import map_views
 
 
 def _steward_dataset(request, slug: str) -> Dataset:
     dataset = get_object_or_404(Dataset.objects.select_related("owner"), slug=slug)
-    permissions.check_manage_dataset(request.user, dataset)
+    catalog_rules.check_manage_dataset(request.user, dataset)
     return dataset
 
 
 # What the policy form offers: the pipeline's own lists ('none' is a sandbox input, never a release's shift).
-RELEASE_SHIFT_MODES = [mode for mode in SHIFT_MODES if mode != "none"]
+RELEASE_SHIFT_MODES = [mode for mode in SHIFT_MODES if mode != UNSHIFTED]
 
 
 def policy_form_values(spec: ReleaseSpec) -> dict:
@@ -172,8 +175,8 @@ def dataset_page(request, slug: str):
     bureau also manage versions, policy and releases here."""
     if request.method == "POST" and not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    dataset = get_object_or_404(permissions.catalog_datasets(request.user, metadata.catalog_queryset()), slug=slug)
-    may_manage = permissions.allowed(permissions.check_manage_dataset, request.user, dataset)
+    dataset = get_object_or_404(catalog_rules.catalog_datasets(request.user, metadata.catalog_queryset()), slug=slug)
+    may_manage = roles.allowed(catalog_rules.check_manage_dataset, request.user, dataset)
     if request.method == "POST" and not may_manage:
         _steward_dataset(request, slug)  # refuses with the rule's reason
     record = metadata.dataset_record(
@@ -209,7 +212,7 @@ def dataset_sample(user, dataset: Dataset, record: dict) -> dict:
     mock rows (conditional rows need a licence; compute-only rows never leave). The mock
     path never opens the dataset's files."""
     release = None
-    if permissions.shows_real_rows(user, dataset):
+    if catalog_rules.shows_real_rows(user, dataset):
         release = Release.objects.filter(
             corpus__dataset=dataset, status=ReleaseStatus.PUBLISHED, outputs__has_key="geoparquet"
         ).order_by("-published_at", "-pk").first()
@@ -320,7 +323,7 @@ def start_release(request, slug: str):
 
 
 def _visible_release(request, pk: int) -> Release:
-    qs = permissions.visible_releases(request.user, Release.objects.select_related("corpus__dataset", "policy", "task"))
+    qs = releases_rules.visible_releases(request.user, Release.objects.select_related("corpus__dataset", "policy", "task"))
     return get_object_or_404(qs, pk=pk)
 
 
@@ -328,10 +331,10 @@ def _visible_release(request, pk: int) -> Release:
 def release_page(request, pk: int):
     release = _visible_release(request, pk)
     shows, _licence = map_views.map_shows(request.user, release)
-    may_publish = permissions.allowed(permissions.check_manage_dataset, request.user, release.corpus.dataset)
+    may_publish = roles.allowed(catalog_rules.check_manage_dataset, request.user, release.corpus.dataset)
     return render(request, "portal/release.html", {
         "release": release, "report": release.report, "map_shows": shows, "may_publish": may_publish,
-        "may_trace": permissions.allowed(permissions.check_view_events, request.user),
+        "may_trace": roles.allowed(provenance_rules.check_view_events, request.user),
         "distortion": charts.release_distortion(release.report) if release.report else [],
     })
 
@@ -340,7 +343,7 @@ def release_page(request, pk: int):
 @require_POST
 def publish(request, pk: int):
     release = _visible_release(request, pk)
-    if permissions.allowed(permissions.check_manage_dataset, request.user, release.corpus.dataset):
+    if roles.allowed(catalog_rules.check_manage_dataset, request.user, release.corpus.dataset):
         asked = forms.confirmation(request, title=_("发布 %(release)s？") % {"release": release}, consequence=_(
             "发布后，这份数据即按其类别提供下载或申请（开放数据：任何登录用户），已下载的副本无法收回。"))
         if asked is not None:
@@ -358,7 +361,7 @@ def publish(request, pk: int):
 def release_file(request, pk: int, fmt: str):
     """The steward's own copy of an output; recipients' downloads are licensed separately."""
     release = _visible_release(request, pk)
-    permissions.check_manage_dataset(request.user, release.corpus.dataset)
+    catalog_rules.check_manage_dataset(request.user, release.corpus.dataset)
     output = release.outputs.get(fmt)
     if output is None:
         raise Http404

@@ -1,5 +1,5 @@
 """Pages. Each view parses the form, calls an action and reports the outcome; the
-rules themselves live in accounts.permissions."""
+rules themselves live in each app's rules.py."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -13,17 +13,22 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from access import actions as access_actions
+from access import rules as access_rules
 from access.models import Application, ApplicationStatus, Licence, PurposeCategory
 from accounts import actions as account_actions
-from accounts import permissions
 from accounts.models import Organisation, OrganisationKind, Role, User
 from catalog.models import DataClass, Dataset
 from corpora.actions import INGEST_TASK_KIND
+from defense import rules as defense_rules
 from defense.models import Alert
 from federation.api import visible_nodes
+from jobs import rules as jobs_rules
 from jobs.models import Job, JobStatus
+from kernel import roles
 from kernel.errors import ActionError, InvalidInput
 from portal import readable
+from progress import rules as progress_rules
+from provenance import rules as provenance_rules
 
 from . import forms
 from .node_views import node_rows
@@ -36,13 +41,13 @@ from releases.models import Release
 
 
 def _applications(user):
-    return permissions.visible_applications(
+    return access_rules.visible_applications(
         user, Application.objects.select_related("dataset__owner", "organisation", "applicant")
     )
 
 
 def _tasks(user):
-    return permissions.visible_tasks(user, TaskProgress.objects.select_related("started_by"))[:10]
+    return progress_rules.visible_tasks(user, TaskProgress.objects.select_related("started_by"))[:10]
 
 
 # Rows per page of a dashboard list: no page grows with the catalogue or the log.
@@ -72,24 +77,24 @@ def _section(anchor: str, label: str, count: int | None = None) -> dict:
 
 
 def _open_alerts(user) -> int:
-    return permissions.visible_alerts(user, Alert.objects.filter(status="open")).count()
+    return defense_rules.visible_alerts(user, Alert.objects.filter(status="open")).count()
 
 
 def _licences(user) -> int:
-    licences = permissions.visible_licences(user, Licence.objects.all())
-    if permissions.has_role(user, Role.STEWARD):
+    licences = access_rules.visible_licences(user, Licence.objects.all())
+    if roles.has_role(user, Role.STEWARD):
         licences = licences.filter(release__corpus__dataset__owner_id=user.organisation_id)
     return licences.count()
 
 
 def _jobs(user, **filters):
-    return permissions.visible_jobs(user, Job.objects.filter(**filters).select_related("dataset", "organisation"))
+    return jobs_rules.visible_jobs(user, Job.objects.filter(**filters).select_related("dataset", "organisation"))
 
 
 @login_required
 def dashboard(request):
     user = request.user
-    role = permissions.role_of(user)
+    role = roles.role_of(user)
     context = {"role": role, "tasks": _tasks(user)}
     if role == Role.APPLICANT:
         context["applications"] = _applications(user)[:50]
@@ -117,7 +122,7 @@ def dashboard(request):
         context["datasets"] = _page(request, owned.prefetch_related("holders").order_by("slug"), "page")
         context["queue_page"] = queue
         context["queue"] = [
-            (app, permissions.allowed(permissions.check_decide_application, user, app)) for app in queue
+            (app, roles.allowed(access_rules.check_decide_application, user, app)) for app in queue
         ]
         context["decided"] = _applications(user).filter(dataset__owner_id=user.organisation_id).exclude(
             status=ApplicationStatus.SUBMITTED
@@ -190,7 +195,7 @@ def submit_application(request):
     with the API's ApplicationSerializer; an error shows the form again as it was typed."""
     from access.api import REQUEST_FIELDS, ApplicationSerializer
 
-    permissions.check_submit_application(request.user, None)
+    access_rules.check_submit_application(request.user, None)
     errors = {}
     if request.method == "POST":
         try:
@@ -224,7 +229,7 @@ def decide_application(request, pk: int):
     if decide is None:
         messages.error(request, _("未知的审核决定。"))
         return redirect("dashboard")
-    if decision == "reject" and permissions.allowed(permissions.check_decide_application, request.user, application):
+    if decision == "reject" and roles.allowed(access_rules.check_decide_application, request.user, application):
         asked = forms.confirmation(request, title=_("驳回申请 #%(pk)s？") % {"pk": pk}, consequence=_(
             "驳回是最终决定：申请方须重新提交一份新申请。若只需修改，请选择“要求修改”。"))
         if asked is not None:
@@ -243,7 +248,7 @@ def decide_application(request, pk: int):
 
 @login_required
 def events(request):
-    permissions.check_view_events(request.user)
+    provenance_rules.check_view_events(request.user)
     from provenance.api import EventFilterSerializer
 
     filters = EventFilterSerializer(data=request.GET)
@@ -257,7 +262,7 @@ def events(request):
             "values": {name: request.GET.get(name, "") for name in filters.fields},
             "errors": {field: " ".join(str(m) for m in found) for field, found in filters.errors.items()},
             "event_types": LineageEvent.objects.order_by("event_type").values_list("event_type", flat=True).distinct(),
-            "can_verify": permissions.allowed(permissions.check_verify_events, request.user),
+            "can_verify": roles.allowed(provenance_rules.check_verify_events, request.user),
         },
         status=200 if valid else 400,
     )
@@ -272,7 +277,7 @@ def start_verification(request):
 
 @login_required
 def task_detail(request, pk):
-    task = permissions.visible_tasks(request.user, TaskProgress.objects.filter(pk=pk)).first()
+    task = progress_rules.visible_tasks(request.user, TaskProgress.objects.filter(pk=pk)).first()
     if task is None:
         raise Http404
     # Where the work's outcome is shown, once it is done.

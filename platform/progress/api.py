@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from rest_framework import mixins, serializers, viewsets
 
-from accounts import permissions
 
+from . import rules
 from .models import TaskProgress
 
 
@@ -37,6 +37,6 @@ class TaskProgressViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return TaskProgress.objects.none()
-        return permissions.visible_tasks(
+        return rules.visible_tasks(
             self.request.user, TaskProgress.objects.select_related("started_by")
         )

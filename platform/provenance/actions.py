@@ -4,10 +4,10 @@ from __future__ import annotations
 from django.db import models, transaction
 from django.utils.translation import gettext_noop
 
-from accounts import permissions
 from progress.actions import by_name, queue_task
 from progress.models import TaskProgress
 
+from . import rules
 from .recorder import actor_of, record, subject_of
 
 VERIFY_TASK_KIND = "ledger.verify_events"
@@ -15,7 +15,7 @@ VERIFY_TASK_KIND = "ledger.verify_events"
 
 def start_event_log_verification(*, actor) -> TaskProgress:
     """Queue a background walk of the whole chain; its progress row is returned."""
-    permissions.check_verify_events(actor)
+    rules.check_verify_events(actor)
     return queue_task(
         VERIFY_TASK_KIND,
         label=gettext_noop("核验溯源事件链"),  # stored untranslated; pages translate it

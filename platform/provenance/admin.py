@@ -1,10 +1,10 @@
-"""Django admin: every model is registered; who may do what is asked of accounts.permissions,
+"""Django admin: every model is registered; who may do what is asked of the apps' rules,
 and every save goes through an action that records an event."""
 from __future__ import annotations
 
 from django.contrib import admin
 
-from accounts import permissions
+from accounts import rules as accounts_rules
 
 from . import actions
 from .models import Anchor, AnchoringState, ChainRegistry, LineageEvent, LineageLink
@@ -17,16 +17,16 @@ class RecordedModelAdmin(admin.ModelAdmin):
         return False
 
     def has_module_permission(self, request) -> bool:
-        return permissions.can_use_admin(request.user)
+        return accounts_rules.can_use_admin(request.user)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return permissions.can_use_admin(request.user)
+        return accounts_rules.can_use_admin(request.user)
 
     def has_add_permission(self, request) -> bool:
-        return permissions.can_use_admin(request.user) and self.may_edit(request.user)
+        return accounts_rules.can_use_admin(request.user) and self.may_edit(request.user)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return permissions.can_use_admin(request.user) and self.may_edit(request.user, obj)
+        return accounts_rules.can_use_admin(request.user) and self.may_edit(request.user, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

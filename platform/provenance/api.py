@@ -13,11 +13,10 @@ from rest_framework.response import Response
 
 from django.utils.translation import gettext as _
 
-from accounts import permissions
 from kernel.errors import Conflict, InvalidInput
 from progress.api import TaskProgressSerializer
 
-from . import actions, anchoring, lineage
+from . import actions, anchoring, lineage, rules
 from .models import Anchor, LineageEvent
 
 
@@ -202,7 +201,7 @@ class LineageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return LineageEvent.objects.none()
-        permissions.check_view_events(self.request.user)
+        rules.check_view_events(self.request.user)
         qs = LineageEvent.objects.all()
         if self.action == "list":
             filters = EventFilterSerializer(data=self.request.query_params)
@@ -287,7 +286,7 @@ class LineageViewSet(viewsets.ViewSet):
     auditors_may_post = True  # verifying changes no data
 
     def _graph(self, request) -> lineage.LineageGraph:
-        permissions.check_view_events(request.user)
+        rules.check_view_events(request.user)
         subject = _subject_from(request.query_params)
         try:
             return lineage.lineage_graph(subject)
@@ -304,7 +303,7 @@ class LineageViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"])
     def verify(self, request):
         """Recompute every event of the lineage and check each proof against the chain."""
-        permissions.check_verify_events(request.user)
+        rules.check_verify_events(request.user)
         subject = _subject_from(request.data)
         try:
             report = lineage.verify_lineage(subject)
@@ -346,12 +345,12 @@ class AnchorViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Anchor.objects.none()
-        permissions.check_view_events(self.request.user)
+        rules.check_view_events(self.request.user)
         return Anchor.objects.select_related("registry").order_by("-first_seq")
 
     @extend_schema(responses={200: LedgerStatusSerializer})
     @action(detail=False, methods=["get"], url_path="status")
     def lag(self, request):
         """Head of the log, last anchored seq, the lag in events and seconds, and the last error."""
-        permissions.check_view_events(request.user)
+        rules.check_view_events(request.user)
         return Response(anchoring.ledger_status().to_dict())

@@ -13,15 +13,16 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
-from accounts import permissions
+from catalog import rules as catalog_rules
 from catalog.actions import next_version
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
-from kernel.errors import Conflict, InvalidInput, Refused
+from kernel.errors import Conflict, InvalidInput
 from kernel.paths import state_path
 from progress.actions import by_name, queue_task
 from provenance.recorder import actor_of, record, subject_of
 
+from . import rules
 from .keys import new_release_key
 from .models import Release, ReleasePolicy, ReleaseStatus
 from .pipeline import ReleaseSpec
@@ -40,18 +41,10 @@ def parse_spec(data) -> ReleaseSpec:
         raise InvalidInput("spec", str(exc)) from exc
 
 
-def _check_leaves_the_platform(dataset: Dataset) -> None:
-    if dataset.data_class == "compute_only":
-        raise Refused(
-            f"{dataset.slug} is compute-only (可用不可见): its rows never become a release file; "
-            "jobs read them in the privacy sandbox"
-        )
-
-
 @transaction.atomic(durable=True)
 def save_policy(*, actor, dataset: Dataset, spec: dict) -> ReleasePolicy:
     """A new version of the dataset's release policy."""
-    permissions.check_manage_dataset(actor, dataset)
+    catalog_rules.check_manage_dataset(actor, dataset)
     parsed = parse_spec(spec)
     if parsed.data_class != dataset.data_class:
         raise InvalidInput(
@@ -77,14 +70,14 @@ def save_policy(*, actor, dataset: Dataset, spec: dict) -> ReleasePolicy:
 
 def start_release(*, actor, corpus: CorpusVersion, policy: ReleasePolicy) -> Release:
     """Queue a release build of a corpus version under a policy of the same dataset."""
-    permissions.check_manage_dataset(actor, corpus.dataset)
+    catalog_rules.check_manage_dataset(actor, corpus.dataset)
     if policy.dataset_id != corpus.dataset_id:
         raise InvalidInput("policy", gettext("policy v%(policy_version)s belongs to "
                                              "%(policy_dataset_slug)s, not %(corpus_dataset_slug)s")
                                      % {"policy_version": policy.version,
                                         "policy_dataset_slug": policy.dataset.slug,
                                         "corpus_dataset_slug": corpus.dataset.slug})
-    _check_leaves_the_platform(corpus.dataset)
+    rules.check_leaves_the_platform(corpus.dataset)
     try:
         parse_spec(policy.spec).check_releasable()
     except ValueError as exc:
@@ -169,12 +162,7 @@ def release_build_lost(task, reason: str) -> None:
 def publish_release(*, actor, release: Release) -> Release:
     """A steward of the owning bureau approves publication of a built release."""
     release = Release.objects.select_for_update().select_related("corpus__dataset").get(pk=release.pk)
-    permissions.check_manage_dataset(actor, release.corpus.dataset)
-    _check_leaves_the_platform(release.corpus.dataset)
-    if ((release.report or {}).get("shift") or {}).get("mode") == "none":
-        raise Refused(gettext("release #%(release)s is not shifted; a release file that leaves the "
-                              "platform always is")
-                      % {"release": release.pk})
+    rules.check_publish_release(actor, release)
     if release.status != ReleaseStatus.BUILT:
         raise Conflict(gettext("release #%(release)s is %(release_status)s; only a built release can be "
                                "published")

@@ -6,11 +6,11 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts import permissions
+from catalog import rules as catalog_rules
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
 
-from . import actions, previews
+from . import actions, previews, rules
 from .models import Release, ReleasePolicy
 
 
@@ -47,7 +47,7 @@ class ReleasePolicyViewSet(
     queryset = ReleasePolicy.objects.select_related("dataset", "created_by")
 
     def create(self, request, *args, **kwargs):
-        permissions.check_register_dataset(request.user, request.user.organisation)  # stewards only
+        catalog_rules.check_register_dataset(request.user, request.user.organisation)  # stewards only
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
@@ -61,7 +61,7 @@ class ReleasePolicyViewSet(
         body = PreviewSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         corpus = body.validated_data["corpus_version"]
-        permissions.check_manage_dataset(request.user, corpus.dataset)
+        catalog_rules.check_manage_dataset(request.user, corpus.dataset)
         spec = actions.parse_spec(body.validated_data["spec"])
         report, _ = previews.preview(corpus, spec, units=body.validated_data["units"])
         return Response(report)
@@ -90,14 +90,14 @@ class ReleaseViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Release.objects.none()
-        return permissions.visible_releases(
+        return rules.visible_releases(
             self.request.user, Release.objects.select_related("corpus__dataset", "policy")
         )
 
     @extend_schema(responses={202: ReleaseSerializer})
     def create(self, request, *args, **kwargs):
         """Start building a release of a corpus version under a policy (a worker task)."""
-        permissions.check_register_dataset(request.user, request.user.organisation)  # stewards only
+        catalog_rules.check_register_dataset(request.user, request.user.organisation)  # stewards only
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         release = actions.start_release(

@@ -2,7 +2,7 @@
 feature collections, small enough for a page, built from what a viewer may download.
 
 No Django here. What a viewer may see is decided by the caller (portal.map_views, with
-accounts.permissions); this module only turns geometries and their released attributes into
+releases.rules); this module only turns geometries and their released attributes into
 GeoJSON, and grid cells into a choropleth of coverage.
 
 Coordinates are written as they were released, rounded to 1e-7 degrees (about 1 cm, far

@@ -59,7 +59,8 @@ from .writers import GeoParquetStreamWriter, coordinate_label, write_geojson, wr
 
 ROW = "_row"  # the corpus row number, carried through pass 1 and 2 to apply suppression
 OUTPUT_FORMATS = ("geoparquet", "geopackage", "geojson")
-SHIFT_MODES = ("smooth", "cell", "gcj02", "none")
+UNSHIFTED = "none"  # compute-only data only: it never leaves the platform
+SHIFT_MODES = ("smooth", "cell", "gcj02", UNSHIFTED)
 DATA_CLASSES = ("open", "conditional", "compute_only")
 _PIPELINE_SOURCES = ("pipeline.py", "desensitize.py", "location.py", "linkage.py", "pii.py", "declassify.py",
                      "shift.py", "lightweight.py", "writers.py", "fingerprint.py", "relocation.py", "columns.py",
@@ -96,7 +97,7 @@ class ReleaseSpec:
         mode = self.shift.get("mode") if isinstance(self.shift, Mapping) else None
         if mode not in SHIFT_MODES:
             raise ValueError(f"shift.mode: must be one of {list(SHIFT_MODES)}, not {mode!r}")
-        if mode == "none" and self.data_class != "compute_only":
+        if mode == UNSHIFTED and self.data_class != "compute_only":
             raise ValueError("shift.mode: a release that leaves the platform must be shifted; 'none' is "
                              "only for compute-only data")
         unknown = sorted(set(self.outputs) - set(OUTPUT_FORMATS))
@@ -108,7 +109,7 @@ class ReleaseSpec:
     def check_releasable(self) -> None:
         """Refuse a spec whose files would hold unshifted coordinates: 'none' only describes
         how compute-only rows reach the sandbox, which reads the corpus itself."""
-        if self.shift.get("mode") == "none":
+        if self.shift.get("mode") == UNSHIFTED:
             raise ValueError(
                 "shift.mode: 'none' is only a sandbox input: compute-only rows are read unshifted by "
                 "sandbox jobs and never become a release file; a release is always shifted "
@@ -591,7 +592,7 @@ def _measurement_sample(table: pa.Table, original: np.ndarray, shifted: np.ndarr
 
 def _shift_report(mode, sample) -> dict[str, Any]:
     if mode is None:
-        return {"mode": "none", "warning": "not shifted: compute-only data that never leaves the platform"}
+        return {"mode": UNSHIFTED, "warning": "not shifted: compute-only data that never leaves the platform"}
     report = {"mode": mode.describe()}
     if sample is not None:
         original, shifted = sample

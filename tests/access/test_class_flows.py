@@ -276,7 +276,7 @@ def test_approval_without_a_published_release_grants_no_licence_yet(world):
 
 
 def test_compute_only_class_download_refused_and_approval_grants_jobs_with_a_budget(world):
-    from accounts import permissions
+    from access import rules as access_rules
     from kernel.errors import Refused
 
     w = world
@@ -319,6 +319,6 @@ def test_compute_only_class_download_refused_and_approval_grants_jobs_with_a_bud
 
     # Jobs: the named researcher may run them; another organisation may not.
     w.app_lab.refresh_from_db()
-    permissions.check_run_job(w.researcher, w.rooms, w.app_lab)
+    access_rules.check_run_job(w.researcher, w.rooms, w.app_lab)
     with pytest.raises(Refused):
-        permissions.check_run_job(w.applicant, w.rooms, w.app_lab)
+        access_rules.check_run_job(w.applicant, w.rooms, w.app_lab)

@@ -1,4 +1,4 @@
-"""The shared kernel (platform/kernel/: errors, input checks, state paths) sits below the
+"""The shared kernel (platform/kernel/: errors, input checks, state paths, roles) sits below the
 apps: it imports no app of the platform and not the project shell (platform/miliao/), so that
 every app can import it without importing each other."""
 from __future__ import annotations
@@ -83,3 +83,47 @@ def test_actions_dispatch_celery_tasks_by_name_and_never_import_a_tasks_module()
         if tasks:
             importing[path.parent.name] = tasks
     assert importing == {}
+
+
+def _functions(path: Path):
+    return [node for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def _raises(function, name: str) -> bool:
+    return any(isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+               and isinstance(node.exc.func, ast.Name) and node.exc.func.id == name
+               for node in ast.walk(function))
+
+
+def test_permission_rules_live_in_each_apps_rules_module():
+    """A rule (`check_*` that refuses, `visible_*` that scopes a read) lives in its app's
+    rules.py, beside that app's enums; accounts/permissions.py keeps only DRF's permission
+    classes and the role primitives are in kernel/roles.py."""
+    misplaced = []
+    for path in PLATFORM.rglob("*.py"):
+        if path.name == "rules.py" or path.parent.name in ("kernel", "migrations"):
+            continue
+        for function in _functions(path):
+            if function.name.startswith("check_") and _raises(function, "Refused"):
+                misplaced.append(f"{path.relative_to(PLATFORM)}:{function.name}")
+    assert misplaced == []
+    drf = ast.parse((PLATFORM / "accounts" / "permissions.py").read_text())
+    assert [n.name for n in drf.body if isinstance(n, ast.FunctionDef)] == []
+    assert {n.name for n in drf.body if isinstance(n, ast.ClassDef)} == {"OpenCatalogReadable", "AuditorsReadOnly"}
+    apps = {p.parent.name for p in PLATFORM.glob("*/rules.py")}
+    assert {"accounts", "access", "budgets", "catalog", "defense", "federation", "innovation", "jobs",
+            "progress", "provenance", "releases"} <= apps
+
+
+def test_rules_compare_with_their_apps_enums_not_raw_strings():
+    """`dataset.data_class == DataClass.OPEN`, not `== "open"`: a renamed value then fails at
+    import, not silently in a rule."""
+    raw = []
+    for path in [*PLATFORM.glob("*/rules.py"), PLATFORM / "kernel" / "roles.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                if any(isinstance(o, ast.Constant) and isinstance(o.value, str) for o in operands):
+                    raw.append(f"{path.relative_to(PLATFORM)}:{node.lineno}")
+    assert raw == []

@@ -1,15 +1,16 @@
 """The dashboards' access cards: licences, open downloads, applications sent back for
 changes, and leak tracing. Each reads what the user may see; buttons show only where the
-rule in accounts.permissions would allow the action."""
+rule in access.rules would allow the action."""
 
 from __future__ import annotations
 
 from django import template
 
+from access import rules
 from access.models import Application, ApplicationStatus, LeakFinding, Licence, PurposeCategory
 from access.packages import FORMATS
-from accounts import permissions
 from catalog.models import DataClass
+from kernel import roles
 from releases.models import Release, ReleaseStatus
 
 register = template.Library()
@@ -23,20 +24,20 @@ def _card(context, **values) -> dict:
 @register.inclusion_tag("portal/_licences.html", takes_context=True)
 def licences_card(context):
     user = context["request"].user
-    licences = permissions.visible_licences(
+    licences = rules.visible_licences(
         user,
         Licence.objects.select_related("release__corpus__dataset__owner", "organisation").prefetch_related(
             "users"
         ),
     )
-    if permissions.has_role(user, "steward"):
+    if roles.has_role(user, "steward"):
         licences = licences.filter(release__corpus__dataset__owner_id=user.organisation_id)
     rows = [
         {
             "licence": licence,
-            "may_download": permissions.allowed(permissions.check_download_licence, user, licence)
+            "may_download": roles.allowed(rules.check_download_licence, user, licence)
             and user in licence.users.all(),
-            "may_manage": permissions.allowed(permissions.check_manage_licence, user, licence),
+            "may_manage": roles.allowed(rules.check_manage_licence, user, licence),
         }
         for licence in licences[:50]
     ]
@@ -56,7 +57,7 @@ def open_releases_card(context):
 @register.inclusion_tag("portal/_changes_requested.html", takes_context=True)
 def changes_requested_card(context):
     user = context["request"].user
-    sent_back = permissions.visible_applications(
+    sent_back = rules.visible_applications(
         user, Application.objects.filter(status=ApplicationStatus.CHANGES_REQUESTED).select_related("dataset")
     ).filter(organisation_id=user.organisation_id)
     return _card(context, applications=sent_back, categories=PurposeCategory.choices)
@@ -65,9 +66,9 @@ def changes_requested_card(context):
 @register.inclusion_tag("portal/_leaks.html", takes_context=True)
 def leaks_card(context):
     user = context["request"].user
-    findings = permissions.visible_leak_findings(
+    findings = rules.visible_leak_findings(
         user, LeakFinding.objects.select_related("recipient", "licence", "release")
     )[:20]
     return _card(
-        context, findings=findings, may_trace=permissions.allowed(permissions.check_trace_leak, user)
+        context, findings=findings, may_trace=roles.allowed(rules.check_trace_leak, user)
     )

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 from django import template
 
-from accounts import permissions
 from budgets import amounts
+from budgets import rules
 from budgets.models import PrivacyBudget
 
 register = template.Library()
@@ -17,7 +17,7 @@ def privacy_budgets(context, scope: str):
     """Budgets held by the user's organisation (scope "organisation") or spent on its
     bureau's datasets (scope "bureau")."""
     user = context["request"].user
-    qs = permissions.visible_budgets(user, PrivacyBudget.objects.select_related("organisation", "dataset"))
+    qs = rules.visible_budgets(user, PrivacyBudget.objects.select_related("organisation", "dataset"))
     field = {"organisation": "organisation_id", "bureau": "dataset__owner_id"}[scope]
     return {"budgets": qs.filter(**{field: user.organisation_id})[:50]}
 

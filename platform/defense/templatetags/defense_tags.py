@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from django import template
 
-from accounts import permissions
+from defense import rules
 from defense.models import Alert
+from kernel import roles
 
 register = template.Library()
 
@@ -13,9 +14,9 @@ register = template.Library()
 def risk_alerts(context):
     """Open alerts first, then the latest handled ones, as the user may see them."""
     user = context["request"].user
-    qs = permissions.visible_alerts(user, Alert.objects.select_related("organisation", "dataset", "licence"))
+    qs = rules.visible_alerts(user, Alert.objects.select_related("organisation", "dataset", "licence"))
     return {
         "open_alerts": list(qs.filter(status="open")[:30]),
         "handled_alerts": list(qs.exclude(status="open")[:10]),
-        "may_handle": permissions.has_role(user, "steward"),
+        "may_handle": roles.has_role(user, "steward"),
     }

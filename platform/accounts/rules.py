@@ -1,11 +1,11 @@
-"""Who may manage organisations and users, and use the Django admin (kernel.roles has the
-role primitives every app's rules share)."""
+"""Who may manage organisations and users (kernel.roles has the role primitives every app's
+rules share, and who uses the Django admin)."""
 from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from kernel.roles import Role, has_role, reads_everything, require_role
+from kernel.roles import Role, reads_everything, require_role
 
 
 def check_manage_accounts(user) -> None:
@@ -20,7 +20,3 @@ def visible_users(user, qs: QuerySet) -> QuerySet:
     if reads_everything(user):
         return qs
     return qs.filter(organisation_id=user.organisation_id)
-
-
-def can_use_admin(user) -> bool:
-    return has_role(user, Role.STEWARD, Role.ADMIN)

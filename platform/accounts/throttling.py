@@ -12,7 +12,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
-from miliao.api import is_api
+from kernel.web import is_api
 
 
 def client_ip(request) -> str | None:

@@ -6,7 +6,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
-from miliao.i18n import localized
+from kernel.i18n import localized
 
 
 class DataClass(models.TextChoices):

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Organisation
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
-from miliao.i18n import localized
+from kernel.i18n import localized
 
 
 class ScenarioStatus(models.TextChoices):

@@ -43,6 +43,11 @@ def reads_everything(user) -> bool:
     return has_role(user, Role.AUDITOR, Role.ADMIN)
 
 
+def can_use_admin(user) -> bool:
+    """The Django admin (read-only unless a model's admin allows more): stewards and admins."""
+    return has_role(user, Role.STEWARD, Role.ADMIN)
+
+
 def allowed(check: Callable[..., None], *args) -> bool:
     """Whether a check_* rule passes, for templates that show or hide a button."""
     try:

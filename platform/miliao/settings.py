@@ -326,9 +326,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so it sees the response a view returned: a bare 405 becomes the site's page.
-    "portal.errors.MethodNotAllowedPageMiddleware",
-    # A Refused that a portal view let through becomes the 403 page.
-    "portal.errors.RefusedIsForbiddenMiddleware",
+    "miliao.middleware.MethodNotAllowedPageMiddleware",
+    # An action's error that a view let through becomes the site's page: Refused 403,
+    # Conflict 409, InvalidInput 400, each with its reason.
+    "miliao.middleware.ActionErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "miliao.urls"

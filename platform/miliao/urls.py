@@ -27,7 +27,7 @@ from innovation.api import (
 )
 from federation.api import DistrictNodeViewSet
 from jobs.api import JobViewSet, SandboxPolicyViewSet, SyftDatasetViewSet, TrainedModelViewSet
-from miliao.api import not_found
+from kernel.web import not_found
 from portal import errors
 from progress.api import TaskProgressViewSet
 from provenance.api import AnchorViewSet, LineageEventViewSet, LineageViewSet

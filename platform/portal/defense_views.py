@@ -20,7 +20,7 @@ def acknowledge(request, pk: int):
     try:
         actions.acknowledge_alert(actor=request.user, alert=alert, note=request.POST.get("note", ""))
     except Refused:
-        raise  # the 403 page: portal.errors.RefusedIsForbiddenMiddleware
+        raise  # the 403 page: miliao.middleware.ActionErrorPageMiddleware
     except ActionError as exc:
         messages.error(request, exc.message)
     else:

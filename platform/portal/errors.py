@@ -1,4 +1,4 @@
-"""The site's error pages and favicon. Error pages: 403, 404, 405 and 500 in the portal's layout and the visitor's
+"""The site's error pages and favicon. Error pages: 400, 403, 404, 405, 409 and 500 in the portal's layout and the visitor's
 language (LocaleMiddleware has chosen it by then). Paths under /api/ answer JSON, as the
 rest of the API does (DRF's messages), never an HTML page.
 
@@ -15,14 +15,16 @@ from django.template import loader
 from django.utils.translation import gettext as _
 from rest_framework import exceptions as api_errors
 
-from kernel.errors import Refused
-from miliao.api import is_api, not_found
+from kernel.errors import ActionError, Refused
+from kernel.web import is_api, not_found
 
 
 def _texts(status: int) -> tuple[str, str]:
     return {
+        400: (_("请求有误"), _("表单或地址中有一项不对，见下面的原因。请返回上一页修改后再试。")),
         403: (_("没有权限"), _("您的账户无权查看或执行此操作。如认为有误，请联系本机构的数据管理员。")),
         404: (_("页面不存在"), _("找不到这个地址。它可能已被移除，或链接有误。")),
+        409: (_("操作冲突"), _("对象当前的状态不允许这个操作（例如已经处理过）。请刷新页面查看最新状态。")),
         405: (_("不支持此操作"), _("这个地址只接受表单提交，不能直接打开。请从工作台进入相应页面。")),
         500: (_("服务器错误"), _("服务器处理请求时出错，已记录在日志中。请稍后再试。")),
     }[status]
@@ -64,41 +66,23 @@ def server_error(request):
     return HttpResponseServerError(html)
 
 
-class MethodNotAllowedPageMiddleware:
-    """A portal view that only takes POST (`require_POST`) answers GET with an empty 405;
-    a person who followed or typed the address gets the site's page instead, with the same
-    status and Allow header."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        response = self.get_response(request)
-        if response.status_code != 405 or is_api(request) or response.content:
-            return response
-        page = _page(request, 405)
-        if response.has_header("Allow"):
-            page["Allow"] = response["Allow"]
-        return page
+def action_error(request, exc: ActionError):
+    """The answer to an action's refusal that a view let through (miliao.middleware): the
+    403 page for `Refused`, 409 for `Conflict`, 400 for `InvalidInput` (its field named), each
+    with the action's reason; JSON in the API's error shape under /api/."""
+    if isinstance(exc, Refused):
+        return permission_denied(request, PermissionDenied(exc.message))
+    if is_api(request):
+        return JsonResponse(exc.as_data(), status=exc.status)
+    return _page(request, exc.status, exc.message)
 
 
-class RefusedIsForbiddenMiddleware:
-    """A portal view lets an action's or a rule's `Refused` through, and the visitor gets the
-    site's 403 page with its reason: one place for what each view used to write itself
-    (`except Refused: raise PermissionDenied`). A view that shows other refusals on its own page
-    (`except ActionError`) re-raises `Refused` to come here. The API's views answer through
-    DRF's exception handler and never reach this."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        return self.get_response(request)
-
-    def process_exception(self, request, exception):
-        if isinstance(exception, Refused):
-            return permission_denied(request, PermissionDenied(exception.message))
-        return None
+def method_not_allowed(request, response):
+    """A bare 405 (a POST-only view opened with GET) as the site's page, with its Allow header."""
+    page = _page(request, 405)
+    if response.has_header("Allow"):
+        page["Allow"] = response["Allow"]
+    return page
 
 
 def favicon(request):

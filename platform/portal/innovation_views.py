@@ -115,7 +115,7 @@ def scenario_action(request, slug: str, what: str):
         else:
             raise Http404(what)
     except Refused:
-        raise  # the 403 page: portal.errors.RefusedIsForbiddenMiddleware
+        raise  # the 403 page: miliao.middleware.ActionErrorPageMiddleware
     except ActionError as exc:
         messages.error(request, exc.message)
     return redirect("scenario-page", slug=slug)
@@ -220,7 +220,7 @@ def challenge_action(request, slug: str, what: str):
         else:
             raise Http404(what)
     except Refused:
-        raise  # the 403 page: portal.errors.RefusedIsForbiddenMiddleware
+        raise  # the 403 page: miliao.middleware.ActionErrorPageMiddleware
     except ActionError as exc:
         messages.error(request, exc.message)
     return redirect("challenge-page", slug=slug)

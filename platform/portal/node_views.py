@@ -60,7 +60,7 @@ def node_list(request):
             body = forms.validated(RegisterSerializer, request.POST)
             node = actions.register_node(actor=request.user, **body)
         except Refused:
-            raise  # the 403 page: portal.errors.RefusedIsForbiddenMiddleware
+            raise  # the 403 page: miliao.middleware.ActionErrorPageMiddleware
         except ActionError as exc:
             errors = forms.errors_of(exc)
         else:

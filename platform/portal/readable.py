@@ -1,21 +1,15 @@
 """What the platform records, put into words a steward, a startup or an auditor reads: event
 types and subjects as labels and links, a task's result as sentences, a verification as
 a verdict, privacy accounting as a table that says what each ε means, logs without terminal
-codes or server paths. Pages never show the raw dicts these come from."""
+codes or server paths (kernel.logs). Pages never show the raw dicts these come from."""
 from __future__ import annotations
 
 import math
-import sys
-import sysconfig
-import tempfile
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-
-from sandbox import redact
 
 EVENT_LABELS = {
     "access.application_submitted": gettext_lazy("提交数据申请"),
@@ -193,24 +187,6 @@ def actor_label(actor: str) -> str:
     if actor.startswith("user:"):
         return actor.split(":", 2)[-1]
     return actor
-
-
-def _roots() -> list[tuple[str, str]]:
-    return [
-        (str(settings.STATE_DIR), "‹state›"),
-        (str(settings.REPO_DIR), "‹platform›"),
-        (sysconfig.get_paths().get("purelib", ""), "‹python›"),
-        (sys.prefix, "‹python›"),
-        (sys.base_prefix, "‹python›"),
-        (tempfile.gettempdir(), "‹tmp›"),
-    ]
-
-
-def clean_log(text: str) -> str:
-    """A log as people read it: no terminal colour codes, no server paths (the state folder,
-    the code's checkout, Python's install and temporary folders become ‹state›, ‹platform›,
-    ‹python›, ‹tmp›; any other absolute path keeps only its file name)."""
-    return redact.plain(text or "", _roots())
 
 
 def verification_summary(result: dict) -> dict:

@@ -11,8 +11,9 @@ A running task records its worker and beats while it works. A worker that dies
 it, at a worker's start (Celery's `worker_ready`: a task the restarted worker was
 running is dead) and on the beat (a task whose heartbeat is older than
 TASK_STALE_S), fails what it was building through that app's own action (a
-release, a job, a submission's scoring, a challenge's close), then fails the task
-with a `tasks.worker_lost` event.
+release, a job, a submission's scoring, a challenge's close), then fails the task and
+sends `task_lost`, which the event log records as a `tasks.worker_lost` event in the same
+transaction (provenance.receivers): progress sits below the event log's own tracked tasks.
 """
 from __future__ import annotations
 
@@ -33,9 +34,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_noop
 
-from provenance.recorder import record, subject_of
-
 from .models import FINISHED, TaskProgress, TaskStatus
+from .signals import task_lost
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,5 @@ def _fail_lost(task_id, now: datetime.datetime, restarted: str | None, reason: s
         return False
     task.status, task.error, task.finished_at = TaskStatus.FAILED, reason, timezone.now()
     task.save(update_fields=["status", "error", "finished_at", "updated_at"])
-    record("tasks.worker_lost", actor="system", subject=subject_of(task),
-           payload={"kind": task.kind, "worker": task.worker, "percent": round(task.percent, 1),
-                    "heartbeat_at": task.heartbeat_at.isoformat() if task.heartbeat_at else None})
+    task_lost.send(sender=TaskProgress, task=task)
     return True

@@ -1,11 +1,11 @@
 from django.contrib import admin
 
-from provenance.admin import RecordedModelAdmin
+from kernel.admin import ReadOnlyModelAdmin
 
 from .models import TaskProgress
 
 
 @admin.register(TaskProgress)
-class TaskProgressAdmin(RecordedModelAdmin):
+class TaskProgressAdmin(ReadOnlyModelAdmin):
     list_display = ["label", "kind", "status", "percent", "started_by", "created_at"]
     list_filter = ["status", "kind"]

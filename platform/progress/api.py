@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rest_framework import mixins, serializers, viewsets
 
+from kernel.logs import clean_log
 
 from . import rules
 from .models import TaskProgress
@@ -16,8 +17,6 @@ class TaskProgressSerializer(serializers.ModelSerializer):
     error = serializers.SerializerMethodField(help_text="why it failed, without server paths or terminal codes")
 
     def get_error(self, task) -> str:
-        from portal.readable import clean_log
-
         return clean_log(task.error)
 
     class Meta:

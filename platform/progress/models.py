@@ -8,8 +8,6 @@ from django.db import models
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Organisation
-
 
 class TaskStatus(models.TextChoices):
     QUEUED = "queued", _("排队中")
@@ -59,7 +57,7 @@ class TaskProgress(models.Model):
         related_name="tasks",
     )
     organisation = models.ForeignKey(
-        Organisation,
+        "accounts.Organisation",
         verbose_name=_("组织"),
         on_delete=models.PROTECT,
         related_name="tasks",

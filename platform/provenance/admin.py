@@ -4,32 +4,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from accounts import rules as accounts_rules
+from kernel.admin import ReadOnlyModelAdmin
 
 from . import actions
 from .models import Anchor, AnchoringState, ChainRegistry, LineageEvent, LineageLink
 
 
-class RecordedModelAdmin(admin.ModelAdmin):
-    """Read-only for stewards and admins unless `may_edit` allows; never deletes."""
-
-    def may_edit(self, user, obj=None) -> bool:
-        return False
-
-    def has_module_permission(self, request) -> bool:
-        return accounts_rules.can_use_admin(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return accounts_rules.can_use_admin(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return accounts_rules.can_use_admin(request.user) and self.may_edit(request.user)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return accounts_rules.can_use_admin(request.user) and self.may_edit(request.user, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+class RecordedModelAdmin(ReadOnlyModelAdmin):
+    """Read-only for stewards and admins unless `may_edit` allows; never deletes; an edit is
+    saved through an action that records an event."""
 
     def save_model(self, request, obj, form, change):
         actions.save_from_admin(

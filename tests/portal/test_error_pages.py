@@ -25,10 +25,23 @@ def _refused(request):
     raise Refused("only the dataset's steward may do this")
 
 
-# The real URL map plus a view that fails, for the 500 page, and one that lets an action's
-# refusal through (settings.ROOT_URLCONF below).
+def _conflict(request):
+    from kernel.errors import Conflict
+
+    raise Conflict("application #7 was already approved")
+
+
+def _invalid(request):
+    from kernel.errors import InvalidInput
+
+    raise InvalidInput("epsilon", "a number above 0")
+
+
+# The real URL map plus a view that fails, for the 500 page, and views that let an action's
+# refusal, conflict or invalid input through (settings.ROOT_URLCONF below).
 urlpatterns = [path("boom/", _boom), path("api/boom/", _boom), path("refused/", _refused),
-               *miliao.urls.urlpatterns]
+               path("conflict/", _conflict), path("invalid/", _invalid), path("api/conflict/", _conflict),
+               path("api/invalid/", _invalid), *miliao.urls.urlpatterns]
 handler403, handler404, handler500 = errors.permission_denied, errors.page_not_found, errors.server_error
 
 TITLES = {
@@ -89,11 +102,39 @@ def test_each_error_is_a_page_of_the_site_in_the_visitors_language(visitor, lang
 
 def test_a_refusal_a_view_lets_through_is_the_403_page_with_its_reason(visitor):
     """Portal views no longer turn `Refused` into PermissionDenied each on its own:
-    `portal.errors.RefusedIsForbiddenMiddleware` does, once."""
+    `miliao.middleware.ActionErrorPageMiddleware` does, once."""
     response = visitor("en").get("/refused/")
     html = response.content.decode()
     assert response.status_code == 403 and "403 · Permission denied" in html
     assert "only the dataset&#x27;s steward may do this" in html or "only the dataset's steward may do this" in html
+
+
+@pytest.mark.parametrize("language,titles", [
+    ("en", {"conflict": "409 · Conflict", "invalid": "400 · Bad request"}),
+    ("zh-hans", {"conflict": "409 · 操作冲突", "invalid": "400 · 请求有误"}),
+])
+def test_a_conflict_or_invalid_input_a_view_lets_through_is_the_sites_page_with_its_reason(visitor, language, titles):
+    """Not a 500: the state's conflict is the 409 page, a wrong field the 400 page naming it."""
+    client = visitor(language)
+    response = client.get("/conflict/")
+    html = response.content.decode()
+    assert response.status_code == 409 and titles["conflict"] in html
+    assert "application #7 was already approved" in html and 'data-testid="error-reason"' in html
+    response = client.get("/invalid/")
+    html = response.content.decode()
+    assert response.status_code == 400 and titles["invalid"] in html
+    assert "a number above 0" in html
+    assert "ε" in html  # the field, by its label
+    assert FOOTER[language] in html  # the site's layout
+
+
+def test_action_errors_under_the_api_stay_json_in_the_error_shape(visitor):
+    response = visitor("en").get("/api/conflict/")
+    assert response.status_code == 409 and response["Content-Type"] == "application/json"
+    assert json.loads(response.content) == {"detail": "application #7 was already approved"}
+    response = visitor("en").get("/api/invalid/")
+    assert response.status_code == 400
+    assert json.loads(response.content) == {"epsilon": ["a number above 0"]}
 
 
 def test_anonymous_visitors_get_the_page_too(visitor):

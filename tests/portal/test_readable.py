@@ -154,7 +154,7 @@ def test_an_ingest_task_names_no_server_path(w, client):
 def test_logs_lose_terminal_codes_and_server_paths():
     from django.conf import settings
 
-    from portal.readable import clean_log
+    from kernel.logs import clean_log
 
     cleaned = clean_log(LOG + f"wrote {settings.STATE_DIR}/jobs/7/output/model.pt\n"
                         "\x1b]8;;http://x\x07link\x1b]8;;\x07 see https://flower.ai/docs/a/b\r\n")

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from django import template
 
+from kernel.logs import clean_log
 from portal import readable
 
 register = template.Library()
 
-for name in ("event_label", "subject_link", "actor_label", "clean_log", "metric_label", "applied_shift_label"):
+for name in ("event_label", "subject_link", "actor_label", "metric_label", "applied_shift_label"):
     register.filter(name, getattr(readable, name))
+register.filter("clean_log", clean_log)
 
 
 @register.filter

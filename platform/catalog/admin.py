@@ -24,7 +24,7 @@ class DatasetAdmin(RecordedModelAdmin):
 
 @admin.register(CatalogGeneration)
 class CatalogGenerationAdmin(admin.ModelAdmin):
-    """The catalogue's generation (catalog.answers), for reading: only changes to the
+    """The catalogue's generation (discovery.answers), for reading: only changes to the
     catalogue replace it."""
 
     list_display = ["value"]

@@ -6,7 +6,3 @@ class CatalogConfig(AppConfig):
     name = "catalog"
     verbose_name = _("数据目录")
 
-    def ready(self):
-        from . import answers
-
-        answers.connect()

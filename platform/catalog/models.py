@@ -83,7 +83,7 @@ class Dataset(models.Model):
 
 class CatalogGeneration(models.Model):
     """One row: a value that every change to what the catalogue shows replaces, in the
-    changing transaction (catalog.answers). The catalogue's shared answers are kept under it,
+    changing transaction (discovery.answers). The catalogue's shared answers are kept under it,
     so a reader who sees the change never gets an answer from before it."""
 
     value = models.BigIntegerField()

@@ -38,7 +38,7 @@ def check_read_catalog(user) -> None:
 def catalog_audience(user) -> str:
     """Which catalogue a reader sees: "members" (anyone logged in: every dataset) or "public"
     (anonymous readers: the open-data catalogue that harvesters fetch). The catalogue's kept
-    answers (catalog.answers) are shared within an audience, so nothing else about the reader
+    answers (discovery.answers) are shared within an audience, so nothing else about the reader
     may change what catalog_datasets returns."""
     return MEMBERS if role_of(user) is not None else PUBLIC
 

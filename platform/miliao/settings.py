@@ -309,6 +309,7 @@ INSTALLED_APPS = [
     "jobs",
     "federation",
     "innovation",
+    "discovery",
     "portal",
 ]
 

@@ -13,7 +13,7 @@ from access.api import (
 )
 from accounts.api import MeView, ObtainTokenView, OrganisationViewSet, UserViewSet
 from budgets.api import PrivacyBudgetViewSet
-from catalog.api import DatasetViewSet, ReleaseFileView
+from discovery.api import DatasetViewSet, ReleaseFileView
 from defense.api import AlertViewSet
 from corpora.api import CorpusVersionViewSet
 from innovation.api import (

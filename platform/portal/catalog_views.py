@@ -1,5 +1,5 @@
 """The catalogue page: search and filters over the datasets a reader may see, with the API's
-own filter code (catalog.metadata.find), paged. Anonymous visitors browse the open data, as
+own filter code (discovery.metadata.find), paged. Anonymous visitors browse the open data, as
 on an open-data portal; everything else needs a login."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from access import rules as access_rules
-from catalog import metadata
+from discovery import metadata
 from catalog.models import DataClass, Theme
 from innovation import rules as innovation_rules
 from jobs import rules as jobs_rules

@@ -36,7 +36,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
 from access import licensing, packages
-from catalog import metadata
+from discovery import metadata
 from catalog import rules as catalog_rules
 from kernel import roles
 from releases import mapdata

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from catalog import metadata
+from discovery import metadata
 from catalog import rules as catalog_rules
 from kernel import roles
 from portal import forms

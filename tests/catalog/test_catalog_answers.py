@@ -1,4 +1,4 @@
-"""The catalogue's kept answers (catalog.answers): the dataset list and the DCAT pages are
+"""The catalogue's kept answers (discovery.answers): the dataset list and the DCAT pages are
 computed once per audience and reused, and no reader ever gets an answer from before a change
 it can see, nor one made for another audience.
 

@@ -17,7 +17,7 @@ import shapely
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.metadata import public_extent
+from discovery.metadata import public_extent
 
 from catalog_support import add_corpus, describe
 from conftest import add_release, api_client
@@ -122,7 +122,7 @@ def test_spatial_extent_is_wkt_of_the_cells_and_the_bbox(dcat_world):
     assert geometry["gsp:asWKT"]["@type"] == spatial["dcat:bbox"]["@type"] == "gsp:wktLiteral"
     assert geometry["gsp:asGeoJSON"]["@type"] == "gsp:geoJSONLiteral"
     bbox = shapely.from_wkt(spatial["dcat:bbox"]["@value"])
-    # The extent is given to the cell (catalog.metadata.public_extent), never the corpus's own bounds.
+    # The extent is given to the cell (discovery.metadata.public_extent), never the corpus's own bounds.
     assert bbox.bounds == pytest.approx(tuple(public_extent(w.corpus.extent, 16)), abs=1e-7)
     footprint = shapely.from_wkt(geometry["gsp:asWKT"]["@value"])
     assert shapely.from_geojson(geometry["gsp:asGeoJSON"]["@value"]).equals_exact(footprint, 1e-7)
@@ -193,7 +193,7 @@ def test_every_role_and_anonymous_readers_read_dcat(world, path):
 
 
 def test_anonymous_readers_are_throttled_per_address_and_logged_in_ones_are_not(world, monkeypatch):
-    from catalog.api import OpenCatalogThrottle
+    from discovery.api import OpenCatalogThrottle
 
     monkeypatch.setattr(OpenCatalogThrottle, "rate", "3/min")
     statuses = [api_client().get("/api/datasets/dcat/", REMOTE_ADDR="198.51.100.7").status_code for _ in range(5)]
@@ -210,7 +210,7 @@ def test_distributions_follow_the_data_class():
     access URL, compute-only data no distribution at all."""
     from datetime import UTC, datetime
 
-    from catalog import dcat
+    from discovery import dcat
 
     release = {"id": 7, "version": 2, "status": "published", "published_at": datetime(2026, 1, 2, tzinfo=UTC),
                "url": "https://portal.example/releases/7/", "formats": ["geojson", "geoparquet"],
@@ -238,7 +238,7 @@ def test_distributions_follow_the_data_class():
 
 # --- DCAT-AP 3 conformance, harvesting, downloads, caching and cost ------------------------
 
-SHAPES = Path(__file__).resolve().parents[2] / "platform" / "catalog" / "shapes" / "dcat-ap-SHACL.ttl"
+SHAPES = Path(__file__).resolve().parents[2] / "platform" / "discovery" / "shapes" / "dcat-ap-SHACL.ttl"
 DCAT, DCT, HYDRA = (rdflib.Namespace(c) for c in (
     "http://www.w3.org/ns/dcat#", "http://purl.org/dc/terms/", "http://www.w3.org/ns/hydra/core#"))
 RDF_FORMATS = {"application/ld+json": "json-ld", "text/turtle": "turtle"}
@@ -367,7 +367,7 @@ def test_sql_queries_per_page_do_not_grow_with_the_catalog(published_world):
 
 
 def test_choice_labels_are_the_translated_labels():
-    from catalog.metadata import choice_labels, labels
+    from discovery.metadata import choice_labels, labels
     from catalog.models import DataClass, Theme
 
     for choices in (DataClass, Theme):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalog.query import CatalogFilters, boxes_intersect, covers_cell, parse_filters
+from discovery.query import CatalogFilters, boxes_intersect, covers_cell, parse_filters
 from corpora import grid
 from corpora.mock import MOCK_SEED_BASE, PLACEHOLDER_NAMES, mock_seed, mock_units
 from corpora.schema import UNIT_KINDS, UNIT_SCHEMA

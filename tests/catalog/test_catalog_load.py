@@ -82,8 +82,8 @@ def test_queries_per_request_do_not_grow_with_the_catalogue_and_lists_are_pages(
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigram index is PostgreSQL's")
 def test_text_search_uses_the_trigram_index(world):
-    from catalog import metadata
-    from catalog.query import CatalogFilters
+    from discovery import metadata
+    from discovery.query import CatalogFilters
 
     qs = metadata.search(metadata.catalog_queryset(), CatalogFilters(q="pipe管线"))
     with connection.cursor() as cursor:

@@ -126,7 +126,7 @@ def test_version_metadata_extent_kinds_fields_cells_and_update_date(release_worl
     assert data["latest_version"] == version and version["version"] == w.corpus.version
     assert version["units"] == w.corpus.units and version["kinds"] == w.corpus.kinds
     assert set(version["kinds"]) >= {"room", "building", "road"}
-    from catalog.metadata import public_extent
+    from discovery.metadata import public_extent
 
     # The extent out to the cells it touches: the corpus's own bounds are true positions.
     assert data["extent"] == version["extent"] == public_extent(w.corpus.extent, 16) != w.corpus.extent

@@ -106,7 +106,7 @@ def test_a_conditional_page_shows_mock_rows_and_the_covered_cells(world, client)
     assert MOCK in html and "有条件开放数据须经许可" in html
     assert 'data-testid="sample-map"' in html  # where the data lies, to the grid cell
     assert sorted(v for v in leaks["ids"] | leaks["long_names"] if v in html) == []
-    from catalog.metadata import public_extent
+    from discovery.metadata import public_extent
 
     assert corpus.cells[0] in html and str(public_extent(corpus.extent, 16)[0]) in html
     assert str(corpus.extent[0]) not in html  # the corpus's own bounds are true positions

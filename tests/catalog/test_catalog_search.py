@@ -62,7 +62,7 @@ def test_text_class_theme_and_district_filters(catalog_world, query, expected):
 
 
 def test_bbox_meets_the_newest_versions_extent(catalog_world):
-    from catalog.metadata import public_extent
+    from discovery.metadata import public_extent
 
     w = catalog_world
     # The search sees what the catalogue shows: each extent out to its cells (a finer one

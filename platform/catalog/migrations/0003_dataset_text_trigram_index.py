@@ -2,7 +2,7 @@
 indexed LIKE instead of five sequential ones. Trigrams need no tokenizer, so Chinese text is
 indexed as it is. On SQLite (the demo) nothing is created and the same query scans.
 
-The indexed expression is UPPER() of catalog.metadata.SearchText, as Django's icontains
+The indexed expression is UPPER() of discovery.metadata.SearchText, as Django's icontains
 writes it; it is frozen here, as a migration should be."""
 from django.db import migrations
 

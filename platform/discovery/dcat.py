@@ -1,5 +1,5 @@
 """The catalogue as DCAT in JSON-LD (the vocabulary that CKAN and other open-data portals
-harvest), built from the plain records of catalog.metadata.
+harvest), built from the plain records of discovery.metadata.
 
 Coordinates are CGCS2000 longitude/latitude, written as GeoSPARQL WKT without a CRS IRI
 (so in CRS84 order, as CKAN's DCAT reader expects): CGCS2000 and WGS84 differ by centimetres,

@@ -11,13 +11,13 @@ from django.db.models import F, Func, OuterRef, Prefetch, Q, QuerySet, Subquery,
 from django.db.models.functions import Cast
 from django.utils import translation
 
+from catalog import rules
+from catalog.models import DataClass, Dataset, Theme
 from corpora.models import CorpusVersion
 from corpora.schema import UNIT_SCHEMA
 from releases import rules as releases_rules
 from releases.models import Release, ReleaseStatus
 
-from . import rules
-from .models import DataClass, Dataset, Theme
 from .query import CatalogFilters, boxes_intersect, covers_cell, parse_filters
 
 # The schema of every stored corpus version (corpora.store writes UNIT_SCHEMA): what a

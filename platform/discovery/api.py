@@ -24,13 +24,14 @@ from rest_framework.views import APIView
 from access import downloads, packages
 from accounts import permissions
 from accounts.models import Organisation
+from catalog import actions, rules
+from catalog.models import DataClass, Dataset, Theme
 from kernel import roles
 from kernel.errors import InvalidInput
 from releases import rules as releases_rules
 from releases.models import Release
 
-from . import actions, answers, dcat, metadata, rules
-from .models import DataClass, Dataset, Theme
+from . import answers, dcat, metadata
 
 
 class DatasetSerializer(serializers.ModelSerializer):

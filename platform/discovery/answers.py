@@ -28,7 +28,8 @@ from django.utils import translation
 
 from rest_framework.response import Response
 
-from . import rules
+from catalog import rules
+
 
 TTL_S = 300
 ROW = 1
@@ -39,7 +40,7 @@ def generation() -> int | None:
     Plain SQL: asked on every kept answer, it skips the ORM's query compilation."""
     from django.db import connection
 
-    from .models import CatalogGeneration
+    from catalog.models import CatalogGeneration
 
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT value FROM {CatalogGeneration._meta.db_table} WHERE id = %s", [ROW])
@@ -49,7 +50,7 @@ def generation() -> int | None:
 
 def bump(**_) -> None:
     """Replace the generation (a signal receiver: runs in the changing transaction)."""
-    from .models import CatalogGeneration
+    from catalog.models import CatalogGeneration
 
     value = secrets.randbits(62)
     if not CatalogGeneration.objects.filter(pk=ROW).update(value=value):
@@ -103,7 +104,7 @@ def connect() -> None:
     from corpora.models import CorpusVersion
     from releases.models import Release, ReleasePolicy
 
-    from .models import Dataset
+    from catalog.models import Dataset
 
     for model in (Dataset, CorpusVersion, Organisation, Release, ReleasePolicy):
         post_save.connect(bump, sender=model, dispatch_uid=f"catalog-answers-save-{model.__name__}")

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
 from corpora.mock import mock_seed, mock_units
-from jobs.templatetags import task_texts
+from kernel import texts as task_texts
 from sandbox import tasks as sandbox_tasks
 
 from .models import Challenge

@@ -57,7 +57,6 @@ def metrics(bureau=None) -> dict:
     teams = Team.objects.filter(challenge__in=challenges)
     members = teams.values_list("members", flat=True).distinct()
     from accounts.models import User
-    from jobs.models import Job
 
     people = User.objects.filter(pk__in=members)
     submissions = Submission.objects.filter(challenge__in=challenges)
@@ -76,7 +75,7 @@ def metrics(bureau=None) -> dict:
         "submissions": submissions.count(),
         "submissions_scored": submissions.filter(status=SubmissionStatus.SCORED).count(),
         "shared_results": items.count(),
-        "reuse_jobs": Job.objects.filter(base_result__in=items).count(),
+        "reuse_jobs": items.aggregate(n=Count("derived_jobs"))["n"],  # jobs fine-tuned from them
         "reuse_downloads": LineageEvent.objects.filter(
             event_type="innovation.result_downloaded", subject__in=[subject_of(i) for i in items]).count(),
     }

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from django.conf import settings
 from django.utils.translation import gettext_noop
 
 from kernel.paths import state_path
@@ -104,9 +105,8 @@ def _evaluate(submission: Submission, part: pa.Table, work: Path) -> float:
 
 
 def outputs_caps() -> outputs.Caps:
-    from jobs.data import output_caps
-
-    return output_caps(submission=True)
+    """What one submission's evaluation may bring out of its folder: one predictions file."""
+    return outputs.Caps(max_bytes=settings.MILIAO_SUBMISSION_OUTPUT_MAX_BYTES, max_files=1)
 
 
 def _work(submission: Submission, which: str) -> Path:

@@ -50,14 +50,12 @@ def unseal(folder: Path) -> None:
         os.chmod(folder, 0o755)
 
 
-def output_caps(dataset=None, *, submission: bool = False):
-    """What one job (or one challenge submission) may bring out of its folder: total bytes and
-    files (sandbox.outputs.Caps). The platform's settings; `dataset` is there for a dataset's
-    own sandbox policy to lower them."""
+def output_caps(dataset=None):
+    """What one job may bring out of its folder: total bytes and files (sandbox.outputs.Caps).
+    The platform's settings; `dataset` is there for a dataset's own sandbox policy to lower
+    them. (A challenge submission's are innovation.scoring.outputs_caps.)"""
     from sandbox.outputs import Caps
 
-    if submission:
-        return Caps(max_bytes=settings.MILIAO_SUBMISSION_OUTPUT_MAX_BYTES, max_files=1)
     return Caps(max_bytes=settings.MILIAO_JOB_OUTPUT_MAX_BYTES, max_files=settings.MILIAO_JOB_OUTPUT_MAX_FILES)
 
 

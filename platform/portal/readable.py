@@ -133,7 +133,7 @@ SHIFT_LABELS = {
 
 def applied_shift_label(mode: str) -> str:
     """The shift a release applied, as its report names it (`smooth_field`, ...): not the policy
-    form's codes (jobs.templatetags.task_texts.shift_label)."""
+    form's codes (kernel.texts.shift_label)."""
     label = SHIFT_LABELS.get(mode)
     return str(label) if label is not None else mode
 

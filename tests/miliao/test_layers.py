@@ -1,6 +1,7 @@
-"""The shared kernel (platform/kernel/: errors, input checks, state paths, roles) sits below the
-apps: it imports no app of the platform and not the project shell (platform/miliao/), so that
-every app can import it without importing each other."""
+"""The platform's layers: the shared kernel (platform/kernel/) sits below the apps and imports
+none of them nor the project shell (platform/miliao/); the apps import each other without a
+cycle (Celery tasks and signals cross the other way by name, not by import); each app's rules
+live in its rules.py. The import graph is grimp's, built from every module of platform/."""
 from __future__ import annotations
 
 import ast
@@ -127,3 +128,84 @@ def test_rules_compare_with_their_apps_enums_not_raw_strings():
                 if any(isinstance(o, ast.Constant) and isinstance(o.value, str) for o in operands):
                     raw.append(f"{path.relative_to(PLATFORM)}:{node.lineno}")
     assert raw == []
+
+
+def _app_graph():
+    """Which platform package imports which (any module of one importing any module of the
+    other, function bodies included), as grimp finds it."""
+    import sys
+
+    import grimp
+
+    packages = sorted(_platform_packages())
+    if str(PLATFORM) not in sys.path:
+        sys.path.insert(0, str(PLATFORM))
+    graph = grimp.build_graph(*packages, include_external_packages=False)
+    return {a: {b for b in packages if a != b and graph.direct_import_exists(importer=a, imported=b, as_packages=True)}
+            for a in packages}, graph
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected parts of more than one package (Tarjan)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_apps_import_each_other_without_a_cycle():
+    edges, _graph = _app_graph()
+    assert edges["kernel"] == set()
+    # The graph is real: the shell wires every app, and the apps lean on the ones below.
+    assert edges["miliao"] >= {"accounts", "releases", "jobs", "portal", "discovery"}
+    assert {"catalog", "corpora"} <= edges["releases"] and "innovation" in edges["jobs"]
+    assert _cycles(edges) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    """The check above can fail: a graph with one back edge is one cycle."""
+    edges = {"kernel": set(), "catalog": {"kernel"}, "releases": {"catalog", "kernel"}}
+    assert _cycles(edges) == []
+    edges["catalog"].add("releases")
+    assert _cycles(edges) == [["catalog", "releases"]]
+
+
+def test_the_layers_from_the_kernel_up():
+    """Each package imports only packages of the layers below it, and the packages of one
+    layer import none of each other:
+
+    kernel < progress < provenance < accounts < catalog < corpora <
+    releases, budgets, federation, innovation < access < defense, jobs, discovery < portal < miliao.
+
+    Progress (tracked tasks) sits below the event log, which tracks its own verification as a
+    task; a lost task reaches the log by signal (provenance/receivers.py)."""
+    edges, graph = _app_graph()
+    layers = [("kernel",), ("progress",), ("provenance",), ("accounts",), ("catalog",), ("corpora",),
+              ("releases", "budgets", "federation", "innovation"), ("access",), ("defense", "jobs", "discovery"),
+              ("portal",), ("miliao",)]
+    assert {p for layer in layers for p in layer} == set(edges)
+    illegal = graph.find_illegal_dependencies_for_layers(layers=[set(layer) for layer in reversed(layers)])
+    assert sorted(f"{d.importer} -> {d.imported}" for d in illegal) == []

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.utils.translation import gettext_noop
 
 from kernel.paths import state_path
-from progress.actions import fail_task, run_tracked
+from progress.actions import run_tracked
 from sandbox import challenge as evaluation
 from sandbox import failures, outputs
 from sandbox import tasks as sandbox_tasks
@@ -116,14 +116,12 @@ def _work(submission: Submission, which: str) -> Path:
 def _tracked(task_id: str, work, what: str, *, commit, on_crash) -> None:
     """`run_tracked`, whose `commit` records the result in the transaction that marks the
     task succeeded (so whoever sees it succeeded sees the result); a crash fails the task
-    and calls `on_crash(reason)`."""
+    with a reason that quotes nothing the submission wrote and calls `on_crash(reason)`. The
+    crash ends here, in the log: the worker's task has nothing left to do."""
     try:
-        run_tracked(task_id, work, commit=commit)
-    except Exception as exc:
+        run_tracked(task_id, work, commit=commit, reason=failures.crashed, on_failure=on_crash)
+    except Exception:
         log.exception("%s crashed", what)
-        reason = failures.crashed(exc)  # its message may quote what the submission wrote
-        fail_task(task_id, reason)  # also where the crash came before `work` ran
-        on_crash(reason)
 
 
 def score_submission(task_id: str, submission_id: int) -> None:

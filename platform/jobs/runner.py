@@ -36,6 +36,12 @@ MODEL_FILES = {"model.pt", "result.json"}
 RESULT_MAX_BYTES = 1 << 20  # a training script's result.json
 
 
+def _task_error(exc: BaseException) -> str:
+    """What a failed job's task row says: the failure's category (JobFailed's message, never its
+    class name), or for anything else the crash's words, which quote none of the job's files."""
+    return str(exc) if isinstance(exc, JobFailed) else failures.crashed(exc)
+
+
 def run_job(task_id: str, job_id: int) -> None:
     job = Job.objects.select_related("dataset", "organisation", "corpus", "submitted_by").get(pk=job_id)
     if job.status not in (JobStatus.APPROVED, JobStatus.RUNNING):
@@ -62,17 +68,15 @@ def run_job(task_id: str, job_id: int) -> None:
     def work(report) -> dict:
         try:
             result.update(_run(job, report))
-        except JobFailed as exc:
-            fail_task(task_id, str(exc))  # the category, before run_tracked would add the class name
+        except JobFailed:
             raise
         except Exception as exc:  # a bug or a lost dependency: its message may quote the job's files
             log.exception("job %s crashed", job.pk)
-            fail_task(task_id, failures.crashed(exc))
             raise JobFailed(failures.crashed(exc), detail=f"{type(exc).__name__}: {exc}") from exc
         return {"job": job.pk}  # the task row holds nothing of the run's: the job's page says the rest
 
     try:
-        run_tracked(task_id, work)
+        run_tracked(task_id, work, reason=_task_error)
         spent = actions.spent_of(job, result["privacy"])
     except JobFailed as exc:
         remove_working_folders(actions.job_dir(job), keep_output=False)

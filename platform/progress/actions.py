@@ -118,9 +118,27 @@ def run_tracked(
     work: Callable[[Reporter], dict],
     *,
     commit: Callable[[dict], None] | None = None,
+    on_failure: Callable[[str], None] | None = None,
+    reason: Callable[[BaseException], str] | None = None,
     min_interval_s: float = 0.2,
 ) -> TaskProgress:
-    """Run `work` for a queued task, then `commit(result)` and mark it done, atomically."""
+    """Run `work` for a queued task, then `commit(result)` and mark it done, atomically: the one
+    crash path of every tracked task. Whatever fails (the work, the commit) fails the task with
+    `reason(exc)` (by default "<class>: <message>"; an app whose messages may quote what a user
+    wrote passes sandbox.failures.crashed), then `on_failure(reason)` settles the app's own
+    side (a release or a submission failed), and the exception goes on to the caller."""
+    try:
+        return _run_tracked(task_id, work, commit, min_interval_s)
+    except Exception as exc:
+        why = reason(exc) if reason is not None else f"{type(exc).__name__}: {exc}"
+        fail_task(task_id, why)
+        if on_failure is not None:
+            on_failure(why)
+        raise
+
+
+def _run_tracked(task_id: str, work: Callable[[Reporter], dict], commit: Callable[[dict], None] | None,
+                 min_interval_s: float) -> TaskProgress:
     with transaction.atomic():
         task = TaskProgress.objects.select_for_update().get(pk=task_id)
         if task.status in FINISHED:
@@ -143,12 +161,8 @@ def run_tracked(
             last = now
             _report(task_id, percent, stage, args)
 
-    try:
-        with _heartbeat(task_id):
-            result = work(report)
-    except Exception as exc:
-        fail_task(task_id, f"{type(exc).__name__}: {exc}")
-        raise
+    with _heartbeat(task_id):
+        result = work(report)
 
     with transaction.atomic():
         task = TaskProgress.objects.select_for_update().get(pk=task_id)

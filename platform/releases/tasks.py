@@ -27,8 +27,5 @@ def build_release_task(task_id: str, release_id: int) -> None:
             progress=report,
         )
 
-    try:
-        run_tracked(task_id, work, commit=lambda result: record_release_built(release=release, report=result))
-    except Exception as exc:
-        record_release_failed(release_id=release_id, error=f"{type(exc).__name__}: {exc}")
-        raise
+    run_tracked(task_id, work, commit=lambda result: record_release_built(release=release, report=result),
+                on_failure=lambda reason: record_release_failed(release_id=release_id, error=reason))

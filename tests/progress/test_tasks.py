@@ -99,6 +99,33 @@ def test_a_failing_task_shows_its_error_and_commits_nothing(world):
 
 
 @pytest.mark.django_db
+def test_one_crash_path_fails_the_task_and_settles_the_apps_side_once(world):
+    """A commit that fails fails the task as a failing work does (the task never stays
+    "running" for the recovery to find); `reason` words the error, `on_failure` is the app's
+    own settlement (a release failed, a submission failed), and the caller still sees the
+    exception."""
+    from progress.actions import queue_task, run_tracked
+    from progress.models import TaskProgress
+
+    settled = []
+    task = queue_task("test.commit_fails", label="commit fails", actor=world.steward, dispatch=lambda _id: None)
+
+    def commit(result):
+        raise RuntimeError(f"wrote /srv/state/uploads/{result['file']}")
+
+    with pytest.raises(RuntimeError):
+        run_tracked(str(task.pk), lambda report: {"file": "rooms.gpkg"}, commit=commit,
+                    reason=lambda exc: f"the commit failed ({type(exc).__name__})", on_failure=settled.append)
+    task = TaskProgress.objects.get(pk=task.pk)
+    assert (task.status, task.error) == ("failed", "the commit failed (RuntimeError)")
+    assert settled == ["the commit failed (RuntimeError)"]
+    # A retry of the finished task changes nothing and settles nothing again.
+    assert run_tracked(str(task.pk), lambda report: pytest.fail("ran again"), on_failure=settled.append).status \
+        == "failed"
+    assert settled == ["the commit failed (RuntimeError)"]
+
+
+@pytest.mark.django_db
 def test_task_page_shows_a_progress_bar(world, client):
     from progress.actions import queue_task
 

@@ -152,7 +152,7 @@ def family_event(f: int, step: int):
 
 
 def filler_event(i: int):
-    """The everyday traffic between lineage events: admin edits, API tokens, sign-ins."""
+    """The everyday traffic between lineage events: admin edits, API tokens issued and rotated."""
     from provenance.recorder import NewEvent
 
     user = i % 20_000
@@ -165,7 +165,7 @@ def filler_event(i: int):
         return NewEvent("accounts.api_token_issued", actor, f"accounts.apitoken:{i}", {
             "user": user, "scopes": ["catalog:read", "releases:download"],
             "expires_at": "2026-12-31T00:00:00Z"})
-    return NewEvent("accounts.signed_in", actor, f"accounts.user:{user}", {"method": "password", "mfa": True})
+    return NewEvent("accounts.api_token_rotated", actor, f"accounts.apitoken:{i}", {"user": user})
 
 
 class EventStream:

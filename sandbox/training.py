@@ -55,6 +55,8 @@ class TrainSpec:
         if self.private:
             if not (0 < self.target_epsilon <= 100) or not math.isfinite(self.target_epsilon):
                 raise ValueError(f"target_epsilon: must be in (0, 100], got {self.target_epsilon}")
+            # The platform checked δ already (budgets.amounts.delta); the sandbox, Django-free and
+            # run on a spec that crossed a process boundary, checks its own input again.
             if not (0 < self.delta < 1):
                 raise ValueError(f"delta: must be in (0, 1), got {self.delta}")
             if not (self.max_grad_norm > 0):

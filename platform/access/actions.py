@@ -5,8 +5,6 @@ Each step checks its rule, writes, and appends its event in one transaction."""
 from __future__ import annotations
 
 import hashlib
-import math
-import re
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -16,16 +14,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Role, User
 from catalog.models import DataClass, Dataset
-from corpora import grid
 from corpora.ingest import IngestError, read_geometries
 from kernel.errors import Conflict, InvalidInput, Refused
+from kernel.events import EventType
 from provenance.recorder import actor_of, record, subject_of
 from releases.keys import new_release_key, open_release_key
-from releases.models import Release, ReleaseStatus
+from releases.models import Release
 
-from . import hooks, licensing, odrl, rules, tracing
+from . import hooks, inputs, licensing, odrl, rules, tracing
 from .links import LinkClaims, LinkExpired
 from .models import (
     Application,
@@ -34,18 +31,12 @@ from .models import (
     LeakFinding,
     Licence,
     LicenceStatus,
-    PurposeCategory,
 )
-from .packages import FORMATS, release_bbox, requestable_fields
+from .packages import FORMATS, requestable_fields
 
-PURPOSE_MIN, PURPOSE_MAX = 10, 4000
-DURATION_MIN, DURATION_MAX, DURATION_DEFAULT = 1, 365, 90
-PEOPLE_MAX = 50
-FIELDS_MAX = 200
 DOWNLOAD_LIMIT_MAX, DOWNLOAD_LIMIT_DEFAULT = 1000, 10
 EPSILON_DEFAULT, DELTA_DEFAULT = 1.0, 1e-6
 REASON_MAX = 2000
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _UNSET = object()
 
 
@@ -56,145 +47,6 @@ def _announce_after_commit(signal, **kwargs) -> None:
 
 
 # --- applications --------------------------------------------------------------------------
-
-
-def _clean_request(
-    *, actor, dataset: Dataset, release, purpose_category, purpose, fields, area, duration_days, people
-) -> dict:
-    """An application's fields, checked; raises InvalidInput naming the first bad one."""
-    purpose_category = purpose_category or PurposeCategory.OTHER
-    if purpose_category not in PurposeCategory.values:
-        raise InvalidInput("purpose_category", _("choose one of %(purposecategory_values)s")
-                                               % {"purposecategory_values": ', '.join(PurposeCategory.values)})
-    purpose = (purpose or "").strip()
-    if not PURPOSE_MIN <= len(purpose) <= PURPOSE_MAX:
-        raise InvalidInput("purpose", _("state the purpose in %(purpose_min)s to %(purpose_max)s characters")
-                                      % {"purpose_min": PURPOSE_MIN, "purpose_max": PURPOSE_MAX})
-    if dataset.data_class == DataClass.OPEN:
-        raise InvalidInput("dataset", _("%(dataset)s is open: download it without applying")
-                                      % {"dataset": dataset.slug})
-    if release is not None:
-        if release.corpus.dataset_id != dataset.pk:
-            raise InvalidInput(
-                "release", _("release #%(release)s is of %(release_corpus_dataset_slug)s, not of "
-                             "%(dataset)s")
-                           % {"release": release.pk,
-                              "release_corpus_dataset_slug": release.corpus.dataset.slug,
-                              "dataset": dataset.slug}
-            )
-        if release.status != ReleaseStatus.PUBLISHED:
-            raise InvalidInput("release", _("release #%(release)s is not published")
-                                          % {"release": release.pk})
-        if not release.outputs.get("geoparquet"):
-            raise InvalidInput(
-                "release", _("release #%(release)s has no GeoParquet output to cut packages from")
-                           % {"release": release.pk}
-            )
-    fields = _clean_fields(fields, release)
-    area = _clean_area(area, release)
-    if duration_days is None:
-        duration_days = DURATION_DEFAULT
-    if (
-        isinstance(duration_days, bool)
-        or not isinstance(duration_days, int)
-        or not (DURATION_MIN <= duration_days <= DURATION_MAX)
-    ):
-        raise InvalidInput("duration_days", _("a whole number of days from %(duration_min)s to "
-                                              "%(duration_max)s")
-                                            % {"duration_min": DURATION_MIN, "duration_max": DURATION_MAX})
-    people = _clean_people(actor, people)
-    return {
-        "release": release,
-        "purpose_category": purpose_category,
-        "purpose": purpose,
-        "fields": fields,
-        "area": area,
-        "duration_days": duration_days,
-        "people": people,
-    }
-
-
-def _clean_fields(fields, release) -> list[str]:
-    if fields is None:
-        return []
-    if isinstance(fields, str) or not isinstance(fields, (list, tuple)):
-        raise InvalidInput("fields", _("a list of column names"))
-    if len(fields) > FIELDS_MAX:
-        raise InvalidInput("fields", _("at most %(fields_max)s columns") % {"fields_max": FIELDS_MAX})
-    names = []
-    for name in fields:
-        if not isinstance(name, str) or not _FIELD_NAME.match(name):
-            raise InvalidInput("fields", _("%(name)r is not a column name") % {"name": name})
-        if name not in names:
-            names.append(name)
-    if release is not None:
-        offered = requestable_fields(licensing.release_source(release))
-        unknown = [n for n in names if n not in offered]
-        if unknown:
-            raise InvalidInput(
-                "fields",
-                _("release #%(release)s has no column %(unknown)r; it offers %(offered)s")
-                % {"release": release.pk, "unknown": unknown[0], "offered": ', '.join(offered)},
-            )
-    return names
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _clean_area(area, release) -> dict | None:
-    """{"bbox": [w, s, e, n]} or {"grid_code": "G..."}, as a box in CGCS2000 degrees."""
-    if area is None:
-        return None
-    if not isinstance(area, dict) or len(area) != 1 or not {"bbox", "grid_code"} & set(area):
-        raise InvalidInput("area", _("give either {\"bbox\": [west, south, east, north]} or "
-                                     "{\"grid_code\": \"G…\"}"))
-    if "bbox" in area:
-        box = area["bbox"]
-        if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(_number(v) for v in box):
-            raise InvalidInput("area", _("bbox is four numbers: west, south, east, north (degrees)"))
-        west, south, east, north = (float(v) for v in box)
-        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-            raise InvalidInput("area", _("bbox needs -180 ≤ west < east ≤ 180 and -90 ≤ south < north ≤ 90"))
-        cleaned = {"bbox": [west, south, east, north]}
-    else:
-        code = area["grid_code"]
-        try:
-            if not isinstance(code, str) or len(code) < 2:
-                raise ValueError(f"{code!r} is not a grid code")
-            lon_min, lat_min, _h, lon_max, lat_max, _H = (float(v) for v in grid.decode(code))
-        except ValueError as exc:
-            raise InvalidInput("area", _("grid_code: %(exc)s") % {"exc": exc}) from None
-        cleaned = {"grid_code": code, "bbox": [lon_min, lat_min, lon_max, lat_max]}
-    if release is not None:
-        w, s, e, n = cleaned["bbox"]
-        rw, rs, re_, rn = release_bbox(licensing.release_source(release))
-        if w > re_ or e < rw or s > rn or n < rs:
-            raise InvalidInput("area", _("the area does not overlap release #%(release)s")
-                                       % {"release": release.pk})
-    return cleaned
-
-
-def _clean_people(actor, people) -> list:
-    if people is None:
-        return [actor]
-    people = list(people)
-    if not people:
-        raise InvalidInput("people", _("name at least one person who will use the data"))
-    if len(people) > PEOPLE_MAX:
-        raise InvalidInput("people", _("at most %(people_max)s people") % {"people_max": PEOPLE_MAX})
-    for person in people:
-        if not isinstance(person, User):
-            raise InvalidInput("people", _("%(person)r is not a user") % {"person": person})
-        if person.organisation_id != actor.organisation_id:
-            raise InvalidInput("people", _("%(person_username)s is not in %(actor_organisation)s")
-                                         % {"person_username": person.username,
-                                            "actor_organisation": actor.organisation})
-        if not person.is_active or person.role != Role.APPLICANT:
-            raise InvalidInput("people", _("%(person_username)s is not an active applicant")
-                                         % {"person_username": person.username})
-    return list({p.pk: p for p in people}.values())
 
 
 def _request_payload(application: Application) -> dict:
@@ -237,7 +89,7 @@ def submit_application(
     rules.check_submit_application(actor, dataset)
     if release is None and dataset.data_class != DataClass.OPEN:
         release = licensing.latest_published(dataset)
-    clean = _clean_request(
+    clean = inputs.clean_request(
         actor=actor,
         dataset=dataset,
         release=release,
@@ -261,7 +113,7 @@ def submit_application(
     )
     application.people.set(people)
     record(
-        "access.application_submitted",
+        EventType.ACCESS_APPLICATION_SUBMITTED,
         actor=actor_of(actor),
         subject=subject_of(application),
         payload=_request_payload(application),
@@ -308,7 +160,7 @@ def request_changes(*, actor, application: Application, reason: str) -> Applicat
     """The steward sends the application back, saying what to change."""
     return _send_back(
         actor, application, ApplicationStatus.CHANGES_REQUESTED, reason,
-        required="say what should change", event="access.application_changes_requested",
+        required="say what should change", event=EventType.ACCESS_APPLICATION_CHANGES_REQUESTED,
     )
 
 
@@ -354,7 +206,7 @@ def resubmit_application(
     def given(value, current):
         return current if value is _UNSET else value
 
-    clean = _clean_request(
+    clean = inputs.clean_request(
         actor=actor,
         dataset=application.dataset,
         release=given(release, application.release),
@@ -371,7 +223,7 @@ def resubmit_application(
     application.status = ApplicationStatus.SUBMITTED
     application.save(update_fields=[*clean, "status"])
     record(
-        "access.application_resubmitted",
+        EventType.ACCESS_APPLICATION_RESUBMITTED,
         actor=actor_of(actor),
         subject=subject_of(application),
         payload={**_request_payload(application), "answering": application.decision_reason},
@@ -416,7 +268,7 @@ def approve_application(
         )
         _decided(actor, application, ApplicationStatus.APPROVED, reason)
         record(
-            "access.application_approved",
+            EventType.ACCESS_APPLICATION_APPROVED,
             actor=actor_of(actor),
             subject=subject_of(application),
             payload={
@@ -453,7 +305,7 @@ def approve_application(
     # Without a published release there is nothing to license yet: the approval stands and
     # says so; the organisation applies again for a release once one is published.
     record(
-        "access.application_approved",
+        EventType.ACCESS_APPLICATION_APPROVED,
         actor=actor_of(actor),
         subject=subject_of(application),
         payload={
@@ -503,7 +355,7 @@ def _grant_licence(actor, application: Application, release: Release, download_l
     )
     licence.save(update_fields=["policy"])
     record(
-        "access.licence_granted",
+        EventType.ACCESS_LICENCE_GRANTED,
         actor=actor_of(actor),
         subject=subject_of(licence),
         payload={
@@ -520,7 +372,7 @@ def _grant_licence(actor, application: Application, release: Release, download_l
 def reject_application(*, actor, application: Application, reason: str) -> Application:
     return _send_back(
         actor, application, ApplicationStatus.REJECTED, reason,
-        required="a rejection must say why", event="access.application_rejected",
+        required="a rejection must say why", event=EventType.ACCESS_APPLICATION_REJECTED,
     )
 
 
@@ -571,7 +423,7 @@ def suspend_licence(*, actor, licence: Licence, reason: str, automatic: bool = F
                          "suspended")
                        % {"licence": licence.pk, "licence_status": licence.get_status_display()})
     return _set_status(
-        actor, licence, LicenceStatus.SUSPENDED, reason, "access.licence_suspended", automatic=automatic
+        actor, licence, LicenceStatus.SUSPENDED, reason, EventType.ACCESS_LICENCE_SUSPENDED, automatic=automatic
     )
 
 
@@ -583,7 +435,7 @@ def revoke_licence(*, actor, licence: Licence, reason: str) -> Licence:
     reason = _reason(reason, required="say why the licence is revoked")
     if licence.status == LicenceStatus.REVOKED:
         raise Conflict(_("licence #%(licence)s is already revoked") % {"licence": licence.pk})
-    return _set_status(actor, licence, LicenceStatus.REVOKED, reason, "access.licence_revoked")
+    return _set_status(actor, licence, LicenceStatus.REVOKED, reason, EventType.ACCESS_LICENCE_REVOKED)
 
 
 @transaction.atomic(durable=True)
@@ -597,7 +449,7 @@ def reinstate_licence(*, actor, licence: Licence, reason: str = "") -> Licence:
             _("licence #%(licence)s is %(licence_status)s; only a suspended licence can be reinstated")
             % {"licence": licence.pk, "licence_status": licence.get_status_display()}
         )
-    return _set_status(actor, licence, LicenceStatus.ACTIVE, reason, "access.licence_reinstated")
+    return _set_status(actor, licence, LicenceStatus.ACTIVE, reason, EventType.ACCESS_LICENCE_REINSTATED)
 
 
 # --- downloads ---------------------------------------------------------------------------
@@ -658,7 +510,7 @@ def record_download(*, actor, claims: LinkClaims) -> Download:
             purpose=claims.purpose or licence.application.purpose_category,
         )
     record(
-        "access.downloaded",
+        EventType.ACCESS_DOWNLOADED,
         actor=actor_of(actor),
         subject=subject_of(download),
         payload=payload,
@@ -758,7 +610,7 @@ def _record_finding(
     else:
         inputs = []
     record(
-        "access.leak_traced",
+        EventType.ACCESS_LEAK_TRACED,
         actor=actor_of(actor),
         subject=subject_of(finding),
         payload={

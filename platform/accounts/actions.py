@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
 from kernel.errors import InvalidInput
+from kernel.events import EventType
 from provenance.recorder import actor_of, record, subject_of
 
 from . import rules
@@ -42,7 +43,7 @@ def create_organisation(*, actor, code: str, name: str, kind: str, name_en: str 
         raise InvalidInput("name", _("an organisation named %(name)r already exists") % {"name": name})
     org = Organisation.objects.create(code=code, name=name.strip(), name_en=name_en.strip(), kind=kind)
     record(
-        "accounts.organisation_created",
+        EventType.ACCOUNTS_ORGANISATION_CREATED,
         actor=actor_of(actor),
         subject=subject_of(org),
         payload={"code": org.code, "name": org.name, "kind": org.kind},
@@ -97,7 +98,7 @@ def create_user(
     user.set_password(password)
     user.save()
     record(
-        "accounts.user_created",
+        EventType.ACCOUNTS_USER_CREATED,
         actor=actor_of(actor),
         subject=subject_of(user),
         payload={"username": user.username, "role": role, "organisation": organisation.code},
@@ -114,7 +115,7 @@ def issue_api_token(*, user: User, rotate: bool = False) -> Token:
     if created:
         # The key itself never enters the log: events are readable by auditors.
         record(
-            "accounts.api_token_rotated" if rotate else "accounts.api_token_issued",
+            EventType.ACCOUNTS_API_TOKEN_ROTATED if rotate else EventType.ACCOUNTS_API_TOKEN_ISSUED,
             actor=actor_of(user),
             subject=subject_of(user),
             payload={"key_prefix": token.key[:4]},
@@ -129,7 +130,7 @@ def record_login_lockout(*, username: str, door: str) -> None:
     password typed into the username field must not land in a log that auditors read."""
     user = User.objects.filter(username=username).first() if username else None
     record(
-        "accounts.login_locked_out",
+        EventType.ACCOUNTS_LOGIN_LOCKED_OUT,
         actor="system",
         subject=subject_of(user) if user is not None else "accounts.user:unknown",
         payload={
@@ -156,7 +157,7 @@ def unlock_login(*, actor, username: str) -> int:
         raise InvalidInput("username", _("%(username)s has no failed logins to clear")
                                        % {"username": username})
     record(
-        "accounts.login_unlocked",
+        EventType.ACCOUNTS_LOGIN_UNLOCKED,
         actor=actor_of(actor),
         subject=subject_of(user),
         payload={"counters_cleared": cleared},

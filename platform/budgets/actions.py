@@ -20,6 +20,7 @@ from django.utils.translation import gettext
 from accounts.models import Organisation
 from catalog.models import DataClass, Dataset
 from kernel.errors import Conflict, InvalidInput
+from kernel.events import EventType
 from provenance.recorder import actor_of, record, subject_of
 
 from . import amounts, rules
@@ -100,7 +101,7 @@ def grant_budget(
     budget.epsilon_total += epsilon
     budget.delta = min(budget.delta, delta)
     event = record(
-        "budgets.granted",
+        EventType.BUDGETS_GRANTED,
         actor=actor_of(actor),
         subject=subject_of(budget),
         payload=_payload(
@@ -150,7 +151,7 @@ def spend(
                                   "epsilon": amounts.short(epsilon), "job": job})
     budget.epsilon_spent += epsilon
     event = record(
-        "budgets.spent",
+        EventType.BUDGETS_SPENT,
         actor=actor_of(actor),
         subject=subject_of(budget),
         payload=_payload(budget, epsilon, reason=reason),
@@ -189,7 +190,7 @@ def refund(*, actor, entry: BudgetEntry, epsilon, reason: str) -> BudgetEntry:
                                   "spent_epsilon": amounts.short(spent.epsilon), "epsilon": amounts.short(epsilon)})
     budget.epsilon_spent -= epsilon
     event = record(
-        "budgets.refunded",
+        EventType.BUDGETS_REFUNDED,
         actor=actor_of(actor),
         subject=subject_of(budget),
         payload=_payload(budget, epsilon, reason=reason, refund_of_seq=spent.event_seq),

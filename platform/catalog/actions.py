@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Organisation, OrganisationKind
 from kernel.errors import InvalidInput
+from kernel.events import EventType
 from provenance.recorder import actor_of, record, subject_of
 
 from . import rules
@@ -100,7 +101,7 @@ def register_dataset(
     dataset = Dataset.objects.create(slug=slug, data_class=data_class, owner=actor.organisation, **metadata)
     dataset.holders.set(holders)
     record(
-        "catalog.dataset_registered",
+        EventType.CATALOG_DATASET_REGISTERED,
         actor=actor_of(actor),
         subject=subject_of(dataset),
         payload={
@@ -131,7 +132,7 @@ def update_dataset_metadata(*, actor, dataset: Dataset, **fields) -> Dataset:
         setattr(dataset, name, value)
     dataset.save(update_fields=sorted(changed))
     record(
-        "catalog.metadata_updated",
+        EventType.CATALOG_METADATA_UPDATED,
         actor=actor_of(actor),
         subject=subject_of(dataset),
         payload={"slug": dataset.slug, "before": before, "after": changed},

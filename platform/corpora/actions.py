@@ -17,6 +17,7 @@ from catalog import rules as catalog_rules
 from catalog.actions import next_version
 from catalog.models import Dataset
 from kernel.errors import InvalidInput
+from kernel.events import EventType
 from kernel.paths import state_path
 from progress.actions import by_name, queue_task
 from progress.models import TaskProgress
@@ -97,7 +98,7 @@ def record_corpus_version(*, actor, dataset: Dataset, file: Path, source: str, s
             created_by=actor,
         )
         record(
-            "corpora.version_ingested",
+            EventType.CORPORA_VERSION_INGESTED,
             actor=actor_of(actor),
             subject=subject_of(corpus),
             payload={

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Organisation, Role, User
 from kernel.errors import Conflict, InvalidInput
+from kernel.events import EventType
 from provenance.recorder import actor_of, record, subject_of
 
 from . import rules
@@ -52,7 +53,7 @@ def raise_alert(
             licence=licence, emailed_to=recipients,
         )
         record(
-            "defense.alert_raised",
+            EventType.DEFENSE_ALERT_RAISED,
             actor="system",
             subject=subject_of(alert),
             payload={"kind": kind, "severity": severity, "bureau": bureau.code, "message": _english(alert)},
@@ -118,5 +119,5 @@ def acknowledge_alert(*, actor, alert: Alert, note: str) -> Alert:
     alert.acknowledged_at = timezone.now()
     alert.note = note[:2000]
     alert.save(update_fields=["status", "acknowledged_by", "acknowledged_at", "note"])
-    record("defense.alert_acknowledged", actor=actor_of(actor), subject=subject_of(alert), payload={"note": alert.note})
+    record(EventType.DEFENSE_ALERT_ACKNOWLEDGED, actor=actor_of(actor), subject=subject_of(alert), payload={"note": alert.note})
     return alert

@@ -20,6 +20,7 @@ from accounts.models import Organisation, OrganisationKind
 from catalog import rules as catalog_rules
 from catalog.models import Dataset, HeldBy
 from kernel.errors import Conflict, InvalidInput
+from kernel.events import EventType
 from provenance.recorder import actor_of, record, subject_of
 from sandbox.federated.deploy import FederationError
 
@@ -85,7 +86,7 @@ def _record_node(actor, organisation, name, key, node_id) -> DistrictNode:
     node = DistrictNode.objects.create(organisation=organisation, name=name, public_key=key,
                                        flower_node_id=node_id, registered_by=actor)
     fingerprint = hashlib.sha256(key.encode()).hexdigest()
-    record("federation.node_registered", actor=actor_of(actor), subject=subject_of(node),
+    record(EventType.FEDERATION_NODE_REGISTERED, actor=actor_of(actor), subject=subject_of(node),
            payload={"name": name, "organisation": organisation.code, "flower_node_id": node_id,
                     "public_key_sha256": fingerprint})
     return node
@@ -104,7 +105,7 @@ def revoke_node(*, actor, node: DistrictNode, reason: str = "") -> DistrictNode:
         node = DistrictNode.objects.select_for_update().get(pk=node.pk)
         node.status, node.revoked_by, node.revoked_at = NodeStatus.REVOKED, actor, timezone.now()
         node.save(update_fields=["status", "revoked_by", "revoked_at"])
-        record("federation.node_revoked", actor=actor_of(actor), subject=subject_of(node),
+        record(EventType.FEDERATION_NODE_REVOKED, actor=actor_of(actor), subject=subject_of(node),
                payload={"name": node.name, "reason": str(reason)[:500]})
     return node
 
@@ -166,7 +167,7 @@ def publish_partition(*, actor, node: DistrictNode, manifest) -> NodePartition:
                                                "sha256", "mock")})
         DistrictNode.objects.filter(pk=node.pk).update(device=str(manifest["device"])[:200])
         version = _catalog_version(actor, dataset)
-        record("federation.partition_published", actor=actor_of(actor), subject=subject_of(part),
+        record(EventType.FEDERATION_PARTITION_PUBLISHED, actor=actor_of(actor), subject=subject_of(part),
                payload={"node": node.name, "dataset": dataset.slug, "units": part.units, "sha256": part.sha256,
                         "cells": len(part.cells), "mock_rows": len(part.mock), "device": manifest["device"],
                         "corpus_version": version.version},
@@ -212,6 +213,6 @@ def hold_at_districts(*, actor, dataset: Dataset, holders: list[Organisation]) -
     dataset.held_by = HeldBy.DISTRICTS
     dataset.save(update_fields=["held_by"])
     dataset.holders.set(holders)
-    record("federation.held_by_districts", actor=actor_of(actor), subject=subject_of(dataset),
+    record(EventType.FEDERATION_HELD_BY_DISTRICTS, actor=actor_of(actor), subject=subject_of(dataset),
            payload={"holders": sorted(h.code for h in holders)})
     return dataset

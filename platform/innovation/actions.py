@@ -21,10 +21,10 @@ from accounts.models import Role, User
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from kernel.errors import Conflict, InvalidInput, Refused
+from kernel.events import EventType
 from kernel.inputs import text, whole
 from kernel.paths import state_path
 from progress.actions import by_name, queue_task
-from provenance.models import LineageEvent
 from provenance.recorder import actor_of, record, subject_of
 from sandbox import challenge as evaluation
 from sandbox import tasks as sandbox_tasks
@@ -82,7 +82,7 @@ def open_scenario(*, actor, slug: str, title: str, background: str, contact: str
         background=text(background, "background", limit=TEXT_MAX), contact=text(contact, "contact", limit=TITLE_MAX),
         created_by=actor)
     scenario.datasets.set(datasets)
-    record("innovation.scenario_opened", actor=actor_of(actor), subject=subject_of(scenario),
+    record(EventType.INNOVATION_SCENARIO_OPENED, actor=actor_of(actor), subject=subject_of(scenario),
            payload={"slug": slug, "title": scenario.title, "datasets": sorted(d.slug for d in datasets)},
            inputs=[subject_of(d) for d in datasets])
     return scenario
@@ -101,7 +101,8 @@ def follow_scenario(*, actor, scenario: Scenario, kind: str = InterestKind.FOLLO
         raise Conflict(message % {"scenario": scenario.slug})
     interest = ScenarioInterest.objects.create(scenario=scenario, user=actor, organisation=actor.organisation,
                                                kind=kind, note=note)
-    record(f"innovation.scenario_{'followed' if kind == InterestKind.FOLLOW else 'interest'}",
+    record(EventType.INNOVATION_SCENARIO_FOLLOWED if kind == InterestKind.FOLLOW
+           else EventType.INNOVATION_SCENARIO_INTEREST,
            actor=actor_of(actor), subject=subject_of(scenario),
            payload={"organisation": actor.organisation.code, "note": note})
     return interest
@@ -117,7 +118,7 @@ def mark_deployed(*, actor, scenario: Scenario, note: str) -> Scenario:
                        % {"scenario_slug": scenario.slug})
     scenario.status, scenario.deployment_note = ScenarioStatus.DEPLOYED, text(note, "note", limit=TEXT_MAX)
     scenario.save(update_fields=["status", "deployment_note"])
-    record("innovation.scenario_deployed", actor=actor_of(actor), subject=subject_of(scenario),
+    record(EventType.INNOVATION_SCENARIO_DEPLOYED, actor=actor_of(actor), subject=subject_of(scenario),
            payload={"note": scenario.deployment_note})
     return scenario
 
@@ -180,7 +181,7 @@ def open_challenge(*, actor, scenario: Scenario, slug: str, title: str, task: st
         final_at=final_at, closes_at=closes_at, daily_limit=whole(daily_limit, "daily_limit", 1, DAILY_LIMIT_MAX),
         max_submission_bytes=whole(max_submission_bytes, "max_submission_bytes", 1_000, SUBMISSION_BYTES_MAX),
         ladder_step=ladder, spec=spec, created_by=actor)
-    record("innovation.challenge_opened", actor=actor_of(actor), subject=subject_of(challenge),
+    record(EventType.INNOVATION_CHALLENGE_OPENED, actor=actor_of(actor), subject=subject_of(challenge),
            payload={"slug": slug, "task": task, "metric": built_in.metric, "training_dataset": training_dataset.slug,
                     "hidden": {"dataset": hidden.slug, "version": hidden_corpus.version,
                                "sha256": hidden_corpus.sha256, "public_rows": public.num_rows,
@@ -227,7 +228,7 @@ def register_team(*, actor, challenge: Challenge, name: str) -> Team:
                        % {"name": name, "challenge_slug": challenge.slug})
     team = Team.objects.create(challenge=challenge, name=name, captain=actor)
     team.members.add(actor)
-    record("innovation.team_registered", actor=actor_of(actor), subject=subject_of(team),
+    record(EventType.INNOVATION_TEAM_REGISTERED, actor=actor_of(actor), subject=subject_of(team),
            payload={"challenge": challenge.slug, "name": name, "organisation": actor.organisation.code},
            inputs=[subject_of(challenge)])
     return team
@@ -257,7 +258,7 @@ def invite(*, actor, team: Team, username: str) -> TeamInvitation:
         raise Conflict(gettext("%(invitee_username)s already has a pending invitation to %(team_name)s")
                        % {"invitee_username": invitee.username, "team_name": team.name})
     invitation = TeamInvitation.objects.create(team=team, invitee=invitee, invited_by=actor)
-    record("innovation.member_invited", actor=actor_of(actor), subject=subject_of(team),
+    record(EventType.INNOVATION_MEMBER_INVITED, actor=actor_of(actor), subject=subject_of(team),
            payload={"invitee": invitee.username, "organisation": invitee.organisation.code})
     return invitation
 
@@ -279,7 +280,7 @@ def answer_invitation(*, actor, invitation: TeamInvitation, accept: bool) -> Tea
     invitation.status = InvitationStatus.ACCEPTED if accept else InvitationStatus.DECLINED
     invitation.decided_at = timezone.now()
     invitation.save(update_fields=["status", "decided_at"])
-    record("innovation.member_joined" if accept else "innovation.invitation_declined", actor=actor_of(actor),
+    record(EventType.INNOVATION_MEMBER_JOINED if accept else EventType.INNOVATION_INVITATION_DECLINED, actor=actor_of(actor),
            subject=subject_of(team), payload={"member": actor.username, "organisation": actor.organisation.code})
     return invitation
 
@@ -299,7 +300,7 @@ def leave_team(*, actor, team: Team) -> Team:
                                "have ended")
                        % {"team_challenge_slug": team.challenge.slug, "phase": Phase(phase).label})
     team.members.remove(actor)
-    record("innovation.member_left", actor=actor_of(actor), subject=subject_of(team),
+    record(EventType.INNOVATION_MEMBER_LEFT, actor=actor_of(actor), subject=subject_of(team),
            payload={"member": actor.username, "organisation": actor.organisation.code})
     return team
 
@@ -397,7 +398,7 @@ def _record_submission(*, actor, challenge: Challenge, kind: str, staged: Path, 
     submission.path = str(target.relative_to(settings.STATE_DIR))
     submission.task_id = progress.pk
     submission.save(update_fields=["path", "task_id"])
-    record("innovation.submitted", actor=actor_of(actor), subject=subject_of(submission),
+    record(EventType.INNOVATION_SUBMITTED, actor=actor_of(actor), subject=subject_of(submission),
            payload={"challenge": challenge.slug, "team": team.name, "kind": kind, "sha256": digest,
                     "size": size, "today": today + 1},
            inputs=[subject_of(team), subject_of(challenge)])
@@ -467,7 +468,7 @@ def record_score(*, submission_id: int, score: float) -> Submission:
     submission.status, submission.public_score, submission.displayed_score = SubmissionStatus.SCORED, score, released
     submission.scored_at = timezone.now()
     submission.save(update_fields=["status", "public_score", "displayed_score", "scored_at"])
-    record("innovation.submission_scored", actor="system", subject=subject_of(submission),
+    record(EventType.INNOVATION_SUBMISSION_SCORED, actor="system", subject=subject_of(submission),
            payload={"challenge": submission.challenge.slug, "team": team.name, "sha256": submission.sha256,
                     "board_score": released, "board_moved": moved, "ladder": ladder.describe(),
                     # a commitment to the exact score, which stays unpublished until the audit
@@ -488,7 +489,7 @@ def fail_submission(*, submission_id: int, reason: str) -> Submission:
     submission.status, submission.status_reason = SubmissionStatus.FAILED, reason[:2000]
     submission.scored_at = timezone.now()
     submission.save(update_fields=["status", "status_reason", "scored_at"])
-    record("innovation.submission_failed", actor="system", subject=subject_of(submission),
+    record(EventType.INNOVATION_SUBMISSION_FAILED, actor="system", subject=subject_of(submission),
            payload={"reason": submission.status_reason})
     return submission
 
@@ -516,7 +517,7 @@ def choose_final(*, actor, submission: Submission) -> Submission:
                        % {"submission": submission.pk, "submission_status": submission.get_status_display()})
     Submission.objects.filter(team=submission.team).update(final=False)
     Submission.objects.filter(pk=submission.pk).update(final=True)
-    record("innovation.final_chosen", actor=actor_of(actor), subject=subject_of(submission),
+    record(EventType.INNOVATION_FINAL_CHOSEN, actor=actor_of(actor), subject=subject_of(submission),
            payload={"team": submission.team.name, "sha256": submission.sha256})
     submission.refresh_from_db()
     return submission
@@ -559,8 +560,8 @@ def close_challenge(*, actor, challenge: Challenge) -> Challenge:
 
 def close_due_challenges() -> list[str]:
     """Run by Celery beat: close each challenge whose `closes_at` has passed and that nobody
-    closed. Each is closed once this way; after a failed close (its event is on the
-    challenge) the steward closes it by hand. Returns the slugs it started closing."""
+    closed. Each is closed once this way; after a failed close (`close_failed_at`, which its
+    event also records) the steward closes it by hand. Returns the slugs it started closing."""
     now = timezone.now()
     started = []
     for pk in Challenge.objects.filter(closes_at__lte=now, closed_at__isnull=True,
@@ -568,8 +569,7 @@ def close_due_challenges() -> list[str]:
         with transaction.atomic():
             challenge = Challenge.objects.select_for_update(skip_locked=True).filter(
                 pk=pk, closed_at__isnull=True, close_task_id__isnull=True).first()
-            if challenge is None or LineageEvent.objects.filter(
-                    subject=subject_of(challenge), event_type="innovation.challenge_close_failed").exists():
+            if challenge is None or challenge.close_failed_at is not None:
                 continue
             _start_close(challenge, now=now, owner=challenge.created_by, actor="system")
             started.append(challenge.slug)
@@ -584,7 +584,7 @@ def _start_close(challenge: Challenge, *, now, owner, actor: str) -> Challenge:
     challenge.final_at = min(challenge.final_at, now)
     challenge.close_task_id = progress.pk
     challenge.save(update_fields=["final_at", "close_task_id"])
-    record("innovation.challenge_closing", actor=actor, subject=subject_of(challenge),
+    record(EventType.INNOVATION_CHALLENGE_CLOSING, actor=actor, subject=subject_of(challenge),
            payload={"submissions_ended_at": challenge.final_at.isoformat(),
                     "finals": [s.sha256 for s in finals(challenge)],
                     "by": "schedule" if actor == "system" else "steward"})
@@ -608,13 +608,15 @@ def record_private_board(*, challenge_id: int, scores: dict[int, float | None]) 
                               0 if s.private_score is None else (-s.private_score if higher else s.private_score),
                               s.created_at))
     for rank, submission in enumerate(board, 1):
-        record("innovation.final_scored", actor="system", subject=subject_of(submission),
+        submission.private_rank = rank
+        submission.save(update_fields=["private_rank"])
+        record(EventType.INNOVATION_FINAL_SCORED, actor="system", subject=subject_of(submission),
                payload={"challenge": challenge.slug, "team": submission.team.name, "sha256": submission.sha256,
                         "private_score": submission.private_score, "rank": rank, "of": len(board)},
                inputs=[subject_of(challenge.hidden_corpus)])
     challenge.closed_at = timezone.now()
     challenge.save(update_fields=["closed_at"])
-    record("innovation.challenge_closed", actor="system", subject=subject_of(challenge),
+    record(EventType.INNOVATION_CHALLENGE_CLOSED, actor="system", subject=subject_of(challenge),
            payload={"board": [{"rank": r, "team": s.team.name, "sha256": s.sha256, "private_score": s.private_score}
                               for r, s in enumerate(board, 1)]},
            inputs=[subject_of(s) for s in board])
@@ -625,9 +627,9 @@ def record_private_board(*, challenge_id: int, scores: dict[int, float | None]) 
 def fail_close(*, challenge_id: int, reason: str) -> Challenge:
     """The private scoring failed: the challenge can be closed again."""
     challenge = Challenge.objects.select_for_update().get(pk=challenge_id)
-    challenge.close_task_id = None
-    challenge.save(update_fields=["close_task_id"])
-    record("innovation.challenge_close_failed", actor="system", subject=subject_of(challenge),
+    challenge.close_task_id, challenge.close_failed_at = None, timezone.now()
+    challenge.save(update_fields=["close_task_id", "close_failed_at"])
+    record(EventType.INNOVATION_CHALLENGE_CLOSE_FAILED, actor="system", subject=subject_of(challenge),
            payload={"reason": reason[:2000]})
     return challenge
 
@@ -672,7 +674,7 @@ def share_result(*, actor, submission: Submission, title: str, summary: str, lic
         demo_url=demo_url, licence=licence, published_by=actor)
     item.card = card_of(item)
     item.save(update_fields=["card"])
-    record("innovation.result_shared", actor=actor_of(actor), subject=subject_of(item),
+    record(EventType.INNOVATION_RESULT_SHARED, actor=actor_of(actor), subject=subject_of(item),
            payload={"challenge": challenge.slug, "team": submission.team.name, "sha256": submission.sha256,
                     "licence": licence, "card": item.card},
            inputs=[subject_of(submission), subject_of(challenge)])
@@ -734,7 +736,7 @@ def record_result_download(*, actor, item: ShowcaseItem) -> ShowcaseItem:
     innovation_rules.check_download_result(actor)
     if item.submission.kind != SubmissionKind.WEIGHTS:
         raise Conflict(gettext("showcase #%(item)s has no weights to download") % {"item": item.pk})
-    record("innovation.result_downloaded", actor=actor_of(actor), subject=subject_of(item),
+    record(EventType.INNOVATION_RESULT_DOWNLOADED, actor=actor_of(actor), subject=subject_of(item),
            payload={"licence": item.licence, "sha256": item.submission.sha256,
                     "organisation": actor.organisation.code if actor.organisation_id else ""})
     return item

@@ -22,6 +22,7 @@ from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from kernel import roles
 from kernel.errors import Conflict
+from kernel.events import EventType
 from kernel.paths import state_path
 from progress.models import TaskProgress
 from provenance import lineage
@@ -450,7 +451,7 @@ class SubmissionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         shows to prove its score and rank."""
         submission = self.get_object()
         events = LineageEvent.objects.filter(subject=subject_of(submission), event_type__in=[
-            "innovation.submission_scored", "innovation.final_scored"]).order_by("seq")
+            EventType.INNOVATION_SUBMISSION_SCORED, EventType.INNOVATION_FINAL_SCORED]).order_by("seq")
         if not events:
             return Response({"detail": f"submission #{submission.pk} has no score yet"},
                             status=status.HTTP_404_NOT_FOUND)

@@ -99,6 +99,8 @@ class Challenge(models.Model):
     spec = models.JSONField(default=dict)  # vocabulary, split salt, rows: fixed at creation
     closed_at = models.DateTimeField(null=True, blank=True)  # the private board was computed
     close_task_id = models.UUIDField(null=True, blank=True)
+    # The last close whose private scoring failed: the beat closes a challenge once, the steward again.
+    close_failed_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -186,6 +188,7 @@ class Submission(models.Model):
     public_score = models.FloatField(null=True, blank=True)  # exact: never shown to teams
     displayed_score = models.FloatField(null=True, blank=True)  # what the Ladder released
     private_score = models.FloatField(null=True, blank=True)  # at close, for the team's final
+    private_rank = models.PositiveIntegerField(null=True, blank=True)  # on the private board, at close
     final = models.BooleanField(_("终评提交"), default=False)
     task_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -2,10 +2,9 @@
 leaderboards and the innovation figures."""
 from __future__ import annotations
 
-import json
-
 from django.db.models import Count, Q
 
+from kernel.events import EventType
 from provenance.models import LineageEvent
 from provenance.recorder import subject_of
 
@@ -37,12 +36,9 @@ def board(challenge: Challenge, which: str) -> list[dict]:
         rows.sort(key=lambda r: -r["score"] if higher else r["score"])
     else:
         finals = Submission.objects.filter(challenge=challenge, pk__in=[s.pk for s in actions.finals(challenge)])
-        events = {e.subject: json.loads(e.payload) for e in LineageEvent.objects.filter(
-            event_type="innovation.final_scored", subject__in=[subject_of(s) for s in finals])}
         for submission in finals.select_related("team"):
-            payload = events.get(subject_of(submission), {})
-            rows.append({"rank": payload.get("rank"), "team": submission.team.name, "score": submission.private_score,
-                         "submission": submission.pk, "sha256": submission.sha256})
+            rows.append({"rank": submission.private_rank, "team": submission.team.name,
+                         "score": submission.private_score, "submission": submission.pk, "sha256": submission.sha256})
         rows.sort(key=lambda r: r["rank"] or 10**9)
     return rows
 
@@ -77,5 +73,5 @@ def metrics(bureau=None) -> dict:
         "shared_results": items.count(),
         "reuse_jobs": items.aggregate(n=Count("derived_jobs"))["n"],  # jobs fine-tuned from them
         "reuse_downloads": LineageEvent.objects.filter(
-            event_type="innovation.result_downloaded", subject__in=[subject_of(i) for i in items]).count(),
+            event_type=EventType.INNOVATION_RESULT_DOWNLOADED, subject__in=[subject_of(i) for i in items]).count(),
     }

@@ -25,6 +25,7 @@ from catalog import rules as catalog_rules
 from catalog.models import Dataset, HeldBy
 from corpora.models import CorpusVersion
 from kernel.errors import Conflict, InvalidInput
+from kernel.events import EventType
 from kernel.inputs import text, whole
 from kernel.paths import state_path
 from progress.actions import by_name, queue_task
@@ -105,7 +106,7 @@ def set_sandbox_policy(*, actor, dataset: Dataset, code_outputs: str, min_cell_c
         setattr(policy, field, value)
     policy.updated_by = actor
     policy.save()
-    record("jobs.sandbox_policy_set", actor=actor_of(actor), subject=subject_of(dataset),
+    record(EventType.JOBS_SANDBOX_POLICY_SET, actor=actor_of(actor), subject=subject_of(dataset),
            payload={"code_outputs": code_outputs, "min_cell_count": min_cell_count,
                     "max_output_bytes": max_output_bytes, **{f: getattr(policy, f) for f in sorted(bounds)}})
     return policy
@@ -149,7 +150,7 @@ def publish_syft_dataset(*, actor, dataset: Dataset, corpus: CorpusVersion | Non
         path=str(box.relative_to(settings.STATE_DIR)), mock_sha256=published.mock_sha256,
         private_sha256=published.private_sha256, mock_rows=published.mock_rows,
         private_rows=published.private_rows, published_by=actor)
-    record("jobs.syft_dataset_published", actor=actor_of(actor), subject=subject_of(syft_dataset),
+    record(EventType.JOBS_SYFT_DATASET_PUBLISHED, actor=actor_of(actor), subject=subject_of(syft_dataset),
            payload={"dataset": dataset.slug, "corpus_version": corpus.version, "name": published.name,
                     "datasite": published.owner, "mock_sha256": published.mock_sha256,
                     "private_sha256": published.private_sha256, "mock_rows": published.mock_rows,
@@ -167,6 +168,8 @@ def _train_params(params: dict) -> dict:
     if unknown:
         raise InvalidInput("params", gettext("unknown parameters: %(unknown)s")
                                      % {"unknown": ', '.join(sorted(unknown))})
+    if "delta" in params:  # δ is checked once, as a budget's is; TrainSpec gets a number
+        params = {**params, "delta": float(amounts.delta(params["delta"], "params.delta"))}
     try:
         spec = TrainSpec(**{k: v for k, v in params.items() if k in _TRAIN_FIELDS})
     except (TypeError, ValueError) as exc:
@@ -369,12 +372,7 @@ def submit_job(
             train = {**FEDERATED_TRAIN_DEFAULTS, **train}
         params = {**_train_params(train), **fed}
     epsilon = amounts.epsilon(params["target_epsilon"], "params.target_epsilon")
-    try:
-        delta = float(params["delta"])
-    except (TypeError, ValueError):
-        raise InvalidInput("params.delta", gettext("a number in (0, 1)")) from None
-    if not (0 < delta < 1) or not math.isfinite(delta):
-        raise InvalidInput("params.delta", gettext("must be in (0, 1)"))
+    delta = float(amounts.delta(params["delta"], "params.delta"))  # as a budget's δ is checked
     if corpus is None:
         corpus = CorpusVersion.objects.filter(dataset=dataset).order_by("-version").first()
         if corpus is None:
@@ -401,7 +399,7 @@ def submit_job(
     if syft_dataset is not None:  # PySyft's side follows the commit (sync_syft_job)
         transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     record(
-        "jobs.submitted", actor=actor_of(actor), subject=subject_of(job),
+        EventType.JOBS_SUBMITTED, actor=actor_of(actor), subject=subject_of(job),
         payload={"kind": kind, "task": task, "dataset": dataset.slug, "corpus_version": corpus.version,
                  "epsilon": amounts.short(epsilon), "delta": delta, "params": params, "limits": job.limits,
                  "code_sha256": hashlib.sha256(code.encode()).hexdigest() if code else ""},
@@ -538,7 +536,7 @@ def approve_job(*, actor, job: Job, note: str = "") -> Job:
                           dispatch=by_name("jobs.run", job.pk))
     job.status, job.approved_by, job.review_note, job.task_id = JobStatus.APPROVED, actor, note, progress.pk
     job.save(update_fields=["status", "approved_by", "review_note", "task_id", "updated_at"])
-    record("jobs.approved", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
+    record(EventType.JOBS_APPROVED, actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
     return job
 
 
@@ -551,7 +549,7 @@ def reject_job(*, actor, job: Job, reason: str) -> Job:
     job.save(update_fields=["status", "review_note", "reviewed_by", "finished_at", "updated_at"])
     if job.syft_dataset_id:
         transaction.on_commit(lambda: sync_syft_job(job), robust=True)
-    record("jobs.rejected", actor=actor_of(actor), subject=subject_of(job), payload={"stage": "submission",
+    record(EventType.JOBS_REJECTED, actor=actor_of(actor), subject=subject_of(job), payload={"stage": "submission",
                                                                                       "reason": reason})
     return job
 
@@ -576,7 +574,7 @@ def start_job(*, job: Job, entry: BudgetEntry) -> Job:
     job = _locked(job, JobStatus.APPROVED)
     job.status, job.budget_entry, job.started_at = JobStatus.RUNNING, entry, timezone.now()
     job.save(update_fields=["status", "budget_entry", "started_at", "updated_at"])
-    record("jobs.started", actor="system", subject=subject_of(job),
+    record(EventType.JOBS_STARTED, actor="system", subject=subject_of(job),
            payload={"epsilon_charged": amounts.short(entry.epsilon), "budget_entry": entry.pk},
            inputs=[f"budgets.budgetentry:{entry.pk}"])
     return job
@@ -605,7 +603,7 @@ def finish_job(*, job: Job, result: dict) -> Job:
     job.save()
     # Nothing the job wrote goes into the event (it is anchored, never removed): the checks
     # without their findings, the output by its hash.
-    record("jobs.finished", actor="system", subject=subject_of(job),
+    record(EventType.JOBS_FINISHED, actor="system", subject=subject_of(job),
            payload={"epsilon_spent": amounts.short(job.epsilon_spent), "privacy": job.privacy,
                     "metrics": job.metrics, "checks": checks.public(job.checks),
                     "output_sha256": result.get("output_sha256", "")})
@@ -627,7 +625,7 @@ def fail_job(*, job_id: int, reason: str, outcome: dict | None = None, log: str 
     job.log = log or job.log
     job.epsilon_spent = spent if spent is not None else (Decimal(0) if job.budget_entry_id else None)
     job.save()
-    record("jobs.failed", actor="system", subject=subject_of(job),
+    record(EventType.JOBS_FAILED, actor="system", subject=subject_of(job),
            payload={"reason": job.status_reason, "outcome": job.outcome,
                     "epsilon_spent": amounts.short(job.epsilon_spent) if job.epsilon_spent is not None else None})
     return job
@@ -695,7 +693,7 @@ def _release_job(*, actor, job: Job, note: str, intended_use: str) -> Job:
                        % {"job": job.pk, "failed": ', '.join(failed)})
     job.status, job.reviewed_by, job.review_note = JobStatus.RELEASED, actor, note
     job.save(update_fields=["status", "reviewed_by", "review_note", "updated_at"])
-    release_event = record("jobs.released", actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
+    release_event = record(EventType.JOBS_RELEASED, actor=actor_of(actor), subject=subject_of(job), payload={"note": note})
     if job.kind == JobKind.CODE:  # shared in PySyft once the release has committed
         transaction.on_commit(lambda: sync_syft_job(job), robust=True)
     else:
@@ -722,7 +720,7 @@ def _register_model(actor, job: Job, release_event, intended_use: str) -> Traine
     )
     model.card = model_card(job, model, task, intended_use, release_event)
     model.save(update_fields=["card"])
-    record("models.registered", actor=actor_of(actor), subject=subject_of(model),
+    record(EventType.MODELS_REGISTERED, actor=actor_of(actor), subject=subject_of(model),
            payload={"sha256": digest, "card": model.card},
            inputs=[subject_of(job), subject_of(job.corpus)]
            + ([subject_of(job.base_result)] if job.base_result_id else []))
@@ -761,7 +759,7 @@ def reject_output(*, actor, job: Job, reason: str) -> Job:
     reason = text(reason, "reason", limit=REASON_MAX)
     job.status, job.reviewed_by, job.review_note = JobStatus.REJECTED, actor, reason
     job.save(update_fields=["status", "reviewed_by", "review_note", "updated_at"])
-    record("jobs.rejected", actor=actor_of(actor), subject=subject_of(job), payload={"stage": "output",
+    record(EventType.JOBS_REJECTED, actor=actor_of(actor), subject=subject_of(job), payload={"stage": "output",
                                                                                       "reason": reason})
     return job
 
@@ -769,7 +767,7 @@ def reject_output(*, actor, job: Job, reason: str) -> Job:
 @transaction.atomic(durable=True)
 def record_outputs_download(*, actor, job: Job) -> Job:
     rules.check_download_job_outputs(actor, job)
-    record("jobs.outputs_downloaded", actor=actor_of(actor), subject=subject_of(job),
+    record(EventType.JOBS_OUTPUTS_DOWNLOADED, actor=actor_of(actor), subject=subject_of(job),
            payload={"output_sha256": job.outcome.get("output_sha256", "")})
     return job
 
@@ -777,5 +775,5 @@ def record_outputs_download(*, actor, job: Job) -> Job:
 @transaction.atomic(durable=True)
 def record_model_download(*, actor, model: TrainedModel) -> TrainedModel:
     rules.check_download_model(actor, model)
-    record("models.downloaded", actor=actor_of(actor), subject=subject_of(model), payload={"sha256": model.sha256})
+    record(EventType.MODELS_DOWNLOADED, actor=actor_of(actor), subject=subject_of(model), payload={"sha256": model.sha256})
     return model

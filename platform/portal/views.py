@@ -26,6 +26,7 @@ from jobs import rules as jobs_rules
 from jobs.models import Job, JobStatus
 from kernel import roles
 from kernel.errors import ActionError, InvalidInput
+from kernel.events import EventType
 from portal import readable
 from progress import rules as progress_rules
 from provenance import rules as provenance_rules
@@ -161,7 +162,7 @@ def dashboard(request):
         context["events"] = LineageEvent.objects.order_by("-seq")[:15]
         context["event_count"] = LineageEvent.objects.count()
         context["last_verification"] = (
-            LineageEvent.objects.filter(event_type="ledger.events_verified").order_by("-seq").first()
+            LineageEvent.objects.filter(event_type=EventType.LEDGER_EVENTS_VERIFIED).order_by("-seq").first()
         )
         context["applications"] = _applications(user)[:20]
         context["ledger"] = ledger_status()

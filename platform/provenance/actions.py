@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.db import models, transaction
 from django.utils.translation import gettext_noop
 
+from kernel.events import EventType
 from progress.actions import by_name, queue_task
 from progress.models import TaskProgress
 
@@ -31,7 +32,7 @@ def record_verification(*, actor, report: dict) -> None:
     truncation of the log below that head is visible.
     """
     record(
-        "ledger.events_verified",
+        EventType.LEDGER_EVENTS_VERIFIED,
         actor=actor_of(actor),
         subject="ledger.chain:head",
         payload={
@@ -49,7 +50,7 @@ def save_from_admin(*, actor, obj: models.Model, changed: list[str], adding: boo
     """Django admin saves go through here, so an admin edit is an event like any other."""
     obj.save()
     record(
-        "admin.object_added" if adding else "admin.object_changed",
+        EventType.ADMIN_OBJECT_ADDED if adding else EventType.ADMIN_OBJECT_CHANGED,
         actor=actor_of(actor),
         subject=subject_of(obj),
         payload={"fields": sorted(changed)},

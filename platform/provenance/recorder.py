@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from django.db import models, transaction
 from django.utils import timezone
 
+from kernel.events import EventType
 from ledger import chain
 
 from .models import LineageEvent, LineageLink, format_recorded_at
@@ -63,6 +64,9 @@ def record_many(events: Sequence[NewEvent]) -> list[chain.EventRecord]:
         )
     if not events:
         return []
+    unknown = sorted({new.event_type for new in events} - set(EventType.values))
+    if unknown:
+        raise ValueError(f"unknown event type {unknown[0]!r}: an action records a kernel.events.EventType")
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
@@ -79,7 +83,8 @@ def record_many(events: Sequence[NewEvent]) -> list[chain.EventRecord]:
                 raise ValueError(f"payload.{INPUTS_KEY} is reserved for the event's inputs; pass inputs=")
             payload = {**payload, INPUTS_KEY: sorted(set(new.inputs))}
         prev = chain.link(
-            prev, event_type=new.event_type, actor=new.actor, subject=new.subject, payload=payload, recorded_at=at
+            prev, event_type=EventType(new.event_type).value, actor=new.actor, subject=new.subject, payload=payload,
+            recorded_at=at
         )
         records.append(prev)
         if new.inputs:

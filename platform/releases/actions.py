@@ -18,6 +18,7 @@ from catalog.actions import next_version
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from kernel.errors import Conflict, InvalidInput
+from kernel.events import EventType
 from kernel.paths import state_path
 from progress.actions import by_name, queue_task
 from provenance.recorder import actor_of, record, subject_of
@@ -59,7 +60,7 @@ def save_policy(*, actor, dataset: Dataset, spec: dict) -> ReleasePolicy:
         dataset=dataset, version=version, spec=parsed.to_dict(), sha256=parsed.sha256(), created_by=actor
     )
     record(
-        "releases.policy_saved",
+        EventType.RELEASES_POLICY_SAVED,
         actor=actor_of(actor),
         subject=subject_of(policy),
         payload={"dataset": dataset.slug, "version": version, "sha256": policy.sha256},
@@ -95,7 +96,7 @@ def start_release(*, actor, corpus: CorpusVersion, policy: ReleasePolicy) -> Rel
         )
         release.save(update_fields=["task"])
         record(
-            "releases.release_started",
+            EventType.RELEASES_RELEASE_STARTED,
             actor=actor_of(actor),
             subject=subject_of(release),
             payload={
@@ -120,7 +121,7 @@ def record_release_built(*, release: Release, report: dict) -> None:
     release.outputs = report["outputs"]
     release.save(update_fields=["status", "report", "outputs"])
     record(
-        "releases.release_built",
+        EventType.RELEASES_RELEASE_BUILT,
         actor="system",
         subject=subject_of(release),
         payload={
@@ -140,7 +141,7 @@ def record_release_failed(*, release_id: int, error: str) -> None:
         return
     release.status = ReleaseStatus.FAILED
     release.save(update_fields=["status"])
-    record("releases.release_failed", actor="system", subject=subject_of(release), payload={"error": error[:500]})
+    record(EventType.RELEASES_RELEASE_FAILED, actor="system", subject=subject_of(release), payload={"error": error[:500]})
 
 
 def release_build_lost(task, reason: str) -> None:
@@ -172,7 +173,7 @@ def publish_release(*, actor, release: Release) -> Release:
     release.published_at = timezone.now()
     release.save(update_fields=["status", "published_by", "published_at"])
     record(
-        "releases.release_published",
+        EventType.RELEASES_RELEASE_PUBLISHED,
         actor=actor_of(actor),
         subject=subject_of(release),
         payload={"outputs": {fmt: out["sha256"] for fmt, out in release.outputs.items()}},

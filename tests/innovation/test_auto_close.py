@@ -65,3 +65,22 @@ def test_beat_closes_the_challenges_whose_end_has_passed_once(live_world, celery
     assert by_hand.status_code == 202, by_hand.content
     assert follow_task(api_client(w.steward), by_hand.json()["progress"]["id"], timeout=120)["status"] == "succeeded"
     assert api_client(w.applicant).get("/api/challenges/broken/").json()["phase"] == "closed"
+
+    # The board's ranks and the failed close are state; a database from before they were
+    # (migration innovation 0002) takes them from the events that recorded them.
+    import importlib
+
+    from django.apps import apps
+
+    from innovation.models import Submission
+
+    due, broken = Challenge.objects.get(slug="due"), Challenge.objects.get(slug="broken")
+    assert broken.close_failed_at is not None and due.close_failed_at is None
+    ranked = {s.pk: Submission.objects.get(pk=s.pk).private_rank for s in actions.finals(due)}
+    assert list(ranked.values()) == [1]
+    Submission.objects.filter(pk__in=ranked).update(private_rank=None)
+    Challenge.objects.filter(pk=broken.pk).update(close_failed_at=None)
+    importlib.import_module("innovation.migrations.0002_stored_board_and_close_failure").from_events(apps, None)
+    assert {s.pk: s.private_rank for s in Submission.objects.filter(pk__in=ranked)} == ranked
+    assert Challenge.objects.get(pk=broken.pk).close_failed_at == LineageEvent.objects.filter(
+        subject=f"innovation.challenge:{broken.pk}", event_type="innovation.challenge_close_failed").latest("seq").recorded_at

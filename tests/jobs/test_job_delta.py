@@ -64,3 +64,21 @@ def test_a_delta_that_is_not_a_number_is_refused_naming_the_field(budget_world):
             "dataset": "district-rooms", "kind": "code", "title": "t", "code": "print(1)",
             "params": {"delta": delta, "aggregate": {"by": ["district"], "values": {}}}}, format="json")
         assert refused.status_code == 400 and "params.delta" in refused.json(), refused.content
+
+
+def test_a_jobs_delta_is_checked_as_a_budgets_delta_is(budget_world):
+    """One check of δ (budgets.amounts.delta) for budgets and jobs alike: the same words."""
+    from django.utils import translation
+
+    from budgets import amounts
+    from kernel.errors import InvalidInput
+
+    w = budget_world
+    for delta in (1.5, 0, -1e-6, "nan"):
+        with pytest.raises(InvalidInput) as budget_says, translation.override("en"):
+            amounts.delta(delta, "params.delta")
+        refused = api_client(w.researcher).post("/api/jobs/", {
+            "dataset": "district-rooms", "kind": "centralized", "title": "room use", "task": "room-use",
+            "params": {**PARAMS, "delta": delta}}, format="json", HTTP_ACCEPT_LANGUAGE="en")
+        assert refused.status_code == 400, refused.content
+        assert refused.json() == budget_says.value.as_data()

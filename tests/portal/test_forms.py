@@ -143,7 +143,7 @@ def test_the_event_log_is_filtered_and_paged(w, client):
     from provenance.recorder import NewEvent, record_many
 
     with transaction.atomic():  # downloads of the open release, say: enough events for two pages
-        record_many([NewEvent("access.release_downloaded", w.applicant.actor_label, f"releases.release:{w.release.pk}",
+        record_many([NewEvent("access.downloaded", w.applicant.actor_label, f"releases.release:{w.release.pk}",
                               {"format": "geojson"})] * 30)
     client.force_login(w.auditor)
     total = LineageEvent.objects.count()

@@ -23,7 +23,7 @@ def record_events(n: int, *, subject: str = "tests.thing:1", start: int = 0):
 
     with transaction.atomic():
         return record_many(
-            [NewEvent("tests.thing_changed", "system", subject, {"n": start + i}) for i in range(n)]
+            [NewEvent("admin.object_changed", "system", subject, {"n": start + i}) for i in range(n)]
         )
 
 

@@ -242,3 +242,52 @@ def test_a_fresh_sqlite_database_is_append_only_too(tmp_path):
     for sql in ("UPDATE provenance_lineageevent SET payload = '[]'", "DELETE FROM provenance_lineageevent"):
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute(sql)
+
+
+@pytest.mark.django_db
+def test_an_unknown_event_type_is_refused_and_nothing_is_written():
+    """Event types are kernel.events.EventType: a typo fails at the action, not as an event
+    that no page labels and no check looks for."""
+    from django.db import transaction
+
+    from provenance.models import LineageEvent
+    from provenance.recorder import record
+
+    before = LineageEvent.objects.count()
+    with pytest.raises(ValueError, match="unknown event type 'jobs.aproved'"):
+        with transaction.atomic():
+            record("jobs.aproved", actor="system", subject="jobs.job:1", payload={})
+    assert LineageEvent.objects.count() == before
+    with transaction.atomic():
+        event = record("jobs.approved", actor="system", subject="jobs.job:1", payload={})
+    assert type(event.event_type) is str and event.event_type == "jobs.approved"
+
+
+def test_every_recorded_type_is_an_event_type_member_with_a_label():
+    """No action passes a string of its own (a literal or an f-string) to record(); each type
+    has the words the pages show for it, in both languages."""
+    import ast
+    from pathlib import Path
+
+    from django.utils import translation
+
+    from kernel.events import EventType
+    from portal.readable import event_label
+
+    platform = Path(__file__).resolve().parents[2] / "platform"
+    loose = []
+    for path in platform.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "record"
+                    and node.args and isinstance(node.args[0], (ast.Constant, ast.JoinedStr))):
+                loose.append(f"{path.relative_to(platform)}:{node.lineno}")
+    assert loose == []
+    assert len(EventType.values) == len(set(EventType.values)) >= 70
+    for language in ("zh-hans", "en"):
+        with translation.override(language):
+            labels = {event_label(t) for t in EventType.values}
+            assert len(labels) == len(EventType.values)  # each its own words
+    with translation.override("en"):
+        assert event_label(EventType.INNOVATION_SCENARIO_FOLLOWED) == "Scenario followed"

@@ -41,7 +41,7 @@ def job_export(world, tmp_path):
                              task="room-use", params={"epochs": 1, "target_epsilon": 3.0, "delta": 1e-5})
     job = actions.approve_job(actor=world.steward, job=job)
     with transaction.atomic():  # numbers a job's own events do not happen to hold (0.0, 1e16, -0.0, 1/3)
-        record("jobs.probe_noted", actor="system", subject=f"tests.probe:{job.pk}", payload=FLOATS,
+        record("admin.object_changed", actor="system", subject=f"tests.probe:{job.pk}", payload=FLOATS,
                inputs=[subject_of(job)])
     run = anchor_pending(force=True)
     assert run.error == "" and run.pending is None, run
@@ -82,7 +82,7 @@ def test_a_job_lineage_verifies_in_node_from_the_readme_and_after_a_prov_round_t
     assert {r["seq"]: r["hash"] for r in report["results"] if r["ok"]} == stored
 
     # One changed digit of a payload number: the script names that event and no other.
-    probe = next(a for a in events.values() if a["miliao:eventType"] == "jobs.probe_noted")
+    probe = next(a for a in events.values() if a["miliao:eventType"] == "admin.object_changed")
     probe["miliao:payload"] = probe["miliao:payload"].replace('"delta":0.00001', '"delta":0.00002')
     forged = tmp_path / "forged.prov.json"
     forged.write_text(json.dumps(doc))

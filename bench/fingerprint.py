@@ -78,7 +78,7 @@ def download_path(workdir: Path, precision_m: float, key: bytes, code_key: bytes
 
 
 def limits(s: fa.Scenario) -> dict[str, fa.Attack]:
-    from releases.fingerprint import grid_step_deg
+    from releases.columns import grid_step_deg
 
     footprints = fa.true_footprints(s)
     own = fa._own  # noqa: SLF001 - the suite's helper

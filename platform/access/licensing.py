@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from catalog.models import DataClass
 from kernel.errors import Conflict, Refused
 from releases.actions import release_dir
-from releases.fingerprint import code_key
+from access.fingerprint import code_key
 from releases.keys import open_release_key
 from releases.models import Release, ReleaseStatus
 

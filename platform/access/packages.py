@@ -2,7 +2,7 @@
 area and fields, each unit moved by the recipient's fingerprint, and written as GeoJSON text
 (yielded chunk by chunk) or GeoParquet (written to a file batch by batch).
 
-The fingerprint moves whole mark groups (releases.fingerprint), which span batches, so a
+The fingerprint moves whole mark groups (access.fingerprint), which span batches, so a
 fingerprinted package first reads the release's ids and geometry once, batch by batch, to find
 each unit's group (``release_groups``: kept per process for the release file, which never
 changes once written); it holds one small integer per unit and one entry per distinct (building,
@@ -25,8 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
+from releases import jsonable
 from releases.columns import GRID_CODE, grid_codes
-from releases.fingerprint import MarkGroups, embed
+from access.fingerprint import MarkGroups, embed
 from releases.lightweight import ALWAYS_KEPT
 from releases.writers import BBOX_COLUMN, COORDINATES_KEY, GEOMETRY_COLUMN, GeoParquetStreamWriter, file_label
 
@@ -43,7 +44,7 @@ GROUP_ROWS = 50_000  # rows per batch while finding the mark groups
 class PackageSpec:
     """What one package holds and how it is marked. ``fingerprint_key`` None: an open
     release, handed out unmarked; otherwise the recipient's key, with the release's
-    fingerprint ``code_key`` (releases.fingerprint.code_key) and precision. ``fields`` None:
+    fingerprint ``code_key`` (access.fingerprint.code_key) and precision. ``fields`` None:
     every column of the release."""
 
     source: Path
@@ -160,7 +161,7 @@ def geojson_chunks(spec: PackageSpec, *, name: str) -> Iterator[bytes]:
         properties = table.drop_columns([GEOMETRY_COLUMN]).to_pylist()
         features = ",".join(
             '{"type":"Feature","properties":'
-            + json.dumps(p, ensure_ascii=False, default=_plain)
+            + json.dumps(p, ensure_ascii=False, default=jsonable.as_text)
             + ',"geometry":'
             + g
             + "}"
@@ -186,9 +187,3 @@ def write_geoparquet(spec: PackageSpec, path: Path) -> Path:
         writer.abort()
         raise
     return path
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)

@@ -1,5 +1,5 @@
 """Leak tracing: which licence a leaked file came from, by the release fingerprint detector
-(releases.fingerprint.detect) run against every release that licences were granted on.
+(access.fingerprint.detect) run against every release that licences were granted on.
 
 Each release's base is read batch by batch and only the units near the leak are kept, with
 their mark groups (found over the whole release, as the packages were made), so memory
@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import shapely
 
-from releases.fingerprint import (
+from access.fingerprint import (
     DEFAULT_ALPHA,
     MATCH_RADIUS_STEPS,
     REGISTRATION_RADIUS_STEPS,
@@ -37,7 +37,7 @@ MARGIN_STEPS = REGISTRATION_RADIUS_STEPS + 2 * MATCH_RADIUS_STEPS
 @dataclass(frozen=True)
 class LicensedRelease:
     """One release, the fingerprint keys of its licences (licence id -> key) and the
-    release's fingerprint code key (releases.fingerprint.code_key)."""
+    release's fingerprint code key (access.fingerprint.code_key)."""
 
     release_id: int
     source: Path

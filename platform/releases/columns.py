@@ -57,6 +57,7 @@ Plain Python (numpy, shapely, pyarrow); no Django.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import pyarrow as pa
@@ -65,7 +66,6 @@ import shapely
 
 from corpora import grid
 
-from .fingerprint import grid_step_deg
 from .shift import CellRigidShift, ShiftMode, shift_geometries
 from .writers import quadrilaterals
 
@@ -74,6 +74,19 @@ GRID_CODE = "grid_code"
 
 _CGCS2000_A = 6378137.0
 _CGCS2000_E2 = (2 - 1 / 298.257222101) / 298.257222101
+
+# The longest degree on the CGCS2000 ellipsoid (a degree of latitude at the poles), so that
+# one grid step is never longer than the precision on the ground.
+# (Written as the fingerprint's grid always was: the same number, to the last bit.)
+_FLATTENING = 1 / 298.257222101
+_LONGEST_DEGREE_M = math.radians(_CGCS2000_A / math.sqrt(1 - _FLATTENING * (2 - _FLATTENING)))
+
+
+def grid_step_deg(precision_m: float) -> float:
+    """The release grid's step in degrees (both axes) for a precision of ``precision_m``."""
+    if not (isinstance(precision_m, numbers.Real) and math.isfinite(precision_m) and precision_m > 0):
+        raise ValueError(f"precision_m must be a positive number of metres, not {precision_m!r}")
+    return precision_m / _LONGEST_DEGREE_M
 
 
 def metres_per_degree(latitude):

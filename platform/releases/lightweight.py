@@ -21,7 +21,7 @@ from shapely.errors import GEOSException
 
 from releases.columns import GRID_CODE, grid_codes, metres_per_degree
 from releases.declassify import known_fields, number_field, strings_field
-from releases.fingerprint import grid_step_deg
+from releases.columns import grid_step_deg
 from releases.topology import COVERAGE, shared_coordinates, simplify_between
 from releases.writers import quadrilateral_wkb, quadrilaterals
 

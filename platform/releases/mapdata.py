@@ -21,6 +21,8 @@ import shapely
 from corpora import grid
 from corpora.store import COVER_LEVEL
 
+from . import jsonable
+
 # Colours per unit kind (the legend's labels are the page's, in its language).
 KIND_COLOURS = {
     "room": "#4c8bf5", "floor": "#7aa7f7", "building": "#2f5fb3", "parcel": "#8fb27a",
@@ -51,15 +53,7 @@ def feature_collection(geoms: np.ndarray, properties: pa.Table | None = None, **
 
 
 def dumps(collection: dict) -> bytes:
-    return json.dumps(collection, ensure_ascii=False, separators=(",", ":"), default=_plain).encode()
-
-
-def _plain(value):
-    if isinstance(value, float | np.floating):
-        return float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return str(value)
+    return json.dumps(collection, ensure_ascii=False, separators=(",", ":"), default=jsonable.as_text).encode()
 
 
 def sample_table(table: pa.Table, max_features: int) -> pa.Table:

@@ -46,13 +46,13 @@ import shapely
 
 from corpora.store import COVER_LEVEL, file_sha256, iter_corpus
 
-from . import linkage, location, relocation
+from . import jsonable, linkage, location, relocation
 from . import shift as shifting
 from . import topology
 from .columns import with_released_area
 from .declassify import DeclassifyPolicy, declassify, grown, zone_geometries
 from .desensitize import UNIT_POLICY, DesensitizePolicy, pseudonymize, transform
-from .fingerprint import grid_step_deg
+from .columns import grid_step_deg
 from .lightweight import LightweightPolicy, lightweight
 from .pii import PLACE_COLUMNS, Gazetteer, Scrubber, gazetteer_part, warm_up
 from .writers import GeoParquetStreamWriter, coordinate_label, write_geojson, write_geopackage
@@ -63,8 +63,8 @@ UNSHIFTED = "none"  # compute-only data only: it never leaves the platform
 SHIFT_MODES = ("smooth", "cell", "gcj02", UNSHIFTED)
 DATA_CLASSES = ("open", "conditional", "compute_only")
 _PIPELINE_SOURCES = ("pipeline.py", "desensitize.py", "location.py", "linkage.py", "pii.py", "declassify.py",
-                     "shift.py", "lightweight.py", "writers.py", "fingerprint.py", "relocation.py", "columns.py",
-                     "topology.py")
+                     "shift.py", "lightweight.py", "writers.py", "relocation.py", "columns.py",
+                     "topology.py", "jsonable.py")
 
 Progress = Callable[[float, str], None]
 
@@ -183,20 +183,11 @@ def subkey(release_key: bytes, purpose: str) -> bytes:
 
 
 def build_shift(params: Mapping[str, Any], key: bytes) -> shifting.ShiftMode | None:
-    options = {k: v for k, v in params.items() if k != "mode"}
-    mode = params.get("mode")
+    """The policy's shift (shift.ShiftMode.for_policy), its errors prefixed with `shift:`."""
     try:
-        if mode == "smooth":
-            return shifting.SmoothFieldShift(key, **options)
-        if mode == "cell":
-            return shifting.CellRigidShift(key, **options)
-        if mode == "gcj02":
-            if options:
-                raise ValueError(f"GCJ-02 takes no parameters, not {sorted(options)}")
-            return shifting.GCJ02Shift()
+        return shifting.ShiftMode.for_policy(params, key)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"shift: {exc}") from exc
-    return None
 
 
 def code_version() -> str:
@@ -504,11 +495,11 @@ def run_release(
     report["size"]["reduction"] = round(
         1 - sum(report["size"]["output_bytes"].values()) / max(report["size"]["input_bytes"], 1), 4
     )
-    (staging / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=_plain))
+    (staging / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=jsonable.strict))
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(staging, out_dir)
     report_progress(100, "done")
-    return json.loads(json.dumps(report, default=_plain))
+    return json.loads(json.dumps(report, default=jsonable.strict))
 
 
 def _central_latitude(units: pa.Table) -> float | None:
@@ -516,12 +507,6 @@ def _central_latitude(units: pa.Table) -> float | None:
     if location.LAT not in units.column_names or units.num_rows == 0:
         return None
     return float(pc.mean(units.column(location.LAT)).as_py())
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _merge_declassify(reports: list[dict[str, Any]], zones: int) -> dict[str, Any]:

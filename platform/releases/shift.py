@@ -165,7 +165,8 @@ class ShiftMode(abc.ABC):
     ``describe()`` is the publishable form.
     """
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # as its state and a release's report name it
+    policy_name: ClassVar[str]  # as a release policy's `shift.mode` names it (pipeline.SHIFT_MODES)
     keyed: ClassVar[bool]
     _params: ClassVar[tuple[str, ...]] = ()
     _registry: ClassVar[dict[str, type[ShiftMode]]] = {}
@@ -220,6 +221,25 @@ class ShiftMode(abc.ABC):
                 raise ValueError(f"key: must be a hex string ({exc})") from None
         return target(**fields)
 
+    @classmethod
+    def for_policy(cls, params: Mapping[str, Any], key: bytes) -> ShiftMode | None:
+        """The mode a release policy's `shift` names (`smooth`, `cell`, `gcj02`), built with the
+        policy's parameters and, for a keyed mode, ``key``; None where the policy names no mode
+        of this module (pipeline.UNSHIFTED). Raises ValueError naming what is wrong."""
+        mode = params.get("mode")
+        target = next((c for c in ShiftMode._registry.values() if c.policy_name == mode), None)
+        if target is None:
+            return None
+        options = {k: v for k, v in params.items() if k != "mode"}
+        if not target.keyed:
+            if options:
+                raise ValueError(f"{target.title} takes no parameters, not {sorted(options)}")
+            return target()
+        try:
+            return target(key, **options)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
     def describe(self) -> dict[str, Any]:
         """``state_dict()`` with the key replaced by a key id: safe for a release report."""
         state = self.state_dict()
@@ -234,7 +254,8 @@ class GCJ02Shift(ShiftMode):
     the Krasovsky ellipsoid, inside the usual China rectangle 73.66-135.05 E, 3.86-53.55 N;
     points outside pass unchanged. The formula is `corpora.gcj02`'s, which ingest inverts."""
 
-    name = "gcj02"
+    name = policy_name = "gcj02"
+    title = "GCJ-02"
     keyed = False
 
     def apply(self, lon, lat, *, cell=None):
@@ -245,7 +266,7 @@ class SmoothFieldShift(ShiftMode):
     """Keyed C1 displacement field, ``|offset| <= max_offset_m``, Jacobian norm at most
     ``strain_bound`` (< 1). See the module docstring for what it does and does not hide."""
 
-    name = "smooth_field"
+    name, policy_name = "smooth_field", "smooth"
     keyed = True
     _params = ("key", "max_offset_m", "wavelength_m", "origin")
 
@@ -306,7 +327,7 @@ class CellRigidShift(ShiftMode):
     for every point within half a diagonal of the centre (a long line held by the cell can
     reach further, and a rotation then moves its far end further)."""
 
-    name = "cell_rigid"
+    name, policy_name = "cell_rigid", "cell"
     keyed = True
     _params = ("key", "cell_m", "max_offset_m", "max_rotation_deg", "origin")
 

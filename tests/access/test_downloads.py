@@ -111,7 +111,7 @@ def test_a_colleague_not_named_on_the_licence_is_refused(w):
 def test_the_package_is_streamed_and_differs_from_the_release_by_at_most_one_grid_step(w):
     from django.http import StreamingHttpResponse
 
-    from releases.fingerprint import grid_step_deg
+    from releases.columns import grid_step_deg
 
     response = api_client(w.applicant).get(link(w.applicant, w.licence)["url"])
     assert isinstance(response, StreamingHttpResponse) and response.streaming

@@ -15,7 +15,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from releases.fingerprint import (
+from access.fingerprint import (
     DEFAULT_ALPHA,
     SYMBOLS,
     Detector,

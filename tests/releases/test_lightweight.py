@@ -229,7 +229,7 @@ def test_quantized_coordinates_are_multiples_of_the_grid():
     )
     released, report = lightweight(_table(geometries), LightweightPolicy(precision_m=1.0))
 
-    from releases.fingerprint import grid_step_deg
+    from releases.columns import grid_step_deg
 
     grid = np.array(report["quantization"]["grid_deg"])
     # The fingerprint grid: never more than a metre along either axis, the same in both.

@@ -91,7 +91,7 @@ def test_heights_are_coarsened_and_coordinates_shifted_and_quantized(built, corp
     assert 10 < measured["offset_m"]["p50"] <= 100  # moved, within the policy's bound
     landmarks = report["attacks"]["landmarks"]["residual_m"]  # measured on the release's own layout
     assert landmarks["20"] < landmarks["1"]
-    from releases.fingerprint import grid_step_deg
+    from releases.columns import grid_step_deg
 
     step = grid_step_deg(0.5)
     coords = shapely.get_coordinates(shapely.from_wkb(released.column("geometry").to_numpy(zero_copy_only=False)))

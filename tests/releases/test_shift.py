@@ -353,3 +353,24 @@ def test_a_landmark_reveals_its_own_cell_and_nothing_about_the_others():
     offset = landmark - moved(landmark)  # the attacker's one-landmark fit
     assert np.hypot(*(moved(same) + offset - same).T).max() < 1e-6
     assert np.median(np.hypot(*(moved(other) + offset - other).T)) > 50.0
+
+
+def test_a_policy_names_each_mode_one_way_and_the_state_the_other():
+    """One registry builds both: a policy's `smooth`/`cell`/`gcj02` (pipeline.SHIFT_MODES, what
+    stewards pick) and a state's `smooth_field`/`cell_rigid`/`gcj02` (what a report records)."""
+    from releases.pipeline import SHIFT_MODES, UNSHIFTED, build_shift
+
+    key = bytes(range(32))
+    built = {mode: build_shift({"mode": mode}, key) for mode in SHIFT_MODES}
+    assert built.pop(UNSHIFTED) is None
+    assert {mode: m.name for mode, m in built.items()} == {"smooth": "smooth_field", "cell": "cell_rigid",
+                                                          "gcj02": "gcj02"}
+    assert {c.policy_name for c in ShiftMode._registry.values()} == set(SHIFT_MODES) - {UNSHIFTED}
+    for mode in built.values():  # the state a report keeps rebuilds the same mode
+        assert ShiftMode.from_state(mode.state_dict()).state_dict() == mode.state_dict()
+    smooth = build_shift({"mode": "smooth", "max_offset_m": 50.0}, key)
+    assert isinstance(smooth, SmoothFieldShift) and smooth.max_offset_m == 50.0
+    with pytest.raises(ValueError, match=r"shift: GCJ-02 takes no parameters, not \['max_offset_m'\]"):
+        build_shift({"mode": "gcj02", "max_offset_m": 50.0}, key)
+    with pytest.raises(ValueError, match="shift: .*wavelength"):
+        build_shift({"mode": "cell", "wavelength_m": 50.0}, key)

@@ -327,7 +327,7 @@ def build_scenario(
     import json
 
     from access.packages import PackageSpec, batches, release_groups
-    from releases.fingerprint import Detector, code_key, grid_step_deg
+    from access.fingerprint import Detector, code_key, grid_step_deg
 
     if not built:
         build_release(workdir, rooms=rooms, seed=seed)

@@ -90,7 +90,7 @@ def test_stripping_by_vertex_consistency_fails_on_group_marks_but_works_on_unit_
     """The evaluator's single-copy attack is real: on marks made per unit (the old scheme's
     layout, with this scheme's alphabet) it puts most units back where the base has them.
     On the group marks it finds nothing to undo."""
-    from releases.fingerprint import embed
+    from access.fingerprint import embed
 
     s = scenario
     key = s.keys["licence-00"]

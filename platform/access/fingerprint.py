@@ -107,6 +107,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from corpora.schema import STORAGE_CRS
+from releases.columns import grid_step_deg
 
 DEFAULT_ALPHA = 1e-6
 BIAS = (1 - 1 / math.sqrt(3)) / 2  # Nuida et al. (2009): the optimal discrete bias for c = 3, 4
@@ -121,12 +122,6 @@ _DOMAIN_BIAS = b"miliao/release/fingerprint/v2/bias"
 _DOMAIN_SYMBOL = b"miliao/release/fingerprint/v2/symbol"
 _ON_GRID_TOLERANCE = 1e-3  # in steps: float noise of a quantized coordinate is far below this
 _GRID_LIMIT = 2**31  # grid coordinates are packed two to an int64
-
-# The longest degree on the CGCS2000 ellipsoid (a degree of latitude at the poles), so that
-# one grid step is never longer than the precision on the ground.
-_SEMI_MAJOR_M = 6_378_137.0
-_FLATTENING = 1 / 298.257222101
-_LONGEST_DEGREE_M = math.radians(_SEMI_MAJOR_M / math.sqrt(1 - _FLATTENING * (2 - _FLATTENING)))
 
 # The 4 symbols as moves in grid steps; symbol index = bit_x + 2 * bit_y.
 SYMBOLS = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], dtype=np.float64)
@@ -153,13 +148,6 @@ class Detection:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def grid_step_deg(precision_m: float) -> float:
-    """The release grid's step in degrees (both axes) for a precision of ``precision_m``."""
-    if not (isinstance(precision_m, numbers.Real) and math.isfinite(precision_m) and precision_m > 0):
-        raise ValueError(f"precision_m must be a positive number of metres, not {precision_m!r}")
-    return precision_m / _LONGEST_DEGREE_M
 
 
 def code_key(release_key: bytes) -> bytes:

@@ -12,8 +12,9 @@ from rest_framework.response import Response
 
 from accounts.models import Organisation
 
-from . import actions, live, rules
-from .models import DistrictNode, NodeStatus
+from . import actions, rules
+from .models import DistrictNode
+from .queries import described, visible_nodes
 
 
 class NodeSerializer(serializers.Serializer):
@@ -40,30 +41,6 @@ class RevokeSerializer(serializers.Serializer):
 
 class PublishSerializer(serializers.Serializer):
     manifest = serializers.JSONField()
-
-
-def visible_nodes(user):
-    return rules.visible_nodes(
-        user, DistrictNode.objects.select_related("organisation").prefetch_related("partitions__dataset"))
-
-
-def described(nodes) -> list[dict]:
-    states = live.node_states()
-    out = []
-    for node in nodes:
-        seen = (states or {}).get(node.flower_node_id, {})
-        if node.status == NodeStatus.REVOKED:
-            state = "revoked"
-        elif states is None:
-            state = "unknown"
-        else:
-            state = {"online": "online", "offline": "offline"}.get(seen.get("status"), "registered")
-        out.append({"name": node.name, "organisation": node.organisation, "status": node.status, "state": state,
-                    "last_contact": seen.get("last_contact"), "device": node.device or "",
-                    "flower_node_id": node.flower_node_id, "registered_at": node.registered_at,
-                    "partitions": [{"dataset": p.dataset.slug, "units": p.units, "cells": len(p.cells),
-                                    "published_at": p.published_at.isoformat()} for p in node.partitions.all()]})
-    return out
 
 
 NODE_NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="the node's name")

@@ -1,4 +1,4 @@
-"""The district nodes page: every node a user may see (federation.rules.visible_nodes) with its
+"""The district nodes page: every node a user may see (federation.queries.visible_nodes) with its
 state at the standing SuperLink now, its last contact, its device and the partitions on it;
 a steward registers a node's public key there and revokes a node (a confirmation step first).
 Forms are read with the federation API's serializers and go to the same actions."""
@@ -16,7 +16,8 @@ from django.views.decorators.http import require_POST
 from accounts.models import Organisation, OrganisationKind
 from federation import actions
 from federation import rules as federation_rules
-from federation.api import RegisterSerializer, RevokeSerializer, described, visible_nodes
+from federation.api import RegisterSerializer, RevokeSerializer
+from federation.queries import described, visible_nodes
 from kernel import roles
 from kernel.errors import ActionError, Refused
 from provenance import rules as provenance_rules

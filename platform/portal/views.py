@@ -21,7 +21,7 @@ from catalog.models import DataClass, Dataset
 from corpora.actions import INGEST_TASK_KIND
 from defense import rules as defense_rules
 from defense.models import Alert
-from federation.api import visible_nodes
+from federation.queries import visible_nodes
 from jobs import rules as jobs_rules
 from jobs.models import Job, JobStatus
 from kernel import roles

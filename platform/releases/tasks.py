@@ -1,4 +1,4 @@
-"""Celery task: build a release with visible progress."""
+"""Celery task: build a release with visible progress (the work is releases.worker)."""
 from __future__ import annotations
 
 from celery import shared_task
@@ -7,25 +7,6 @@ from celery import shared_task
 @shared_task(name="releases.build")
 def build_release_task(task_id: str, release_id: int) -> None:
     # Imported here, not at the top: a worker starts (and recovers after a crash) sooner.
-    from kernel.paths import state_path
-    from progress.actions import run_tracked
+    from .worker import build_release
 
-    from .actions import record_release_built, record_release_failed, release_dir
-    from .keys import open_release_key
-    from .models import Release
-    from .pipeline import ReleaseSpec, run_release
-
-    release = Release.objects.select_related("corpus", "policy").get(pk=release_id)
-
-    def work(report) -> dict:
-        return run_release(
-            state_path(release.corpus.path),
-            ReleaseSpec.from_dict(release.policy.spec),
-            open_release_key(release.key_encrypted),
-            release_dir(release),
-            basename=f"{release.corpus.dataset.slug}-v{release.corpus.version}-r{release.pk}",
-            progress=report,
-        )
-
-    run_tracked(task_id, work, commit=lambda result: record_release_built(release=release, report=result),
-                on_failure=lambda reason: record_release_failed(release_id=release_id, error=reason))
+    build_release(task_id, release_id)

@@ -209,3 +209,33 @@ def test_the_layers_from_the_kernel_up():
     assert {p for layer in layers for p in layer} == set(edges)
     illegal = graph.find_illegal_dependencies_for_layers(layers=[set(layer) for layer in reversed(layers)])
     assert sorted(f"{d.importer} -> {d.imported}" for d in illegal) == []
+
+
+def test_celery_tasks_are_thin_shims_over_their_apps_worker_code():
+    """A task module says which task runs what: its functions import the work (worker.py,
+    runner.py, scoring.py, an action) and call it, holding no work of their own."""
+    heavy = {}
+    for path in PLATFORM.glob("*/tasks.py"):
+        for function in ast.parse(path.read_text()).body:
+            if not isinstance(function, ast.FunctionDef):
+                continue
+            body = [node for node in function.body if not isinstance(node, (ast.Import, ast.ImportFrom))
+                    and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+            nested = [n for n in ast.walk(function) if n is not function
+                      and isinstance(n, (ast.FunctionDef, ast.Lambda, ast.For, ast.While, ast.Try))]
+            if len(body) > 2 or nested:
+                heavy[f"{path.parent.name}.{function.name}"] = len(body)
+    assert len(list(PLATFORM.glob("*/tasks.py"))) >= 7
+    assert heavy == {}
+
+
+def test_the_portal_takes_read_models_from_queries_not_from_an_apps_api():
+    """What the API and the portal both show is read in the app's queries.py; from an app's
+    api.py the portal takes serializers (to parse a form as the API does) and constants only."""
+    taken = []
+    for path in (PLATFORM / "portal").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.endswith(".api"):
+                taken += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                          if not (a.name.endswith("Serializer") or a.name.isupper())]
+    assert taken == []

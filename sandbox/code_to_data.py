@@ -60,11 +60,8 @@ def _quiet():
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def publish_dataset(box: Path, *, owner: str, name: str, mock: pa.Table, private: pa.Table, summary: str,

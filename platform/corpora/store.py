@@ -62,11 +62,8 @@ class CorpusSummary:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def write_corpus(batches: Iterable[pa.Table], path: Path) -> CorpusSummary:

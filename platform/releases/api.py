@@ -47,7 +47,7 @@ class ReleasePolicyViewSet(
     queryset = ReleasePolicy.objects.select_related("dataset", "created_by")
 
     def create(self, request, *args, **kwargs):
-        catalog_rules.check_register_dataset(request.user, request.user.organisation)  # stewards only
+        rules.check_release_work(request.user)
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
@@ -97,7 +97,7 @@ class ReleaseViewSet(
     @extend_schema(responses={202: ReleaseSerializer})
     def create(self, request, *args, **kwargs):
         """Start building a release of a corpus version under a policy (a worker task)."""
-        catalog_rules.check_register_dataset(request.user, request.user.organisation)  # stewards only
+        rules.check_release_work(request.user)
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         release = actions.start_release(

@@ -8,7 +8,7 @@ from django.utils.translation import gettext
 from catalog.models import DataClass
 from catalog.rules import check_manage_dataset
 from kernel.errors import Refused
-from kernel.roles import Role, allowed, has_role, reads_everything, role_of
+from kernel.roles import Role, allowed, has_role, reads_everything, require_role, role_of
 
 from .models import ReleaseStatus
 from .pipeline import UNSHIFTED
@@ -36,6 +36,12 @@ def sees_release_geometry(user, release) -> bool:
     if dataset.data_class == DataClass.OPEN and release.status == ReleaseStatus.PUBLISHED:
         return True
     return allowed(check_manage_dataset, user, dataset)
+
+
+def check_release_work(user) -> None:
+    """Release policies, previews and builds are stewards' work: asked before a request is
+    parsed; which dataset's is asked (check_build_release, check_manage_dataset) once it is."""
+    require_role(user, Role.STEWARD, doing=gettext("writing release policies and building releases"))
 
 
 def check_leaves_the_platform(dataset) -> None:

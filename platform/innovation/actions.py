@@ -47,6 +47,7 @@ from .models import (
     Team,
     TeamInvitation,
 )
+from .queries import card_of, finals, ladder_of
 
 TEXT_MAX = 20_000
 TITLE_MAX = 200
@@ -199,11 +200,6 @@ def _ladder_step(value) -> float:
     except (TypeError, ValueError):
         raise InvalidInput("ladder_step", gettext("a step in (0, 1), not %(value)r")
                                           % {"value": value}) from None
-
-
-def ladder_of(challenge: Challenge) -> Ladder:
-    task = sandbox_tasks.task_named(challenge.task)
-    return Ladder(step=challenge.ladder_step, higher_is_better=evaluation.higher_is_better(task))
 
 
 # --- teams ---------------------------------------------------------------------------------
@@ -526,21 +522,6 @@ def choose_final(*, actor, submission: Submission) -> Submission:
 # --- the close and the private board -------------------------------------------------------
 
 
-def finals(challenge: Challenge) -> list[Submission]:
-    """Each team's final: the one it chose, else its best exact public score (earliest first)."""
-    higher = evaluation.higher_is_better(sandbox_tasks.task_named(challenge.task))
-    chosen = []
-    for team in challenge.teams.all():
-        scored = list(team.submissions.filter(status=SubmissionStatus.SCORED).order_by("created_at"))
-        if not scored:
-            continue
-        final = next((s for s in scored if s.final), None)
-        if final is None:
-            final = (max if higher else min)(scored, key=lambda s: s.public_score)
-        chosen.append(final)
-    return chosen
-
-
 @transaction.atomic(durable=True)
 def close_challenge(*, actor, challenge: Challenge) -> Challenge:
     """End submissions (now, if the deadline has not passed) and score each team's final on
@@ -679,37 +660,6 @@ def share_result(*, actor, submission: Submission, title: str, summary: str, lic
                     "licence": licence, "card": item.card},
            inputs=[subject_of(submission), subject_of(challenge)])
     return item
-
-
-def card_of(item: ShowcaseItem) -> dict:
-    """The shared result's model card: what it is, how it scored, where it came from."""
-    submission, challenge, team = item.submission, item.challenge, item.team
-    task = sandbox_tasks.task_named(challenge.task)
-    rank = None
-    if submission.private_score is not None:
-        rank = 1 + sum(1 for s in finals(challenge) if s.private_score is not None and s.pk != submission.pk and (
-            s.private_score > submission.private_score if evaluation.higher_is_better(task)
-            else s.private_score < submission.private_score))
-    return {
-        "name": item.title,
-        "task": task.describe(),
-        "kind": submission.kind,
-        "challenge": {"slug": challenge.slug, "title": challenge.title, "scenario": challenge.scenario.slug},
-        "team": {"name": team.name, "members": sorted(m.username for m in team.members.all()),
-                 "organisations": sorted({m.organisation.code for m in team.members.all()})},
-        "scores": {"metric": task.metric, "public_board": submission.displayed_score,
-                   "private": submission.private_score, "rank": rank, "teams": challenge.teams.count()},
-        "evaluation": {"hidden_dataset": challenge.hidden_corpus.dataset.slug,
-                       "hidden_version": challenge.hidden_corpus.version,
-                       "hidden_sha256": challenge.hidden_corpus.sha256,
-                       "private_rows": challenge.spec["private_rows"]},
-        "privacy": "scored on a compute-only hidden test set inside the sandbox; the submission never saw its rows",
-        "intended_use": item.summary,
-        "licence": item.licence,
-        "lineage": {"submission": subject_of(submission), "challenge": subject_of(challenge),
-                    "hidden_corpus": subject_of(challenge.hidden_corpus)},
-        "weights": {"sha256": submission.sha256, "bytes": submission.size} if submission.kind == "weights" else None,
-    }
 
 
 def reuse_base(*, actor, item: ShowcaseItem, task: str) -> dict:

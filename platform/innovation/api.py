@@ -164,7 +164,7 @@ class ChallengeSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(LadderSerializer)
     def get_leaderboard(self, obj) -> dict:
-        return actions.ladder_of(obj).describe()
+        return queries.ladder_of(obj).describe()
 
     def get_teams(self, obj) -> int:
         return obj.teams.count()
@@ -256,7 +256,7 @@ class ChallengeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     def leaderboard(self, request, slug=None):
         """The public board: each team's score as the Ladder released it, with its parameters."""
         challenge = self.get_object()
-        return Response({"mechanism": actions.ladder_of(challenge).describe(), "phase": challenge.phase(),
+        return Response({"mechanism": queries.ladder_of(challenge).describe(), "phase": challenge.phase(),
                          "rows": queries.board(challenge, "public")})
 
     @extend_schema(responses={200: PrivateBoardSerializer, 409: OpenApiResponse(

@@ -26,7 +26,7 @@ from sandbox import failures, outputs
 from sandbox import tasks as sandbox_tasks
 from sandbox.isolation import REPO, IsolationUnavailable, Limits, run_isolated
 
-from . import actions
+from . import actions, queries
 from .models import Challenge, Submission, SubmissionKind
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def score_finals(task_id: str, challenge_id: int) -> None:
     challenge = Challenge.objects.select_related("hidden_corpus").get(pk=challenge_id)
 
     def work(report) -> dict:
-        finals = actions.finals(challenge)
+        finals = queries.finals(challenge)
         private = hidden_part(challenge, "private")
         scores = {}
         for n, submission in enumerate(finals):

@@ -18,6 +18,7 @@ from accounts.models import Organisation
 from catalog.models import Dataset
 from corpora.models import CorpusVersion
 from innovation import actions
+from innovation import queries as innovation_queries
 from innovation import rules as innovation_rules
 from innovation.queries import board, metrics
 from innovation.models import (
@@ -156,7 +157,7 @@ def challenge_page(request, slug: str):
     phase = challenge.phase()
     return render(request, "portal/challenge.html", {
         "challenge": challenge, "phase": phase, "Phase": Phase,
-        "ladder": actions.ladder_of(challenge).describe(),
+        "ladder": innovation_queries.ladder_of(challenge).describe(),
         "board": _by_name(board(challenge, "public")),
         "private_board": board(challenge, "private") if challenge.closed_at else None,
         "team": team, "submissions": submissions, "shareable": shareable if challenge.closed_at else [],

@@ -72,11 +72,12 @@ def test_beat_closes_the_challenges_whose_end_has_passed_once(live_world, celery
 
     from django.apps import apps
 
+    from innovation import queries
     from innovation.models import Submission
 
     due, broken = Challenge.objects.get(slug="due"), Challenge.objects.get(slug="broken")
     assert broken.close_failed_at is not None and due.close_failed_at is None
-    ranked = {s.pk: Submission.objects.get(pk=s.pk).private_rank for s in actions.finals(due)}
+    ranked = {s.pk: Submission.objects.get(pk=s.pk).private_rank for s in queries.finals(due)}
     assert list(ranked.values()) == [1]
     Submission.objects.filter(pk__in=ranked).update(private_rank=None)
     Challenge.objects.filter(pk=broken.pk).update(close_failed_at=None)

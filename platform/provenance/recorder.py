@@ -15,6 +15,8 @@ from .models import LineageEvent, LineageLink, format_recorded_at
 # Any constant works; it names the one advisory lock that serialises appends on PostgreSQL.
 _CHAIN_LOCK_KEY = 0x4D494C49  # "MILI"
 
+_EVENT_TYPES = frozenset(EventType.values)  # what record() accepts; str() of a member is its plain value
+
 INPUTS_KEY = "inputs"
 """Payload key listing the subjects an event's subject was made from: the lineage edges."""
 
@@ -64,7 +66,7 @@ def record_many(events: Sequence[NewEvent]) -> list[chain.EventRecord]:
         )
     if not events:
         return []
-    unknown = sorted({new.event_type for new in events} - set(EventType.values))
+    unknown = sorted({new.event_type for new in events} - _EVENT_TYPES)
     if unknown:
         raise ValueError(f"unknown event type {unknown[0]!r}: an action records a kernel.events.EventType")
     if connection.vendor == "postgresql":
@@ -83,7 +85,7 @@ def record_many(events: Sequence[NewEvent]) -> list[chain.EventRecord]:
                 raise ValueError(f"payload.{INPUTS_KEY} is reserved for the event's inputs; pass inputs=")
             payload = {**payload, INPUTS_KEY: sorted(set(new.inputs))}
         prev = chain.link(
-            prev, event_type=EventType(new.event_type).value, actor=new.actor, subject=new.subject, payload=payload,
+            prev, event_type=str(new.event_type), actor=new.actor, subject=new.subject, payload=payload,
             recorded_at=at
         )
         records.append(prev)
